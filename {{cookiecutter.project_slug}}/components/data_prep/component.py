@@ -1,0 +1,35 @@
+"""The data-preparation step, defined in Python with ``azure.ai.ml.command()``.
+
+Azure ML runs the command below in ``aml/environment.yml``; the local runner runs
+the very same command line on this machine.
+"""
+
+from pathlib import Path
+
+from azure.ai.ml import Input, Output, command
+
+data_prep = command(
+    name={{ (cookiecutter.package_name ~ "_data_prep") | tojson }},
+    version="1",
+    display_name="Prepare data",
+    description="Validate the CSV, drop rows without a target and unusable columns, split into train and test.",
+    code=Path(__file__).parent,
+    # {% raw %}Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts.
+    command=(
+        "python prep.py"
+        " --input-data ${{inputs.input_data}}"
+        " --target-column ${{inputs.target_column}}"
+        " --test-size ${{inputs.test_size}}"
+        " --random-seed ${{inputs.random_seed}}"
+        " --prepped-data ${{outputs.prepped_data}}"
+    ),  # one command line for Azure ML and the local runner{% endraw %}
+    inputs={
+        "input_data": Input(type="uri_file", description="The raw CSV."),
+        "target_column": Input(type="string", description="Numeric column to predict."),
+        "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
+        "random_seed": Input(type="integer", default=42, description="Seed of the shuffle."),
+    },
+    outputs={"prepped_data": Output(type="uri_folder", description="train.csv, test.csv and features.json.")},
+    environment={{ ("azureml:" ~ cookiecutter.environment_name ~ "@latest") | tojson }},
+    is_deterministic=True,
+).component
