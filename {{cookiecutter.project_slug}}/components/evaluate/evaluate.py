@@ -54,7 +54,7 @@ def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, flo
     features = json.loads((prepped_data / "features.json").read_text())
     target = features["target"]
     train_target = pd.read_csv(prepped_data / "train.csv", usecols=[target])[target]
-    test = pd.read_csv(prepped_data / "test.csv", dtype={column: str for column in features["categorical"]})
+    test = pd.read_csv(prepped_data / "test.csv")
     model = mlflow.pyfunc.load_model(str(model_dir))
     predicted = np.asarray(model.predict(test.drop(columns=[target])), dtype=float)
     baseline = np.full(len(test), train_target.mean())

@@ -14,7 +14,9 @@ from pathlib import Path
 import mlflow
 import mlflow.sklearn
 import pandas as pd
-from mlflow.models import infer_signature
+import sklearn
+import skops
+import skops.io
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
 from sklearn.impute import SimpleImputer
@@ -68,10 +70,13 @@ def build_model(args: argparse.Namespace, numeric: list[str], categorical: list[
 
 def load_split(prepped_data: Path, name: str) -> tuple[pd.DataFrame, pd.Series, dict]:
     features = json.loads((prepped_data / "features.json").read_text())
-    # Whole numbers are read as floats so that rows with gaps score under the same model signature.
-    dtypes = {column: "float64" for column in features["numeric"]} | {column: str for column in features["categorical"]}
-    frame = pd.read_csv(prepped_data / f"{name}.csv", dtype=dtypes)
+    frame = pd.read_csv(prepped_data / f"{name}.csv")
     return frame[features["numeric"] + features["categorical"]], frame[features["target"]], features
+
+
+def runtime_requirements() -> list[str]:
+    """The packages the model needs to load, as installed here (inferring them would cost seconds)."""
+    return [f"{package.__name__.replace('sklearn', 'scikit-learn')}=={package.__version__}" for package in (sklearn, skops, pd)]
 
 
 def hyperparameters(args: argparse.Namespace) -> dict[str, object]:
@@ -93,7 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         predictions = model.predict(x)
         train_rmse = mean_squared_error(y, predictions) ** 0.5
         mlflow.log_metric("train_rmse", train_rmse)
-        mlflow.sklearn.save_model(model, args.model, signature=infer_signature(x.head(100), predictions[:100]))
+        mlflow.sklearn.save_model(
+            model,
+            args.model,
+            pip_requirements=runtime_requirements(),
+            # skops refuses to load types it was not told to trust: trust exactly those of the model just fitted.
+            skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+            # No input signature: MLflow would reject whole numbers in a column it saw as decimals (a column
+            # with gaps), so raw CSV rows would not score. The fitted preprocessing checks the columns instead.
+            metadata={"features": features},
+        )
     print(f"trained {args.model_type} on {len(x)} rows, {x.shape[1]} features; train RMSE {train_rmse:.3f}")
     return 0
 

@@ -63,6 +63,15 @@ class Settings:
     def data_asset_uri(self) -> str:
         return f"azureml:{self.data_asset['name']}:{self.data_asset['version']}"
 
+    @property
+    def local_tracking_uri(self) -> str:
+        """The MLflow store of local runs; a relative SQLite path is taken from the project root."""
+        uri = str(self.setting("local", "tracking_uri"))
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not Path(uri.removeprefix(prefix)).is_absolute():
+            return prefix + str(self.root / uri.removeprefix(prefix))
+        return uri
+
     def pipeline_inputs(self) -> dict[str, Any]:
         """The pipeline's parameters, as config.yml sets them (the data input is added by the caller)."""
         model = self.setting("model")

@@ -1,0 +1,102 @@
+"""Command line: ``run --local`` on this machine, ``submit`` to Azure ML.
+
+Only the commands' own modules are imported, when they run: ``--help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .settings import Settings, SettingsError
+
+METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
+
+
+def parameter(text: str) -> tuple[str, Any]:
+    name, separator, value = text.partition("=")
+    if not separator or not name:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    return name.strip(), yaml.safe_load(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run the pipeline")
+    where = run.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
+    where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
+    run.add_argument("--no-reuse", action="store_true", help="run every step, even if an earlier run can be reused")
+    submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
+    submit.add_argument("--no-stream", action="store_true", help="return once the job is submitted")
+    for command in (run, submit):
+        command.add_argument(
+            "-p",
+            "--param",
+            type=parameter,
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            help="set a pipeline parameter for this run, e.g. -p model_type=random_forest",
+        )
+    return parser
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    lines = [f"{'metric':<8}{'model':>10}{'baseline':>10}"]
+    lines += [f"{label:<8}{metrics[key]:>10.3f}{metrics['baseline_' + key]:>10.3f}" for label, key in METRIC_ROWS]
+    return "\n".join(lines)
+
+
+def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
+    from .aml_graph import plan_from_job
+    from .local_runner import LocalRunner, StepFailed
+    from .pipeline import local_pipeline
+    from .tracking import LocalTracking
+
+    plan = plan_from_job(local_pipeline(settings, overrides))
+    local = settings.setting("local")
+    tracking = LocalTracking(
+        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
+    )
+    runner = LocalRunner(settings.root / local["runs_dir"], tracking, reuse=reuse)
+    try:
+        result = runner.run(plan)
+    except StepFailed as failure:
+        print(f"\nFAILED: {failure}\n--- last lines of {failure.log} ---\n{failure.log_tail()}", file=sys.stderr)
+        return 1
+    report = result.outputs["report"]
+    print(f"\nrun {result.run_id} completed: {result.run_dir}")
+    print(metrics_table(json.loads((report / "metrics.json").read_text())))
+    print(f"model:  {result.outputs['model']}\nreport: {report}")
+    return 0
+
+
+def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool) -> int:
+    from .azure_ml import ml_client, submit
+
+    submit(settings, ml_client(settings), overrides, stream=stream)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    overrides = dict(args.param)
+    try:
+        settings = Settings.load()
+        if args.command == "run" and args.local:
+            return run_local(settings, overrides, reuse=not args.no_reuse)
+        return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
