@@ -7,13 +7,16 @@ cookiecutter then removes the half-rendered project.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
 
-VALUES: dict[str, str] = json.loads({{ cookiecutter | tojson | tojson }})
+# The values as JSON data: a raw string, because JSON's escapes must reach json.loads untouched.
+VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 SHIPPED_SAMPLE = Path("data/diabetes.csv")
 SAMPLE_ROWS = 2000
@@ -42,7 +45,7 @@ def read_sample(path: Path) -> tuple[list[str], list[list[str]]]:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             rows = csv.reader(handle)
             header = next(rows, [])
-            sample = [row for _, row in zip(range(SAMPLE_ROWS), rows)]
+            sample = list(itertools.islice(rows, SAMPLE_ROWS))
     except (UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"data_path={str(path)!r} is invalid: not a UTF-8 CSV file ({error})") from None
     if not header:
@@ -52,12 +55,12 @@ def read_sample(path: Path) -> tuple[list[str], list[list[str]]]:
     return header, sample
 
 
+NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
 def is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    """A number as pandas reads one from a CSV (``float()`` also takes ``1_000`` and non-ASCII digits)."""
+    return NUMBER.fullmatch(text) is not None
 
 
 def check_target(path: Path, header: list[str], sample: list[list[str]], target: str) -> None:
@@ -67,7 +70,9 @@ def check_target(path: Path, header: list[str], sample: list[list[str]], target:
     if target not in header:
         raise DataError(f"target_column={target!r} is not a column of {path.name}; columns are: {', '.join(header)}")
     if len(header) < 2:
-        raise DataError(f"target_column={target!r} is the only column of {path.name}: no features are left to learn from")
+        raise DataError(
+            f"target_column={target!r} is the only column of {path.name}: no features are left to learn from"
+        )
     index = header.index(target)
     values = [row[index].strip() for row in sample if len(row) > index and row[index].strip()]
     if not values:
@@ -88,10 +93,10 @@ def bring_in_data(source: Path, destination: Path) -> None:
 
 def next_steps() -> str:
     return f"""
-Rendered {VALUES['project_slug']}/ ({VALUES['model']} on {VALUES['__data_file']}, target {VALUES['target_column']!r}).
+Rendered {VALUES["project_slug"]}/ ({VALUES["model"]} on {VALUES["__data_file"]}, target {VALUES["target_column"]!r}).
 
 Next steps:
-  cd {VALUES['project_slug']}
+  cd {VALUES["project_slug"]}
   make install     # create .venv and install the project
   make run         # run the pipeline on this machine, tracked with MLflow
   make test        # the project's own tests, offline

@@ -11,11 +11,13 @@ import re
 import sys
 from collections.abc import Callable
 
-VALUES: dict[str, str] = json.loads({{ cookiecutter | tojson | tojson }})
+# The values as JSON data: a raw string, because JSON's escapes must reach json.loads untouched.
+VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 MODELS = ("ridge", "random_forest", "hist_gradient_boosting")
 COMPUTE_TIERS = ("dedicated", "low_priority")
 AML_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+AML_ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
 RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
     "project_slug": (
         re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
@@ -33,10 +35,10 @@ RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(r"^[A-Za-z][A-Za-z0-9_]+$"),
         "an Azure VM size such as Standard_DS3_v2",
     ),
-    "experiment_name": (AML_ASSET_NAME, "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"),
-    "registered_model_name": (AML_ASSET_NAME, "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"),
-    "data_asset_name": (AML_ASSET_NAME, "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"),
-    "environment_name": (AML_ASSET_NAME, "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"),
+    "experiment_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "registered_model_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "data_asset_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "environment_name": (AML_ASSET_NAME, AML_ASSET_RULE),
     "azure_subscription_id": (
         re.compile(r"^$|^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"),
         "empty or a subscription GUID",
@@ -54,7 +56,7 @@ RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
 
 def check_pattern(name: str) -> str | None:
     pattern, rule = RULES_BY_PATTERN[name]
-    if pattern.match(VALUES[name]):
+    if pattern.fullmatch(VALUES[name]):
         return None
     return f"{name}={VALUES[name]!r} is invalid: must be {rule}"
 

@@ -72,9 +72,9 @@ def clean_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
 
 
 def looks_like_identifier(values: pd.Series) -> bool:
-    """Distinct text on every row, or a row counter: whole numbers without gaps."""
+    """Distinct text on every row, or a row counter: distinct whole numbers rising row by row."""
     if pd.api.types.is_integer_dtype(values):
-        return int(values.max()) - int(values.min()) + 1 == len(values)
+        return values.is_monotonic_increasing
     return not pd.api.types.is_numeric_dtype(values)
 
 

@@ -19,13 +19,13 @@ import pandas as pd
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
 matplotlib.use("Agg")
-from matplotlib import pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib import pyplot as plt  # the backend is chosen first
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="Folder of the MLflow model.")
-    parser.add_argument("--prepped-data", type=Path, required=True, help="Folder with train.csv, test.csv, features.json.")
+    parser.add_argument("--prepped-data", type=Path, required=True, help="Output of data_prep.")
     parser.add_argument("--report", type=Path, required=True, help="Output folder for metrics.json and the plot.")
     return parser
 

@@ -64,7 +64,9 @@ def build_model(args: argparse.Namespace, numeric: list[str], categorical: list[
         SimpleImputer(strategy="most_frequent"),
         OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=MAX_CATEGORIES, sparse_output=False),
     )
-    preprocess = ColumnTransformer([("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)])
+    preprocess = ColumnTransformer(
+        [("numeric", numeric_steps, numeric), ("categorical", categorical_steps, categorical)]
+    )
     return Pipeline([("preprocess", preprocess), ("regressor", build_regressor(args))])
 
 
@@ -76,7 +78,7 @@ def load_split(prepped_data: Path, name: str) -> tuple[pd.DataFrame, pd.Series, 
 
 def runtime_requirements() -> list[str]:
     """The packages the model needs to load, as installed here (inferring them would cost seconds)."""
-    return [f"{package.__name__.replace('sklearn', 'scikit-learn')}=={package.__version__}" for package in (sklearn, skops, pd)]
+    return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
 
 
 def hyperparameters(args: argparse.Namespace) -> dict[str, object]:

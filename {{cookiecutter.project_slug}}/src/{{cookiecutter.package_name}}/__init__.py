@@ -1,1 +1,1 @@
-"""{{ cookiecutter.project_name }}: {{ cookiecutter.description }}"""
+"""The pipeline's code: settings, graph, local runner and Azure ML submission."""

@@ -8,21 +8,27 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .local_runner import StepHostError
+from .plan import PlanError
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from .local_runner import RunResult
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 
 
 def parameter(text: str) -> tuple[str, Any]:
+    """``NAME=VALUE``; numbers, booleans and ``null`` are typed as in config.yml, anything else stays text."""
     name, separator, value = text.partition("=")
-    if not separator or not name:
+    if not separator or not name.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
-    return name.strip(), yaml.safe_load(value)
+    typed = yaml.safe_load(value) if value.strip() else value
+    return name.strip(), typed if typed is None or isinstance(typed, bool | int | float) else value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,20 +60,32 @@ def metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
-    from .aml_graph import plan_from_job
-    from .local_runner import LocalRunner, StepFailed
-    from .pipeline import local_pipeline
-    from .tracking import LocalTracking
+def run_pipeline_locally(settings: Settings, overrides: dict[str, Any], reuse: bool = True) -> RunResult:
+    """Build the pipeline job and run its steps on this machine; raises ``StepFailed`` on a failed step."""
+    from .local_runner import LocalRunner, StepHost
 
-    plan = plan_from_job(local_pipeline(settings, overrides))
-    local = settings.setting("local")
-    tracking = LocalTracking(
-        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
+    # The host warms up (imports, MLflow store) while this process builds the graph.
+    host = StepHost(
+        settings.local_tracking_uri,
+        settings.setting("azure", "experiment_name"),
+        settings.root / "mlartifacts",
+        sorted(path for path in (settings.root / "components").iterdir() if path.is_dir()),
     )
-    runner = LocalRunner(settings.root / local["runs_dir"], tracking, reuse=reuse)
     try:
-        result = runner.run(plan)
+        from .aml_graph import plan_from_job
+        from .pipeline import local_pipeline
+
+        plan = plan_from_job(local_pipeline(settings, overrides))
+        return LocalRunner(settings.root / settings.setting("local", "runs_dir"), host, reuse=reuse).run(plan)
+    finally:
+        host.close()
+
+
+def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
+    from .local_runner import StepFailed
+
+    try:
+        result = run_pipeline_locally(settings, overrides, reuse)
     except StepFailed as failure:
         print(f"\nFAILED: {failure}\n--- last lines of {failure.log} ---\n{failure.log_tail()}", file=sys.stderr)
         return 1
@@ -93,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run" and args.local:
             return run_local(settings, overrides, reuse=not args.no_reuse)
         return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
-    except SettingsError as error:
+    except (SettingsError, PlanError, StepHostError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -21,12 +21,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .plan import Plan, PlanError, Step
-from .tracking import LocalTracking
 
 INPUT_PLACEHOLDER = re.compile(r"\$\{\{inputs\.(\w+)\}\}")
 OUTPUT_PLACEHOLDER = re.compile(r"\$\{\{outputs\.(\w+)\}\}")
@@ -67,7 +66,9 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def resolve_inputs(step: Step, pipeline_inputs: dict[str, Any], produced: dict[tuple[str, str], Path]) -> dict[str, Any]:
+def resolve_inputs(
+    step: Step, pipeline_inputs: dict[str, Any], produced: dict[tuple[str, str], Path]
+) -> dict[str, Any]:
     """Each input's local value: a pipeline input, an upstream output folder, a literal, or the default."""
     values: dict[str, Any] = {}
     for name, spec in step.inputs.items():
@@ -75,7 +76,8 @@ def resolve_inputs(step: Step, pipeline_inputs: dict[str, Any], produced: dict[t
         if binding.node:
             value: Any = produced.get((binding.node, binding.output or ""))
             if value is None:
-                raise PlanError(f"step {step.name!r} input {name!r} reads {binding.node}.{binding.output}, never produced")
+                source = f"{binding.node}.{binding.output}"
+                raise PlanError(f"step {step.name!r} input {name!r} reads {source}, which no step produced")
         elif binding.pipeline_input:
             value = pipeline_inputs.get(binding.pipeline_input)
         else:
@@ -184,28 +186,65 @@ class ReuseIndex:
 
 
 def new_run_id() -> str:
-    return f"{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
-def execute(argv: list[str], cwd: Path, env: dict[str, str], log: Path) -> int:
-    """Run one step's command line in its code folder, its output and errors into its log."""
-    with log.open("w") as handle:
-        return subprocess.run(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False).returncode
+class StepHostError(RuntimeError):
+    """The step host died or refused a request."""
+
+
+class StepHost:
+    """The runner's handle on the warm step host process (see ``step_host``)."""
+
+    def __init__(self, tracking_uri: str, experiment: str, artifacts_dir: Path, step_folders: list[Path]) -> None:
+        package_parent = str(Path(__file__).resolve().parents[1])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
+            # Forked steps must not share the host's SQLite connections: open one per use.
+            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
+        }
+        argv = [sys.executable, "-m", f"{__package__}.step_host", tracking_uri, experiment, str(artifacts_dir)]
+        self.process = subprocess.Popen(
+            [*argv, *map(str, step_folders)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
+        )
+        self.ready = False
+
+    def request(self, action: str, **payload: Any) -> dict[str, Any]:
+        if not self.ready:
+            self._reply()
+            self.ready = True
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps({"action": action, **payload}) + "\n")
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise StepHostError(f"the step host exited with code {self.process.wait()}") from None
+        return self._reply()
+
+    def _reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise StepHostError(f"the step host exited with code {self.process.wait()}; its errors are above")
+        reply = json.loads(line)
+        if not reply.pop("ok"):
+            raise StepHostError(reply["error"])
+        return reply
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait()
 
 
 Progress = Callable[[str], None]
 
 
 class LocalRunner:
-    def __init__(
-        self,
-        runs_dir: Path,
-        tracking: LocalTracking,
-        reuse: bool = True,
-        progress: Progress = print,
-    ) -> None:
+    def __init__(self, runs_dir: Path, host: StepHost, reuse: bool = True, progress: Progress = print) -> None:
         self.runs_dir = runs_dir
-        self.tracking = tracking
+        self.host = host
         self.reuse = reuse
         self.progress = progress
         self.index = ReuseIndex(runs_dir)
@@ -214,7 +253,7 @@ class LocalRunner:
         run_id = run_id or new_run_id()
         result = RunResult(run_id=run_id, run_dir=self.runs_dir / run_id, status="running")
         result.run_dir.mkdir(parents=True)
-        result.mlflow_run_id = self.tracking.start_pipeline(run_id, plan.inputs)
+        result.mlflow_run_id = self.host.request("start_pipeline", run_name=run_id, params=plan.inputs)["run_id"]
         produced: dict[tuple[str, str], Path] = {}
         keys: dict[str, str] = {}
         try:
@@ -234,7 +273,7 @@ class LocalRunner:
             result.status = "completed"
             result.outputs = {name: produced[source] for name, source in plan.outputs.items()}
         finally:
-            self.tracking.end_pipeline(result.status)
+            self.host.request("end_pipeline", status=result.status)
             self.write_summary(result)
         return result
 
@@ -257,7 +296,7 @@ class LocalRunner:
             step_dir.mkdir()
             for name, path in outputs.items():
                 link_tree(Path(earlier["outputs"][name]), path)
-            self.tracking.record_reused_step(step.name, earlier.get("mlflow_run_id"))
+            self.host.request("record_reused_step", step=step.name, earlier_run_id=earlier.get("mlflow_run_id"))
             seconds = time.perf_counter() - started
             self.progress(f"      reused outputs of run {earlier['run_id']} (same code, command, parameters, inputs)")
             return StepResult(step.name, "reused", seconds, outputs, earlier["run_id"]), key
@@ -265,9 +304,8 @@ class LocalRunner:
             path.mkdir(parents=True)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
-        mlflow_run_id, env = self.tracking.start_step(step.name)
-        returncode = execute(argv, step.code, env, log)
-        self.tracking.end_step(mlflow_run_id, "FINISHED" if returncode == 0 else "FAILED")
+        reply = self.host.request("run_step", step=step.name, argv=argv, cwd=str(step.code), log=str(log))
+        returncode, mlflow_run_id = reply["returncode"], reply["run_id"]
         seconds = time.perf_counter() - started
         if returncode != 0:
             for path in outputs.values():

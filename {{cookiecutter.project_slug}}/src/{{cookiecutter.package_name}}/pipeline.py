@@ -6,6 +6,7 @@ lines on this machine (``run --local``). Nothing here contacts Azure.
 """
 
 import importlib.util
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from azure.ai.ml import Input, dsl, load_component
 from azure.ai.ml.entities import CommandComponent, PipelineJob
 
 from .settings import COMPONENTS_DIR, Settings, SettingsError
+
+# azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
+logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 
 
 def load_python_component(path: Path, attribute: str) -> CommandComponent:

@@ -1,0 +1,586 @@
+"""Benchmark the rendered project's local pipeline run against the same work done by one plain Python script.
+
+Renders the template's default project, then, on the same machine and in one invocation:
+
+1. times ``run --local --no-reuse`` on the shipped ``data/diabetes.csv`` against a single plain script that reads
+   the CSV, drops rows with an empty target, makes the same split, fits the same preprocessing + Ridge pipeline and
+   scores RMSE/MAE/R2 (both run as fresh subprocesses, so interpreter start-up and imports count for both);
+2. repeats this on synthetic data of the default schema at several sizes (10k, 100k, 1M rows by default).
+
+Every command runs under a small wrapper process that reports the wall clock of the command and the peak resident
+memory (max RSS) of the largest process it started, read from the wrapper's own ``RUSAGE_CHILDREN``: that figure is
+a high-water mark over every child ever waited for, so each measurement needs its own fresh wrapper.
+
+Usage::
+
+    python benchmarks/local_run.py            # full benchmark: --repeat 3, --sizes 10000,100000,1000000
+    python benchmarks/local_run.py --quick    # smoke check: 10000 rows only, one repetition
+
+Exits non-zero if rendering or any run fails, after printing the last lines of the failing command's output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+TEMPLATE_DIR = Path(__file__).resolve().parent.parent
+DATA_FILE = Path("data") / "diabetes.csv"
+DEFAULT_SIZES = "10000,100000,1000000"
+TARGET_RATIO = 2.0
+FAILURE_TAIL_LINES = 20
+MIB = 1024 * 1024
+
+# Runs one command and writes {"returncode", "seconds", "max_rss_bytes"} to the file named by its first argument.
+# RUSAGE_CHILDREN of this process covers exactly the one command it waits for (and everything that command waited
+# for in turn); ru_maxrss is the largest single process among them, in KiB on Linux and bytes on macOS.
+WRAPPER = """
+import json, resource, subprocess, sys, time
+result_path, argv = sys.argv[1], sys.argv[2:]
+started = time.perf_counter()
+returncode = subprocess.call(argv)
+seconds = time.perf_counter() - started
+max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+with open(result_path, "w") as handle:
+    json.dump({"returncode": returncode, "seconds": seconds, "max_rss_bytes": max_rss}, handle)
+"""
+
+# The local run's work in one process; written next to the projects and run as its own subprocess.
+PLAIN_SCRIPT = '''\
+"""The work of the local pipeline run in one process: read, clean, split, fit, score. Prints the metrics as JSON."""
+
+import argparse
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+from sklearn.compose import ColumnTransformer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+
+def scores(actual, predicted, prefix):
+    return {
+        f"{prefix}rmse": float(mean_squared_error(actual, predicted) ** 0.5),
+        f"{prefix}mae": float(mean_absolute_error(actual, predicted)),
+        f"{prefix}r2": float(r2_score(actual, predicted)),
+    }
+
+
+def usable(values, rows):
+    """As data_prep: no constant columns, no row identifiers."""
+    distinct = values.nunique(dropna=True)
+    if distinct <= 1:
+        return False
+    if distinct == rows:
+        if pd.api.types.is_integer_dtype(values):
+            return int(values.max()) - int(values.min()) + 1 != rows
+        return pd.api.types.is_numeric_dtype(values)
+    return True
+
+
+parser = argparse.ArgumentParser()
+parser.add_argument("--data", required=True)
+parser.add_argument("--target", required=True)
+parser.add_argument("--test-size", type=float, required=True)
+parser.add_argument("--seed", type=int, required=True)
+parser.add_argument("--alpha", type=float, required=True)
+args = parser.parse_args()
+
+frame = pd.read_csv(args.data)
+frame[args.target] = pd.to_numeric(frame[args.target], errors="coerce")
+frame = frame.dropna(subset=[args.target])
+features = [name for name in frame.columns if name != args.target and usable(frame[name], len(frame))]
+numeric = [name for name in features if pd.api.types.is_numeric_dtype(frame[name])]
+categorical = [name for name in features if name not in numeric]
+test = frame.sample(frac=args.test_size, random_state=args.seed)
+train = frame.drop(index=test.index)
+
+preprocess = ColumnTransformer(
+    [
+        ("numeric", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), numeric),
+        (
+            "categorical",
+            make_pipeline(
+                SimpleImputer(strategy="most_frequent"),
+                OneHotEncoder(handle_unknown="infrequent_if_exist", max_categories=30, sparse_output=False),
+            ),
+            categorical,
+        ),
+    ]
+)
+model = Pipeline([("preprocess", preprocess), ("regressor", Ridge(alpha=args.alpha))])
+model.fit(train[numeric + categorical], train[args.target])
+predicted = model.predict(test[numeric + categorical])
+baseline = np.full(len(test), train[args.target].mean())
+metrics = {
+    **scores(test[args.target], predicted, ""),
+    **scores(test[args.target], baseline, "baseline_"),
+    "n_train_rows": len(train),
+    "n_test_rows": len(test),
+}
+print(json.dumps(metrics))
+'''
+
+RUN_COMPLETED = re.compile(r"^run (\S+) completed: (.+)$", re.MULTILINE)
+COMPARED_METRICS = ("rmse", "mae", "r2")
+METRICS_TOLERANCE = 1e-6
+
+
+class BenchmarkError(RuntimeError):
+    """Rendering or a measured command failed; the message carries the command and its last output lines."""
+
+
+@dataclass
+class Measurement:
+    seconds: float
+    max_rss_bytes: int
+    output: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    step_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Result:
+    label: str
+    rows: int
+    local: list[Measurement] = field(default_factory=list)
+    plain: list[Measurement] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def local_seconds(self) -> float | None:
+        return statistics.median(m.seconds for m in self.local) if self.local else None
+
+    @property
+    def plain_seconds(self) -> float | None:
+        return statistics.median(m.seconds for m in self.plain) if self.plain else None
+
+    @property
+    def ratio(self) -> float | None:
+        if self.local_seconds is None or not self.plain_seconds:
+            return None
+        return self.local_seconds / self.plain_seconds
+
+    def step_medians(self) -> dict[str, float]:
+        names = [name for m in self.local[:1] for name in m.step_seconds]
+        return {name: statistics.median(m.step_seconds.get(name, 0.0) for m in self.local) for name in names}
+
+    def metrics_difference(self) -> float | None:
+        """Largest absolute difference of RMSE/MAE/R2 between the local run and the plain script."""
+        pairs = [
+            (a.metrics, b.metrics) for a, b in zip(self.local, self.plain, strict=False) if a.metrics and b.metrics
+        ]
+        if not pairs:
+            return None
+        return max(abs(local[key] - plain[key]) for local, plain in pairs for key in COMPARED_METRICS)
+
+
+@dataclass
+class Project:
+    path: Path
+    package: str
+    target: str
+    test_size: float
+    seed: int
+    alpha: float
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--sizes",
+        type=parse_sizes,
+        default=DEFAULT_SIZES,
+        help="comma-separated row counts of the synthetic data sets (default: %(default)s); empty for none",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each command per data set; the median counts")
+    parser.add_argument("--quick", action="store_true", help="smoke check: --sizes 10000 --repeat 1")
+    parser.add_argument("--target-ratio", type=float, default=TARGET_RATIO, help="local/plain ratio to meet")
+    parser.add_argument("--python", type=Path, default=Path(sys.executable), help="interpreter of both commands")
+    parser.add_argument("--template", type=Path, default=TEMPLATE_DIR, help="the cookiecutter template to render")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthetic data")
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a single command is killed")
+    parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary folder (default: system)")
+    parser.add_argument("--keep", action="store_true", help="keep the rendered projects and their runs/ folders")
+    return parser
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part.replace("_", "")) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of row counts") from None
+    if any(size < 100 for size in sizes):
+        raise argparse.ArgumentTypeError("every size must be at least 100 rows")
+    return sizes
+
+
+def tail(text: str, lines: int = FAILURE_TAIL_LINES) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{value:.2f}" for value in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
+def say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+def measure(argv: list[str], cwd: Path, env: dict[str, str], python: Path, timeout: float) -> Measurement:
+    """Run ``argv`` in ``cwd`` under a fresh wrapper process; its wall clock, peak RSS and combined output."""
+    with tempfile.TemporaryDirectory(prefix="measure-") as scratch:
+        result_path, log_path = Path(scratch) / "result.json", Path(scratch) / "output.log"
+        wrapper = [str(python), "-I", "-S", "-c", WRAPPER, str(result_path), *argv]
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                wrapper, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                output = log_path.read_text(errors="replace")
+                raise BenchmarkError(
+                    f"timed out after {timeout:.0f}s: {shlex.join(argv)}\n(cwd {cwd})\n{tail(output)}"
+                ) from None
+        output = log_path.read_text(errors="replace")
+        if not result_path.is_file():
+            raise BenchmarkError(f"the measuring wrapper failed (exit {process.returncode}) for: {shlex.join(argv)}")
+        result = json.loads(result_path.read_text())
+    if result["returncode"] != 0:
+        raise BenchmarkError(
+            f"exit code {result['returncode']}: {shlex.join(argv)}\n(cwd {cwd})\n"
+            f"--- last {FAILURE_TAIL_LINES} lines of its output ---\n{tail(output)}"
+        )
+    return Measurement(seconds=result["seconds"], max_rss_bytes=result["max_rss_bytes"], output=output)
+
+
+def render(template: Path, python: Path, destination: Path) -> Path:
+    """The default project of ``template``, rendered into ``destination``."""
+    argv = [str(python), "-m", "cookiecutter", "--no-input", str(template), "--output-dir", str(destination)]
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if completed.returncode != 0:
+        lines = (completed.stdout + completed.stderr).rstrip().splitlines()
+        if len(lines) > 2 * FAILURE_TAIL_LINES:  # cookiecutter puts the error first, then may dump the whole context
+            lines = [*lines[:FAILURE_TAIL_LINES], "[...]", *lines[-FAILURE_TAIL_LINES:]]
+        output = "\n".join(lines)
+        raise BenchmarkError(f"rendering failed (exit {completed.returncode}): {shlex.join(argv)}\n{output}")
+    projects = [path for path in destination.iterdir() if path.is_dir()]
+    if len(projects) != 1:
+        raise BenchmarkError(f"rendering produced {len(projects)} folders in {destination}, expected one")
+    return projects[0]
+
+
+def digest(folder: Path) -> str:
+    """A short fingerprint of the rendered project (the template may change between benchmark runs)."""
+    sha = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        sha.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes())
+    return sha.hexdigest()[:12]
+
+
+def load_project(path: Path) -> Project:
+    """The package and the pipeline parameters the plain script must use too, read from the project itself."""
+    packages = [init.parent.name for init in (path / "src").glob("*/__main__.py")]
+    if len(packages) != 1:
+        raise BenchmarkError(f"{path / 'src'}: expected one package with a __main__.py, found {packages}")
+    config = yaml.safe_load((path / "config.yml").read_text())
+    model = config["model"]
+    if model["type"] != "ridge":
+        raise BenchmarkError(f"{path}: the plain script mirrors the ridge model only, config.yml has {model['type']!r}")
+    return Project(
+        path=path,
+        package=packages[0],
+        target=str(config["target_column"]),
+        test_size=float(config["test_size"]),
+        seed=int(config["random_seed"]),
+        alpha=float(model["alpha"]),
+    )
+
+
+def synthetic_frame(rows: int, seed: int) -> pd.DataFrame:
+    """Rows of the default schema with realistic ranges, gaps like the sample's, and a learnable target."""
+    rng = np.random.default_rng(seed)
+    age = np.clip(21 + rng.gamma(1.3, 8.5, rows), 21, 81).astype(np.int64)
+    pregnancies = np.clip(rng.poisson(1.2 + 0.22 * (age - 21)), 0, 17).astype(np.int64)
+    bmi = np.round(np.clip(rng.normal(32.5, 6.9, rows), 18.2, 67.1), 1)
+    skin = np.round(np.clip(rng.normal(29.0 + 0.6 * (bmi - 32.5), 8.5, rows), 7, 99))
+    glucose = np.clip(rng.normal(121 + 0.5 * (age - 32) + 0.4 * (bmi - 32.5), 28, rows), 44, 199).astype(np.int64)
+    pedigree = np.round(np.clip(rng.lognormal(np.log(0.39), 0.6, rows), 0.078, 2.42), 3)
+    logit = -0.75 + 0.035 * (glucose - 121) + 0.05 * (bmi - 32.5) + 0.03 * (age - 32) + 0.8 * (pedigree - 0.47)
+    diabetic = rng.random(rows) < 1 / (1 + np.exp(-logit))
+    pressure = (
+        72
+        + 0.35 * (age - 32)
+        + 0.45 * (bmi - 32.5)
+        + 0.06 * (glucose - 121)
+        + 0.15 * (skin - 29)
+        + 2.0 * diabetic
+        + rng.normal(0, 10, rows)
+    )
+    pressure = np.round(np.clip(pressure, 24, 122))
+    pressure[rng.random(rows) < 0.02] = np.nan
+    skin[rng.random(rows) < 0.15] = np.nan
+    bmi[rng.random(rows) < 0.005] = np.nan
+    return pd.DataFrame(
+        {
+            "Pregnancies": pregnancies,
+            "Glucose": glucose,
+            "BloodPressure": pressure,
+            "SkinThickness": skin,
+            "BMI": bmi,
+            "DiabetesPedigreeFunction": pedigree,
+            "Age": age,
+            "Diabetic": np.where(diabetic, "Yes", "No"),
+        }
+    )
+
+
+def copy_project(rendered: Path, destination: Path) -> Path:
+    copy = destination / rendered.name
+    shutil.copytree(rendered, copy)
+    return copy
+
+
+def local_run(project: Project, python: Path, env: dict[str, str], timeout: float) -> Measurement:
+    argv = [str(python), "-m", project.package, "run", "--local", "--no-reuse"]
+    measurement = measure(argv, project.path, env, python, timeout)
+    completed = RUN_COMPLETED.search(measurement.output)
+    if completed is None:
+        raise BenchmarkError(
+            f"the local run exited 0 but printed no 'run ... completed' line:\n{tail(measurement.output)}"
+        )
+    summary = json.loads((Path(completed[2].strip()) / "run.json").read_text())
+    measurement.step_seconds = {step["name"]: float(step["seconds"]) for step in summary["steps"]}
+    report = summary["outputs"].get("report")
+    if report and (Path(report) / "metrics.json").is_file():
+        measurement.metrics = json.loads((Path(report) / "metrics.json").read_text())
+    return measurement
+
+
+def plain_run(project: Project, script: Path, python: Path, env: dict[str, str], timeout: float) -> Measurement:
+    argv = [
+        str(python),
+        str(script),
+        "--data",
+        str(DATA_FILE),
+        "--target",
+        project.target,
+        "--test-size",
+        str(project.test_size),
+        "--seed",
+        str(project.seed),
+        "--alpha",
+        str(project.alpha),
+    ]
+    measurement = measure(argv, project.path, env, python, timeout)
+    measurement.metrics = json.loads(measurement.output.strip().splitlines()[-1])
+    return measurement
+
+
+def benchmark(result: Result, project: Project, script: Path, args: argparse.Namespace, env: dict[str, str]) -> None:
+    """Alternate local run and plain script ``--repeat`` times; stops at the first failure and records it."""
+    for number in range(1, args.repeat + 1):
+        for kind, runs in (("local", result.local), ("plain", result.plain)):
+            try:
+                if kind == "local":
+                    measurement = local_run(project, args.python, env, args.timeout)
+                else:
+                    measurement = plain_run(project, script, args.python, env, args.timeout)
+            except BenchmarkError as error:
+                result.failure = f"{kind} run failed on {result.label}: {error}"
+                say(f"  {result.label}: {kind} run {number}/{args.repeat} FAILED")
+                return
+            runs.append(measurement)
+            say(
+                f"  {result.label}: {kind} run {number}/{args.repeat}: {measurement.seconds:7.2f}s, "
+                f"{measurement.max_rss_bytes / MIB:6.0f} MiB peak RSS"
+            )
+
+
+def seconds_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if i else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return "\n".join([line(header), "  ".join("-" * width for width in widths), *(line(row) for row in rows)])
+
+
+def summary_rows(results: list[Result], target_ratio: float) -> list[list[str]]:
+    rows = []
+    for result in results:
+        ratio = result.ratio
+        local_rss = max((m.max_rss_bytes for m in result.local), default=None)
+        plain_rss = max((m.max_rss_bytes for m in result.plain), default=None)
+        difference = result.metrics_difference()
+        r2 = result.plain[0].metrics.get("r2") if result.plain else None
+        rows.append(
+            [
+                result.label,
+                f"{result.rows:,}",
+                seconds_cell(result.local_seconds),
+                seconds_cell(result.plain_seconds),
+                "-" if ratio is None else f"{ratio:.2f}",
+                "FAILED" if result.failure else ("-" if ratio is None else ("yes" if ratio <= target_ratio else "NO")),
+                "-" if local_rss is None else f"{local_rss / MIB:.0f}",
+                "-" if plain_rss is None else f"{plain_rss / MIB:.0f}",
+                "-" if r2 is None else f"{r2:.3f}",
+                "-" if difference is None else ("yes" if difference <= METRICS_TOLERANCE else f"NO ({difference:.2g})"),
+            ]
+        )
+    return rows
+
+
+SUMMARY_HEADER = [
+    "data",
+    "rows",
+    "local s",
+    "plain s",
+    "ratio",
+    "<= target",
+    "local MiB",
+    "plain MiB",
+    "R2",
+    "same metrics",
+]
+
+
+def breakdown(results: list[Result]) -> str:
+    """Median seconds per step of the local runs, and what is left: the runner's own start-up and bookkeeping."""
+    names = next((list(r.step_medians()) for r in results if r.local), [])
+    rows = []
+    for result in results:
+        if not result.local:
+            continue
+        steps = result.step_medians()
+        local_seconds = result.local_seconds or 0.0
+        rows.append(
+            [
+                result.label,
+                *(f"{steps.get(name, 0.0):.2f}" for name in names),
+                f"{local_seconds - sum(steps.values()):.2f}",
+                seconds_cell(result.local_seconds),
+                seconds_cell(result.plain_seconds),
+            ]
+        )
+    return table(["data", *names, "runner", "local total", "plain total"], rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.quick:
+        args.sizes, args.repeat = (10_000,), 1
+    if args.repeat < 1:
+        raise SystemExit("--repeat must be at least 1")
+    args.python = args.python.absolute()
+    workdir = Path(tempfile.mkdtemp(prefix="local-run-benchmark-", dir=args.workdir))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, ["src", os.environ.get("PYTHONPATH")]))}
+    results: list[Result] = []
+    failed = False
+    try:
+        say("Local pipeline run vs. one plain script, same machine, same interpreter")
+        say(f"  template:  {args.template.resolve()}")
+        say(f"  python:    {args.python} ({platform.python_version()}), {os.cpu_count()} CPUs, {platform.platform()}")
+        say(f"  work dir:  {workdir}")
+        say(f"  repeat:    {args.repeat} (median reported); target ratio local/plain <= {args.target_ratio:g}")
+        say(f"  load avg:  {load_average()} at start (other work on this machine skews the figures)")
+        started = time.perf_counter()
+        rendered = render(args.template, args.python, workdir / "render")
+        project = load_project(rendered)
+        say(f"  rendered:  {rendered.name} in {time.perf_counter() - started:.1f}s (files digest {digest(rendered)})")
+        script = workdir / "plain_pipeline.py"
+        script.write_text(PLAIN_SCRIPT)
+        say(f"  local run: PYTHONPATH=src python -m {project.package} run --local --no-reuse")
+        say(
+            f"  plain:     python {script.name} --data {DATA_FILE} --target {project.target} "
+            f"--test-size {project.test_size:g} --seed {project.seed} --alpha {project.alpha:g}"
+        )
+        say()
+
+        shipped = copy_project(rendered, workdir / "shipped")
+        shipped_rows = len(pd.read_csv(shipped / DATA_FILE))
+        results.append(Result("shipped", shipped_rows))
+        benchmark(results[-1], replace(project, path=shipped), script, args, env)
+
+        for rows in args.sizes:
+            started = time.perf_counter()
+            frame = synthetic_frame(rows, args.seed)
+            generated = time.perf_counter() - started
+            copy = copy_project(rendered, workdir / f"rows-{rows}")
+            frame.to_csv(copy / DATA_FILE, index=False)
+            written = time.perf_counter() - started - generated
+            megabytes = (copy / DATA_FILE).stat().st_size / MIB
+            say(
+                f"  synthetic {rows:,} rows: generated in {generated:.2f}s, written in {written:.2f}s "
+                f"({megabytes:.1f} MiB, {frame['BloodPressure'].isna().mean():.1%} empty target)"
+            )
+            results.append(Result("synthetic", rows))
+            benchmark(results[-1], replace(project, path=copy), script, args, env)
+    except BenchmarkError as error:
+        say(f"\nERROR: {error}")
+        failed = True
+    finally:
+        if results:
+            shipped_result = results[0]
+            say(f"\n== Default project, shipped {DATA_FILE} ({shipped_result.rows:,} rows), median of {args.repeat} ==")
+            if shipped_result.ratio is not None:
+                verdict = "meets" if shipped_result.ratio <= args.target_ratio else "does NOT meet"
+                say(f"local run   {shipped_result.local_seconds:8.2f} s")
+                say(f"plain       {shipped_result.plain_seconds:8.2f} s")
+                say(f"ratio       {shipped_result.ratio:8.2f}  ({verdict} the target ratio <= {args.target_ratio:g})")
+            else:
+                say("no complete measurement")
+            say(f"\n== All data sets: median wall clock of {args.repeat}, peak RSS of the largest process ==")
+            say(table(SUMMARY_HEADER, summary_rows(results, args.target_ratio)))
+            say("\n== Local run by step (median seconds from run.json; runner = local total minus the steps) ==")
+            say(breakdown(results))
+            for result in results:
+                if result.failure:
+                    failed = True
+                    say(f"\nFAILED: {result.failure}")
+        say(f"\nload avg: {load_average()} at the end")
+        if failed or args.keep:
+            say(f"\nkept {workdir} (step logs: <project>/runs/<run id>/<step>/step.log)")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
