@@ -22,6 +22,7 @@ Exits non-zero if rendering or any run fails, after printing the last lines of t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -68,6 +69,7 @@ PLAIN_SCRIPT = '''\
 """The work of the local pipeline run in one process: read, clean, split, fit, score. Prints the metrics as JSON."""
 
 import argparse
+import contextlib
 import hashlib
 import json
 
@@ -253,6 +255,13 @@ def say(message: str = "") -> None:
     print(message, flush=True)
 
 
+def kill_group(process: subprocess.Popen[bytes]) -> None:
+    """End the wrapper and everything it started (they share the session it leads)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
 def measure(argv: list[str], cwd: Path, env: dict[str, str], python: Path, timeout: float) -> Measurement:
     """Run ``argv`` in ``cwd`` under a fresh wrapper process; its wall clock, peak RSS and combined output."""
     with tempfile.TemporaryDirectory(prefix="measure-") as scratch:
@@ -265,12 +274,14 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str], python: Path, timeo
             try:
                 process.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+                kill_group(process)
                 output = log_path.read_text(errors="replace")
                 raise BenchmarkError(
                     f"timed out after {timeout:.0f}s: {shlex.join(argv)}\n(cwd {cwd})\n{tail(output)}"
                 ) from None
+            except BaseException:  # Ctrl-C: the command runs in its own session and would not see it
+                kill_group(process)
+                raise
         output = log_path.read_text(errors="replace")
         if not result_path.is_file():
             raise BenchmarkError(f"the measuring wrapper failed (exit {process.returncode}) for: {shlex.join(argv)}")
@@ -493,13 +504,14 @@ def breakdown(results: list[Result]) -> str:
         rows.append(
             [
                 result.label,
+                f"{result.rows:,}",
                 *(f"{steps.get(name, 0.0):.2f}" for name in names),
                 f"{local_seconds - sum(steps.values()):.2f}",
                 seconds_cell(result.local_seconds),
                 seconds_cell(result.plain_seconds),
             ]
         )
-    return table(["data", *names, "runner", "local total", "plain total"], rows)
+    return table(["data", "rows", *names, "runner", "local total", "plain total"], rows)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -516,7 +528,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         say("Local pipeline run vs. one plain script, same machine, same interpreter")
         say(f"  template:  {args.template.resolve()}")
-        say(f"  python:    {args.python} ({platform.python_version()}), {os.cpu_count()} CPUs, {platform.platform()}")
+        say(f"  python:    {args.python}, {os.cpu_count()} CPUs, {platform.platform()}")
         say(f"  work dir:  {workdir}")
         say(f"  repeat:    {args.repeat} (median reported); target ratio local/plain <= {args.target_ratio:g}")
         say(f"  load avg:  {load_average()} at start (other work on this machine skews the figures)")

@@ -20,12 +20,12 @@ AML_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 AML_ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
 RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
     "project_slug": (
-        re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
-        "lowercase letters and digits separated by single hyphens, starting with a letter",
+        re.compile(r"^(?=.{1,40}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
+        "at most 40 lowercase letters and digits separated by single hyphens, starting with a letter",
     ),
     "package_name": (
-        re.compile(r"^[a-z][a-z0-9_]*$"),
-        "a Python identifier of lowercase letters, digits and underscores, starting with a letter",
+        re.compile(r"^[a-z][a-z0-9_]{0,39}$"),
+        "a Python identifier of at most 40 lowercase letters, digits and underscores, starting with a letter",
     ),
     "compute_name": (
         re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$"),

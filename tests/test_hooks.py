@@ -24,8 +24,8 @@ TEMPLATE = Path(__file__).resolve().parents[1]
 # A failing test's traceback repr()s its Result arguments, and Result.__repr__ uses the deprecated .project.
 pytestmark = pytest.mark.filterwarnings("ignore:project is deprecated:DeprecationWarning")
 
-SLUG_RULE = "lowercase letters and digits separated by single hyphens, starting with a letter"
-PACKAGE_RULE = "a Python identifier of lowercase letters, digits and underscores, starting with a letter"
+SLUG_RULE = "at most 40 lowercase letters and digits separated by single hyphens, starting with a letter"
+PACKAGE_RULE = "a Python identifier of at most 40 lowercase letters, digits and underscores, starting with a letter"
 COMPUTE_RULE = "2-16 letters, digits or hyphens, starting with a letter and not ending with a hyphen"
 ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
 GUID_RULE = "empty or a subscription GUID"

@@ -10,6 +10,7 @@ import pytest
 from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, Model, PipelineJob
 from azure.core.exceptions import ResourceNotFoundError
 
+from {{ cookiecutter.package_name }} import cli
 from {{ cookiecutter.package_name }}.azure_ml import ml_client, submit, workspace_coordinates
 from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, SettingsError
 
@@ -122,7 +123,7 @@ def test_without_any_workspace_setting_the_error_says_where_to_put_one(
 
 
 def test_importing_the_cli_does_not_import_azure_ml() -> None:
-    code = "import sys, {{ cookiecutter.package_name }}.cli; print('azure.ai.ml' in sys.modules, 'mlflow' in sys.modules)"
+    code = f"import sys, {cli.__name__}; print('azure.ai.ml' in sys.modules, 'mlflow' in sys.modules)"
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
     loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
     assert loaded.split() == ["False", "False"]

@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--n-estimators", type=int, default=200)
     parser.add_argument("--max-depth", type=int, default=None)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
-    parser.add_argument("--max-iter", type=int, default=200)
+    parser.add_argument("--min-samples-leaf", type=int, default=10)
+    parser.add_argument("--max-features", type=float, default=0.5)
+    parser.add_argument("--learning-rate", type=float, default=0.05)
+    parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--random-seed", type=int, default=42)
     parser.add_argument("--model", type=Path, required=True, help="Output folder of the MLflow model.")
     return parser
@@ -48,12 +50,18 @@ def build_regressor(args: argparse.Namespace) -> Ridge | RandomForestRegressor |
         return Ridge(alpha=args.alpha)
     if args.model_type == "random_forest":
         return RandomForestRegressor(
-            n_estimators=args.n_estimators, max_depth=args.max_depth, random_state=args.random_seed, n_jobs=-1
+            n_estimators=args.n_estimators,
+            max_depth=args.max_depth,
+            min_samples_leaf=args.min_samples_leaf,
+            max_features=args.max_features,
+            random_state=args.random_seed,
+            n_jobs=-1,
         )
     return HistGradientBoostingRegressor(
         learning_rate=args.learning_rate,
         max_iter=args.max_iter,
         max_depth=args.max_depth,
+        min_samples_leaf=args.min_samples_leaf,
         random_state=args.random_seed,
     )
 
@@ -84,8 +92,8 @@ def runtime_requirements() -> list[str]:
 def hyperparameters(args: argparse.Namespace) -> dict[str, object]:
     used = {
         "ridge": ("alpha",),
-        "random_forest": ("n_estimators", "max_depth", "random_seed"),
-        "hist_gradient_boosting": ("learning_rate", "max_iter", "max_depth", "random_seed"),
+        "random_forest": ("n_estimators", "max_depth", "min_samples_leaf", "max_features", "random_seed"),
+        "hist_gradient_boosting": ("learning_rate", "max_iter", "max_depth", "min_samples_leaf", "random_seed"),
     }[args.model_type]
     return {"model_type": args.model_type, **{name: getattr(args, name) for name in used}}
 

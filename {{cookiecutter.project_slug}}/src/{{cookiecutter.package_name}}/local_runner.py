@@ -100,14 +100,14 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Path
     def fill(token: str) -> str:
         def input_value(match: re.Match[str]) -> str:
             if match[1] not in inputs:
-                raise PlanError(f"command uses ${{{{inputs.{match[1]}}}}}, which the component does not declare")
+                raise PlanError(f"command uses {match[0]}, which the component does not declare")
             if inputs[match[1]] is None:
                 raise PlanError(f"command uses optional input {match[1]!r} outside a $[[...]] block, but it is unset")
             return format_value(inputs[match[1]])
 
         def output_value(match: re.Match[str]) -> str:
             if match[1] not in outputs:
-                raise PlanError(f"command uses ${{{{outputs.{match[1]}}}}}, which the component does not declare")
+                raise PlanError(f"command uses {match[0]}, which the component does not declare")
             return str(outputs[match[1]])
 
         return OUTPUT_PLACEHOLDER.sub(output_value, INPUT_PLACEHOLDER.sub(input_value, token))

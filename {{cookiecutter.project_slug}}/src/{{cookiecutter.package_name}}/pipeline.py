@@ -62,6 +62,8 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
         alpha: float,
         n_estimators: int,
         max_depth: Input(type="integer", optional=True),
+        min_samples_leaf: int,
+        max_features: float,
         learning_rate: float,
         max_iter: int,
     ) -> dict[str, Any]:
@@ -74,6 +76,8 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
             alpha=alpha,
             n_estimators=n_estimators,
             max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            max_features=max_features,
             learning_rate=learning_rate,
             max_iter=max_iter,
             random_seed=random_seed,

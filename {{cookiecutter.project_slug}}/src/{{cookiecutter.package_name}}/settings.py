@@ -13,6 +13,17 @@ AML_DIR = PROJECT_ROOT / "aml"
 COMPONENTS_DIR = PROJECT_ROOT / "components"
 
 
+HYPERPARAMETERS = (
+    "alpha",
+    "n_estimators",
+    "max_depth",
+    "min_samples_leaf",
+    "max_features",
+    "learning_rate",
+    "max_iter",
+)
+
+
 class SettingsError(ValueError):
     """config.yml or an aml/ spec is missing or malformed; the message says which and how."""
 
@@ -80,5 +91,5 @@ class Settings:
             "test_size": self.setting("test_size"),
             "random_seed": self.setting("random_seed"),
             "model_type": model["type"],
-            **{name: model.get(name) for name in ("alpha", "n_estimators", "max_depth", "learning_rate", "max_iter")},
+            **{name: model.get(name) for name in HYPERPARAMETERS},
         }

@@ -1,0 +1,81 @@
+"""Bakes of the template for a matrix of option combinations, shared by the tests.
+
+Each configuration is rendered once per test session (per xdist worker) into a
+scratch folder with cookiecutter's own API, as `cookiecutter <template>` would.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cookiecutter.generate import generate_context
+from cookiecutter.main import cookiecutter
+from cookiecutter.prompt import prompt_for_config
+
+TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+
+# Every model and every compute tier, custom names, and workspace settings filled in.
+CONFIGURATIONS: dict[str, dict[str, str]] = {
+    "default": {},
+    "random-forest-low-priority": {
+        "project_name": "Clinic Vitals",
+        "model": "random_forest",
+        "compute_tier": "low_priority",
+        "compute_name": "vitals-cluster01",
+        "compute_size": "Standard_E4s_v3",
+        "compute_min_instances": "1",
+        "compute_max_instances": "8",
+        "compute_idle_seconds": "600",
+        "experiment_name": "vitals_experiments",
+        "registered_model_name": "vitals-bp",
+        "data_asset_name": "vitals_csv",
+        "environment_name": "vitals-runtime",
+        "test_size": "0.25",
+        "random_seed": "7",
+    },
+    "gradient-boosting-workspace": {
+        "project_name": "A Rather Long Project Name For Predicting Diastolic Blood Pressure In Clinics",
+        "model": "hist_gradient_boosting",
+        "azure_subscription_id": "12345678-9abc-def0-1234-56789abcdef0",
+        "azure_resource_group": "rg-ml-prod",
+        "azure_workspace": "mlw-prod",
+        "description": 'Quotes "here", colons: there, # hashes and ünïcödé — all data.',
+        "author_name": 'O\'Brien: "ML" #2',
+    },
+}
+
+
+@dataclass(frozen=True)
+class Bake:
+    name: str
+    context: dict[str, str]
+    values: dict[str, Any]
+    path: Path
+
+    @property
+    def package(self) -> str:
+        return self.values["package_name"]
+
+    def value(self, key: str) -> str:
+        """The value the render used: typed in, or the template default as cookiecutter derives it."""
+        return self.values[key]
+
+
+def rendered_values(context: dict[str, str]) -> dict[str, Any]:
+    """What cookiecutter makes of cookiecutter.json and ``context`` without prompting."""
+    full = generate_context(context_file=str(TEMPLATE_DIR / "cookiecutter.json"), extra_context=context)
+    return prompt_for_config(full, no_input=True)
+
+
+def bake(context: dict[str, str], output_dir: Path) -> Path:
+    return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(output_dir)))
+
+
+@pytest.fixture(scope="session", params=list(CONFIGURATIONS))
+def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    context = CONFIGURATIONS[request.param]
+    path = bake(context, tmp_path_factory.mktemp(request.param))
+    return Bake(request.param, context, rendered_values(context), path)

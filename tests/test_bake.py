@@ -1,0 +1,204 @@
+"""Each bake is a complete, valid project: exact files, parseable, lint-clean, loadable by azure-ai-ml,
+and its own test suite (a full local pipeline run included) passes offline."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+from conftest import TEMPLATE_DIR, Bake
+
+LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
+OFFLINE_ENV = {
+    **os.environ,
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "AZURE_SUBSCRIPTION_ID": "",
+    "AZURE_RESOURCE_GROUP": "",
+    "AZUREML_WORKSPACE_NAME": "",
+}
+
+
+def files(root: Path) -> set[str]:
+    return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
+
+
+def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**OFFLINE_ENV, "PYTHONPATH": str(cwd / "src")}
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_exact_file_set(baked: Bake) -> None:
+    package = baked.package
+    data_file = Path(baked.value("data_path")).name
+    assert files(baked.path) == {
+        ".gitignore",
+        "Makefile",
+        "README.md",
+        "config.yml",
+        "pyproject.toml",
+        "aml/compute.yml",
+        "aml/conda.yml",
+        "aml/data.yml",
+        "aml/environment.yml",
+        "components/data_prep/component.py",
+        "components/data_prep/prep.py",
+        "components/evaluate/evaluate.py",
+        "components/evaluate/evaluate.yml",
+        "components/train/train.py",
+        "components/train/train.yml",
+        f"data/{data_file}",
+        *(
+            f"src/{package}/{module}.py"
+            for module in (
+                "__init__",
+                "__main__",
+                "aml_graph",
+                "azure_ml",
+                "cli",
+                "local_runner",
+                "pipeline",
+                "plan",
+                "settings",
+                "step_host",
+                "tracking",
+            )
+        ),
+        *(
+            f"tests/{module}.py"
+            for module in (
+                "conftest",
+                "test_aml_graph",
+                "test_cli",
+                "test_local_run",
+                "test_local_runner",
+                "test_specs",
+                "test_steps",
+                "test_submit",
+            )
+        ),
+    }
+
+
+def test_no_template_syntax_is_left(baked: Bake) -> None:
+    for path in baked.path.rglob("*"):
+        if path.is_file() and path.suffix != ".csv":
+            text = path.read_text(encoding="utf-8")
+            assert not LEFTOVER_TEMPLATE_SYNTAX.search(text), f"{path} holds template syntax"
+
+
+def test_azure_ml_placeholders_survive(baked: Bake) -> None:
+    train = (baked.path / "components/train/train.yml").read_text()
+    assert "--prepped-data ${{inputs.prepped_data}}" in train
+    assert "$[[--max-depth ${{inputs.max_depth}}]]" in train
+    assert "--model ${{outputs.model}}" in train
+    assert "--report ${{outputs.report}}" in (baked.path / "components/evaluate/evaluate.yml").read_text()
+    prep = (baked.path / "components/data_prep/component.py").read_text()
+    assert '" --input-data ${{inputs.input_data}}"' in prep
+    assert '" --prepped-data ${{outputs.prepped_data}}"' in prep
+
+
+def test_every_file_parses(baked: Bake) -> None:
+    for path in baked.path.rglob("*"):
+        if path.suffix in {".yml", ".yaml"}:
+            assert yaml.safe_load(path.read_text()) is not None, path
+        elif path.suffix == ".py":
+            ast.parse(path.read_text(), filename=str(path))
+    project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
+    assert project["name"] == baked.path.name
+    assert project["description"] == baked.value("description")
+    assert project["authors"] == [{"name": baked.value("author_name")}]
+
+
+def test_settings_carry_the_chosen_values(baked: Bake) -> None:
+    config = yaml.safe_load((baked.path / "config.yml").read_text())
+    assert config["target_column"] == baked.value("target_column")
+    assert config["model"]["type"] == baked.value("model")
+    assert config["test_size"] == float(baked.value("test_size"))
+    assert config["random_seed"] == int(baked.value("random_seed"))
+    assert config["azure"]["subscription_id"] == baked.value("azure_subscription_id")
+    compute = yaml.safe_load((baked.path / "aml/compute.yml").read_text())
+    assert compute["name"] == baked.value("compute_name")
+    assert compute["tier"] == baked.value("compute_tier")
+    assert compute["min_instances"] == int(baked.value("compute_min_instances"))
+    assert compute["max_instances"] == int(baked.value("compute_max_instances"))
+    assert compute["idle_time_before_scale_down"] == int(baked.value("compute_idle_seconds"))
+
+
+def test_ruff_passes(baked: Bake) -> None:
+    for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
+        result = run([sys.executable, "-m", "ruff", *command], baked.path)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+SPEC_PROBE = """
+import io, json, sys
+from azure.ai.ml import load_compute, load_data, load_environment
+from {package}.pipeline import azure_pipeline, load_components, local_pipeline
+from {package}.settings import Settings
+
+settings = Settings.load()
+local, azure = local_pipeline(settings), azure_pipeline(settings)
+dumps = []
+for job in (local, azure):
+    buffer = io.StringIO()
+    job.dump(buffer)
+    dumps.append(buffer.getvalue())
+components = load_components()
+print(json.dumps({{
+    "valid": [local._validate().passed, azure._validate().passed],
+    "local": dumps[0],
+    "azure": dumps[1],
+    "compute": load_compute("aml/compute.yml")._to_dict(),
+    "environment": load_environment("aml/environment.yml")._to_dict(),
+    "data": load_data("aml/data.yml")._to_dict(),
+    "components": {{name: component._to_dict() for name, component in components.items()}},
+}}))
+"""
+
+
+def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> None:
+    result = run([sys.executable, "-c", SPEC_PROBE.format(package=baked.package)], baked.path)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["valid"] == [True, True]
+    assert loaded["compute"]["name"] == baked.value("compute_name")
+    assert loaded["compute"]["tier"] == baked.value("compute_tier")
+    assert loaded["environment"]["name"] == baked.value("environment_name")
+    assert loaded["data"]["name"] == baked.value("data_asset_name")
+    components = loaded["components"]
+    assert components["train"]["inputs"]["model_type"]["default"] == baked.value("model")
+    assert components["data_prep"]["inputs"]["input_data"]["type"] == "uri_file"
+    assert components["data_prep"]["outputs"]["prepped_data"]["type"] == "uri_folder"
+    azure = yaml.safe_load(loaded["azure"])
+    assert azure["settings"]["default_compute"] == f"azureml:{baked.value('compute_name')}"
+    assert azure["inputs"]["input_data"]["path"] == f"azureml:{baked.value('data_asset_name')}:1"
+    jobs = azure["jobs"]
+    assert jobs["train"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
+    assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.train.outputs.model}}"
+    assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
+    assert azure["outputs"] == {"model": {"type": "mlflow_model"}, "report": {"type": "uri_folder"}}
+
+
+def test_the_rendered_test_suite_passes_offline(baked: Bake) -> None:
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked.path)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert re.search(r"\d+ passed", result.stdout)
+    assert "failed" not in result.stdout.splitlines()[-1]
+
+
+def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
+    rendered = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]["dependencies"]
+    rendered_pins = dict(line.split("==") for line in rendered if "==" in line)
+    lines = (TEMPLATE_DIR / "requirements-dev.txt").read_text().splitlines()
+    template_pins = dict(line.split("==") for line in lines if "==" in line and not line.startswith("#"))
+    for package, version in rendered_pins.items():
+        if package != "pyyaml":
+            assert template_pins[package] == version, package
+    assert template_pins["azure-ai-ml"].startswith("1.35.")
