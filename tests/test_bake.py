@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 
 import yaml
-from conftest import TEMPLATE_DIR, Bake
+from conftest import TEMPLATE_DIR, Bake, bake
 
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
 OFFLINE_ENV = {
@@ -202,3 +202,18 @@ def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
         if package != "pyyaml":
             assert template_pins[package] == version, package
     assert template_pins["azure-ai-ml"].startswith("1.35.")
+
+
+def test_the_default_project_runs_locally_beats_the_baseline_and_then_reuses_every_step(tmp_path: Path) -> None:
+    project = bake({}, tmp_path)
+    command = [sys.executable, "-m", "diabetes_blood_pressure", "run", "--local"]
+    first = run(command, project)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert re.search(r"^RMSE\s+[\d.]+\s+[\d.]+$", first.stdout, re.MULTILINE), first.stdout
+    (report,) = project.glob("runs/*/evaluate/report/metrics.json")
+    metrics = json.loads(report.read_text())
+    assert metrics["rmse"] < metrics["baseline_rmse"]
+    assert metrics["r2"] > 0.1 > metrics["baseline_r2"]
+    second = run(command, project)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert second.stdout.count("reused outputs of run") == 3

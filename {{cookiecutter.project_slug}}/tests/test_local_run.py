@@ -89,7 +89,7 @@ def test_a_failing_later_step_leaves_the_earlier_steps_outputs(project: Settings
         run_pipeline_locally(project, {})
     assert failure.value.step == "evaluate"
     run_dir: Path = failure.value.log.parent.parent
-    assert (run_dir / "data_prep" / "prepped_data" / "train.csv").is_file()
+    assert (run_dir / "data_prep" / "prepped_data" / "train.parquet").is_file()
     assert (run_dir / "train" / "model" / "MLmodel").is_file()
     assert not (run_dir / "evaluate" / "report").exists()
     assert "NameError" in failure.value.log_tail()

@@ -95,6 +95,6 @@ def test_environment_pins_match_the_local_install() -> None:
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
     local_pins = dict(line.split("==") for line in project["project"]["dependencies"] if "==" in line)
     assert pip_pins["mlflow-skinny"] == local_pins["mlflow"] == "3.15.0"  # azureml-mlflow needs <=3.15.0
-    for package in ("scikit-learn", "skops", "pandas", "numpy", "matplotlib"):
+    for package in ("scikit-learn", "skops", "pandas", "pyarrow", "numpy", "matplotlib"):
         assert pip_pins[package] == local_pins[package], package
 {%- endraw %}

@@ -46,8 +46,8 @@ def test_prep_drops_empty_targets_identifiers_and_constants(tmp_path: Path, caps
     assert features["numeric"] == ["age", "weight"]
     assert features["categorical"] == ["smoker"]
     assert set(features["dropped"]) == {"patient_id", "row_number", "clinic"}
-    train_rows = pd.read_csv(tmp_path / "out" / "train.csv")
-    test_rows = pd.read_csv(tmp_path / "out" / "test.csv")
+    train_rows = pd.read_parquet(tmp_path / "out" / "train.parquet")
+    test_rows = pd.read_parquet(tmp_path / "out" / "test.parquet")
     assert len(train_rows) + len(test_rows) == 35
     assert len(test_rows) == 9
     assert json.loads((tmp_path / "out" / "features.json").read_text()) == features

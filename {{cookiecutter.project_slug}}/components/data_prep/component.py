@@ -29,7 +29,7 @@ data_prep = command(
         "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
         "random_seed": Input(type="integer", default=42, description="Seed of the shuffle."),
     },
-    outputs={"prepped_data": Output(type="uri_folder", description="train.csv, test.csv and features.json.")},
+    outputs={"prepped_data": Output(type="uri_folder", description="train.parquet, test.parquet and features.json.")},
     environment={{ ("azureml:" ~ cookiecutter.environment_name ~ "@latest") | tojson }},
     is_deterministic=True,
 ).component

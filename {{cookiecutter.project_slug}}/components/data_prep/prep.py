@@ -1,6 +1,6 @@
 """Prepare the training data: validate, clean, split.
 
-Writes ``train.csv``, ``test.csv`` and ``features.json`` (which columns are numeric,
+Writes ``train.parquet``, ``test.parquet`` and ``features.json`` (which columns are numeric,
 which categorical, which were dropped and why) to the output folder. Imports only
 pandas: it runs in every pipeline run, locally and on Azure ML.
 """
@@ -115,8 +115,9 @@ def prepare(input_data: Path, target: str, test_size: float, seed: int, output: 
         raise DataError(f"{input_data.name}: no usable feature columns remain besides {target!r}")
     train, test = split(frame[[*features["numeric"], *features["categorical"], target]], test_size, seed)
     output.mkdir(parents=True, exist_ok=True)
-    train.to_csv(output / "train.csv", index=False)
-    test.to_csv(output / "test.csv", index=False)
+    # Parquet keeps the column types for the next steps and writes a million rows in a fraction of a second.
+    train.to_parquet(output / "train.parquet", index=False)
+    test.to_parquet(output / "test.parquet", index=False)
     (output / "features.json").write_text(json.dumps(features, indent=2))
     print(f"train rows: {len(train)}, test rows: {len(test)}")
     return features

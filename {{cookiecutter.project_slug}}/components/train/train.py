@@ -31,7 +31,7 @@ MAX_CATEGORIES = 30
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--prepped-data", type=Path, required=True, help="Folder with train.csv and features.json.")
+    parser.add_argument("--prepped-data", type=Path, required=True, help="Output of data_prep.")
     parser.add_argument("--model-type", choices=MODEL_TYPES, required=True)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--n-estimators", type=int, default=200)
@@ -80,7 +80,7 @@ def build_model(args: argparse.Namespace, numeric: list[str], categorical: list[
 
 def load_split(prepped_data: Path, name: str) -> tuple[pd.DataFrame, pd.Series, dict]:
     features = json.loads((prepped_data / "features.json").read_text())
-    frame = pd.read_csv(prepped_data / f"{name}.csv")
+    frame = pd.read_parquet(prepped_data / f"{name}.parquet")
     return frame[features["numeric"] + features["categorical"]], frame[features["target"]], features
 
 
