@@ -53,6 +53,8 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/evaluate/evaluate.yml",
         "components/train/train.py",
         "components/train/train.yml",
+        "components/register/register.py",
+        "components/register/register.yml",
         f"data/{data_file}",
         *(
             f"src/{package}/{module}.py"
@@ -183,7 +185,8 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert jobs["train"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
     assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.train.outputs.model}}"
     assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
-    assert azure["outputs"] == {"model": {"type": "mlflow_model"}, "report": {"type": "uri_folder"}}
+    assert jobs["register"]["inputs"]["report"]["path"] == "${{parent.jobs.evaluate.outputs.report}}"
+    assert set(azure["outputs"]) == {"model", "report", "decision"}
 
 
 def test_the_rendered_test_suite_passes_offline(baked: Bake) -> None:

@@ -17,10 +17,15 @@ from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
 
 def test_plan_has_the_steps_in_dependency_order(settings: Settings) -> None:
     plan = plan_from_job(local_pipeline(settings))
-    assert [step.name for step in plan.steps] == ["data_prep", "train", "evaluate"]
+    assert [step.name for step in plan.steps] == ["data_prep", "train", "evaluate", "register"]
     assert plan.step("train").upstream == {"data_prep"}
     assert plan.step("evaluate").upstream == {"data_prep", "train"}
-    assert plan.outputs == {"model": ("train", "model"), "report": ("evaluate", "report")}
+    assert plan.step("register").upstream == {"train", "evaluate"}
+    assert plan.outputs == {
+        "model": ("train", "model"),
+        "report": ("evaluate", "report"),
+        "decision": ("register", "decision"),
+    }
 
 
 def test_plan_resolves_bindings_and_component_metadata(settings: Settings) -> None:

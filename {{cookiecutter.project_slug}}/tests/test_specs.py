@@ -42,12 +42,12 @@ def test_aml_specs_load_with_official_schemas(settings: Settings) -> None:
 def test_components_load_and_reference_the_environment() -> None:
     environment = load_environment(PROJECT_ROOT / "aml" / "environment.yml")
     components = load_components()
-    assert set(components) == {"data_prep", "train", "evaluate"}
+    assert set(components) == {"data_prep", "train", "evaluate", "register"}
     for name, component in components.items():
         assert isinstance(component, CommandComponent), name
         # azure-ai-ml drops the "azureml:" prefix of a reference given in Python, keeps it from YAML
         assert str(component.environment).removeprefix("azureml:") == f"{environment.name}@latest", name
-        assert component.is_deterministic
+        assert component.is_deterministic == (name != "register"), name
     assert set(components["data_prep"].inputs) == {"input_data", "target_column", "test_size", "random_seed"}
     assert components["data_prep"].inputs["input_data"].type == "uri_file"
     assert components["data_prep"].outputs["prepped_data"].type == "uri_folder"
@@ -68,13 +68,19 @@ def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings)
     assert job._validate().passed
     document = dumped(job)
     assert document["settings"]["default_compute"] == f"azureml:{settings.compute['name']}"
-    assert set(document["jobs"]) == {"data_prep", "train", "evaluate"}
+    assert set(document["jobs"]) == {"data_prep", "train", "evaluate", "register"}
     jobs = document["jobs"]
     assert jobs["data_prep"]["inputs"]["input_data"]["path"] == "${{parent.inputs.input_data}}"
     assert jobs["train"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
     assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.train.outputs.model}}"
     assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
-    assert document["outputs"] == {"model": {"type": "mlflow_model"}, "report": {"type": "uri_folder"}}
+    assert jobs["register"]["inputs"]["report"]["path"] == "${{parent.jobs.evaluate.outputs.report}}"
+    assert jobs["register"]["inputs"]["model_name"]["path"] == "${{parent.inputs.registered_model_name}}"
+    assert document["outputs"] == {
+        "model": {"type": "mlflow_model"},
+        "report": {"type": "uri_folder"},
+        "decision": {"type": "uri_folder"},
+    }
     assert document["inputs"]["target_column"] == settings.setting("target_column")
     assert document["inputs"]["model_type"] == settings.setting("model", "type")
 

@@ -23,6 +23,7 @@ def load_script(component: str, script: str) -> ModuleType:
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
+register = load_script("register", "register")
 
 
 def messy_frame(rows: int = 40) -> pd.DataFrame:
@@ -94,3 +95,57 @@ def test_every_model_fits_raw_rows_and_ignores_unknown_categories(tmp_path: Path
 def _write(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path
+
+
+METRICS = {"rmse": 10.0, "baseline_rmse": 12.0, "r2": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "min_r2", "best", "registered", "reason"),
+    [
+        (METRICS, 0.0, None, True, "beats the baseline's 12.0000 and every registered version"),
+        (METRICS, 0.0, 10.5, True, "beats the baseline's"),
+        (
+            {**METRICS, "rmse": 12.5, "r2": -0.1},
+            0.0,
+            None,
+            False,
+            "does not beat the mean-predictor baseline's 12.0000",
+        ),
+        (METRICS, 0.5, None, False, "test R² 0.3000 is below the threshold min_r2=0.5"),
+        (METRICS, 0.0, 9.5, False, "does not beat the best registered version's 9.5000"),
+    ],
+)
+def test_the_registration_decision(
+    metrics: dict, min_r2: float, best: float | None, registered: bool, reason: str
+) -> None:
+    decided, why = register.decide(metrics, min_r2, best)
+    assert decided is registered
+    assert reason in why
+
+
+def test_register_step_registers_only_a_better_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    report = tmp_path / "report"
+    report.mkdir()
+
+    def run_step(rmse: float, min_r2: float, name: str) -> dict:
+        (report / "metrics.json").write_text(json.dumps({"rmse": rmse, "baseline_rmse": 12.0, "r2": 0.3}))
+        decision = tmp_path / name
+        argv = ["--model", str(model), "--report", str(report), "--model-name", "bp", "--min-r2", str(min_r2)]
+        assert register.main([*argv, "--decision", str(decision)]) == 0
+        return json.loads((decision / "decision.json").read_text())
+
+    assert run_step(10.0, 0.0, "first") == {
+        "registered": True,
+        "reason": "test RMSE 10.0000 beats the baseline's 12.0000 and every registered version",
+        "model_name": "bp",
+        "version": "1",
+    }
+    assert run_step(10.0, 0.9, "strict")["registered"] is False
+    assert run_step(11.0, 0.0, "worse")["reason"].endswith("does not beat the best registered version's 10.0000")
+    assert run_step(9.0, 0.0, "better")["version"] == "2"

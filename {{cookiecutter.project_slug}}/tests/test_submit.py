@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, Model, PipelineJob
+from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, PipelineJob
 from azure.core.exceptions import ResourceNotFoundError
 
 from {{ cookiecutter.package_name }} import cli
@@ -48,7 +48,7 @@ class RecordingClient:
         self.jobs.stream = self.streamed.append
 
 
-def test_submit_creates_what_is_missing_then_submits_streams_and_registers(settings: Settings) -> None:
+def test_submit_creates_what_is_missing_then_submits_and_streams(settings: Settings) -> None:
     client = RecordingClient()
     submit(settings, client, {"model_type": "hist_gradient_boosting"})
     (compute,) = client.compute.created
@@ -58,18 +58,14 @@ def test_submit_creates_what_is_missing_then_submits_streams_and_registers(setti
     (environment,) = client.environments.created
     assert isinstance(environment, Environment)
     assert {type(component) for component in client.components.created} == {CommandComponent}
-    assert len(client.components.created) == 3
+    assert len(client.components.created) == 4
     (job,) = client.jobs.created
     assert isinstance(job, PipelineJob)
     assert job.inputs["input_data"].result().path == settings.data_asset_uri
     assert job.inputs["model_type"].result() == "hist_gradient_boosting"
     assert job.settings.default_compute == settings.compute["name"]
+    assert job.inputs["registered_model_name"].result() == settings.setting("azure", "registered_model_name")
     assert client.streamed == ["job-1"]
-    (model,) = client.models.created
-    assert isinstance(model, Model)
-    assert model.path == "azureml://jobs/job-1/outputs/model"
-    assert model.name == settings.setting("azure", "registered_model_name")
-    assert model.type == "mlflow_model"
 
 
 def test_submit_leaves_existing_resources_alone(settings: Settings) -> None:
@@ -79,7 +75,6 @@ def test_submit_leaves_existing_resources_alone(settings: Settings) -> None:
     assert client.compute.created == client.data.created == client.environments.created == []
     assert client.components.created == []
     assert len(client.jobs.created) == 1
-    assert client.models.created == []
 
 
 def _component_and_environment_names(settings: Settings) -> set[str]:

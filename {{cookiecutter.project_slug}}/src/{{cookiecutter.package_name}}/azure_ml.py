@@ -84,9 +84,10 @@ def ensure_registered(operations: Any, entity: Any) -> bool:
 
 
 def submit(settings: Settings, client: Any, overrides: dict[str, Any] | None = None, stream: bool = True) -> Any:
-    """Register what is missing, submit the pipeline job, optionally stream it and register its model."""
-    from azure.ai.ml.entities import Model
+    """Create what the workspace lacks, submit the pipeline job, optionally stream it.
 
+    The pipeline's register step registers the model, when it is better, in the workspace.
+    """
     from .pipeline import azure_pipeline
 
     for operations_name, entities in workspace_assets(settings).items():
@@ -98,12 +99,4 @@ def submit(settings: Settings, client: Any, overrides: dict[str, Any] | None = N
     print(f"submitted {submitted.name}: {submitted.studio_url}")
     if stream:
         client.jobs.stream(submitted.name)
-        model = Model(
-            path=f"azureml://jobs/{submitted.name}/outputs/model",
-            name=settings.setting("azure", "registered_model_name"),
-            type="mlflow_model",
-            description=f"Trained by pipeline job {submitted.name}",
-        )
-        registered = client.models.create_or_update(model)
-        print(f"registered model {registered.name}:{registered.version}")
     return submitted

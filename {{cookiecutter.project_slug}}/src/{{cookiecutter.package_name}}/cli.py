@@ -92,6 +92,8 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int
     report = result.outputs["report"]
     print(f"\nrun {result.run_id} completed: {result.run_dir}")
     print(metrics_table(json.loads((report / "metrics.json").read_text())))
+    decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
+    print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
     print(f"model:  {result.outputs['model']}\nreport: {report}")
     return 0
 

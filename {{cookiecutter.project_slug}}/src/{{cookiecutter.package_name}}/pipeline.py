@@ -1,4 +1,4 @@
-"""The pipeline graph: data_prep -> train -> evaluate, built with ``@dsl.pipeline``.
+"""The pipeline graph: data_prep -> train -> evaluate -> register, built with ``@dsl.pipeline``.
 
 This graph is the single description of the pipeline. Azure ML runs it on a
 compute cluster (``submit``); the local runner runs the same nodes and command
@@ -34,6 +34,7 @@ def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandC
         "data_prep": load_python_component(components_dir / "data_prep" / "component.py", "data_prep"),
         "train": load_component(components_dir / "train" / "train.yml"),
         "evaluate": load_component(components_dir / "evaluate" / "evaluate.yml"),
+        "register": load_component(components_dir / "register" / "register.yml"),
     }
 
 
@@ -50,7 +51,7 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
     @dsl.pipeline(
         name=settings.setting("azure", "experiment_name").replace("-", "_"),
         display_name="Regression pipeline",
-        description="Prepare the data, train a regressor, evaluate it against a mean-predictor baseline.",
+        description="Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
         default_compute=settings.compute["name"],
     )
     def regression_pipeline(
@@ -66,6 +67,8 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
         max_features: float,
         learning_rate: float,
         max_iter: int,
+        registered_model_name: str,
+        min_r2: float,
     ) -> dict[str, Any]:
         data_prep = components["data_prep"](
             input_data=input_data, target_column=target_column, test_size=test_size, random_seed=random_seed
@@ -83,7 +86,17 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
             random_seed=random_seed,
         )
         evaluate = components["evaluate"](model=train.outputs.model, prepped_data=data_prep.outputs.prepped_data)
-        return {"model": train.outputs.model, "report": evaluate.outputs.report}
+        register = components["register"](
+            model=train.outputs.model,
+            report=evaluate.outputs.report,
+            model_name=registered_model_name,
+            min_r2=min_r2,
+        )
+        return {
+            "model": train.outputs.model,
+            "report": evaluate.outputs.report,
+            "decision": register.outputs.decision,
+        }
 
     job = regression_pipeline(input_data=data, **parameters)
     job.experiment_name = settings.setting("azure", "experiment_name")

@@ -92,4 +92,6 @@ class Settings:
             "random_seed": self.setting("random_seed"),
             "model_type": model["type"],
             **{name: model.get(name) for name in HYPERPARAMETERS},
+            "registered_model_name": self.setting("azure", "registered_model_name"),
+            "min_r2": self.setting("registration", "min_r2"),
         }
