@@ -82,6 +82,65 @@ def check_target(path: Path, header: list[str], sample: list[list[str]], target:
         raise DataError(f"target_column={target!r} must be numeric, but {path.name} holds {bad!r} in it")
 
 
+def column_list(name: str, header: list[str]) -> list[str]:
+    """A comma-separated variable as column names, each checked against the CSV's header."""
+    columns = [column.strip() for column in VALUES[name].split(",") if column.strip()]
+    for column in columns:
+        if column not in header:
+            raise DataError(f"{name}: {column!r} is not a column of the CSV; columns are: {', '.join(header)}")
+    return columns
+
+
+def unusable(values: list[str]) -> str | None:
+    """Why a sampled column should not be a feature: constant, or an identifier."""
+    filled = [value for value in values if value]
+    if len(set(filled)) <= 1:
+        return "constant"
+    if len(set(filled)) == len(values) >= 10:
+        numbers = [float(value) for value in filled] if all(is_number(value) for value in filled) else None
+        if numbers is None or (all(n.is_integer() for n in numbers) and numbers == sorted(numbers)):
+            return "identifier (a distinct value on every row)"
+    return None
+
+
+def infer_features(header: list[str], sample: list[list[str]], target: str) -> tuple[dict[str, list[str]], dict]:
+    """Numeric and categorical feature columns from the sample, and the columns left out with why."""
+    chosen = column_list("feature_columns", header) or header
+    dropped = {column: "drop_columns" for column in column_list("drop_columns", header)}
+    columns = {
+        name: [row[index].strip() if index < len(row) else "" for row in sample] for index, name in enumerate(header)
+    }
+    features: dict[str, list[str]] = {"numeric": [], "categorical": []}
+    for name in chosen:
+        if name == target or name in dropped:
+            continue
+        reason = None if VALUES["feature_columns"].strip() else unusable(columns[name])
+        if reason:
+            dropped[name] = reason
+            continue
+        if "," in name:
+            raise DataError(f"column {name!r} has a comma in its name: rename it, or list it in drop_columns")
+        kind = "numeric" if all(is_number(value) for value in columns[name] if value) else "categorical"
+        features[kind].append(name)
+    if not features["numeric"] and not features["categorical"]:
+        raise DataError(f"no feature columns are left besides target_column={target!r}")
+    return features, dropped
+
+
+def write_features(config: Path, features: dict[str, list[str]], dropped: dict[str, str]) -> None:
+    """Append the features to config.yml, as JSON lists (valid YAML for any column name)."""
+    left_out = "".join(f"\n#   {json.dumps(name)}: {reason}" for name, reason in dropped.items())
+    config.write_text(
+        config.read_text()
+        + "\n# The feature columns, inferred from the CSV's header and first rows when the project was\n"
+        + "# rendered. data_prep uses exactly these and fails on a missing one; edit them freely.\n"
+        + "# Empty lists make data_prep infer them on every run."
+        + (f"\n# Left out:{left_out}" if left_out else "")
+        + f"\nfeatures:\n  numeric: {json.dumps(features['numeric'])}\n"
+        + f"  categorical: {json.dumps(features['categorical'])}\n"
+    )
+
+
 def bring_in_data(source: Path, destination: Path) -> None:
     if source.resolve() == destination.resolve():
         return
@@ -109,10 +168,12 @@ def main() -> int:
     try:
         header, sample = read_sample(source)
         check_target(source, header, sample, VALUES["target_column"])
+        features, dropped = infer_features(header, sample, VALUES["target_column"])
     except DataError as error:
         print(f"ERROR: {error}", file=sys.stderr)
         return 1
     bring_in_data(source, Path("data") / VALUES["__data_file"])
+    write_features(Path("config.yml"), features, dropped)
     print(next_steps())
     return 0
 

@@ -105,9 +105,17 @@ def check_text(name: str) -> str | None:
     return f"{name}={VALUES[name]!r} is invalid: must not be empty"
 
 
+def check_no_quote(name: str) -> str | None:
+    # Column names reach the steps' command lines inside single quotes.
+    if "'" not in VALUES[name]:
+        return None
+    return f"{name}={VALUES[name]!r} is invalid: column names must not contain a single quote (')"
+
+
 def problems() -> list[str]:
     found = [check_pattern(name) for name in RULES_BY_PATTERN]
     found += [check_text(name) for name in ("project_name", "data_path", "target_column")]
+    found += [check_no_quote(name) for name in ("target_column", "feature_columns", "drop_columns")]
     found += [check_choice("model", MODELS), check_choice("compute_tier", COMPUTE_TIERS)]
     found += [check_test_size(), check_integer("random_seed", 0)]
     found += [

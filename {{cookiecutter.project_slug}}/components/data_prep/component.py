@@ -14,11 +14,14 @@ data_prep = command(
     display_name="Prepare data",
     description="Validate the CSV, drop rows without a target and unusable columns, split into train and test.",
     code=Path(__file__).parent,
-    # {% raw %}Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts.
+    # {% raw %}Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts; the quotes keep
+    # column names with spaces whole, and $[[...]] drops an option whose optional input is unset.
     command=(
         "python prep.py"
         " --input-data ${{inputs.input_data}}"
-        " --target-column ${{inputs.target_column}}"
+        " --target-column '${{inputs.target_column}}'"
+        " $[[--numeric-columns '${{inputs.numeric_columns}}']]"
+        " $[[--categorical-columns '${{inputs.categorical_columns}}']]"
         " --test-size ${{inputs.test_size}}"
         " --random-seed ${{inputs.random_seed}}"
         " --prepped-data ${{outputs.prepped_data}}"
@@ -26,6 +29,8 @@ data_prep = command(
     inputs={
         "input_data": Input(type="uri_file", description="The raw CSV."),
         "target_column": Input(type="string", description="Numeric column to predict."),
+        "numeric_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
+        "categorical_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
         "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
         "random_seed": Input(type="integer", default=42, description="Seed of the shuffle."),
     },

@@ -21,10 +21,16 @@ class DataError(ValueError):
     """The data cannot be used; the message names the file, the column and the rule."""
 
 
+def column_list(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--input-data", type=Path, required=True, help="CSV file to prepare.")
     parser.add_argument("--target-column", required=True, help="Numeric column to predict.")
+    parser.add_argument("--numeric-columns", type=column_list, help="Comma-separated; default: inferred.")
+    parser.add_argument("--categorical-columns", type=column_list, help="Comma-separated; default: inferred.")
     parser.add_argument("--test-size", type=float, default=0.2, help="Fraction of rows for the test split.")
     parser.add_argument("--random-seed", type=int, default=42, help="Seed of the shuffle.")
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output folder.")
@@ -91,11 +97,28 @@ def unusable_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
     return reasons
 
 
-def describe_features(frame: pd.DataFrame, target: str, dropped: dict[str, str]) -> dict[str, object]:
+def infer_features(frame: pd.DataFrame, target: str) -> dict[str, object]:
+    dropped = unusable_columns(frame, target)
+    for column, reason in dropped.items():
+        print(f"dropped column {column!r}: {reason}")
     features = frame.columns.drop([target, *dropped])
     numeric = [name for name in features if pd.api.types.is_numeric_dtype(frame[name])]
     categorical = [name for name in features if name not in numeric]
     return {"target": target, "numeric": numeric, "categorical": categorical, "dropped": dropped}
+
+
+def listed_features(frame: pd.DataFrame, target: str, numeric: list[str], categorical: list[str], source: str) -> dict:
+    """The features config.yml names, checked against the data (which may have changed since rendering)."""
+    for name in [*numeric, *categorical]:
+        if name not in frame.columns:
+            raise DataError(f"{source}: feature column {name!r} not found; columns are: {', '.join(frame.columns)}")
+        if name == target:
+            raise DataError(f"{source}: the target column {target!r} cannot also be a feature")
+    for name in numeric:
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            text = frame[name][pd.to_numeric(frame[name], errors="coerce").isna() & frame[name].notna()].iloc[0]
+            raise DataError(f"{source}: feature column {name!r} is listed as numeric but holds {text!r}")
+    return {"target": target, "numeric": numeric, "categorical": categorical, "dropped": {}}
 
 
 def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -103,14 +126,25 @@ def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFram
     return frame.drop(index=test.index), test
 
 
-def prepare(input_data: Path, target: str, test_size: float, seed: int, output: Path) -> dict[str, object]:
+def prepare(
+    input_data: Path,
+    target: str,
+    test_size: float,
+    seed: int,
+    output: Path,
+    numeric: list[str] | None = None,
+    categorical: list[str] | None = None,
+) -> dict[str, object]:
+    """Validate and clean the CSV, split it, write the splits and the feature description to ``output``."""
     if not 0 < test_size < 1:
         raise DataError(f"--test-size {test_size} is invalid: must be strictly between 0 and 1")
     frame = clean_target(read_csv(input_data), target, input_data.name)
-    dropped = unusable_columns(frame, target)
-    for column, reason in dropped.items():
-        print(f"dropped column {column!r}: {reason}")
-    features = describe_features(frame, target, dropped)
+    if numeric or categorical:
+        features = listed_features(frame, target, numeric or [], categorical or [], input_data.name)
+        # Listed categories may look like numbers (codes, zip codes): the encoder must see text.
+        frame = frame.astype({name: "string" for name in features["categorical"]})
+    else:
+        features = infer_features(frame, target)
     if not features["numeric"] and not features["categorical"]:
         raise DataError(f"{input_data.name}: no usable feature columns remain besides {target!r}")
     train, test = split(frame[[*features["numeric"], *features["categorical"], target]], test_size, seed)
@@ -126,7 +160,15 @@ def prepare(input_data: Path, target: str, test_size: float, seed: int, output: 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        prepare(args.input_data, args.target_column, args.test_size, args.random_seed, args.prepped_data)
+        prepare(
+            args.input_data,
+            args.target_column,
+            args.test_size,
+            args.random_seed,
+            args.prepped_data,
+            args.numeric_columns,
+            args.categorical_columns,
+        )
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

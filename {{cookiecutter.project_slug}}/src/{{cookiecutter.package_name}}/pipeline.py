@@ -57,6 +57,8 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
     def regression_pipeline(
         input_data: Input(type="uri_file"),
         target_column: str,
+        numeric_columns: Input(type="string", optional=True),
+        categorical_columns: Input(type="string", optional=True),
         test_size: float,
         random_seed: int,
         model_type: str,
@@ -71,7 +73,12 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
         min_r2: float,
     ) -> dict[str, Any]:
         data_prep = components["data_prep"](
-            input_data=input_data, target_column=target_column, test_size=test_size, random_seed=random_seed
+            input_data=input_data,
+            target_column=target_column,
+            numeric_columns=numeric_columns,
+            categorical_columns=categorical_columns,
+            test_size=test_size,
+            random_seed=random_seed,
         )
         train = components["train"](
             prepped_data=data_prep.outputs.prepped_data,

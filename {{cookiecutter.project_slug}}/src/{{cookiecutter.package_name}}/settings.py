@@ -86,8 +86,12 @@ class Settings:
     def pipeline_inputs(self) -> dict[str, Any]:
         """The pipeline's parameters, as config.yml sets them (the data input is added by the caller)."""
         model = self.setting("model")
+        features = self.config.get("features") or {}
         return {
             "target_column": self.setting("target_column"),
+            # Comma-separated for the command line; unset (None) lets data_prep infer them.
+            "numeric_columns": ",".join(features.get("numeric") or []) or None,
+            "categorical_columns": ",".join(features.get("categorical") or []) or None,
             "test_size": self.setting("test_size"),
             "random_seed": self.setting("random_seed"),
             "model_type": model["type"],
