@@ -7,8 +7,9 @@ BASE_PYTHON := $(shell command -v python3.11 || command -v python3)
 DEMO_DIR := build/demo
 DEFAULT_PROJECT := diabetes-blood-pressure
 DEFAULT_PACKAGE := diabetes_blood_pressure
+EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 
-.PHONY: demo test lint format benchmark clean
+.PHONY: demo example test lint format benchmark clean
 
 $(INSTALLED): requirements-dev.txt
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -20,6 +21,16 @@ demo: $(INSTALLED)
 	rm -rf $(DEMO_DIR)
 	$(PYTHON) -m cookiecutter --no-input . --output-dir $(DEMO_DIR)
 	cd $(DEMO_DIR)/$(DEFAULT_PROJECT) && PYTHONPATH=src $(abspath $(PYTHON)) -m $(DEFAULT_PACKAGE) run --local
+
+# The committed example is the default render, byte for byte (tests/test_lifecycle.py
+# checks it): render into a scratch folder, then swap it in only if the render succeeded.
+# --default-config: a personal ~/.cookiecutterrc must not change the example.
+example: $(INSTALLED)
+	mkdir -p build examples
+	scratch=$$(mktemp -d build/example.XXXXXX) && \
+	  $(PYTHON) -m cookiecutter --no-input --default-config . --output-dir "$$scratch" >/dev/null && \
+	  rm -rf $(EXAMPLE_DIR) && mv "$$scratch/$(DEFAULT_PROJECT)" $(EXAMPLE_DIR); \
+	  status=$$?; rm -rf "$$scratch"; exit $$status
 
 test: $(INSTALLED)
 	$(PYTHON) -m pytest -n 2 tests

@@ -163,6 +163,22 @@ Next steps:
 """
 
 
+def remove_github_workflows() -> None:
+    shutil.rmtree(".github")
+
+
+def remove_azure_pipelines() -> None:
+    Path("azure-pipelines.yml").unlink()
+
+
+def remove_unselected_ci(ci: str) -> None:
+    """Keep only the CI files of the chosen ``ci`` option."""
+    if ci != "github":
+        remove_github_workflows()
+    if ci != "azure-devops":
+        remove_azure_pipelines()
+
+
 def main() -> int:
     source = resolve_data_path(VALUES["data_path"])
     try:
@@ -174,6 +190,7 @@ def main() -> int:
         return 1
     bring_in_data(source, Path("data") / VALUES["__data_file"])
     write_features(Path("config.yml"), features, dropped)
+    remove_unselected_ci(VALUES["ci"])
     print(next_steps())
     return 0
 

@@ -17,7 +17,7 @@ from cookiecutter.prompt import prompt_for_config
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 
-# Every model and every compute tier, custom names, and workspace settings filled in.
+# Every model, every compute tier and every CI choice, custom names, and workspace settings filled in.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "default": {},
     "random-forest-low-priority": {
@@ -35,6 +35,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "environment_name": "vitals-runtime",
         "test_size": "0.25",
         "random_seed": "7",
+        "ci": "azure-devops",
     },
     "gradient-boosting-workspace": {
         "project_name": "A Rather Long Project Name For Predicting Diastolic Blood Pressure In Clinics",
@@ -44,6 +45,7 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
         "azure_workspace": "mlw-prod",
         "description": 'Quotes "here", colons: there, # hashes and ünïcödé — all data.',
         "author_name": 'O\'Brien: "ML" #2',
+        "ci": "none",
     },
 }
 

@@ -37,8 +37,15 @@ def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_exact_file_set(baked: Bake) -> None:
     package = baked.package
     data_file = Path(baked.value("data_path")).name
+    ci_files = {
+        "github": {".github/workflows/ci.yml", ".github/workflows/submit.yml"},
+        "azure-devops": {"azure-pipelines.yml"},
+        "none": set(),
+    }[baked.value("ci")]
     assert files(baked.path) == {
         ".gitignore",
+        ".pre-commit-config.yaml",
+        *ci_files,
         "Makefile",
         "README.md",
         "config.yml",
@@ -63,6 +70,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "__main__",
                 "aml_graph",
                 "azure_ml",
+                "check",
                 "cli",
                 "local_runner",
                 "pipeline",
@@ -77,6 +85,7 @@ def test_exact_file_set(baked: Bake) -> None:
             for module in (
                 "conftest",
                 "test_aml_graph",
+                "test_check",
                 "test_cli",
                 "test_local_run",
                 "test_local_runner",
@@ -189,6 +198,15 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert set(azure["outputs"]) == {"model", "report", "decision"}
 
 
+CLEAN_CHECK = re.compile(r"^check: \d+ components, \d+ bindings, \d+ scripts, \d+ packages — no findings$")
+
+
+def test_the_project_check_passes(baked: Bake) -> None:
+    result = run([sys.executable, "-m", baked.package, "check"], baked.path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert CLEAN_CHECK.match(result.stdout.strip()), result.stdout
+
+
 def test_the_rendered_test_suite_passes_offline(baked: Bake) -> None:
     result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked.path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
@@ -207,7 +225,7 @@ def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
     assert template_pins["azure-ai-ml"].startswith("1.35.")
 
 
-def test_the_default_project_runs_locally_beats_the_baseline_and_then_reuses_every_step(tmp_path: Path) -> None:
+def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(tmp_path: Path) -> None:
     project = bake({}, tmp_path)
     command = [sys.executable, "-m", "diabetes_blood_pressure", "run", "--local"]
     first = run(command, project)
@@ -220,3 +238,6 @@ def test_the_default_project_runs_locally_beats_the_baseline_and_then_reuses_eve
     second = run(command, project)
     assert second.returncode == 0, second.stdout + second.stderr
     assert second.stdout.count("reused outputs of run") == 3
+    fresh = run([*command, "--no-reuse"], project)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert "reused" not in fresh.stdout

@@ -48,7 +48,15 @@ def test_components_load_and_reference_the_environment() -> None:
         # azure-ai-ml drops the "azureml:" prefix of a reference given in Python, keeps it from YAML
         assert str(component.environment).removeprefix("azureml:") == f"{environment.name}@latest", name
         assert component.is_deterministic == (name != "register"), name
-    assert set(components["data_prep"].inputs) == {"input_data", "target_column", "test_size", "random_seed"}
+    assert set(components["data_prep"].inputs) == {
+        "input_data",
+        "target_column",
+        "numeric_columns",
+        "categorical_columns",
+        "test_size",
+        "random_seed",
+    }
+    assert components["data_prep"].inputs["numeric_columns"].optional
     assert components["data_prep"].inputs["input_data"].type == "uri_file"
     assert components["data_prep"].outputs["prepped_data"].type == "uri_folder"
     assert components["train"].outputs["model"].type == "mlflow_model"

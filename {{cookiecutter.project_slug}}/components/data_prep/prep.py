@@ -142,7 +142,8 @@ def prepare(
     if numeric or categorical:
         features = listed_features(frame, target, numeric or [], categorical or [], input_data.name)
         # Listed categories may look like numbers (codes, zip codes): the encoder must see text.
-        frame = frame.astype({name: "string" for name in features["categorical"]})
+        for name in features["categorical"]:
+            frame[name] = frame[name].map(str, na_action="ignore")
     else:
         features = infer_features(frame, target)
     if not features["numeric"] and not features["categorical"]:

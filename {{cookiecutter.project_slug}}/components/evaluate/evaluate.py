@@ -59,6 +59,9 @@ def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, flo
     target = features["target"]
     train_target = pd.read_parquet(prepped_data / "train.parquet", columns=[target])[target]
     test = pd.read_parquet(prepped_data / "test.parquet")
+    # Parquet gives missing text back as None, which scikit-learn's imputer does not take for missing.
+    categorical = features["categorical"]
+    test[categorical] = test[categorical].astype(object).where(test[categorical].notna(), np.nan)
     model = mlflow.pyfunc.load_model(str(model_dir))
     predicted = np.asarray(model.predict(test.drop(columns=[target])), dtype=float)
     baseline = np.full(len(test), train_target.mean())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import mlflow.sklearn
+import numpy as np
 import pandas as pd
 import sklearn
 import skops
@@ -81,7 +82,10 @@ def build_model(args: argparse.Namespace, numeric: list[str], categorical: list[
 def load_split(prepped_data: Path, name: str) -> tuple[pd.DataFrame, pd.Series, dict]:
     features = json.loads((prepped_data / "features.json").read_text())
     frame = pd.read_parquet(prepped_data / f"{name}.parquet")
-    return frame[features["numeric"] + features["categorical"]], frame[features["target"]], features
+    # Parquet gives missing text back as None, which scikit-learn's imputer does not take for missing.
+    categorical = features["categorical"]
+    frame[categorical] = frame[categorical].astype(object).where(frame[categorical].notna(), np.nan)
+    return frame[features["numeric"] + categorical], frame[features["target"]], features
 
 
 def runtime_requirements() -> list[str]:

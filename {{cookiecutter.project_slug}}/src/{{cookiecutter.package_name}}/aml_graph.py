@@ -1,8 +1,9 @@
 """The one module that reads azure-ai-ml's object model: a built pipeline job -> a ``Plan``.
 
 It reads the job's serialised YAML (the document ``submit`` sends to Azure ML)
-for the nodes, their components and bindings, and the pipeline inputs' values
-through ``PipelineInput.result()``. The azure-ai-ml range it is tested with is
+for the nodes, their components and bindings, the pipeline inputs' values
+through ``PipelineInput.result()`` and their declared types through the job's
+pipeline component (for ``check``). The azure-ai-ml range it is tested with is
 pinned in pyproject.toml; its tests fail if an SDK upgrade changes either.
 """
 
@@ -44,6 +45,21 @@ def binding(raw: Any) -> Binding:
         if match := NODE_OUTPUT.match(reference):
             return Binding(node=match["node"], output=match["output"])
     return Binding(value=reference)
+
+
+def command_nodes(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The serialised job's command nodes by name: what ``step_from_node`` reads."""
+    return {name: node for name, node in (document.get("jobs") or {}).items() if node.get("type") == "command"}
+
+
+def component_name(node: dict[str, Any]) -> str:
+    """The name a node's component declares in its spec."""
+    return str(node["component"].get("name") or "")
+
+
+def pipeline_input_types(job: Any) -> dict[str, str]:
+    """Each pipeline input's declared type, unset optional ones included: the YAML carries only values."""
+    return {name: spec.type for name, spec in job.component.inputs.items()}
 
 
 def step_from_node(name: str, node: dict[str, Any]) -> Step:

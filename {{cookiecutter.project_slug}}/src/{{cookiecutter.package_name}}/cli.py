@@ -1,6 +1,7 @@
-"""Command line: ``run --local`` on this machine, ``submit`` to Azure ML.
+"""Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML.
 
-Only the commands' own modules are imported, when they run: ``--help`` stays instant.
+Runs and submissions start only when ``check`` finds nothing. Only the commands' own
+modules are imported, when they run: ``--help`` stays instant.
 """
 
 from __future__ import annotations
@@ -12,12 +13,13 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .check import CheckFailed, check_project
 from .local_runner import StepHostError
 from .plan import PlanError
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from .local_runner import RunResult
+    from .local_runner import RunResult, StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 
@@ -34,6 +36,7 @@ def parameter(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
     run = commands.add_parser("run", help="run the pipeline")
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
@@ -60,32 +63,72 @@ def metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def run_pipeline_locally(settings: Settings, overrides: dict[str, Any], reuse: bool = True) -> RunResult:
-    """Build the pipeline job and run its steps on this machine; raises ``StepFailed`` on a failed step."""
-    from .local_runner import LocalRunner, StepHost
+def show_check(settings: Settings) -> int:
+    report = check_project(settings)
+    print(report.text())
+    return 1 if report.findings else 0
 
-    # The host warms up (imports, MLflow store) while this process builds the graph.
-    host = StepHost(
-        settings.local_tracking_uri,
-        settings.setting("azure", "experiment_name"),
-        settings.root / "mlartifacts",
-        sorted(path for path in (settings.root / "components").iterdir() if path.is_dir()),
+
+def passed_check(settings: Settings) -> None:
+    """``check`` before a run or a submission: print its summary, or raise ``CheckFailed``."""
+    report = check_project(settings)
+    if report.findings:
+        raise CheckFailed(report)
+    print(report.summary())
+
+
+def tracking_target(settings: Settings) -> TrackingTarget:
+    from .local_runner import TrackingTarget
+
+    return TrackingTarget(
+        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
     )
+
+
+def start_step_host(settings: Settings) -> StepHost:
+    """A warm step host for this project's components: it serves any number of runs until closed."""
+    from .local_runner import StepHost
+
+    components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
+    return StepHost(tracking_target(settings), components)
+
+
+def run_pipeline_locally(
+    settings: Settings,
+    overrides: dict[str, Any],
+    reuse: bool = True,
+    check: bool = False,
+    host: StepHost | None = None,
+) -> RunResult:
+    """Build the pipeline job and run its steps on this machine; raises ``StepFailed`` on a failed step.
+
+    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
+    ``host``, one is started for this run, and warms up while this process builds the graph.
+    """
+    from .local_runner import LocalRunner
+
+    settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
+    own_host = host is None
+    host = host or start_step_host(settings)
     try:
+        if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
+            passed_check(settings)
         from .aml_graph import plan_from_job
         from .pipeline import local_pipeline
 
         plan = plan_from_job(local_pipeline(settings, overrides))
-        return LocalRunner(settings.root / settings.setting("local", "runs_dir"), host, reuse=reuse).run(plan)
+        runs_dir = settings.root / settings.setting("local", "runs_dir")
+        return LocalRunner(runs_dir, host, tracking_target(settings), reuse=reuse).run(plan)
     finally:
-        host.close()
+        if own_host:
+            host.close()
 
 
 def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
     from .local_runner import StepFailed
 
     try:
-        result = run_pipeline_locally(settings, overrides, reuse)
+        result = run_pipeline_locally(settings, overrides, reuse, check=True)
     except StepFailed as failure:
         print(f"\nFAILED: {failure}\n--- last lines of {failure.log} ---\n{failure.log_tail()}", file=sys.stderr)
         return 1
@@ -101,18 +144,24 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int
 def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool) -> int:
     from .azure_ml import ml_client, submit
 
+    passed_check(settings)
     submit(settings, ml_client(settings), overrides, stream=stream)
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = dict(args.param)
+    overrides = dict(getattr(args, "param", []))
     try:
         settings = Settings.load()
+        if args.command == "check":
+            return show_check(settings)
         if args.command == "run" and args.local:
             return run_local(settings, overrides, reuse=not args.no_reuse)
         return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
+    except CheckFailed as failure:
+        print(f"{failure.report.text()}\nnot started: fix the findings above, `make check` re-checks", file=sys.stderr)
+        return 1
     except (SettingsError, PlanError, StepHostError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

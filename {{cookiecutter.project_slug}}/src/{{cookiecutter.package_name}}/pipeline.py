@@ -42,11 +42,7 @@ def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandC
 def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
     """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them."""
     components = load_components(settings.root / "components")
-    parameters = settings.pipeline_inputs()
-    unknown = sorted(set(overrides or {}) - set(parameters))
-    if unknown:
-        raise SettingsError(f"unknown pipeline parameter {unknown[0]!r}; parameters are: {', '.join(parameters)}")
-    parameters.update(overrides or {})
+    parameters = settings.pipeline_inputs_with(overrides)
 
     @dsl.pipeline(
         name=settings.setting("azure", "experiment_name").replace("-", "_"),

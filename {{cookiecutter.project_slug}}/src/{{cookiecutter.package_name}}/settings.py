@@ -83,6 +83,14 @@ class Settings:
             return prefix + str(self.root / uri.removeprefix(prefix))
         return uri
 
+    def pipeline_inputs_with(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        """The pipeline's parameters with ``overrides`` applied; an unknown name is an error."""
+        parameters = self.pipeline_inputs()
+        unknown = sorted(set(overrides or {}) - set(parameters))
+        if unknown:
+            raise SettingsError(f"unknown pipeline parameter {unknown[0]!r}; parameters are: {', '.join(parameters)}")
+        return {**parameters, **(overrides or {})}
+
     def pipeline_inputs(self) -> dict[str, Any]:
         """The pipeline's parameters, as config.yml sets them (the data input is added by the caller)."""
         model = self.setting("model")

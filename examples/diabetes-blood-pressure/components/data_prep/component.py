@@ -1,0 +1,40 @@
+"""The data-preparation step, defined in Python with ``azure.ai.ml.command()``.
+
+Azure ML runs the command below in ``aml/environment.yml``; the local runner runs
+the very same command line on this machine.
+"""
+
+from pathlib import Path
+
+from azure.ai.ml import Input, Output, command
+
+data_prep = command(
+    name="diabetes_blood_pressure_data_prep",
+    version="1",
+    display_name="Prepare data",
+    description="Validate the CSV, drop rows without a target and unusable columns, split into train and test.",
+    code=Path(__file__).parent,
+    # Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts; the quotes keep
+    # column names with spaces whole, and $[[...]] drops an option whose optional input is unset.
+    command=(
+        "python prep.py"
+        " --input-data ${{inputs.input_data}}"
+        " --target-column '${{inputs.target_column}}'"
+        " $[[--numeric-columns '${{inputs.numeric_columns}}']]"
+        " $[[--categorical-columns '${{inputs.categorical_columns}}']]"
+        " --test-size ${{inputs.test_size}}"
+        " --random-seed ${{inputs.random_seed}}"
+        " --prepped-data ${{outputs.prepped_data}}"
+    ),  # one command line for Azure ML and the local runner
+    inputs={
+        "input_data": Input(type="uri_file", description="The raw CSV."),
+        "target_column": Input(type="string", description="Numeric column to predict."),
+        "numeric_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
+        "categorical_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
+        "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
+        "random_seed": Input(type="integer", default=42, description="Seed of the shuffle."),
+    },
+    outputs={"prepped_data": Output(type="uri_folder", description="train.parquet, test.parquet and features.json.")},
+    environment="azureml:diabetes-blood-pressure-env@latest",
+    is_deterministic=True,
+).component

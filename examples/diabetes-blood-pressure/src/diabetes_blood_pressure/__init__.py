@@ -1,0 +1,1 @@
+"""The pipeline's code: settings, graph, local runner and Azure ML submission."""

@@ -1,0 +1,116 @@
+"""The pipeline graph: data_prep -> train -> evaluate -> register, built with ``@dsl.pipeline``.
+
+This graph is the single description of the pipeline. Azure ML runs it on a
+compute cluster (``submit``); the local runner runs the same nodes and command
+lines on this machine (``run --local``). Nothing here contacts Azure.
+"""
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml import Input, dsl, load_component
+from azure.ai.ml.entities import CommandComponent, PipelineJob
+
+from .settings import COMPONENTS_DIR, Settings, SettingsError
+
+# azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
+logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+
+
+def load_python_component(path: Path, attribute: str) -> CommandComponent:
+    """A component defined in Python with ``command()``, imported from its own folder."""
+    spec = importlib.util.spec_from_file_location(f"components.{path.parent.name}", path)
+    if spec is None or spec.loader is None:
+        raise SettingsError(f"{path}: cannot be imported as a component definition")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, attribute)
+
+
+def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandComponent]:
+    return {
+        "data_prep": load_python_component(components_dir / "data_prep" / "component.py", "data_prep"),
+        "train": load_component(components_dir / "train" / "train.yml"),
+        "evaluate": load_component(components_dir / "evaluate" / "evaluate.yml"),
+        "register": load_component(components_dir / "register" / "register.yml"),
+    }
+
+
+# The dsl reads the pipeline function's annotations at run time, so they stay real objects here.
+def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
+    """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them."""
+    components = load_components(settings.root / "components")
+    parameters = settings.pipeline_inputs_with(overrides)
+
+    @dsl.pipeline(
+        name=settings.setting("azure", "experiment_name").replace("-", "_"),
+        display_name="Regression pipeline",
+        description="Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
+        default_compute=settings.compute["name"],
+    )
+    def regression_pipeline(
+        input_data: Input(type="uri_file"),
+        target_column: str,
+        numeric_columns: Input(type="string", optional=True),
+        categorical_columns: Input(type="string", optional=True),
+        test_size: float,
+        random_seed: int,
+        model_type: str,
+        alpha: float,
+        n_estimators: int,
+        max_depth: Input(type="integer", optional=True),
+        min_samples_leaf: int,
+        max_features: float,
+        learning_rate: float,
+        max_iter: int,
+        registered_model_name: str,
+        min_r2: float,
+    ) -> dict[str, Any]:
+        data_prep = components["data_prep"](
+            input_data=input_data,
+            target_column=target_column,
+            numeric_columns=numeric_columns,
+            categorical_columns=categorical_columns,
+            test_size=test_size,
+            random_seed=random_seed,
+        )
+        train = components["train"](
+            prepped_data=data_prep.outputs.prepped_data,
+            model_type=model_type,
+            alpha=alpha,
+            n_estimators=n_estimators,
+            max_depth=max_depth,
+            min_samples_leaf=min_samples_leaf,
+            max_features=max_features,
+            learning_rate=learning_rate,
+            max_iter=max_iter,
+            random_seed=random_seed,
+        )
+        evaluate = components["evaluate"](model=train.outputs.model, prepped_data=data_prep.outputs.prepped_data)
+        register = components["register"](
+            model=train.outputs.model,
+            report=evaluate.outputs.report,
+            model_name=registered_model_name,
+            min_r2=min_r2,
+        )
+        return {
+            "model": train.outputs.model,
+            "report": evaluate.outputs.report,
+            "decision": register.outputs.decision,
+        }
+
+    job = regression_pipeline(input_data=data, **parameters)
+    job.experiment_name = settings.setting("azure", "experiment_name")
+    return job
+
+
+def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None) -> PipelineJob:
+    """The pipeline on the CSV behind the data asset, for the local runner."""
+    return build_pipeline(settings, Input(type="uri_file", path=str(settings.local_data_path)), overrides)
+
+
+def azure_pipeline(settings: Settings, overrides: dict[str, Any] | None = None) -> PipelineJob:
+    """The pipeline on the registered data asset, for Azure ML."""
+    return build_pipeline(settings, Input(type="uri_file", path=settings.data_asset_uri), overrides)

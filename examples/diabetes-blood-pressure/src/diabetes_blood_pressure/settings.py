@@ -1,0 +1,109 @@
+"""The project's settings: ``config.yml`` and the Azure ML specs in ``aml/``, read once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+AML_DIR = PROJECT_ROOT / "aml"
+COMPONENTS_DIR = PROJECT_ROOT / "components"
+
+
+HYPERPARAMETERS = (
+    "alpha",
+    "n_estimators",
+    "max_depth",
+    "min_samples_leaf",
+    "max_features",
+    "learning_rate",
+    "max_iter",
+)
+
+
+class SettingsError(ValueError):
+    """config.yml or an aml/ spec is missing or malformed; the message says which and how."""
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such file") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
+    if not isinstance(document, dict):
+        raise SettingsError(f"{path}: expected a mapping at the top level")
+    return document
+
+
+@dataclass(frozen=True)
+class Settings:
+    root: Path
+    config: dict[str, Any]
+    compute: dict[str, Any]
+    data_asset: dict[str, Any]
+
+    @classmethod
+    def load(cls, root: Path = PROJECT_ROOT) -> Settings:
+        return cls(
+            root=root,
+            config=read_yaml(root / "config.yml"),
+            compute=read_yaml(root / "aml" / "compute.yml"),
+            data_asset=read_yaml(root / "aml" / "data.yml"),
+        )
+
+    def setting(self, *keys: str) -> Any:
+        """A value of config.yml by its path of keys, e.g. ``setting("azure", "workspace")``."""
+        node: Any = self.config
+        for depth, key in enumerate(keys):
+            if not isinstance(node, dict) or key not in node:
+                raise SettingsError(f"{self.root / 'config.yml'}: missing setting {'.'.join(keys[: depth + 1])}")
+            node = node[key]
+        return node
+
+    @property
+    def local_data_path(self) -> Path:
+        """The CSV behind the data asset, as the local runner reads it."""
+        return (self.root / "aml" / self.data_asset["path"]).resolve()
+
+    @property
+    def data_asset_uri(self) -> str:
+        return f"azureml:{self.data_asset['name']}:{self.data_asset['version']}"
+
+    @property
+    def local_tracking_uri(self) -> str:
+        """The MLflow store of local runs; a relative SQLite path is taken from the project root."""
+        uri = str(self.setting("local", "tracking_uri"))
+        prefix = "sqlite:///"
+        if uri.startswith(prefix) and not Path(uri.removeprefix(prefix)).is_absolute():
+            return prefix + str(self.root / uri.removeprefix(prefix))
+        return uri
+
+    def pipeline_inputs_with(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        """The pipeline's parameters with ``overrides`` applied; an unknown name is an error."""
+        parameters = self.pipeline_inputs()
+        unknown = sorted(set(overrides or {}) - set(parameters))
+        if unknown:
+            raise SettingsError(f"unknown pipeline parameter {unknown[0]!r}; parameters are: {', '.join(parameters)}")
+        return {**parameters, **(overrides or {})}
+
+    def pipeline_inputs(self) -> dict[str, Any]:
+        """The pipeline's parameters, as config.yml sets them (the data input is added by the caller)."""
+        model = self.setting("model")
+        features = self.config.get("features") or {}
+        return {
+            "target_column": self.setting("target_column"),
+            # Comma-separated for the command line; unset (None) lets data_prep infer them.
+            "numeric_columns": ",".join(features.get("numeric") or []) or None,
+            "categorical_columns": ",".join(features.get("categorical") or []) or None,
+            "test_size": self.setting("test_size"),
+            "random_seed": self.setting("random_seed"),
+            "model_type": model["type"],
+            **{name: model.get(name) for name in HYPERPARAMETERS},
+            "registered_model_name": self.setting("azure", "registered_model_name"),
+            "min_r2": self.setting("registration", "min_r2"),
+        }

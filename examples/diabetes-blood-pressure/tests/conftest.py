@@ -1,0 +1,51 @@
+"""Shared fixtures: a scratch copy of the project, its settings, and one completed local run."""
+
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from diabetes_blood_pressure.cli import run_pipeline_locally
+from diabetes_blood_pressure.local_runner import RunResult
+from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
+
+PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+
+
+def copy_project(destination: Path, empty_store: Path) -> Path:
+    """The parts of the project a run reads, so runs and edits stay out of the working tree."""
+    destination.mkdir(parents=True, exist_ok=True)
+    for part in PROJECT_PARTS:
+        source = PROJECT_ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(source, destination / part)
+    shutil.copy2(empty_store, destination / "mlruns.db")
+    return destination
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow store with its tables created: creating them costs seconds per project copy."""
+    path = tmp_path_factory.mktemp("store") / "mlruns.db"
+    mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.load()
+
+
+@pytest.fixture
+def project(tmp_path: Path, empty_store: Path) -> Settings:
+    return Settings.load(copy_project(tmp_path / "project", empty_store))
+
+
+@pytest.fixture(scope="session")
+def completed_run(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Settings, RunResult]:
+    """One full local run of the default pipeline, shared by the tests that read its outputs."""
+    settings = Settings.load(copy_project(tmp_path_factory.mktemp("run") / "project", empty_store))
+    return settings, run_pipeline_locally(settings, {})

@@ -1,0 +1,90 @@
+"""The plan read off a built pipeline job: the contract between azure-ai-ml and the local runner.
+
+If an azure-ai-ml upgrade changes how jobs serialise or how pipeline inputs
+report their values, these tests fail before a local run does.
+"""
+
+from pathlib import Path
+
+import pytest
+
+from diabetes_blood_pressure.aml_graph import binding, plan_from_job
+from diabetes_blood_pressure.pipeline import local_pipeline
+from diabetes_blood_pressure.plan import Binding, PlanError
+from diabetes_blood_pressure.settings import Settings, SettingsError
+
+
+def test_plan_has_the_steps_in_dependency_order(settings: Settings) -> None:
+    plan = plan_from_job(local_pipeline(settings))
+    assert [step.name for step in plan.steps] == ["data_prep", "train", "evaluate", "register"]
+    assert plan.step("train").upstream == {"data_prep"}
+    assert plan.step("evaluate").upstream == {"data_prep", "train"}
+    assert plan.step("register").upstream == {"train", "evaluate"}
+    assert plan.outputs == {
+        "model": ("train", "model"),
+        "report": ("evaluate", "report"),
+        "decision": ("register", "decision"),
+    }
+
+
+def test_plan_resolves_bindings_and_component_metadata(settings: Settings) -> None:
+    plan = plan_from_job(local_pipeline(settings))
+    prep, train = plan.step("data_prep"), plan.step("train")
+    assert prep.inputs["input_data"].binding == Binding(pipeline_input="input_data")
+    assert prep.inputs["input_data"].type == "uri_file"
+    assert train.inputs["prepped_data"].binding == Binding(node="data_prep", output="prepped_data")
+    assert train.inputs["max_depth"].optional
+    assert train.inputs["alpha"].binding == Binding(pipeline_input="alpha")
+    assert prep.code == settings.root / "components" / "data_prep"
+    assert train.code == settings.root / "components" / "train"
+    assert train.outputs == {"model": "mlflow_model"}
+    assert "${{inputs.prepped_data}}" in train.command
+
+
+def test_plan_carries_the_pipeline_input_values(settings: Settings) -> None:
+    plan = plan_from_job(local_pipeline(settings, {"model_type": "random_forest", "max_depth": 6}))
+    assert Path(plan.inputs["input_data"]) == settings.local_data_path
+    assert plan.inputs["target_column"] == settings.setting("target_column")
+    assert plan.inputs["test_size"] == settings.setting("test_size")
+    assert plan.inputs["model_type"] == "random_forest"
+    assert plan.inputs["max_depth"] == 6
+
+
+def test_an_unknown_parameter_is_refused(settings: Settings) -> None:
+    with pytest.raises(SettingsError, match="unknown pipeline parameter 'n_trees'"):
+        local_pipeline(settings, {"n_trees": 3})
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (None, Binding()),
+        ({"path": "${{parent.inputs.alpha}}"}, Binding(pipeline_input="alpha")),
+        ({"path": "${{parent.jobs.prep.outputs.data}}"}, Binding(node="prep", output="data")),
+        ("${{parent.inputs.alpha}}", Binding(pipeline_input="alpha")),
+        (0.5, Binding(value=0.5)),
+        ({"path": "./data.csv", "type": "uri_file"}, Binding(value="./data.csv")),
+    ],
+)
+def test_binding_forms(raw: object, expected: Binding) -> None:
+    assert binding(raw) == expected
+
+
+def test_a_node_that_binds_an_undeclared_input_is_refused(settings: Settings) -> None:
+    job = local_pipeline(settings)
+    original_dump = job.dump
+
+    def dump_with_stray_binding(stream):  # the shape a hand-edited or newer-SDK job could take
+        import io
+
+        import yaml
+
+        buffer = io.StringIO()
+        original_dump(buffer)
+        document = yaml.safe_load(buffer.getvalue())
+        document["jobs"]["train"]["inputs"]["n_trees"] = {"path": "${{parent.inputs.alpha}}"}
+        stream.write(yaml.safe_dump(document))
+
+    job.dump = dump_with_stray_binding
+    with pytest.raises(PlanError, match="step 'train' binds 'n_trees'"):
+        plan_from_job(job)

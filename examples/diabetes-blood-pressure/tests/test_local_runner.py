@@ -1,0 +1,120 @@
+"""The local runner's mechanics on hand-made plans: inputs, command lines, order, reuse keys."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from diabetes_blood_pressure.local_runner import (
+    ReuseIndex,
+    content_digest,
+    render_command,
+    resolve_inputs,
+    step_key,
+)
+from diabetes_blood_pressure.plan import (
+    Binding,
+    PlanError,
+    Step,
+    StepInput,
+    in_dependency_order,
+)
+
+COMMAND = (
+    "python train.py --data ${{inputs.data}} --alpha ${{inputs.alpha}} "
+    "$[[--depth ${{inputs.depth}}]] --model ${{outputs.model}}"
+)
+
+
+def make_step(name: str, code: Path, **inputs: StepInput) -> Step:
+    return Step(name, name, COMMAND, code, inputs, outputs={"model": "uri_folder"})
+
+
+def train_step(code: Path) -> Step:
+    return make_step(
+        "train",
+        code,
+        data=StepInput("uri_folder", Binding(node="prep", output="out")),
+        alpha=StepInput("number", Binding(pipeline_input="alpha"), default="1.0"),
+        depth=StepInput("integer", Binding(pipeline_input="depth"), optional=True),
+    )
+
+
+def test_inputs_resolve_from_upstream_outputs_pipeline_inputs_and_defaults(tmp_path: Path) -> None:
+    produced = {("prep", "out"): tmp_path / "prep" / "out"}
+    values = resolve_inputs(train_step(tmp_path), {"alpha": 0.5}, produced)
+    assert values == {"data": tmp_path / "prep" / "out", "alpha": 0.5, "depth": None}
+    assert resolve_inputs(train_step(tmp_path), {}, produced)["alpha"] == "1.0"
+
+
+def test_a_required_input_without_value_or_default_is_an_error(tmp_path: Path) -> None:
+    step = make_step("train", tmp_path, data=StepInput("uri_folder", Binding(pipeline_input="missing")))
+    with pytest.raises(PlanError, match="step 'train' input 'data' has no value and no default"):
+        resolve_inputs(step, {}, {})
+
+
+def test_command_fills_placeholders_and_drops_unset_optional_blocks(tmp_path: Path) -> None:
+    outputs = {"model": tmp_path / "my model"}
+    argv = render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": None}, outputs)
+    assert argv == [sys.executable, "train.py", "--data", "/in", "--alpha", "0.5", "--model", str(outputs["model"])]
+    argv = render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": 3}, outputs)
+    assert argv[6:8] == ["--depth", "3"]
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("python x.py --a ${{inputs.nope}}", "does not declare"),
+        ("python x.py --o ${{outputs.nope}}", "does not declare"),
+        ("python x.py --d ${{inputs.depth}}", "outside a \\$\\[\\[...\\]\\] block"),
+    ],
+)
+def test_command_errors_name_the_placeholder(command: str, message: str) -> None:
+    with pytest.raises(PlanError, match=message):
+        render_command(command, {"depth": None}, {})
+
+
+def test_steps_are_ordered_by_their_inputs_and_cycles_are_refused(tmp_path: Path) -> None:
+    prep = make_step("prep", tmp_path)
+    train = train_step(tmp_path)
+    assert [step.name for step in in_dependency_order([train, prep])] == ["prep", "train"]
+    looped = make_step("prep", tmp_path, data=StepInput("uri_folder", Binding(node="train", output="model")))
+    with pytest.raises(PlanError, match="cycle"):
+        in_dependency_order([train, looped])
+    with pytest.raises(PlanError, match="unknown step 'prep'"):
+        in_dependency_order([train])
+
+
+def test_step_key_follows_code_parameters_and_upstream(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('v1')\n")
+    step = train_step(tmp_path)
+    values = {"data": tmp_path, "alpha": 0.5, "depth": None}
+    key = step_key(step, values, {"prep": "upstream-1"})
+    assert step_key(step, values, {"prep": "upstream-1"}) == key
+    assert step_key(step, {**values, "alpha": 0.6}, {"prep": "upstream-1"}) != key
+    assert step_key(step, values, {"prep": "upstream-2"}) != key
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"noise")
+    assert step_key(step, values, {"prep": "upstream-1"}) == key
+    (tmp_path / "train.py").write_text("print('v2')\n")
+    assert step_key(step, values, {"prep": "upstream-1"}) != key
+
+
+def test_content_digest_sees_file_contents_not_paths(tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("x,y\n1,2\n")
+    second.write_text("x,y\n1,2\n")
+    assert content_digest(first) != content_digest(tmp_path)
+    second.write_text("x,y\n1,3\n")
+    assert content_digest(first) != content_digest(second)
+
+
+def test_reuse_index_forgets_entries_whose_outputs_are_gone(tmp_path: Path) -> None:
+    index = ReuseIndex(tmp_path)
+    output = tmp_path / "run-1" / "train" / "model"
+    output.mkdir(parents=True)
+    index.record("key", "run-1", {"model": output}, "mlflow-1")
+    assert index.lookup("key") == {"run_id": "run-1", "outputs": {"model": str(output)}, "mlflow_run_id": "mlflow-1"}
+    output.rmdir()
+    assert index.lookup("key") is None
+    assert index.lookup("other") is None

@@ -1,0 +1,112 @@
+"""Every Azure ML spec loads and validates with azure-ai-ml itself, offline."""
+
+import io
+import re
+import tomllib
+
+import yaml
+from azure.ai.ml import load_compute, load_data, load_environment
+from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, PipelineJob
+
+from diabetes_blood_pressure.pipeline import azure_pipeline, load_components, local_pipeline
+from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
+
+SCHEMA_URL = re.compile(r"^\$schema: https://azuremlschemas\.azureedge\.net/latest/\w+\.schema\.json$", re.MULTILINE)
+
+
+def dumped(job: PipelineJob) -> dict:
+    buffer = io.StringIO()
+    job.dump(buffer)
+    return yaml.safe_load(buffer.getvalue())
+
+
+def test_aml_specs_load_with_official_schemas(settings: Settings) -> None:
+    aml = PROJECT_ROOT / "aml"
+    compute = load_compute(aml / "compute.yml")
+    assert isinstance(compute, AmlCompute)
+    assert compute.name == settings.compute["name"]
+    assert compute.min_instances <= compute.max_instances
+    environment = load_environment(aml / "environment.yml")
+    assert isinstance(environment, Environment)
+    assert environment.conda_file["dependencies"][0].startswith("python=3.11")
+    data = load_data(aml / "data.yml")
+    assert isinstance(data, Data)
+    assert data.type == "uri_file"
+    assert settings.local_data_path.is_file()
+    for spec in [*aml.glob("*.yml"), *PROJECT_ROOT.glob("components/*/*.yml")]:
+        if spec.name != "conda.yml":
+            assert SCHEMA_URL.search(spec.read_text()), f"{spec} lacks an official $schema line"
+
+
+def test_components_load_and_reference_the_environment() -> None:
+    environment = load_environment(PROJECT_ROOT / "aml" / "environment.yml")
+    components = load_components()
+    assert set(components) == {"data_prep", "train", "evaluate", "register"}
+    for name, component in components.items():
+        assert isinstance(component, CommandComponent), name
+        # azure-ai-ml drops the "azureml:" prefix of a reference given in Python, keeps it from YAML
+        assert str(component.environment).removeprefix("azureml:") == f"{environment.name}@latest", name
+        assert component.is_deterministic == (name != "register"), name
+    assert set(components["data_prep"].inputs) == {
+        "input_data",
+        "target_column",
+        "numeric_columns",
+        "categorical_columns",
+        "test_size",
+        "random_seed",
+    }
+    assert components["data_prep"].inputs["numeric_columns"].optional
+    assert components["data_prep"].inputs["input_data"].type == "uri_file"
+    assert components["data_prep"].outputs["prepped_data"].type == "uri_folder"
+    assert components["train"].outputs["model"].type == "mlflow_model"
+
+
+def test_placeholders_survive_rendering() -> None:
+    for name, component in load_components().items():
+        for input_name in component.inputs:
+            assert "${{" + f"inputs.{input_name}" + "}}" in component.command, (name, input_name)
+        for output_name in component.outputs:
+            assert "${{" + f"outputs.{output_name}" + "}}" in component.command, (name, output_name)
+    assert "$[[--max-depth ${{inputs.max_depth}}]]" in load_components()["train"].command
+
+
+def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings) -> None:
+    job = local_pipeline(settings)
+    assert job._validate().passed
+    document = dumped(job)
+    assert document["settings"]["default_compute"] == f"azureml:{settings.compute['name']}"
+    assert set(document["jobs"]) == {"data_prep", "train", "evaluate", "register"}
+    jobs = document["jobs"]
+    assert jobs["data_prep"]["inputs"]["input_data"]["path"] == "${{parent.inputs.input_data}}"
+    assert jobs["train"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
+    assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.train.outputs.model}}"
+    assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
+    assert jobs["register"]["inputs"]["report"]["path"] == "${{parent.jobs.evaluate.outputs.report}}"
+    assert jobs["register"]["inputs"]["model_name"]["path"] == "${{parent.inputs.registered_model_name}}"
+    assert document["outputs"] == {
+        "model": {"type": "mlflow_model"},
+        "report": {"type": "uri_folder"},
+        "decision": {"type": "uri_folder"},
+    }
+    assert document["inputs"]["target_column"] == settings.setting("target_column")
+    assert document["inputs"]["model_type"] == settings.setting("model", "type")
+
+
+def test_azure_pipeline_reads_the_registered_data_asset(settings: Settings) -> None:
+    job = azure_pipeline(settings, {"model_type": "random_forest", "n_estimators": 50})
+    assert job._validate().passed
+    document = dumped(job)
+    assert document["inputs"]["input_data"]["path"] == settings.data_asset_uri
+    assert document["inputs"]["model_type"] == "random_forest"
+    assert document["inputs"]["n_estimators"] == 50
+    assert document["experiment_name"] == settings.setting("azure", "experiment_name")
+
+
+def test_environment_pins_match_the_local_install() -> None:
+    conda = yaml.safe_load((PROJECT_ROOT / "aml" / "conda.yml").read_text())
+    pip_pins = dict(line.split("==") for line in conda["dependencies"][-1]["pip"])
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())
+    local_pins = dict(line.split("==") for line in project["project"]["dependencies"] if "==" in line)
+    assert pip_pins["mlflow-skinny"] == local_pins["mlflow"] == "3.15.0"  # azureml-mlflow needs <=3.15.0
+    for package in ("scikit-learn", "skops", "pandas", "pyarrow", "numpy", "matplotlib"):
+        assert pip_pins[package] == local_pins[package], package

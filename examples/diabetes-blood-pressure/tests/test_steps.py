@@ -1,0 +1,151 @@
+"""The step scripts' own logic, called in-process on small frames."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+
+from diabetes_blood_pressure.settings import COMPONENTS_DIR
+
+
+def load_script(component: str, script: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"step_{script}", COMPONENTS_DIR / component / f"{script}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+prep = load_script("data_prep", "prep")
+train = load_script("train", "train")
+register = load_script("register", "register")
+
+
+def messy_frame(rows: int = 40) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "patient_id": [f"p{index}" for index in range(rows)],
+            "row_number": range(rows),
+            "clinic": ["north"] * rows,
+            "age": [20 + index % 30 for index in range(rows)],
+            "smoker": ["yes" if index % 3 else "no" for index in range(rows)],
+            "weight": [60.5 + index if index % 7 else None for index in range(rows)],
+            "pressure": [70.0 + index % 10 if index % 9 else None for index in range(rows)],
+        }
+    )
+
+
+def test_prep_drops_empty_targets_identifiers_and_constants(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    source = tmp_path / "data.csv"
+    messy_frame().to_csv(source, index=False)
+    features = prep.prepare(source, "pressure", 0.25, 7, tmp_path / "out")
+    assert features["numeric"] == ["age", "weight"]
+    assert features["categorical"] == ["smoker"]
+    assert set(features["dropped"]) == {"patient_id", "row_number", "clinic"}
+    train_rows = pd.read_parquet(tmp_path / "out" / "train.parquet")
+    test_rows = pd.read_parquet(tmp_path / "out" / "test.parquet")
+    assert len(train_rows) + len(test_rows) == 35
+    assert len(test_rows) == 9
+    assert json.loads((tmp_path / "out" / "features.json").read_text()) == features
+    assert "dropped 5 of 40 rows with an empty 'pressure'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("frame", "target", "message"),
+    [
+        (messy_frame(), "missing", "target column 'missing' not found; columns are: patient_id"),
+        (messy_frame().assign(pressure="high"), "pressure", "'pressure' must be numeric, but holds 'high'"),
+        (messy_frame()[["pressure"]], "pressure", "is the only column"),
+        (messy_frame().head(5), "pressure", "at least 10 are needed"),
+        (messy_frame()[["patient_id", "clinic", "pressure"]], "pressure", "no usable feature columns"),
+    ],
+)
+def test_prep_refuses_unusable_data(tmp_path: Path, frame: pd.DataFrame, target: str, message: str) -> None:
+    source = tmp_path / "data.csv"
+    frame.to_csv(source, index=False)
+    with pytest.raises(prep.DataError, match=message):
+        prep.prepare(source, target, 0.2, 1, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_prep_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    assert prep.main(["--input-data", str(empty), "--target-column", "y", "--prepped-data", str(tmp_path / "o")]) == 1
+    assert capsys.readouterr().err.strip() == f"error: {empty}: the file is empty, a header row is required"
+
+
+@pytest.mark.parametrize("model_type", ["ridge", "random_forest", "hist_gradient_boosting"])
+def test_every_model_fits_raw_rows_and_ignores_unknown_categories(tmp_path: Path, model_type: str) -> None:
+    prepped = tmp_path / "prepped"
+    prep.prepare(_write(messy_frame(60), tmp_path / "data.csv"), "pressure", 0.2, 3, prepped)
+    argv = ["--prepped-data", str(prepped), "--model-type", model_type, "--model", str(tmp_path / "model")]
+    args = train.build_parser().parse_args([*argv, "--n-estimators", "10", "--max-iter", "20"])
+    x, y, features = train.load_split(args.prepped_data, "train")
+    model = train.build_model(args, features["numeric"], features["categorical"]).fit(x, y)
+    unseen = x.head(3).assign(smoker="sometimes")
+    assert len(model.predict(unseen)) == 3
+
+
+def _write(frame: pd.DataFrame, path: Path) -> Path:
+    frame.to_csv(path, index=False)
+    return path
+
+
+METRICS = {"rmse": 10.0, "baseline_rmse": 12.0, "r2": 0.3}
+
+
+@pytest.mark.parametrize(
+    ("metrics", "min_r2", "best", "registered", "reason"),
+    [
+        (METRICS, 0.0, None, True, "beats the baseline's 12.0000 and every registered version"),
+        (METRICS, 0.0, 10.5, True, "beats the baseline's"),
+        (
+            {**METRICS, "rmse": 12.5, "r2": -0.1},
+            0.0,
+            None,
+            False,
+            "does not beat the mean-predictor baseline's 12.0000",
+        ),
+        (METRICS, 0.5, None, False, "test R² 0.3000 is below the threshold min_r2=0.5"),
+        (METRICS, 0.0, 9.5, False, "does not beat the best registered version's 9.5000"),
+    ],
+)
+def test_the_registration_decision(
+    metrics: dict, min_r2: float, best: float | None, registered: bool, reason: str
+) -> None:
+    decided, why = register.decide(metrics, min_r2, best)
+    assert decided is registered
+    assert reason in why
+
+
+def test_register_step_registers_only_a_better_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "MLmodel").write_text("flavors: {}\n")
+    report = tmp_path / "report"
+    report.mkdir()
+
+    def run_step(rmse: float, min_r2: float, name: str) -> dict:
+        (report / "metrics.json").write_text(json.dumps({"rmse": rmse, "baseline_rmse": 12.0, "r2": 0.3}))
+        decision = tmp_path / name
+        argv = ["--model", str(model), "--report", str(report), "--model-name", "bp", "--min-r2", str(min_r2)]
+        assert register.main([*argv, "--decision", str(decision)]) == 0
+        return json.loads((decision / "decision.json").read_text())
+
+    assert run_step(10.0, 0.0, "first") == {
+        "registered": True,
+        "reason": "test RMSE 10.0000 beats the baseline's 12.0000 and every registered version",
+        "model_name": "bp",
+        "version": "1",
+    }
+    assert run_step(10.0, 0.9, "strict")["registered"] is False
+    assert run_step(11.0, 0.0, "worse")["reason"].endswith("does not beat the best registered version's 10.0000")
+    assert run_step(9.0, 0.0, "better")["version"] == "2"

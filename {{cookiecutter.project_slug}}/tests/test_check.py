@@ -1,0 +1,205 @@
+"""``check``: a scratch copy of the project, broken in exactly one way, fails naming the file and the rule."""
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from {{ cookiecutter.package_name }} import azure_ml, cli, pipeline
+from {{ cookiecutter.package_name }}.check import check_project
+from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings
+{%- raw %}
+
+PIPELINE_FILE = Path(pipeline.__file__).resolve().relative_to(PROJECT_ROOT).as_posix()
+CLEAN_SUMMARY = re.compile(r"^check: (\d+) components, \d+ bindings, (\d+) scripts, \d+ packages — no findings$")
+
+# (file to edit, text to replace, replacement) -> (file the finding names, rule, what its message says)
+BROKEN = {
+    "a script renames a flag its command passes": (
+        ("components/train/train.py", '"--max-iter"', '"--max-iterations"'),
+        ("components/train/train.yml", "command-flag", "--max-iter is passed by the command but train.py's parser"),
+    ),
+    "a script computes its options (read through build_parser)": (
+        (
+            "components/train/train.py",
+            'parser.add_argument("--max-iter", type=int, default=100)',
+            'for flag in ["--max-iterations"]:\n        parser.add_argument(flag, type=int, default=100)',
+        ),
+        ("components/train/train.yml", "command-flag", "did you mean --max-iterations?"),
+    ),
+    "a command stops passing an option its script requires": (
+        ("components/evaluate/evaluate.yml", "--report ${{outputs.report}}", ""),
+        ("components/evaluate/evaluate.py", "script-required", "evaluate.py requires --report"),
+    ),
+    "a command runs a script that is not there": (
+        ("components/evaluate/evaluate.yml", "python evaluate.py", "python evaluation.py"),
+        ("components/evaluate/evaluate.yml", "script-missing", "evaluation.py, which is not in evaluate/"),
+    ),
+    "a script does not parse": (
+        ("components/evaluate/evaluate.py", "def scores(", "def scores(("),
+        ("components/evaluate/evaluate.py", "script-syntax", ""),
+    ),
+    "data_prep reads a folder but the pipeline input is a file": (
+        (
+            "components/data_prep/component.py",
+            '"input_data": Input(type="uri_file"',
+            '"input_data": Input(type="uri_folder"',
+        ),
+        ("components/data_prep/component.py", "binding-type", "input_data is uri_folder but reads pipeline input"),
+    ),
+    "train reads a file but data_prep writes a folder": (
+        ("components/train/train.yml", "prepped_data:\n    type: uri_folder", "prepped_data:\n    type: uri_file"),
+        ("components/train/train.yml", "binding-type", "which is uri_folder"),
+    ),
+    "the environment lacks a package the scripts import": (
+        ("aml/conda.yml", "      - scikit-learn==1.7.2\n", ""),
+        ("aml/conda.yml", "env-missing", "sklearn is imported by the scripts in"),
+    ),
+    "the environment does not pin a package": (
+        ("aml/conda.yml", "pandas==2.3.3", "pandas>=2.3"),
+        ("aml/conda.yml", "env-unpinned", "pandas>=2.3"),
+    ),
+    "a command uses an undeclared input": (
+        (
+            "components/evaluate/evaluate.yml",
+            "--report ${{outputs.report}}",
+            "--report ${{outputs.report}} --y ${{inputs.y}}",
+        ),
+        ("components/evaluate/evaluate.yml", "command-undeclared", "${{inputs.y}}, which the component does not"),
+    ),
+    "a component declares an input its command never uses": (
+        ("components/evaluate/evaluate.yml", "outputs:\n", "  extra:\n    type: string\n    default: x\noutputs:\n"),
+        ("components/evaluate/evaluate.yml", "command-unused", "input 'extra' is declared but the command never"),
+    ),
+    "an optional input is used outside $[[...]]": (
+        ("components/train/train.yml", "$[[--max-depth ${{inputs.max_depth}}]]", "--max-depth ${{inputs.max_depth}}"),
+        ("components/train/train.yml", "command-optional", "optional input 'max_depth'"),
+    ),
+    "azure-ai-ml's validation: a required input no step binds": (
+        ("components/evaluate/evaluate.yml", "outputs:\n", "  extra:\n    type: string\noutputs:\n"),
+        ("components/evaluate/evaluate.yml", "aml-validate", "jobs.evaluate.inputs.extra"),
+    ),
+    "pipeline.py wires an output the component renamed": (
+        ("components/data_prep/component.py", 'outputs={"prepped_data"', 'outputs={"prepared"'),
+        (PIPELINE_FILE, "pipeline-build", "unexpected attribute 'prepped_data'"),
+    ),
+    "an AML spec that azure-ai-ml cannot load": (
+        ("aml/compute.yml", "type: amlcompute", "type: amlcomputer"),
+        ("aml/compute.yml", "spec-load", "Unknown compute type"),
+    ),
+}
+
+
+def edit(project: Settings, relative: str, old: str, new: str) -> None:
+    path = project.root / relative
+    text = path.read_text()
+    assert old in text, f"{relative} no longer holds {old!r}: update this test"
+    path.write_text(text.replace(old, new, 1))
+
+
+def finding_lines(project: Settings) -> list[str]:
+    """The report's finding lines; the last line is the summary."""
+    lines = check_project(project).text().splitlines()
+    assert re.match(r"^check: \d+ findings? \(", lines[-1]), lines[-1]
+    return lines[:-1]
+
+
+def assert_found(lines: list[str], file: str, rule: str, message: str) -> None:
+    """A finding on ``file`` (relative to the project), by ``rule``, whose message says ``message``."""
+    found = [line for line in lines if re.match(rf"^{re.escape(file)}(:\d+)?: \[{rule}\] ", line)]
+    assert any(message in line for line in found), f"no [{rule}] on {file} saying {message!r} in:\n" + "\n".join(lines)
+
+
+def test_the_unmodified_project_passes(project: Settings) -> None:
+    report = check_project(project)
+    assert report.findings == [], report.text()
+    summary = CLEAN_SUMMARY.match(report.summary())
+    assert summary, report.summary()
+    folders = [path for path in (project.root / "components").iterdir() if path.is_dir()]
+    assert int(summary[1]) == int(summary[2]) == len(folders)  # every component runs a Python step script
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_each_broken_contract_is_found(project: Settings, case: str) -> None:
+    (file, old, new), (named_file, rule, message) = BROKEN[case]
+    edit(project, file, old, new)
+    assert_found(finding_lines(project), named_file, rule, message)
+
+
+def rebind(monkeypatch: pytest.MonkeyPatch, step: str, name: str, reference: str) -> None:
+    """Make the built job read ``step``'s input ``name`` from ``reference``: the dsl itself refuses such a graph."""
+    build = pipeline.local_pipeline
+
+    def rebound(settings: Settings, overrides: dict | None = None):
+        job = build(settings, overrides)
+        dump = job.dump
+
+        def dump_rebound(stream: io.StringIO) -> None:
+            buffer = io.StringIO()
+            dump(buffer)
+            document = yaml.safe_load(buffer.getvalue())
+            document["jobs"][step]["inputs"][name] = {"path": reference}
+            stream.write(yaml.safe_dump(document))
+
+        job.dump = dump_rebound
+        return job
+
+    monkeypatch.setattr(pipeline, "local_pipeline", rebound)
+
+
+@pytest.mark.parametrize(
+    ("step", "name", "reference", "message"),
+    [
+        ("train", "alpha", "${{parent.inputs.ridge_alpha}}", "reads pipeline input 'ridge_alpha', which does not"),
+        ("evaluate", "model", "${{parent.jobs.train.outputs.weights}}", "reads train.outputs.weights, which does not"),
+        ("evaluate", "model", "${{parent.jobs.fit.outputs.model}}", "reads fit.outputs.model, which does not"),
+    ],
+)
+def test_a_binding_to_nothing_is_found(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, step: str, name: str, reference: str, message: str
+) -> None:
+    rebind(monkeypatch, step, name, reference)
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-source", f"{step}.inputs.{name} {message}")
+
+
+def test_a_binding_of_an_undeclared_input_is_found(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    rebind(monkeypatch, "train", "n_trees", "${{parent.inputs.n_estimators}}")
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-target", "step 'train' binds 'n_trees'")
+
+
+def test_the_check_command_prints_one_summary_line(capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["check"]) == 0
+    output = capsys.readouterr().out.strip().splitlines()
+    assert len(output) == 1 and CLEAN_SUMMARY.match(output[0]), output
+
+
+def break_a_flag(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    edit(project, *BROKEN["a script renames a flag its command passes"][0])
+    monkeypatch.setattr(Settings, "load", lambda: project)
+
+
+def test_run_refuses_to_start_on_a_finding(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    break_a_flag(project, monkeypatch)
+    assert cli.main(["run", "--local"]) == 1
+    error = capsys.readouterr().err
+    assert "[command-flag] --max-iter is passed by the command" in error
+    assert "not started" in error
+    assert not (project.root / project.setting("local", "runs_dir")).exists()
+
+
+def test_submit_refuses_before_contacting_azure(
+    project: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    break_a_flag(project, monkeypatch)
+
+    def no_client(settings: Settings) -> None:
+        raise AssertionError("submit contacted Azure ML despite a finding")
+
+    monkeypatch.setattr(azure_ml, "ml_client", no_client)
+    assert cli.main(["submit", "--no-stream"]) == 1
+    assert "[command-flag]" in capsys.readouterr().err
+{%- endraw %}
