@@ -337,6 +337,45 @@ def test_post_gen_brings_in_a_custom_csv(cookies: Cookies, capfd: pytest.Capture
     assert (project / "data" / "houses.csv").read_bytes() == source.read_bytes()
     assert load_yaml(project / "aml" / "data.yml")["path"] == "../data/houses.csv"
     assert load_yaml(project / "config.yml")["target_column"] == "price"
+    assert load_yaml(project / "config.yml")["features"] == {
+        "numeric": ["house id", "rooms", "area"],
+        "categorical": ["city"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("context", "features"),
+    [
+        ({"drop_columns": "house id"}, {"numeric": ["rooms", "area"], "categorical": ["city"]}),
+        ({"feature_columns": "area, city"}, {"numeric": ["area"], "categorical": ["city"]}),
+        ({"feature_columns": "city,rooms", "drop_columns": "rooms"}, {"numeric": [], "categorical": ["city"]}),
+    ],
+)
+def test_feature_overrides_shape_the_config(
+    cookies: Cookies, tmp_path: Path, context: dict[str, str], features: dict[str, list[str]]
+) -> None:
+    source = write_input(tmp_path, "houses.csv", GOOD_CSV)
+    project = assert_rendered(bake(cookies, data_path=str(source), target_column="price", **context))
+    assert load_yaml(project / "config.yml")["features"] == features
+
+
+@pytest.mark.parametrize(
+    ("context", "expected"),
+    [
+        (
+            {"drop_columns": "house id, nope"},
+            "drop_columns: 'nope' is not a column of the CSV; columns are: house id, rooms, area, city, price",
+        ),
+        ({"feature_columns": "price"}, "no feature columns are left besides target_column='price'"),
+    ],
+)
+def test_feature_overrides_naming_bad_columns_are_refused(
+    cookies: Cookies, capfd: pytest.CaptureFixture[str], tmp_path: Path, context: dict[str, str], expected: str
+) -> None:
+    source = write_input(tmp_path, "houses.csv", GOOD_CSV)
+    result = bake(cookies, data_path=str(source), target_column="price", **context)
+    assert_hook_failed(result, tmp_path)
+    assert error_lines(capfd) == [expected]
 
 
 # --- free text ------------------------------------------------------------------------------------------------
