@@ -1,13 +1,14 @@
 """Shared fixtures: a scratch copy of the project, its settings, and one completed local run."""
 
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import mlflow
 import pytest
 
-from diabetes_blood_pressure.cli import run_pipeline_locally
-from diabetes_blood_pressure.local_runner import RunResult
+from diabetes_blood_pressure.cli import run_pipeline_locally, start_step_host
+from diabetes_blood_pressure.local_runner import RunResult, StepHost
 from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
 
 PROJECT_PARTS = ("config.yml", "aml", "components", "data")
@@ -45,7 +46,17 @@ def project(tmp_path: Path, empty_store: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def completed_run(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Settings, RunResult]:
+def step_host(settings: Settings) -> Iterator[StepHost]:
+    """One warm step host for every local run of the session: warming up costs seconds per run."""
+    host = start_step_host(settings)
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="session")
+def completed_run(
+    tmp_path_factory: pytest.TempPathFactory, empty_store: Path, step_host: StepHost
+) -> tuple[Settings, RunResult]:
     """One full local run of the default pipeline, shared by the tests that read its outputs."""
     settings = Settings.load(copy_project(tmp_path_factory.mktemp("run") / "project", empty_store))
-    return settings, run_pipeline_locally(settings, {})
+    return settings, run_pipeline_locally(settings, {}, host=step_host)

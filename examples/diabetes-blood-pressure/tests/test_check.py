@@ -163,6 +163,11 @@ def test_a_binding_to_nothing_is_found(
     assert_found(finding_lines(project), PIPELINE_FILE, "binding-source", f"{step}.inputs.{name} {message}")
 
 
+def test_a_binding_of_an_undeclared_input_is_found(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    rebind(monkeypatch, "train", "n_trees", "${{parent.inputs.n_estimators}}")
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-target", "step 'train' binds 'n_trees'")
+
+
 def test_the_check_command_prints_one_summary_line(capsys: pytest.CaptureFixture) -> None:
     assert cli.main(["check"]) == 0
     output = capsys.readouterr().out.strip().splitlines()

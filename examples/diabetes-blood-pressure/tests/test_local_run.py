@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from diabetes_blood_pressure.cli import run_pipeline_locally
-from diabetes_blood_pressure.local_runner import RunResult, StepFailed
+from diabetes_blood_pressure.local_runner import RunResult, StepFailed, StepHost
 from diabetes_blood_pressure.settings import Settings
 
 
@@ -55,9 +55,11 @@ def test_mlflow_has_one_pipeline_run_with_a_child_run_per_step(completed_run: tu
     assert all(child.info.status == "FINISHED" for child in children)
 
 
-def test_a_second_run_reuses_every_step_and_a_script_change_reruns_downstream(project: Settings) -> None:
-    first = run_pipeline_locally(project, {})
-    second = run_pipeline_locally(project, {})
+def test_a_second_run_reuses_every_step_and_a_script_change_reruns_downstream(
+    project: Settings, step_host: StepHost
+) -> None:
+    first = run_pipeline_locally(project, {}, host=step_host)
+    second = run_pipeline_locally(project, {}, host=step_host)
     # register is not deterministic (it depends on the registry), so it runs every time, as on Azure ML
     assert [step.status for step in second.steps] == ["reused", "reused", "reused", "completed"]
     assert all(step.reused_from == first.run_id for step in second.steps[:3])
@@ -66,13 +68,13 @@ def test_a_second_run_reuses_every_step_and_a_script_change_reruns_downstream(pr
     ).read_text()
     train_script = project.root / "components" / "train" / "train.py"
     train_script.write_text(train_script.read_text() + "\n# a change to the step's code\n")
-    third = run_pipeline_locally(project, {})
+    third = run_pipeline_locally(project, {}, host=step_host)
     assert [step.status for step in third.steps] == ["reused", "completed", "completed", "completed"]
 
 
-def test_a_broken_step_fails_named_with_its_message(project: Settings) -> None:
+def test_a_broken_step_fails_named_with_its_message(project: Settings, step_host: StepHost) -> None:
     with pytest.raises(StepFailed) as failure:
-        run_pipeline_locally(project, {"target_column": "NoSuchColumn"})
+        run_pipeline_locally(project, {"target_column": "NoSuchColumn"}, host=step_host)
     assert failure.value.step == "data_prep"
     assert "target column 'NoSuchColumn' not found" in failure.value.log_tail()
     run_dir = failure.value.log.parent.parent
@@ -84,11 +86,11 @@ def test_a_broken_step_fails_named_with_its_message(project: Settings) -> None:
     assert parent.info.status == "FAILED"
 
 
-def test_a_failing_later_step_leaves_the_earlier_steps_outputs(project: Settings) -> None:
+def test_a_failing_later_step_leaves_the_earlier_steps_outputs(project: Settings, step_host: StepHost) -> None:
     evaluate_script = project.root / "components" / "evaluate" / "evaluate.py"
     evaluate_script.write_text(evaluate_script.read_text().replace("def main(", "def main_unused(", 1))
     with pytest.raises(StepFailed) as failure:
-        run_pipeline_locally(project, {})
+        run_pipeline_locally(project, {}, host=step_host)
     assert failure.value.step == "evaluate"
     run_dir: Path = failure.value.log.parent.parent
     assert (run_dir / "data_prep" / "prepped_data" / "train.parquet").is_file()

@@ -73,6 +73,32 @@ def test_prep_refuses_unusable_data(tmp_path: Path, frame: pd.DataFrame, target:
     assert not (tmp_path / "out").exists()
 
 
+def test_prep_uses_the_listed_features_and_reads_listed_categories_as_text(tmp_path: Path) -> None:
+    source = _write(messy_frame().assign(ward=[index % 4 for index in range(40)]), tmp_path / "data.csv")
+    features = prep.prepare(source, "pressure", 0.2, 1, tmp_path / "out", numeric=["age"], categorical=["ward"])
+    assert features == {"target": "pressure", "numeric": ["age"], "categorical": ["ward"], "dropped": {}}
+    train_rows = pd.read_parquet(tmp_path / "out" / "train.parquet")
+    assert list(train_rows.columns) == ["age", "ward", "pressure"]
+    assert set(train_rows["ward"]) <= {"0", "1", "2", "3"}
+
+
+@pytest.mark.parametrize(
+    ("numeric", "categorical", "message"),
+    [
+        (["age", "height"], [], "feature column 'height' not found; columns are: patient_id"),
+        (["smoker"], [], "feature column 'smoker' is listed as numeric but holds 'yes'"),
+        (["pressure"], [], "the target column 'pressure' cannot also be a feature"),
+    ],
+)
+def test_prep_refuses_listed_features_the_data_lacks(
+    tmp_path: Path, numeric: list[str], categorical: list[str], message: str
+) -> None:
+    source = _write(messy_frame(), tmp_path / "data.csv")
+    with pytest.raises(prep.DataError, match=message):
+        prep.prepare(source, "pressure", 0.2, 1, tmp_path / "out", numeric=numeric, categorical=categorical)
+    assert not (tmp_path / "out").exists()
+
+
 def test_prep_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")

@@ -80,13 +80,13 @@ class Report:
     bindings: int = 0
     scripts: int = 0
     packages: int = 0
-    built: bool = True  # False: the pipeline did not build, so its contracts went unchecked
+    built: bool = True  # False: the pipeline could not be built or read, so its contracts went unchecked
 
     def summary(self) -> str:
         checked = (
             f"{self.components} components, {self.bindings} bindings, {self.scripts} scripts, {self.packages} packages"
             if self.built
-            else "the pipeline did not build, so its contracts are not checked yet"
+            else "the pipeline could not be built, so its contracts are not checked yet"
         )
         if not self.findings:
             return f"check: {checked} — no findings"
@@ -138,9 +138,9 @@ def check_project(settings: Settings) -> Report:
     for name, node in command_nodes(serialised(job)).items():
         try:
             step = step_from_node(name, node)
-        except PlanError as error:
-            findings.append(Finding(pipeline_file, "binding-target", str(error), "bind only inputs it declares"))
-            continue
+        except PlanError as error:  # its other findings would follow from this one
+            unreadable = Finding(pipeline_file, "binding-target", str(error), "bind only inputs the component declares")
+            return Report(root, [*findings, unreadable], built=False)
         steps[name], specs[name] = step, spec_file(step.code, component_name(node))
         components.setdefault(component_name(node), (step, specs[name]))
     findings += validation_findings(job._validate().error_messages, specs, pipeline_file)
@@ -216,9 +216,7 @@ def one_line(error: BaseException) -> str:
 
 
 def syntax_finding(error: SyntaxError, path: Path) -> Finding:
-    return Finding(
-        path, "script-syntax", f"{error.msg}", "fix the syntax; nothing else in the file is checked", error.lineno
-    )
+    return Finding(path, "script-syntax", error.msg, "fix the syntax; the rest of the file is unchecked", error.lineno)
 
 
 # --- azure-ai-ml: specs, build, validation ------------------------------------------------------------------------
@@ -260,7 +258,7 @@ def validation_findings(errors: dict[str, str], specs: dict[str, Path], pipeline
         parts = yaml_path.split(".")
         spec = specs.get(parts[1]) if len(parts) > 2 and parts[0] == "jobs" else None
         path, line = (spec, line_of(spec, key_pattern(parts[-1]))) if spec else (pipeline_file, None)
-        hint = "give the input a default in its spec, or bind it in pipeline.py"
+        hint = "azure-ai-ml's own validation of the built pipeline: correct the spec or pipeline.py as it says"
         findings.append(Finding(path, "aml-validate", f"{yaml_path}: {message}", hint, line))
     return findings
 
@@ -346,12 +344,12 @@ def option_from_call(call: ast.Call) -> Option:
     if any(keyword.arg is None for keyword in call.keywords):
         raise ValueError("**kwargs")
     names = [ast.literal_eval(argument) for argument in call.args]
-    settings = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg in {"action", "nargs", "required"}}
+    keywords = {kw.arg: ast.literal_eval(kw.value) for kw in call.keywords if kw.arg in {"action", "nargs", "required"}}
     if not names or not all(isinstance(name, str) for name in names):
         raise ValueError("option names")
     flags = tuple(name for name in names if name.startswith("-"))
-    nargs = 0 if settings.get("action") in VALUELESS_ACTIONS else settings.get("nargs")
-    required = settings.get("required") is True if flags else nargs not in ("?", "*")
+    nargs = 0 if keywords.get("action") in VALUELESS_ACTIONS else keywords.get("nargs")
+    required = keywords.get("required") is True if flags else nargs not in ("?", "*")
     return Option(flags, max(flags, key=len) if flags else names[0], required, arity(nargs), call.lineno)
 
 
@@ -591,7 +589,7 @@ def installed_distributions() -> dict[str, list[str]]:
 def pin_hint(module: str) -> str:
     import importlib.metadata
 
-    name = [*DISTRIBUTIONS.get(module, ()), *installed_distributions().get(module, []), normalised(module)][0]
+    name = (DISTRIBUTIONS.get(module) or installed_distributions().get(module) or [normalised(module)])[0]
     try:
         return f"pin it under pip: '{name}=={importlib.metadata.version(name)}', the version installed here"
     except importlib.metadata.PackageNotFoundError:

@@ -19,7 +19,7 @@ from .plan import PlanError
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from .local_runner import RunResult
+    from .local_runner import RunResult, StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 
@@ -77,23 +77,39 @@ def passed_check(settings: Settings) -> None:
     print(report.summary())
 
 
+def tracking_target(settings: Settings) -> TrackingTarget:
+    from .local_runner import TrackingTarget
+
+    return TrackingTarget(
+        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
+    )
+
+
+def start_step_host(settings: Settings) -> StepHost:
+    """A warm step host for this project's components: it serves any number of runs until closed."""
+    from .local_runner import StepHost
+
+    components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
+    return StepHost(tracking_target(settings), components)
+
+
 def run_pipeline_locally(
-    settings: Settings, overrides: dict[str, Any], reuse: bool = True, check: bool = False
+    settings: Settings,
+    overrides: dict[str, Any],
+    reuse: bool = True,
+    check: bool = False,
+    host: StepHost | None = None,
 ) -> RunResult:
     """Build the pipeline job and run its steps on this machine; raises ``StepFailed`` on a failed step.
 
-    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding.
+    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
+    ``host``, one is started for this run, and warms up while this process builds the graph.
     """
-    from .local_runner import LocalRunner, StepHost
+    from .local_runner import LocalRunner
 
     settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
-    # The host warms up (imports, MLflow store) while this process builds the graph.
-    host = StepHost(
-        settings.local_tracking_uri,
-        settings.setting("azure", "experiment_name"),
-        settings.root / "mlartifacts",
-        sorted(path for path in (settings.root / "components").iterdir() if path.is_dir()),
-    )
+    own_host = host is None
+    host = host or start_step_host(settings)
     try:
         if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
             passed_check(settings)
@@ -101,9 +117,11 @@ def run_pipeline_locally(
         from .pipeline import local_pipeline
 
         plan = plan_from_job(local_pipeline(settings, overrides))
-        return LocalRunner(settings.root / settings.setting("local", "runs_dir"), host, reuse=reuse).run(plan)
+        runs_dir = settings.root / settings.setting("local", "runs_dir")
+        return LocalRunner(runs_dir, host, tracking_target(settings), reuse=reuse).run(plan)
     finally:
-        host.close()
+        if own_host:
+            host.close()
 
 
 def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
@@ -142,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_local(settings, overrides, reuse=not args.no_reuse)
         return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
     except CheckFailed as failure:
-        print(f"{failure.report.text()}\nnot started: fix the findings above; `check` checks again", file=sys.stderr)
+        print(f"{failure.report.text()}\nnot started: fix the findings above, `make check` re-checks", file=sys.stderr)
         return 1
     except (SettingsError, PlanError, StepHostError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -193,10 +193,19 @@ class StepHostError(RuntimeError):
     """The step host died or refused a request."""
 
 
-class StepHost:
-    """The runner's handle on the warm step host process (see ``step_host``)."""
+@dataclass(frozen=True)
+class TrackingTarget:
+    """The MLflow store and experiment a local run is tracked in."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifacts_dir: Path, step_folders: list[Path]) -> None:
+    uri: str
+    experiment: str
+    artifacts_dir: Path
+
+
+class StepHost:
+    """The runner's handle on the warm step host process (see ``step_host``); it serves run after run."""
+
+    def __init__(self, warm: TrackingTarget, step_folders: list[Path]) -> None:
         package_parent = str(Path(__file__).resolve().parents[1])
         env = {
             **os.environ,
@@ -204,7 +213,7 @@ class StepHost:
             # Forked steps must not share the host's SQLite connections: open one per use.
             "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
         }
-        argv = [sys.executable, "-m", f"{__package__}.step_host", tracking_uri, experiment, str(artifacts_dir)]
+        argv = [sys.executable, "-m", f"{__package__}.step_host", warm.uri, warm.experiment, str(warm.artifacts_dir)]
         self.process = subprocess.Popen(
             [*argv, *map(str, step_folders)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
         )
@@ -242,9 +251,17 @@ Progress = Callable[[str], None]
 
 
 class LocalRunner:
-    def __init__(self, runs_dir: Path, host: StepHost, reuse: bool = True, progress: Progress = print) -> None:
+    def __init__(
+        self,
+        runs_dir: Path,
+        host: StepHost,
+        tracking: TrackingTarget,
+        reuse: bool = True,
+        progress: Progress = print,
+    ) -> None:
         self.runs_dir = runs_dir
         self.host = host
+        self.tracking = tracking
         self.reuse = reuse
         self.progress = progress
         self.index = ReuseIndex(runs_dir)
@@ -253,7 +270,14 @@ class LocalRunner:
         run_id = run_id or new_run_id()
         result = RunResult(run_id=run_id, run_dir=self.runs_dir / run_id, status="running")
         result.run_dir.mkdir(parents=True)
-        result.mlflow_run_id = self.host.request("start_pipeline", run_name=run_id, params=plan.inputs)["run_id"]
+        result.mlflow_run_id = self.host.request(
+            "start_pipeline",
+            run_name=run_id,
+            params=plan.inputs,
+            tracking_uri=self.tracking.uri,
+            experiment=self.tracking.experiment,
+            artifacts_dir=str(self.tracking.artifacts_dir),
+        )["run_id"]
         produced: dict[tuple[str, str], Path] = {}
         keys: dict[str, str] = {}
         try:

@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Any
 
+from .tracking import LocalTracking
+
 STANDARD_LIBRARY = frozenset(sys.stdlib_module_names)
 # Component definitions import azure-ai-ml to describe their step; steps never need it, and it costs seconds.
 NEVER_PRELOADED = frozenset({"azure"})
@@ -101,16 +103,22 @@ def run_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int
 
 
 class Host:
-    """The host's side: MLflow tracking and step execution, one request at a time."""
+    """The host's side: MLflow tracking and step execution, one request at a time, run after run."""
 
-    def __init__(self, tracking_uri: str, experiment: str, artifacts_dir: str) -> None:
-        from .tracking import LocalTracking
+    def __init__(self) -> None:
+        self.stores: dict[tuple[str, str, str], LocalTracking] = {}
+        self.tracking: LocalTracking
 
-        self.tracking = LocalTracking(tracking_uri, experiment, Path(artifacts_dir))
+    def open_store(self, tracking_uri: str, experiment: str, artifacts_dir: str) -> LocalTracking:
+        key = (tracking_uri, experiment, artifacts_dir)
+        if key not in self.stores:
+            self.stores[key] = LocalTracking(tracking_uri, experiment, Path(artifacts_dir))
+        return self.stores[key]
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         action = request["action"]
         if action == "start_pipeline":
+            self.tracking = self.open_store(request["tracking_uri"], request["experiment"], request["artifacts_dir"])
             return {"run_id": self.tracking.start_pipeline(request["run_name"], request["params"])}
         if action == "run_step":
             run_id, env = self.tracking.start_step(request["step"])
@@ -137,13 +145,17 @@ def serve(requests: IO[str], replies: IO[str], host: Host) -> None:
 
 
 def main() -> None:
-    """``python -m <package>.step_host TRACKING_URI EXPERIMENT ARTIFACTS_DIR STEP_FOLDER...``"""
+    """``python -m <package>.step_host TRACKING_URI EXPERIMENT ARTIFACTS_DIR STEP_FOLDER...``
+
+    The tracking store named here is opened while warming up; each run names its own.
+    """
     tracking_uri, experiment, artifacts_dir, *step_folders = sys.argv[1:]
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints while importing must not corrupt the reply channel
     preload(script_imports(Path(folder) for folder in step_folders))
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # the store's set-up chatter, on every run
-    host = Host(tracking_uri, experiment, artifacts_dir)
+    host = Host()
+    host.open_store(tracking_uri, experiment, artifacts_dir)
     replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
     replies.flush()
     serve(sys.stdin, replies, host)
