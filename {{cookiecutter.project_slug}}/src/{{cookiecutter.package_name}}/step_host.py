@@ -136,7 +136,6 @@ class Host:
             return {}
         raise ValueError(f"unknown request {action!r}")
 
-
     def wait_step(self) -> dict[str, Any]:
         """Wait for whichever started step finishes first."""
         if not self.running:
