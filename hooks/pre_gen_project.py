@@ -14,7 +14,7 @@ from collections.abc import Callable
 # The values as JSON data: a raw string, because JSON's escapes must reach json.loads untouched.
 VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-MODELS = ("ridge", "random_forest", "hist_gradient_boosting")
+MODELS = ("ridge", "random_forest", "hist_gradient_boosting", "auto")
 COMPUTE_TIERS = ("dedicated", "low_priority")
 AML_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 AML_ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"

@@ -20,6 +20,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 # Every model, every compute tier and every CI choice, custom names, and workspace settings filled in.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
     "default": {},
+    "auto-selection": {"project_name": "Pressure Model Search", "model": "auto"},
     "random-forest-low-priority": {
         "project_name": "Clinic Vitals",
         "model": "random_forest",

@@ -62,6 +62,8 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/train/train.yml",
         "components/register/register.py",
         "components/register/register.yml",
+        "components/select/select.yml",
+        "components/select/select_model.py",
         f"data/{data_file}",
         *(
             f"src/{package}/{module}.py"
@@ -184,7 +186,8 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert loaded["environment"]["name"] == baked.value("environment_name")
     assert loaded["data"]["name"] == baked.value("data_asset_name")
     components = loaded["components"]
-    assert components["train"]["inputs"]["model_type"]["default"] == baked.value("model")
+    assert components["train"]["inputs"]["model_type"]["default"] == baked.value("__single_model")
+    assert baked.value("__single_model") == baked.value("model").replace("auto", "ridge")
     assert components["data_prep"]["inputs"]["input_data"]["type"] == "uri_file"
     assert components["data_prep"]["outputs"]["prepped_data"]["type"] == "uri_folder"
     azure = yaml.safe_load(loaded["azure"])
