@@ -194,11 +194,23 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert azure["settings"]["default_compute"] == f"azureml:{baked.value('compute_name')}"
     assert azure["inputs"]["input_data"]["path"] == f"azureml:{baked.value('data_asset_name')}:1"
     jobs = azure["jobs"]
-    assert jobs["train"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
-    assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.train.outputs.model}}"
+    # model=auto fans out one train node per candidate and selects; any other model trains once
+    trains = [name for name in jobs if name.startswith("train")]
+    if baked.value("model") == "auto":
+        assert sorted(trains) == ["train_hist_gradient_boosting", "train_random_forest", "train_ridge"]
+        assert jobs["select"]["inputs"]["ridge"]["path"] == "${{parent.jobs.train_ridge.outputs.model}}"
+        model_source = "select"
+    else:
+        assert trains == ["train"]
+        model_source = "train"
+    for train in trains:
+        assert jobs[train]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
+    assert jobs["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs." + model_source + ".outputs.model}}"
     assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
     assert jobs["register"]["inputs"]["report"]["path"] == "${{parent.jobs.evaluate.outputs.report}}"
-    assert set(azure["outputs"]) == {"model", "report", "decision"}
+    assert set(azure["outputs"]) == {"model", "report", "decision"} | (
+        {"selection"} if model_source == "select" else set()
+    )
 
 
 CLEAN_CHECK = re.compile(r"^check: \d+ components, \d+ bindings, \d+ scripts, \d+ packages — no findings$")

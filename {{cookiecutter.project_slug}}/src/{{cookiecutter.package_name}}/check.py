@@ -88,7 +88,7 @@ class Report:
         checked = (
             f"{self.components} components, {self.bindings} bindings, {self.scripts} scripts, {self.packages} packages"
             if self.built
-            else "the pipeline could not be built, so its contracts are not checked yet"
+            else "the pipeline could not be built or read, so its contracts are not checked yet"
         )
         if not self.findings:
             return f"check: {checked} — no findings"
