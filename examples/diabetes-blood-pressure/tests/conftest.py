@@ -9,7 +9,7 @@ import pytest
 
 from diabetes_blood_pressure.cli import run_pipeline_locally, start_step_host
 from diabetes_blood_pressure.local_runner import RunResult, StepHost
-from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
+from diabetes_blood_pressure.settings import AUTO, PROJECT_ROOT, Settings
 
 PROJECT_PARTS = ("config.yml", "aml", "components", "data")
 
@@ -40,6 +40,13 @@ def settings() -> Settings:
     return Settings.load()
 
 
+@pytest.fixture(scope="session")
+def single_model(settings: Settings) -> dict[str, str]:
+    """The parameter that gives the one-train-node graph, whatever model config.yml names."""
+    model = settings.setting("model", "type")
+    return {"model_type": "ridge" if model == AUTO else model}
+
+
 @pytest.fixture
 def project(tmp_path: Path, empty_store: Path) -> Settings:
     return Settings.load(copy_project(tmp_path / "project", empty_store))
@@ -55,8 +62,8 @@ def step_host(settings: Settings) -> Iterator[StepHost]:
 
 @pytest.fixture(scope="session")
 def completed_run(
-    tmp_path_factory: pytest.TempPathFactory, empty_store: Path, step_host: StepHost
+    tmp_path_factory: pytest.TempPathFactory, empty_store: Path, step_host: StepHost, single_model: dict[str, str]
 ) -> tuple[Settings, RunResult]:
-    """One full local run of the default pipeline, shared by the tests that read its outputs."""
+    """One full local run of the single-model pipeline, shared by the tests that read its outputs."""
     settings = Settings.load(copy_project(tmp_path_factory.mktemp("run") / "project", empty_store))
-    return settings, run_pipeline_locally(settings, {}, host=step_host)
+    return settings, run_pipeline_locally(settings, single_model, host=step_host)

@@ -14,8 +14,8 @@ from diabetes_blood_pressure.plan import Binding, PlanError
 from diabetes_blood_pressure.settings import Settings, SettingsError
 
 
-def test_plan_has_the_steps_in_dependency_order(settings: Settings) -> None:
-    plan = plan_from_job(local_pipeline(settings))
+def test_plan_has_the_steps_in_dependency_order(settings: Settings, single_model: dict[str, str]) -> None:
+    plan = plan_from_job(local_pipeline(settings, single_model))
     assert [step.name for step in plan.steps] == ["data_prep", "train", "evaluate", "register"]
     assert plan.step("train").upstream == {"data_prep"}
     assert plan.step("evaluate").upstream == {"data_prep", "train"}
@@ -27,8 +27,25 @@ def test_plan_has_the_steps_in_dependency_order(settings: Settings) -> None:
     }
 
 
-def test_plan_resolves_bindings_and_component_metadata(settings: Settings) -> None:
-    plan = plan_from_job(local_pipeline(settings))
+def test_auto_fans_out_one_train_step_per_candidate_then_selects(settings: Settings) -> None:
+    plan = plan_from_job(local_pipeline(settings, {"model_type": "auto"}))
+    trains = [f"train_{name}" for name in settings.model_candidates()]
+    assert {step.name for step in plan.steps} == {"data_prep", *trains, "select", "evaluate", "register"}
+    assert all(plan.step(name).upstream == {"data_prep"} for name in trains)
+    assert {plan.step(name).inputs["model_type"].binding.value for name in trains} == set(settings.model_candidates())
+    assert plan.step("select").upstream == {"data_prep", *trains}
+    assert plan.step("evaluate").upstream == {"data_prep", "select"}
+    assert plan.outputs["model"] == ("select", "model")
+    assert plan.outputs["selection"] == ("select", "selection")
+    assert plan.inputs["validation_size"] == settings.setting("validation_size") > 0
+
+
+def test_a_single_model_sets_no_validation_rows_aside(settings: Settings, single_model: dict[str, str]) -> None:
+    assert plan_from_job(local_pipeline(settings, single_model)).inputs["validation_size"] == 0
+
+
+def test_plan_resolves_bindings_and_component_metadata(settings: Settings, single_model: dict[str, str]) -> None:
+    plan = plan_from_job(local_pipeline(settings, single_model))
     prep, train = plan.step("data_prep"), plan.step("train")
     assert prep.inputs["input_data"].binding == Binding(pipeline_input="input_data")
     assert prep.inputs["input_data"].type == "uri_file"
@@ -70,8 +87,8 @@ def test_binding_forms(raw: object, expected: Binding) -> None:
     assert binding(raw) == expected
 
 
-def test_a_node_that_binds_an_undeclared_input_is_refused(settings: Settings) -> None:
-    job = local_pipeline(settings)
+def test_a_node_that_binds_an_undeclared_input_is_refused(settings: Settings, single_model: dict[str, str]) -> None:
+    job = local_pipeline(settings, single_model)
     original_dump = job.dump
 
     def dump_with_stray_binding(stream):  # the shape a hand-edited or newer-SDK job could take

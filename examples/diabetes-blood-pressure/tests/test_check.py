@@ -2,12 +2,14 @@
 
 import io
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 
 from diabetes_blood_pressure import azure_ml, cli, pipeline
+from diabetes_blood_pressure.aml_graph import plan_from_job
 from diabetes_blood_pressure.check import check_project
 from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
 
@@ -116,8 +118,8 @@ def test_the_unmodified_project_passes(project: Settings) -> None:
     assert report.findings == [], report.text()
     summary = CLEAN_SUMMARY.match(report.summary())
     assert summary, report.summary()
-    folders = [path for path in (project.root / "components").iterdir() if path.is_dir()]
-    assert int(summary[1]) == int(summary[2]) == len(folders)  # every component runs a Python step script
+    folders = {step.code for step in plan_from_job(pipeline.local_pipeline(project)).steps}  # one per component
+    assert int(summary[1]) == int(summary[2]) == len(folders)  # and each runs a Python script
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
@@ -127,45 +129,69 @@ def test_each_broken_contract_is_found(project: Settings, case: str) -> None:
     assert_found(finding_lines(project), named_file, rule, message)
 
 
-def rebind(monkeypatch: pytest.MonkeyPatch, step: str, name: str, reference: str) -> None:
-    """Make the built job read ``step``'s input ``name`` from ``reference``: the dsl itself refuses such a graph."""
+def tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[dict], None]) -> None:
+    """Let ``edit`` change the built job's serialised YAML: wiring that pipeline.py's dsl itself would refuse."""
     build = pipeline.local_pipeline
 
-    def rebound(settings: Settings, overrides: dict | None = None):
+    def tampered(settings: Settings, overrides: dict | None = None):
         job = build(settings, overrides)
         dump = job.dump
 
-        def dump_rebound(stream: io.StringIO) -> None:
+        def dump_edited(stream: io.StringIO) -> None:
             buffer = io.StringIO()
             dump(buffer)
             document = yaml.safe_load(buffer.getvalue())
-            document["jobs"][step]["inputs"][name] = {"path": reference}
+            edit(document)
             stream.write(yaml.safe_dump(document))
 
-        job.dump = dump_rebound
+        job.dump = dump_edited
         return job
 
-    monkeypatch.setattr(pipeline, "local_pipeline", rebound)
+    monkeypatch.setattr(pipeline, "local_pipeline", tampered)
+
+
+def bound_inputs(document: dict) -> list[dict]:
+    """Every step's inputs, whatever the steps are called (they differ between model choices)."""
+    return [node.get("inputs") or {} for node in document["jobs"].values()]
 
 
 @pytest.mark.parametrize(
-    ("step", "name", "reference", "message"),
+    ("source", "replacement", "message"),
     [
-        ("train", "alpha", "${{parent.inputs.ridge_alpha}}", "reads pipeline input 'ridge_alpha', which does not"),
-        ("evaluate", "model", "${{parent.jobs.train.outputs.weights}}", "reads train.outputs.weights, which does not"),
-        ("evaluate", "model", "${{parent.jobs.fit.outputs.model}}", "reads fit.outputs.model, which does not"),
+        ("${{parent.inputs.alpha}}", "${{parent.inputs.ridge_alpha}}", "pipeline input 'ridge_alpha'"),
+        (
+            "${{parent.jobs.data_prep.outputs.prepped_data}}",
+            "${{parent.jobs.data_prep.outputs.prepped}}",
+            "data_prep.outputs.prepped",
+        ),
+        (
+            "${{parent.jobs.data_prep.outputs.prepped_data}}",
+            "${{parent.jobs.prep.outputs.prepped_data}}",
+            "prep.outputs.prepped_data",
+        ),
     ],
 )
 def test_a_binding_to_nothing_is_found(
-    project: Settings, monkeypatch: pytest.MonkeyPatch, step: str, name: str, reference: str, message: str
+    project: Settings, monkeypatch: pytest.MonkeyPatch, source: str, replacement: str, message: str
 ) -> None:
-    rebind(monkeypatch, step, name, reference)
-    assert_found(finding_lines(project), PIPELINE_FILE, "binding-source", f"{step}.inputs.{name} {message}")
+    def rebind(document: dict) -> None:
+        for inputs in bound_inputs(document):
+            for bound in inputs.values():
+                if isinstance(bound, dict) and bound.get("path") == source:
+                    bound["path"] = replacement
+
+    tamper(monkeypatch, rebind)
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-source", f"reads {message}, which does not exist")
 
 
 def test_a_binding_of_an_undeclared_input_is_found(project: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
-    rebind(monkeypatch, "train", "n_trees", "${{parent.inputs.n_estimators}}")
-    assert_found(finding_lines(project), PIPELINE_FILE, "binding-target", "step 'train' binds 'n_trees'")
+    def rename(document: dict) -> None:
+        for inputs in bound_inputs(document):
+            if "alpha" in inputs:
+                inputs["n_trees"] = inputs.pop("alpha")
+
+    tamper(monkeypatch, rename)
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-target", "binds 'n_trees', which its component")
 
 
 def test_the_check_command_prints_one_summary_line(capsys: pytest.CaptureFixture) -> None:

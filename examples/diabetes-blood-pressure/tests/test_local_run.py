@@ -10,7 +10,7 @@ import pytest
 
 from diabetes_blood_pressure.cli import run_pipeline_locally
 from diabetes_blood_pressure.local_runner import RunResult, StepFailed, StepHost
-from diabetes_blood_pressure.settings import Settings
+from diabetes_blood_pressure.settings import MODEL_TYPES, Settings
 
 
 def test_the_run_writes_a_consistent_report_and_logs(completed_run: tuple[Settings, RunResult]) -> None:
@@ -50,16 +50,16 @@ def test_mlflow_has_one_pipeline_run_with_a_child_run_per_step(completed_run: tu
     children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
     by_step = {child.info.run_name: child for child in children}
     assert set(by_step) == {"data_prep", "train", "evaluate", "register"}
-    assert by_step["train"].data.params["model_type"] == settings.setting("model", "type")
+    assert by_step["train"].data.params["model_type"] in MODEL_TYPES
     assert "rmse" in by_step["evaluate"].data.metrics
     assert all(child.info.status == "FINISHED" for child in children)
 
 
 def test_a_second_run_reuses_every_step_and_a_script_change_reruns_downstream(
-    project: Settings, step_host: StepHost
+    project: Settings, step_host: StepHost, single_model: dict[str, str]
 ) -> None:
-    first = run_pipeline_locally(project, {}, host=step_host)
-    second = run_pipeline_locally(project, {}, host=step_host)
+    first = run_pipeline_locally(project, single_model, host=step_host)
+    second = run_pipeline_locally(project, single_model, host=step_host)
     # register is not deterministic (it depends on the registry), so it runs every time, as on Azure ML
     assert [step.status for step in second.steps] == ["reused", "reused", "reused", "completed"]
     assert all(step.reused_from == first.run_id for step in second.steps[:3])
@@ -68,13 +68,15 @@ def test_a_second_run_reuses_every_step_and_a_script_change_reruns_downstream(
     ).read_text()
     train_script = project.root / "components" / "train" / "train.py"
     train_script.write_text(train_script.read_text() + "\n# a change to the step's code\n")
-    third = run_pipeline_locally(project, {}, host=step_host)
+    third = run_pipeline_locally(project, single_model, host=step_host)
     assert [step.status for step in third.steps] == ["reused", "completed", "completed", "completed"]
 
 
-def test_a_broken_step_fails_named_with_its_message(project: Settings, step_host: StepHost) -> None:
+def test_a_broken_step_fails_named_with_its_message(
+    project: Settings, step_host: StepHost, single_model: dict[str, str]
+) -> None:
     with pytest.raises(StepFailed) as failure:
-        run_pipeline_locally(project, {"target_column": "NoSuchColumn"}, host=step_host)
+        run_pipeline_locally(project, {**single_model, "target_column": "NoSuchColumn"}, host=step_host)
     assert failure.value.step == "data_prep"
     assert "target column 'NoSuchColumn' not found" in failure.value.log_tail()
     run_dir = failure.value.log.parent.parent
@@ -86,14 +88,35 @@ def test_a_broken_step_fails_named_with_its_message(project: Settings, step_host
     assert parent.info.status == "FAILED"
 
 
-def test_a_failing_later_step_leaves_the_earlier_steps_outputs(project: Settings, step_host: StepHost) -> None:
+def test_a_failing_later_step_leaves_the_earlier_steps_outputs(
+    project: Settings, step_host: StepHost, single_model: dict[str, str]
+) -> None:
     evaluate_script = project.root / "components" / "evaluate" / "evaluate.py"
     evaluate_script.write_text(evaluate_script.read_text().replace("def main(", "def main_unused(", 1))
     with pytest.raises(StepFailed) as failure:
-        run_pipeline_locally(project, {}, host=step_host)
+        run_pipeline_locally(project, single_model, host=step_host)
     assert failure.value.step == "evaluate"
     run_dir: Path = failure.value.log.parent.parent
     assert (run_dir / "data_prep" / "prepped_data" / "train.parquet").is_file()
     assert (run_dir / "train" / "model" / "MLmodel").is_file()
     assert not (run_dir / "evaluate" / "report").exists()
     assert "NameError" in failure.value.log_tail()
+
+
+def test_auto_trains_every_candidate_and_keeps_the_best_on_validation(project: Settings, step_host: StepHost) -> None:
+    result = run_pipeline_locally(project, {"model_type": "auto"}, host=step_host)
+    candidates = project.model_candidates()
+    assert {step.name for step in result.steps} == {
+        "data_prep",
+        *(f"train_{name}" for name in candidates),
+        "select",
+        "evaluate",
+        "register",
+    }
+    selection = json.loads((result.outputs["selection"] / "selection.json").read_text())
+    assert list(selection["candidates"]) == candidates
+    scores = {name: values["validation_rmse"] for name, values in selection["candidates"].items()}
+    assert selection["winner"] == min(scores, key=scores.get)
+    winner_model = result.run_dir / f"train_{selection['winner']}" / "model" / "MLmodel"
+    assert (result.outputs["model"] / "MLmodel").read_text() == winner_model.read_text()
+    assert (result.run_dir / "data_prep" / "prepped_data" / "validation.parquet").is_file()

@@ -41,7 +41,7 @@ def test_aml_specs_load_with_official_schemas(settings: Settings) -> None:
 def test_components_load_and_reference_the_environment() -> None:
     environment = load_environment(PROJECT_ROOT / "aml" / "environment.yml")
     components = load_components()
-    assert set(components) == {"data_prep", "train", "evaluate", "register"}
+    assert set(components) == {"data_prep", "train", "select", "evaluate", "register"}
     for name, component in components.items():
         assert isinstance(component, CommandComponent), name
         # azure-ai-ml drops the "azureml:" prefix of a reference given in Python, keeps it from YAML
@@ -53,6 +53,7 @@ def test_components_load_and_reference_the_environment() -> None:
         "numeric_columns",
         "categorical_columns",
         "test_size",
+        "validation_size",
         "random_seed",
     }
     assert components["data_prep"].inputs["numeric_columns"].optional
@@ -70,8 +71,8 @@ def test_placeholders_survive_rendering() -> None:
     assert "$[[--max-depth ${{inputs.max_depth}}]]" in load_components()["train"].command
 
 
-def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings) -> None:
-    job = local_pipeline(settings)
+def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings, single_model: dict[str, str]) -> None:
+    job = local_pipeline(settings, single_model)
     assert job._validate().passed
     document = dumped(job)
     assert document["settings"]["default_compute"] == f"azureml:{settings.compute['name']}"
@@ -89,7 +90,7 @@ def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings)
         "decision": {"type": "uri_folder"},
     }
     assert document["inputs"]["target_column"] == settings.setting("target_column")
-    assert document["inputs"]["model_type"] == settings.setting("model", "type")
+    assert document["inputs"]["model_type"] == single_model["model_type"]
 
 
 def test_azure_pipeline_reads_the_registered_data_asset(settings: Settings) -> None:

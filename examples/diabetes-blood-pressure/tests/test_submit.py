@@ -58,7 +58,7 @@ def test_submit_creates_what_is_missing_then_submits_and_streams(settings: Setti
     (environment,) = client.environments.created
     assert isinstance(environment, Environment)
     assert {type(component) for component in client.components.created} == {CommandComponent}
-    assert len(client.components.created) == 4
+    assert len(client.components.created) == 5
     (job,) = client.jobs.created
     assert isinstance(job, PipelineJob)
     assert job.inputs["input_data"].result().path == settings.data_asset_uri

@@ -24,6 +24,7 @@ data_prep = command(
         " $[[--categorical-columns '${{inputs.categorical_columns}}']]"
         " --test-size ${{inputs.test_size}}"
         " --random-seed ${{inputs.random_seed}}"
+        " --validation-size ${{inputs.validation_size}}"
         " --prepped-data ${{outputs.prepped_data}}"
     ),  # one command line for Azure ML and the local runner
     inputs={
@@ -33,8 +34,11 @@ data_prep = command(
         "categorical_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
         "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
         "random_seed": Input(type="integer", default=42, description="Seed of the shuffle."),
+        "validation_size": Input(
+            type="number", default=0.0, min=0.0, max=0.9, description="Train fraction set aside to pick a model."
+        ),
     },
-    outputs={"prepped_data": Output(type="uri_folder", description="train.parquet, test.parquet and features.json.")},
+    outputs={"prepped_data": Output(type="uri_folder", description="Parquet splits and features.json.")},
     environment="azureml:diabetes-blood-pressure-env@latest",
     is_deterministic=True,
 ).component

@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--categorical-columns", type=column_list, help="Comma-separated; default: inferred.")
     parser.add_argument("--test-size", type=float, default=0.2, help="Fraction of rows for the test split.")
     parser.add_argument("--random-seed", type=int, default=42, help="Seed of the shuffle.")
+    parser.add_argument(
+        "--validation-size", type=float, default=0.0, help="Fraction of the train split set aside to pick a model."
+    )
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output folder.")
     return parser
 
@@ -121,9 +124,10 @@ def listed_features(frame: pd.DataFrame, target: str, numeric: list[str], catego
     return {"target": target, "numeric": numeric, "categorical": categorical, "dropped": {}}
 
 
-def split(frame: pd.DataFrame, test_size: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    test = frame.sample(frac=test_size, random_state=seed)
-    return frame.drop(index=test.index), test
+def split(frame: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows left, and a random ``fraction`` of them set aside."""
+    aside = frame.sample(frac=fraction, random_state=seed)
+    return frame.drop(index=aside.index), aside
 
 
 def prepare(
@@ -134,10 +138,13 @@ def prepare(
     output: Path,
     numeric: list[str] | None = None,
     categorical: list[str] | None = None,
+    validation_size: float = 0.0,
 ) -> dict[str, object]:
     """Validate and clean the CSV, split it, write the splits and the feature description to ``output``."""
     if not 0 < test_size < 1:
         raise DataError(f"--test-size {test_size} is invalid: must be strictly between 0 and 1")
+    if not 0 <= validation_size < 1:
+        raise DataError(f"--validation-size {validation_size} is invalid: must be at least 0 and below 1")
     frame = clean_target(read_csv(input_data), target, input_data.name)
     if numeric or categorical:
         features = listed_features(frame, target, numeric or [], categorical or [], input_data.name)
@@ -149,12 +156,14 @@ def prepare(
     if not features["numeric"] and not features["categorical"]:
         raise DataError(f"{input_data.name}: no usable feature columns remain besides {target!r}")
     train, test = split(frame[[*features["numeric"], *features["categorical"], target]], test_size, seed)
+    # Candidate models are compared on rows carved from the train split, never on the test split.
+    splits = dict(zip(("train", "validation"), split(train, validation_size, seed), strict=True))
     output.mkdir(parents=True, exist_ok=True)
     # Parquet keeps the column types for the next steps and writes a million rows in a fraction of a second.
-    train.to_parquet(output / "train.parquet", index=False)
-    test.to_parquet(output / "test.parquet", index=False)
+    for name, rows in {**(splits if validation_size else {"train": train}), "test": test}.items():
+        rows.to_parquet(output / f"{name}.parquet", index=False)
+        print(f"{name} rows: {len(rows)}")
     (output / "features.json").write_text(json.dumps(features, indent=2))
-    print(f"train rows: {len(train)}, test rows: {len(test)}")
     return features
 
 
@@ -169,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
             args.prepped_data,
             args.numeric_columns,
             args.categorical_columns,
+            args.validation_size,
         )
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -52,6 +52,18 @@ class StepResult:
     reused_from: str | None = None
 
 
+@dataclass(frozen=True)
+class Started:
+    """A step the host is running."""
+
+    name: str
+    at: float
+    outputs: dict[str, Path]
+    key: str
+    log: Path
+    mlflow_run_id: str
+
+
 @dataclass
 class RunResult:
     run_id: str
@@ -258,8 +270,10 @@ class LocalRunner:
         tracking: TrackingTarget,
         reuse: bool = True,
         progress: Progress = print,
+        parallel: int = os.cpu_count() or 1,
     ) -> None:
         self.runs_dir = runs_dir
+        self.parallel = parallel
         self.host = host
         self.tracking = tracking
         self.reuse = reuse
@@ -278,14 +292,8 @@ class LocalRunner:
             experiment=self.tracking.experiment,
             artifacts_dir=str(self.tracking.artifacts_dir),
         )["run_id"]
-        produced: dict[tuple[str, str], Path] = {}
-        keys: dict[str, str] = {}
         try:
-            for number, step in enumerate(plan.steps, start=1):
-                self.progress(f"[{number}/{len(plan.steps)}] {step.name}: {step.display_name}")
-                step_result, keys[step.name] = self.run_step(step, plan, result, produced, keys)
-                result.steps.append(step_result)
-                produced.update({(step.name, name): path for name, path in step_result.outputs.items()})
+            produced = self.run_steps(plan, result)
         except StepFailed as failure:
             result.status = "failed"
             result.steps.append(StepResult(failure.step, "failed", 0.0, {}))
@@ -301,43 +309,73 @@ class LocalRunner:
             self.write_summary(result)
         return result
 
-    def run_step(
+    def run_steps(self, plan: Plan, result: RunResult) -> dict[tuple[str, str], Path]:
+        """Every step once its inputs exist, as many at a time as ``parallel`` allows, as Azure ML would."""
+        produced: dict[tuple[str, str], Path] = {}
+        keys: dict[str, str] = {}
+        waiting = list(plan.steps)
+        running: dict[str, Started] = {}
+        while waiting or running:
+            ready = [step for step in waiting if step.upstream <= {s.name for s in result.steps}]
+            for step in ready[: max(self.parallel - len(running), 0)]:
+                waiting.remove(step)
+                self.progress(f"[{len(plan.steps) - len(waiting)}/{len(plan.steps)}] {step.name}: {step.display_name}")
+                started = self.start_step(step, plan, result, produced, keys)
+                if isinstance(started, StepResult):  # reused: its outputs exist already
+                    self.finish(started, result, produced)
+                    break  # what it produced may make more steps ready
+                running[step.name] = started
+            else:
+                if running:
+                    reply = self.host.request("wait_step")
+                    ended = self.end_step(running.pop(reply["step"]), reply["returncode"], running, result.run_id)
+                    self.finish(ended, result, produced)
+        return produced
+
+    def finish(self, step_result: StepResult, result: RunResult, produced: dict[tuple[str, str], Path]) -> None:
+        result.steps.append(step_result)
+        produced.update({(step_result.name, name): path for name, path in step_result.outputs.items()})
+
+    def start_step(
         self,
         step: Step,
         plan: Plan,
         result: RunResult,
         produced: dict[tuple[str, str], Path],
         keys: dict[str, str],
-    ) -> tuple[StepResult, str]:
+    ) -> Started | StepResult:
         started = time.perf_counter()
         values = resolve_inputs(step, plan.inputs, produced)
         step_dir = result.run_dir / step.name
         outputs = {name: step_dir / name for name in step.outputs}
         argv = render_command(step.command, values, outputs)
-        key = step_key(step, values, keys)
+        key = keys[step.name] = step_key(step, values, keys)
         earlier = self.index.lookup(key) if self.reuse and step.deterministic else None
         if earlier:
             step_dir.mkdir()
             for name, path in outputs.items():
                 link_tree(Path(earlier["outputs"][name]), path)
             self.host.request("record_reused_step", step=step.name, earlier_run_id=earlier.get("mlflow_run_id"))
-            seconds = time.perf_counter() - started
-            self.progress(f"      reused outputs of run {earlier['run_id']} (same code, command, parameters, inputs)")
-            return StepResult(step.name, "reused", seconds, outputs, earlier["run_id"]), key
+            self.progress(f"      {step.name}: reused outputs of run {earlier['run_id']} (nothing changed)")
+            return StepResult(step.name, "reused", time.perf_counter() - started, outputs, earlier["run_id"])
         for path in outputs.values():
             path.mkdir(parents=True)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
-        reply = self.host.request("run_step", step=step.name, argv=argv, cwd=str(step.code), log=str(log))
-        returncode, mlflow_run_id = reply["returncode"], reply["run_id"]
-        seconds = time.perf_counter() - started
+        reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(step.code), log=str(log))
+        return Started(step.name, started, outputs, key, log, reply["run_id"])
+
+    def end_step(self, started: Started, returncode: int, others: dict[str, Started], run_id: str) -> StepResult:
+        seconds = time.perf_counter() - started.at
         if returncode != 0:
-            for path in outputs.values():
+            for path in started.outputs.values():
                 shutil.rmtree(path, ignore_errors=True)
-            raise StepFailed(step.name, returncode, log)
-        self.index.record(key, result.run_id, outputs, mlflow_run_id)
-        self.progress(f"      done in {seconds:.1f}s")
-        return StepResult(step.name, "completed", seconds, outputs), key
+            for _ in others:  # no step is left running behind the failure
+                self.host.request("wait_step")
+            raise StepFailed(started.name, returncode, started.log)
+        self.index.record(started.key, run_id, started.outputs, started.mlflow_run_id)
+        self.progress(f"      {started.name}: done in {seconds:.1f}s")
+        return StepResult(started.name, "completed", seconds, started.outputs)
 
     def write_summary(self, result: RunResult) -> None:
         summary = {

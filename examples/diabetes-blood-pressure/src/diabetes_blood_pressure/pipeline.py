@@ -13,7 +13,7 @@ from typing import Any
 from azure.ai.ml import Input, dsl, load_component
 from azure.ai.ml.entities import CommandComponent, PipelineJob
 
-from .settings import COMPONENTS_DIR, Settings, SettingsError
+from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError
 
 # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
@@ -34,15 +34,24 @@ def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandC
         "data_prep": load_python_component(components_dir / "data_prep" / "component.py", "data_prep"),
         "train": load_component(components_dir / "train" / "train.yml"),
         "evaluate": load_component(components_dir / "evaluate" / "evaluate.yml"),
+        "select": load_component(components_dir / "select" / "select.yml"),
         "register": load_component(components_dir / "register" / "register.yml"),
     }
 
 
 # The dsl reads the pipeline function's annotations at run time, so they stay real objects here.
 def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
-    """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them."""
+    """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them.
+
+    With ``model_type: auto`` the graph fans out: one train node per candidate (run in
+    parallel by Azure ML and by the local runner), then a select node picks the winner on the
+    validation split; otherwise a single train node. Evaluation and registration follow either way.
+    """
     components = load_components(settings.root / "components")
     parameters = settings.pipeline_inputs_with(overrides)
+    candidates = settings.model_candidates() if parameters["model_type"] == AUTO else []
+    if not candidates:
+        parameters["validation_size"] = 0.0  # a single model needs no validation rows: train on them all
 
     @dsl.pipeline(
         name=settings.setting("azure", "experiment_name").replace("-", "_"),
@@ -56,6 +65,7 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
         numeric_columns: Input(type="string", optional=True),
         categorical_columns: Input(type="string", optional=True),
         test_size: float,
+        validation_size: float,
         random_seed: int,
         model_type: str,
         alpha: float,
@@ -74,32 +84,40 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
             numeric_columns=numeric_columns,
             categorical_columns=categorical_columns,
             test_size=test_size,
+            validation_size=validation_size,
             random_seed=random_seed,
         )
-        train = components["train"](
-            prepped_data=data_prep.outputs.prepped_data,
-            model_type=model_type,
-            alpha=alpha,
-            n_estimators=n_estimators,
-            max_depth=max_depth,
-            min_samples_leaf=min_samples_leaf,
-            max_features=max_features,
-            learning_rate=learning_rate,
-            max_iter=max_iter,
-            random_seed=random_seed,
-        )
-        evaluate = components["evaluate"](model=train.outputs.model, prepped_data=data_prep.outputs.prepped_data)
-        register = components["register"](
-            model=train.outputs.model,
-            report=evaluate.outputs.report,
-            model_name=registered_model_name,
-            min_r2=min_r2,
-        )
-        return {
-            "model": train.outputs.model,
-            "report": evaluate.outputs.report,
-            "decision": register.outputs.decision,
+        hyperparameters = {
+            "alpha": alpha,
+            "n_estimators": n_estimators,
+            "max_depth": max_depth,
+            "min_samples_leaf": min_samples_leaf,
+            "max_features": max_features,
+            "learning_rate": learning_rate,
+            "max_iter": max_iter,
+            "random_seed": random_seed,
         }
+        outputs: dict[str, Any] = {}
+        if candidates:
+            trained = {}
+            for candidate in candidates:
+                train = components["train"](
+                    prepped_data=data_prep.outputs.prepped_data, model_type=candidate, **hyperparameters
+                )
+                train.name = f"train_{candidate}"
+                trained[candidate] = train.outputs.model
+            select = components["select"](prepped_data=data_prep.outputs.prepped_data, **trained)
+            model, outputs["selection"] = select.outputs.model, select.outputs.selection
+        else:
+            train = components["train"](
+                prepped_data=data_prep.outputs.prepped_data, model_type=model_type, **hyperparameters
+            )
+            model = train.outputs.model
+        evaluate = components["evaluate"](model=model, prepped_data=data_prep.outputs.prepped_data)
+        register = components["register"](
+            model=model, report=evaluate.outputs.report, model_name=registered_model_name, min_r2=min_r2
+        )
+        return {"model": model, "report": evaluate.outputs.report, "decision": register.outputs.decision, **outputs}
 
     job = regression_pipeline(input_data=data, **parameters)
     job.experiment_name = settings.setting("azure", "experiment_name")

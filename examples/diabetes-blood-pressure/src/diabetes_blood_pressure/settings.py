@@ -24,6 +24,10 @@ HYPERPARAMETERS = (
 )
 
 
+MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
+AUTO = "auto"  # every candidate trained, the best on the validation split kept
+
+
 class SettingsError(ValueError):
     """config.yml or an aml/ spec is missing or malformed; the message says which and how."""
 
@@ -65,6 +69,16 @@ class Settings:
             node = node[key]
         return node
 
+    def model_candidates(self) -> list[str]:
+        """The model types ``auto`` chooses from (config.yml: model.candidates)."""
+        candidates = list(self.setting("model", "candidates"))
+        unknown = [name for name in candidates if name not in MODEL_TYPES]
+        if unknown or not candidates:
+            raise SettingsError(
+                f"{self.root / 'config.yml'}: model.candidates {candidates} must list some of: {', '.join(MODEL_TYPES)}"
+            )
+        return candidates
+
     @property
     def local_data_path(self) -> Path:
         """The CSV behind the data asset, as the local runner reads it."""
@@ -101,6 +115,7 @@ class Settings:
             "numeric_columns": ",".join(features.get("numeric") or []) or None,
             "categorical_columns": ",".join(features.get("categorical") or []) or None,
             "test_size": self.setting("test_size"),
+            "validation_size": self.setting("validation_size"),
             "random_seed": self.setting("random_seed"),
             "model_type": model["type"],
             **{name: model.get(name) for name in HYPERPARAMETERS},

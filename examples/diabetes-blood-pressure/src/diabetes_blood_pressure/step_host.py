@@ -61,8 +61,8 @@ def is_python_script(argv: list[str]) -> bool:
     return len(argv) >= 2 and argv[0] == sys.executable and argv[1].endswith(".py")
 
 
-def run_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
-    """Fork; in the child behave as ``python script.py args`` would. Returns the exit code."""
+def start_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
+    """Fork; in the child behave as ``python script.py args`` would. Returns the child's pid."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -91,15 +91,15 @@ def run_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: str
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status)
+    return pid
 
 
-def run_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
+def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
+    """Start a step's command line without waiting for it; returns its pid."""
     if is_python_script(argv):
-        return run_script_in_child(argv, cwd, env, log)
+        return start_script_in_child(argv, cwd, env, log)
     with open(log, "w") as handle:
-        return subprocess.run(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, check=False).returncode
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT).pid
 
 
 class Host:
@@ -108,6 +108,7 @@ class Host:
     def __init__(self) -> None:
         self.stores: dict[tuple[str, str, str], LocalTracking] = {}
         self.tracking: LocalTracking
+        self.running: dict[int, tuple[str, str]] = {}  # pid -> (step, MLflow run id)
 
     def open_store(self, tracking_uri: str, experiment: str, artifacts_dir: str) -> LocalTracking:
         key = (tracking_uri, experiment, artifacts_dir)
@@ -120,11 +121,13 @@ class Host:
         if action == "start_pipeline":
             self.tracking = self.open_store(request["tracking_uri"], request["experiment"], request["artifacts_dir"])
             return {"run_id": self.tracking.start_pipeline(request["run_name"], request["params"])}
-        if action == "run_step":
+        if action == "start_step":
             run_id, env = self.tracking.start_step(request["step"])
-            returncode = run_command(request["argv"], request["cwd"], env, request["log"])
-            self.tracking.end_step(run_id, "FINISHED" if returncode == 0 else "FAILED")
-            return {"returncode": returncode, "run_id": run_id}
+            pid = start_command(request["argv"], request["cwd"], env, request["log"])
+            self.running[pid] = (request["step"], run_id)
+            return {"run_id": run_id}
+        if action == "wait_step":
+            return self.wait_step()
         if action == "record_reused_step":
             self.tracking.record_reused_step(request["step"], request["earlier_run_id"])
             return {}
@@ -132,6 +135,16 @@ class Host:
             self.tracking.end_pipeline(request["status"])
             return {}
         raise ValueError(f"unknown request {action!r}")
+
+    def wait_step(self) -> dict[str, Any]:
+        """Wait for whichever started step finishes first."""
+        if not self.running:
+            raise ValueError("no step is running")
+        pid, status = os.waitpid(-1, 0)
+        step, run_id = self.running.pop(pid)
+        returncode = os.waitstatus_to_exitcode(status)
+        self.tracking.end_step(run_id, "FINISHED" if returncode == 0 else "FAILED")
+        return {"step": step, "returncode": returncode}
 
 
 def serve(requests: IO[str], replies: IO[str], host: Host) -> None:
