@@ -170,7 +170,7 @@ def test_pre_gen_rejects_bad_value(
         pytest.param(
             {"model": "svm"},
             "svm provided for choice variable model, but the choices are "
-            "['ridge', 'random_forest', 'hist_gradient_boosting'].",
+            "['ridge', 'random_forest', 'hist_gradient_boosting', 'auto'].",
             id="model",
         ),
         pytest.param(
