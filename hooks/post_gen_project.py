@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import math
 import os
 import re
 import shutil
@@ -141,6 +142,27 @@ def write_features(config: Path, features: dict[str, list[str]], dropped: dict[s
     )
 
 
+def write_sample_request(path: Path, header: list[str], sample: list[list[str]], target: str, text: list[str]) -> None:
+    """Two rows of the CSV without the target, as MLflow's scoring server takes them: the README's curl sends it.
+
+    Numbers go as JSON numbers (the model scales them), the ``text`` columns and any other text as strings.
+    """
+
+    def value(row: list[str], index: int) -> object:
+        field = row[index] if index < len(row) else ""
+        number = field.strip()
+        if not number or (is_number(number) and not math.isfinite(float(number))):
+            return None  # missing: the model fills it in, as it does for a gap in the CSV
+        if header[index] in text or not is_number(number):
+            return field
+        return int(number) if number.lstrip("+-").isdigit() else float(number)
+
+    kept = [index for index, name in enumerate(header) if name != target]
+    request = {"columns": [header[i] for i in kept], "data": [[value(row, i) for i in kept] for row in sample[:2]]}
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({"dataframe_split": request}) + "\n")
+
+
 def bring_in_data(source: Path, destination: Path) -> None:
     if source.resolve() == destination.resolve():
         return
@@ -159,6 +181,8 @@ Next steps:
   make install     # create .venv and install the project
   make run         # run the pipeline on this machine, tracked with MLflow
   make test        # the project's own tests, offline
+  make score       # batch predictions with the last local model
+  make serve       # the last local model behind MLflow's HTTP server
   make submit      # submit to Azure ML (after `az login`; see README.md)
 """
 
@@ -190,6 +214,9 @@ def main() -> int:
         return 1
     bring_in_data(source, Path("data") / VALUES["__data_file"])
     write_features(Path("config.yml"), features, dropped)
+    write_sample_request(
+        Path("docs/sample-request.json"), header, sample, VALUES["target_column"], features["categorical"]
+    )
     remove_unselected_ci(VALUES["ci"])
     print(next_steps())
     return 0

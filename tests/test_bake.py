@@ -53,6 +53,8 @@ def test_exact_file_set(baked: Bake) -> None:
         "aml/compute.yml",
         "aml/conda.yml",
         "aml/data.yml",
+        "aml/deployment.yml",
+        "aml/endpoint.yml",
         "aml/environment.yml",
         "components/data_prep/component.py",
         "components/data_prep/prep.py",
@@ -62,9 +64,12 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/train/train.yml",
         "components/register/register.py",
         "components/register/register.yml",
+        "components/score/score.py",
+        "components/score/score.yml",
         "components/select/select.yml",
         "components/select/select_model.py",
         f"data/{data_file}",
+        "docs/sample-request.json",
         *(
             f"src/{package}/{module}.py"
             for module in (
@@ -91,6 +96,8 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_cli",
                 "test_local_run",
                 "test_local_runner",
+                "test_scoring",
+                "test_serve",
                 "test_specs",
                 "test_steps",
                 "test_submit",

@@ -1,4 +1,5 @@
-"""Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML.
+"""Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML, then use the
+model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online.
 
 Runs and submissions start only when ``check`` finds nothing. Only the commands' own
 modules are imported, when they run: ``--help`` stays instant.
@@ -7,10 +8,16 @@ modules are imported, when they run: ``--help`` stays instant.
 from __future__ import annotations
 
 import argparse
+import csv
 import gc
+import itertools
 import json
+import os
 import sys
-from typing import TYPE_CHECKING, Any
+import sysconfig
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
@@ -20,9 +27,18 @@ from .plan import PlanError
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from .local_runner import RunResult, StepHost, TrackingTarget
+    from azure.ai.ml.entities import PipelineJob
+
+    from .local_runner import RunResult, StepFailed, StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
+SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
+SCORE_INPUT_DIR = "score-input"  # under runs/: the project's CSV without its target, the default rows to score
+SHOWN_PREDICTIONS = 5
+
+
+class UsageError(ValueError):
+    """A command cannot do what was asked; the message says what to do instead."""
 
 
 def parameter(text: str) -> tuple[str, Any]:
@@ -44,7 +60,26 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
     run.add_argument("--no-reuse", action="store_true", help="run every step, even if an earlier run can be reused")
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
-    submit.add_argument("--no-stream", action="store_true", help="return once the job is submitted")
+    score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
+    where = score.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="on this machine, with a local model")
+    where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
+    score.add_argument(
+        "--model",
+        help="local: a model folder (default: the latest completed local run's); "
+        "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
+    )
+    score.add_argument(
+        "--data",
+        help="CSV to score (default, local only: the project's CSV without its target column); "
+        "on Azure also a data asset, azureml:<name>:<version>",
+    )
+    for command in (submit, score):
+        command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
+    serve = commands.add_parser("serve", help="serve a local model over HTTP with MLflow's scoring server")
+    serve.add_argument("--model", type=Path, help="model folder (default: the latest completed local run's)")
+    serve.add_argument("--port", type=int, default=SERVE_PORT, help="port on 127.0.0.1 (default: %(default)s)")
+    commands.add_parser("deploy", help="deploy the newest registered model to the Azure ML online endpoint in aml/")
     for command in (run, submit):
         command.add_argument(
             "-p",
@@ -104,6 +139,38 @@ def start_step_host(settings: Settings) -> StepHost:
     return StepHost(tracking_target(settings), components)
 
 
+def runs_dir(settings: Settings) -> Path:
+    return settings.root / settings.setting("local", "runs_dir")
+
+
+def run_locally(
+    settings: Settings,
+    build: Callable[[], PipelineJob],
+    reuse: bool = True,
+    check: bool = False,
+    host: StepHost | None = None,
+) -> RunResult:
+    """Build a pipeline job with ``build()`` and run its steps on this machine; raises ``StepFailed`` on a failed step.
+
+    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
+    ``host``, one is started for this run, and warms up while this process builds the graph.
+    """
+    from .local_runner import LocalRunner
+
+    own_host = host is None
+    host = host or start_step_host(settings)
+    try:
+        if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
+            passed_check(settings)
+        from .aml_graph import plan_from_job
+
+        plan = plan_from_job(build())
+        return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse).run(plan)
+    finally:
+        if own_host:
+            host.close()
+
+
 def run_pipeline_locally(
     settings: Settings,
     overrides: dict[str, Any],
@@ -111,28 +178,66 @@ def run_pipeline_locally(
     check: bool = False,
     host: StepHost | None = None,
 ) -> RunResult:
-    """Build the pipeline job and run its steps on this machine; raises ``StepFailed`` on a failed step.
-
-    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
-    ``host``, one is started for this run, and warms up while this process builds the graph.
-    """
-    from .local_runner import LocalRunner
-
+    """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them."""
     settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
-    own_host = host is None
-    host = host or start_step_host(settings)
-    try:
-        if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
-            passed_check(settings)
-        from .aml_graph import plan_from_job
-        from .pipeline import local_pipeline
 
-        plan = plan_from_job(local_pipeline(settings, overrides))
-        runs_dir = settings.root / settings.setting("local", "runs_dir")
-        return LocalRunner(runs_dir, host, tracking_target(settings), reuse=reuse).run(plan)
-    finally:
-        if own_host:
-            host.close()
+    def build() -> PipelineJob:
+        from .pipeline import local_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+
+        return local_pipeline(settings, overrides)
+
+    return run_locally(settings, build, reuse, check, host)
+
+
+def score_locally(
+    settings: Settings, model: Path, data: Path, check: bool = False, host: StepHost | None = None
+) -> RunResult:
+    """The scoring pipeline on this machine: ``model`` predicts every row of ``data``."""
+
+    def build() -> PipelineJob:
+        from .pipeline import local_score_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+
+        return local_score_pipeline(settings, model, data)
+
+    return run_locally(settings, build, check=check, host=host)
+
+
+def latest_local_model(settings: Settings) -> Path:
+    """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
+    for summary in sorted(runs_dir(settings).glob("*/run.json"), reverse=True):
+        run = json.loads(summary.read_text())
+        model = run["outputs"].get("model")
+        if run["status"] == "completed" and model and Path(model).is_dir():
+            return Path(model)
+    raise UsageError(f"no completed local run with a model in {runs_dir(settings)}: `make run` trains one")
+
+
+def rows_without_target(settings: Settings) -> Path:
+    """The project's CSV without its target column, written under runs/: the rows a model is asked to score.
+
+    Copied field by field, so every value reaches the model exactly as the CSV has it.
+    """
+    source, target = settings.local_data_path, settings.setting("target_column")
+    destination = runs_dir(settings) / SCORE_INPUT_DIR / source.name
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
+    with (
+        source.open(newline="", encoding="utf-8-sig") as original,
+        partial.open("w", newline="", encoding="utf-8") as out,
+    ):
+        rows = csv.reader(original)
+        header = next(rows)
+        kept = [index for index, name in enumerate(header) if name != target]
+        writer = csv.writer(out)
+        writer.writerow([header[index] for index in kept])
+        writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in rows)
+    partial.replace(destination)
+    return destination
+
+
+def failed(failure: StepFailed) -> int:
+    print(f"\nFAILED: {failure}\n--- last lines of {failure.log} ---\n{failure.log_tail()}", file=sys.stderr)
+    return 1
 
 
 def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
@@ -141,8 +246,7 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int
     try:
         result = run_pipeline_locally(settings, overrides, reuse, check=True)
     except StepFailed as failure:
-        print(f"\nFAILED: {failure}\n--- last lines of {failure.log} ---\n{failure.log_tail()}", file=sys.stderr)
-        return 1
+        return failed(failure)
     report = result.outputs["report"]
     print(f"\nrun {result.run_id} completed: {result.run_dir}")
     if "selection" in result.outputs:
@@ -162,6 +266,64 @@ def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool) -> in
     return 0
 
 
+def score_local(settings: Settings, model: str | None, data: str | None) -> int:
+    from .local_runner import StepFailed
+
+    model_dir = Path(model) if model else latest_local_model(settings)
+    rows = Path(data) if data else rows_without_target(settings)
+    if not (model_dir / "MLmodel").is_file():
+        raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
+    if not rows.is_file():
+        raise UsageError(f"--data {rows}: no such file")
+    try:
+        result = score_locally(settings, model_dir, rows, check=True)
+    except StepFailed as failure:
+        return failed(failure)
+    predictions = result.outputs["predictions"] / "predictions.csv"
+    with predictions.open(encoding="utf-8") as handle:
+        shown = list(itertools.islice(handle, SHOWN_PREDICTIONS + 1))  # the header and the first rows
+        count = len(shown) - 1 + sum(1 for _ in handle)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {rows}")
+    print(f"with model {model_dir}\npredictions: {predictions}\n{''.join(shown)}", end="")
+    return 0
+
+
+def score_azure(settings: Settings, model: str | None, data: str | None, stream: bool) -> int:
+    if not data:
+        raise UsageError("score --azure needs --data: a data asset (azureml:<name>:<version>) or a local CSV")
+    from .azure_ml import ml_client, submit_scoring
+
+    passed_check(settings)
+    submit_scoring(settings, ml_client(settings), data, model, stream=stream)
+    return 0
+
+
+def serve_command(model: Path, port: int = SERVE_PORT) -> list[str]:
+    """MLflow's own scoring server for ``model``, in this environment (none is built), on the loopback interface."""
+    options = ["--env-manager", "local", "-p", str(port), "-h", SERVE_HOST]
+    return [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(model), *options]
+
+
+def serve_environment() -> dict[str, str]:
+    """MLflow starts its server as the ``uvicorn`` found on PATH: this environment's scripts folder comes first."""
+    path = [sysconfig.get_path("scripts"), os.environ.get("PATH")]
+    return {**os.environ, "PATH": os.pathsep.join(filter(None, path))}
+
+
+def serve(settings: Settings, model: Path | None, port: int) -> NoReturn:
+    model = model or latest_local_model(settings)
+    argv = serve_command(model, port)
+    print(f"serving {model} at http://{SERVE_HOST}:{port}/invocations (Ctrl-C stops it)", flush=True)
+    os.execvpe(argv[0], argv, serve_environment())  # the server takes this process over, Ctrl-C included
+
+
+def deploy_online(settings: Settings) -> int:
+    from .azure_ml import deploy, ml_client
+
+    deploy(settings, ml_client(settings))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     overrides = dict(getattr(args, "param", []))
@@ -171,11 +333,19 @@ def main(argv: list[str] | None = None) -> int:
             return show_check(settings)
         if args.command == "run" and args.local:
             return run_local(settings, overrides, reuse=not args.no_reuse)
+        if args.command == "score" and args.local:
+            return score_local(settings, args.model, args.data)
+        if args.command == "score":
+            return score_azure(settings, args.model, args.data, stream=not args.no_stream)
+        if args.command == "serve":
+            return serve(settings, args.model, args.port)
+        if args.command == "deploy":
+            return deploy_online(settings)
         return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
     except CheckFailed as failure:
         print(f"{failure.report.text()}\nnot started: fix the findings above, `make check` re-checks", file=sys.stderr)
         return 1
-    except (SettingsError, PlanError, StepHostError) as error:
+    except (SettingsError, PlanError, StepHostError, UsageError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
 

@@ -1,8 +1,10 @@
-"""The pipeline graph: data_prep -> train -> evaluate -> register, built with ``@dsl.pipeline``.
+"""The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register)
+and batch scoring (score).
 
-This graph is the single description of the pipeline. Azure ML runs it on a
-compute cluster (``submit``); the local runner runs the same nodes and command
-lines on this machine (``run --local``). Nothing here contacts Azure.
+Each graph is the single description of its pipeline. Azure ML runs it on a
+compute cluster (``submit``, ``score --azure``); the local runner runs the same
+nodes and command lines on this machine (``run --local``, ``score --local``).
+Nothing here contacts Azure.
 """
 
 import importlib.util
@@ -132,3 +134,53 @@ def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None) 
 def azure_pipeline(settings: Settings, overrides: dict[str, Any] | None = None) -> PipelineJob:
     """The pipeline on the registered data asset, for Azure ML."""
     return build_pipeline(settings, Input(type="uri_file", path=settings.data_asset_uri), overrides)
+
+
+def load_score_component(components_dir: Path = COMPONENTS_DIR) -> CommandComponent:
+    return load_component(components_dir / "score" / "score.yml")
+
+
+def registered_model_uri(settings: Settings) -> str:
+    """The newest version of the model the training pipeline registers, as Azure ML names it."""
+    return f"azureml:{settings.setting('azure', 'registered_model_name')}@latest"
+
+
+def score_pipeline(settings: Settings, model_input: Input, data_input: Input) -> PipelineJob:
+    """The batch-scoring job: the MLflow model ``model_input`` predicts every row of the CSV ``data_input``."""
+    score_component = load_score_component(settings.root / "components")
+    experiment = settings.setting("azure", "experiment_name")
+
+    @dsl.pipeline(
+        name=experiment.replace("-", "_") + "_score",
+        display_name="Batch scoring",
+        description="Check the rows against the model's features, predict each one, write predictions.csv.",
+        default_compute=settings.compute["name"],
+    )
+    def scoring_pipeline(
+        model: Input(type="mlflow_model"),
+        data: Input(type="uri_file"),
+        id_column: Input(type="string", optional=True),
+    ) -> dict[str, Any]:
+        score = score_component(model=model, data=data, id_column=id_column)
+        return {"predictions": score.outputs.predictions}
+
+    job = scoring_pipeline(model=model_input, data=data_input, id_column=settings.setting("scoring", "id_column"))
+    job.experiment_name = experiment
+    return job
+
+
+def local_score_pipeline(settings: Settings, model: Path, data: Path) -> PipelineJob:
+    """Scoring on this machine: the steps run in their component folders, so the paths are made absolute."""
+    return score_pipeline(
+        settings,
+        Input(type="mlflow_model", path=str(model.resolve())),
+        Input(type="uri_file", path=str(data.resolve())),
+    )
+
+
+def azure_score_pipeline(settings: Settings, data: str, model: str | None = None) -> PipelineJob:
+    """Scoring on Azure ML: ``data`` is a data asset (``azureml:<name>:<version>``) or a local CSV that azure-ai-ml
+    uploads; ``model`` a registered model (``azureml:<name>@latest`` or ``:<version>``), by default the newest
+    version of the one the training pipeline registers."""
+    model_input = Input(type="mlflow_model", path=model or registered_model_uri(settings))
+    return score_pipeline(settings, model_input, Input(type="uri_file", path=data))
