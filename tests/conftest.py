@@ -77,8 +77,22 @@ def bake(context: dict[str, str], output_dir: Path) -> Path:
     return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(output_dir)))
 
 
+# A render's own suite (a minute of local pipeline runs) runs for these; the other configurations
+# differ in names and CI files, which the static checks cover, and tests/test_datasets.py runs the
+# suite of a render for every single model on data of its own.
+SUITE_CONFIGURATIONS = ("default", "auto-selection")
+
+
+def named_bake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    context = CONFIGURATIONS[name]
+    return Bake(name, context, rendered_values(context), bake(context, tmp_path_factory.mktemp(name)))
+
+
 @pytest.fixture(scope="session", params=list(CONFIGURATIONS))
 def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
-    context = CONFIGURATIONS[request.param]
-    path = bake(context, tmp_path_factory.mktemp(request.param))
-    return Bake(request.param, context, rendered_values(context), path)
+    return named_bake(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="session", params=SUITE_CONFIGURATIONS)
+def baked_with_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
+    return named_bake(request.param, tmp_path_factory)

@@ -229,8 +229,8 @@ def test_the_project_check_passes(baked: Bake) -> None:
     assert CLEAN_CHECK.match(result.stdout.strip()), result.stdout
 
 
-def test_the_rendered_test_suite_passes_offline(baked: Bake) -> None:
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked.path)
+def test_the_rendered_test_suite_passes_offline(baked_with_suite: Bake) -> None:
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked_with_suite.path)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout)
     assert "failed" not in result.stdout.splitlines()[-1]

@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
     where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
     run.add_argument("--no-reuse", action="store_true", help="run every step, even if an earlier run can be reused")
+    run.add_argument(
+        "--max-parallel", type=int, metavar="N", help="run at most N steps at once (default: one per CPU core)"
+    )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
     where = score.add_mutually_exclusive_group(required=True)
@@ -149,6 +152,7 @@ def run_locally(
     reuse: bool = True,
     check: bool = False,
     host: StepHost | None = None,
+    max_parallel: int | None = None,
 ) -> RunResult:
     """Build a pipeline job with ``build()`` and run its steps on this machine; raises ``StepFailed`` on a failed step.
 
@@ -165,7 +169,9 @@ def run_locally(
         from .aml_graph import plan_from_job
 
         plan = plan_from_job(build())
-        return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse).run(plan)
+        runner = LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse)
+        runner.parallel = max_parallel or runner.parallel
+        return runner.run(plan)
     finally:
         if own_host:
             host.close()
@@ -177,6 +183,7 @@ def run_pipeline_locally(
     reuse: bool = True,
     check: bool = False,
     host: StepHost | None = None,
+    max_parallel: int | None = None,
 ) -> RunResult:
     """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them."""
     settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
@@ -186,7 +193,7 @@ def run_pipeline_locally(
 
         return local_pipeline(settings, overrides)
 
-    return run_locally(settings, build, reuse, check, host)
+    return run_locally(settings, build, reuse, check, host, max_parallel)
 
 
 def score_locally(
@@ -240,11 +247,11 @@ def failed(failure: StepFailed) -> int:
     return 1
 
 
-def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool) -> int:
+def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None) -> int:
     from .local_runner import StepFailed
 
     try:
-        result = run_pipeline_locally(settings, overrides, reuse, check=True)
+        result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel)
     except StepFailed as failure:
         return failed(failure)
     report = result.outputs["report"]
@@ -332,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             return show_check(settings)
         if args.command == "run" and args.local:
-            return run_local(settings, overrides, reuse=not args.no_reuse)
+            return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel)
         if args.command == "score" and args.local:
             return score_local(settings, args.model, args.data)
         if args.command == "score":
