@@ -74,10 +74,6 @@ class RunResult:
     mlflow_run_id: str | None = None
 
 
-def format_value(value: Any) -> str:
-    return str(value)
-
-
 def resolve_inputs(
     step: Step, pipeline_inputs: dict[str, Any], produced: dict[tuple[str, str], Path]
 ) -> dict[str, Any]:
@@ -115,7 +111,7 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Path
                 raise PlanError(f"command uses {match[0]}, which the component does not declare")
             if inputs[match[1]] is None:
                 raise PlanError(f"command uses optional input {match[1]!r} outside a $[[...]] block, but it is unset")
-            return format_value(inputs[match[1]])
+            return str(inputs[match[1]])
 
         def output_value(match: re.Match[str]) -> str:
             if match[1] not in outputs:
