@@ -9,7 +9,7 @@ DEFAULT_PROJECT := diabetes-blood-pressure
 DEFAULT_PACKAGE := diabetes_blood_pressure
 EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 
-.PHONY: demo example test lint format benchmark clean
+.PHONY: demo example test test-fast lint format benchmark clean
 
 $(INSTALLED): requirements-dev.txt
 	$(BASE_PYTHON) -m venv $(VENV)
@@ -32,8 +32,25 @@ example: $(INSTALLED)
 	  rm -rf $(EXAMPLE_DIR) && mv "$$scratch/$(DEFAULT_PROJECT)" $(EXAMPLE_DIR); \
 	  status=$$?; rm -rf "$$scratch"; exit $$status
 
-test: $(INSTALLED)
-	$(PYTHON) -m pytest -n 2 tests
+# The suite runs as on a fresh machine: HOME and the XDG folders point at empty folders made anew
+# under build/, so no cache or setting of yours counts, and the run fails if anything was written
+# into that HOME (tests write to pytest's temporary folders only).
+TEST_ENV := $(abspath build/test-env)
+TEST_HOME := $(TEST_ENV)/home
+define hermetic_pytest
+	rm -rf $(TEST_ENV) && mkdir -p $(TEST_HOME)
+	env HOME=$(TEST_HOME) XDG_CONFIG_HOME=$(TEST_ENV)/config XDG_CACHE_HOME=$(TEST_ENV)/cache \
+	  XDG_DATA_HOME=$(TEST_ENV)/data XDG_STATE_HOME=$(TEST_ENV)/state \
+	  MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true $(PYTHON) -m pytest $(1)
+	@written=$$(find $(TEST_HOME) -mindepth 1 | head -20); \
+	  if [ -n "$$written" ]; then echo "error: the tests wrote into HOME ($(TEST_HOME)):"; echo "$$written"; exit 1; fi
+endef
+
+test: $(INSTALLED)  ## the whole suite
+	$(call hermetic_pytest,-n 2 tests)
+
+test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `check`; no pipeline runs
+	$(call hermetic_pytest,-n 2 -m "not slow" tests)
 
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check hooks tests benchmarks

@@ -74,13 +74,24 @@ def rendered_values(context: dict[str, str]) -> dict[str, Any]:
 
 
 def bake(context: dict[str, str], output_dir: Path) -> Path:
-    return Path(cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(output_dir)))
+    """``cookiecutter --no-input --default-config`` of this template into ``output_dir``, as ``make example`` runs it:
+    a personal ~/.cookiecutterrc changes nothing, and the replay file cookiecutter writes on every render lands in
+    ``output_dir`` rather than in ~/.cookiecutter_replay."""
+    config = {"replay_dir": str(output_dir / ".cookiecutter_replay")}
+    project = cookiecutter(
+        str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(output_dir), default_config=config
+    )
+    return Path(project)
 
 
-# A render's own suite (a minute of local pipeline runs) runs for these; the other configurations
-# differ in names and CI files, which the static checks cover, and tests/test_datasets.py runs the
-# suite of a render for every single model on data of its own.
+# A render's own fast tests run for these; the other configurations differ in names and CI files, which the
+# static checks cover, and tests/test_datasets.py runs them for every single model on data of its own.
 SUITE_CONFIGURATIONS = ("default", "auto-selection")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Slow tests first, so that with xdist the longest ones start at once and the quick ones fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 def named_bake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Bake:

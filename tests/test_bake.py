@@ -1,5 +1,6 @@
-"""Each bake is a complete, valid project: exact files, parseable, lint-clean, loadable by azure-ai-ml,
-and its own test suite (a full local pipeline run included) passes offline."""
+"""Each bake is a complete, valid project: exact files, parseable, lint-clean, loadable by azure-ai-ml, passing
+`check`; and (marked slow) its own test suite passes offline: the fast tier for the configurations in
+SUITE_CONFIGURATIONS, the end-to-end tier (local pipeline runs, scoring, serving) once, for the default render."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 from conftest import TEMPLATE_DIR, Bake, bake
 
@@ -22,6 +24,7 @@ OFFLINE_ENV = {
     "AZURE_SUBSCRIPTION_ID": "",
     "AZURE_RESOURCE_GROUP": "",
     "AZUREML_WORKSPACE_NAME": "",
+    "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow would post usage data and keep an id in ~/.config
 }
 
 
@@ -229,11 +232,24 @@ def test_the_project_check_passes(baked: Bake) -> None:
     assert CLEAN_CHECK.match(result.stdout.strip()), result.stdout
 
 
-def test_the_rendered_test_suite_passes_offline(baked_with_suite: Bake) -> None:
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], baked_with_suite.path)
+def run_rendered_tests(project: Path, markers: str) -> None:
+    """The render's own tests selected by ``markers``, as its Makefile runs them: they must pass, and be some."""
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers], project)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout)
     assert "failed" not in result.stdout.splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_the_default_rendered_end_to_end_tests_pass_offline(tmp_path: Path) -> None:
+    """Local runs, scoring and serving, once: the other renders run the same steps (tests/test_datasets.py runs
+    each single model on data of its own through the CLI)."""
+    run_rendered_tests(bake({}, tmp_path), "e2e")
+
+
+@pytest.mark.slow
+def test_the_rendered_fast_tests_pass_offline(baked_with_suite: Bake) -> None:
+    run_rendered_tests(baked_with_suite.path, "not e2e")
 
 
 def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
@@ -247,6 +263,7 @@ def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
     assert template_pins["azure-ai-ml"].startswith("1.35.")
 
 
+@pytest.mark.slow
 def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(tmp_path: Path) -> None:
     project = bake({}, tmp_path)
     command = [sys.executable, "-m", "diabetes_blood_pressure", "run", "--local"]

