@@ -2,20 +2,36 @@
 # on this machine; `make test` runs the whole suite. Both use the venv in .venv.
 VENV := .venv
 PYTHON := $(VENV)/bin/python
+UV := $(VENV)/bin/uv
 INSTALLED := $(VENV)/.installed
+LOCK := requirements-dev.lock
+TEMPLATE_PROJECT := {{cookiecutter.project_slug}}
 BASE_PYTHON := $(shell command -v python3.11 || command -v python3)
 DEMO_DIR := build/demo
 DEFAULT_PROJECT := diabetes-blood-pressure
 DEFAULT_PACKAGE := diabetes_blood_pressure
 EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 
-.PHONY: demo example test test-fast lint format benchmark clean
+.PHONY: demo example lock test test-fast lint format benchmark clean
 
-$(INSTALLED): requirements-dev.txt
+# The venv holds exactly the versions in $(LOCK), installed by uv (the version the lock pins, from PyPI
+# into the venv): seconds where pip takes minutes (`make benchmark-feedback` measures both).
+$(UV):
 	$(BASE_PYTHON) -m venv $(VENV)
-	$(PYTHON) -m pip install --quiet --upgrade pip
-	$(PYTHON) -m pip install --quiet -r requirements-dev.txt
+	$(PYTHON) -m pip install --quiet "$$(grep -m1 '^uv==' $(LOCK))"
+
+$(INSTALLED): $(LOCK) | $(UV)
+	$(UV) pip sync --quiet --compile-bytecode --python $(PYTHON) $(LOCK)
 	touch $@
+
+# After editing requirements-dev.txt or the render's pyproject.toml (needs PyPI): the render's lock is
+# resolved by the render's own `make lock` in the example, then the template's around it.
+lock: | $(UV)
+	$(MAKE) example
+	$(MAKE) -C $(EXAMPLE_DIR) lock UV=$(abspath $(UV))
+	cp $(EXAMPLE_DIR)/requirements.lock $(TEMPLATE_PROJECT)/requirements.lock
+	UV_CUSTOM_COMPILE_COMMAND="make lock" $(UV) pip compile --quiet --universal --python-version 3.11 \
+	  --no-annotate --output-file $(LOCK) requirements-dev.txt
 
 demo: $(INSTALLED)
 	rm -rf $(DEMO_DIR)
