@@ -227,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds before a single command is killed")
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temporary folder (default: system)")
     parser.add_argument("--keep", action="store_true", help="keep the rendered projects and their runs/ folders")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary table there, for other benchmarks")
     return parser
 
 
@@ -492,6 +493,17 @@ SUMMARY_HEADER = [
 ]
 
 
+def summary_record(result: Result) -> dict[str, object]:
+    return {
+        "label": result.label,
+        "rows": result.rows,
+        "local_seconds": result.local_seconds,
+        "plain_seconds": result.plain_seconds,
+        "ratio": result.ratio,
+        "failure": result.failure,
+    }
+
+
 def breakdown(results: list[Result]) -> str:
     """Median seconds per step of the local runs, and what is left: the runner's own start-up and bookkeeping."""
     names = next((list(r.step_medians()) for r in results if r.local), [])
@@ -586,6 +598,8 @@ def main(argv: list[str] | None = None) -> int:
                 if result.failure:
                     failed = True
                     say(f"\nFAILED: {result.failure}")
+            if args.summary_json:
+                args.summary_json.write_text(json.dumps([summary_record(result) for result in results], indent=2))
         say(f"\nload avg: {load_average()} at the end")
         if failed or args.keep:
             say(f"\nkept {workdir} (step logs: <project>/runs/<run id>/<step>/step.log)")
