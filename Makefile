@@ -58,7 +58,7 @@ define hermetic_pytest
 	rm -rf $(TEST_ENV) && mkdir -p $(TEST_HOME)
 	env HOME=$(TEST_HOME) XDG_CONFIG_HOME=$(TEST_ENV)/config XDG_CACHE_HOME=$(TEST_ENV)/cache \
 	  XDG_DATA_HOME=$(TEST_ENV)/data XDG_STATE_HOME=$(TEST_ENV)/state \
-	  MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true $(PYTHON) -m pytest $(1)
+	  MLFLOW_DISABLE_TELEMETRY=true DO_NOT_TRACK=true $(PYTHON) -m pytest $(1) $(PYTEST_ARGS)
 	@written=$$(find $(TEST_HOME) -mindepth 1 | head -20); \
 	  if [ -n "$$written" ]; then echo "error: the tests wrote into HOME ($(TEST_HOME)):"; echo "$$written"; exit 1; fi
 endef

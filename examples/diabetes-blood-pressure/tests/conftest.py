@@ -25,8 +25,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
-def copy_project(destination: Path, empty_store: Path) -> Path:
-    """The parts of the project a run reads, so runs and edits stay out of the working tree."""
+def copy_project(destination: Path, empty_store: Path | None) -> Path:
+    """The parts of the project a run reads, so runs and edits stay out of the working tree; with a ready MLflow
+    store if given (a run would otherwise create its tables)."""
     destination.mkdir(parents=True, exist_ok=True)
     for part in PROJECT_PARTS:
         source = PROJECT_ROOT / part
@@ -34,7 +35,8 @@ def copy_project(destination: Path, empty_store: Path) -> Path:
             shutil.copytree(source, destination / part, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(source, destination / part)
-    shutil.copy2(empty_store, destination / "mlruns.db")
+    if empty_store is not None:
+        shutil.copy2(empty_store, destination / "mlruns.db")
     return destination
 
 
@@ -59,8 +61,11 @@ def single_model(settings: Settings) -> dict[str, str]:
 
 
 @pytest.fixture
-def project(tmp_path: Path, empty_store: Path) -> Settings:
-    return Settings.load(copy_project(tmp_path / "project", empty_store))
+def project(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """A scratch copy of the project; with a ready MLflow store for a test that runs steps, the only ones to use it
+    (creating the store costs seconds, once per session)."""
+    store = request.getfixturevalue("empty_store") if RUNS_STEPS & set(request.fixturenames) else None
+    return Settings.load(copy_project(tmp_path / "project", store))
 
 
 @pytest.fixture(scope="session")
