@@ -85,7 +85,7 @@ def bake(context: dict[str, str], output_dir: Path) -> Path:
 
 
 # A render's own fast tests run for these; the other configurations differ in names and CI files, which the
-# static checks cover, and tests/test_datasets.py runs them for every single model on data of its own.
+# static checks cover (tests/test_datasets.py runs every single model on data of its own, through the CLI).
 SUITE_CONFIGURATIONS = ("default", "auto-selection")
 
 

@@ -1,9 +1,10 @@
-"""Real datasets of different shapes: each renders, passes its own fast tests, its local pipeline run (through the
-CLI, `check` first) beats the mean-predictor baseline, and its model scores every row of its CSV.
+"""Real datasets of different shapes: each renders, its local pipeline run through the CLI passes `check` and
+beats the mean-predictor baseline, and its model scores every row of its CSV through the CLI.
 
-The data ship with the tests (tests/data/README.md says where from) or inside scikit-learn, so nothing is fetched
-or unpacked outside pytest's temporary folders. A render's end-to-end tests are data-independent mechanics (reuse,
-failures, serving), run once on the default render by test_bake.py; what depends on the data is run here.
+A render's own tests run the same code whatever the data: test_bake.py runs them on the default render (and the
+fast ones on model=auto); what depends on the data (types, gaps, categories, width) is what runs here.
+The data ship with the tests (tests/data/README.md says where from) or inside scikit-learn, so nothing is
+fetched or unpacked outside pytest's temporary folders.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import TEMPLATE_DIR, bake
-from test_bake import run, run_rendered_tests
+from test_bake import run
 
 DATA_DIR = TEMPLATE_DIR / "tests" / "data"
 
@@ -63,10 +64,6 @@ def dataset_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     folder = tmp_path_factory.mktemp(request.param)
     csv = write_csv(folder)
     return bake({"project_name": f"Dataset {request.param}", "data_path": str(csv), **values}, folder / "out")
-
-
-def test_the_render_passes_its_own_fast_tests(dataset_project: Path) -> None:
-    run_rendered_tests(dataset_project, "not e2e")
 
 
 def test_the_local_run_beats_the_baseline_and_its_model_scores_every_row(dataset_project: Path) -> None:
