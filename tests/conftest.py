@@ -90,8 +90,9 @@ SUITE_CONFIGURATIONS = ("default", "auto-selection")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Slow tests first, so that with xdist the longest ones start at once and the quick ones fill in around them."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """The longest tests first (pipelines, then renders' own suites), so that with xdist they start at once and the
+    quick ones fill in around them."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "baked_with_suite" not in item.fixturenames))
 
 
 def named_bake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Bake:
