@@ -54,6 +54,8 @@ example: $(INSTALLED)
 # into that HOME (tests write to pytest's temporary folders only).
 TEST_ENV := $(abspath build/test-env)
 TEST_HOME := $(TEST_ENV)/home
+# `make test XDIST=` runs the suite in one process.
+XDIST ?= -n 2
 define hermetic_pytest
 	rm -rf $(TEST_ENV) && mkdir -p $(TEST_HOME)
 	env HOME=$(TEST_HOME) XDG_CONFIG_HOME=$(TEST_ENV)/config XDG_CACHE_HOME=$(TEST_ENV)/cache \
@@ -64,10 +66,10 @@ define hermetic_pytest
 endef
 
 test: $(INSTALLED)  ## the whole suite
-	$(call hermetic_pytest,-n 2 tests)
+	$(call hermetic_pytest,$(XDIST) tests)
 
 test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `check`; no pipeline runs
-	$(call hermetic_pytest,-n 2 -m "not slow" tests)
+	$(call hermetic_pytest,$(XDIST) -m "not slow" tests)
 
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check hooks tests benchmarks
