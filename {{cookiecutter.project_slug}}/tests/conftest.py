@@ -1,17 +1,35 @@
 """Shared fixtures: a scratch copy of the project, its settings, and one completed local run."""
 
+import importlib.util
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import mlflow
 import pytest
 
 from {{ cookiecutter.package_name }}.cli import run_pipeline_locally, start_step_host
 from {{ cookiecutter.package_name }}.local_runner import RunResult, StepHost
-from {{ cookiecutter.package_name }}.settings import AUTO, PROJECT_ROOT, Settings
+from {{ cookiecutter.package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
 
 PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+
+
+def load_script(component: str, script: str) -> ModuleType:
+    """A step script imported in-process, finding the modules beside it as ``python <script>`` would."""
+    folder = COMPONENTS_DIR / component
+    spec = importlib.util.spec_from_file_location(f"step_{script}", folder / f"{script}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
 
 
 def copy_project(destination: Path, empty_store: Path) -> Path:

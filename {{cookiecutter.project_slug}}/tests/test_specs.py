@@ -9,7 +9,7 @@ from azure.ai.ml import load_compute, load_data, load_environment
 from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, PipelineJob
 
 from {{ cookiecutter.package_name }}.pipeline import azure_pipeline, load_components, local_pipeline
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings
+from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, encoded
 {%- raw %}
 
 SCHEMA_URL = re.compile(r"^\$schema: https://azuremlschemas\.azureedge\.net/latest/\w+\.schema\.json$", re.MULTILINE)
@@ -90,7 +90,7 @@ def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings,
         "report": {"type": "uri_folder"},
         "decision": {"type": "uri_folder"},
     }
-    assert document["inputs"]["target_column"] == settings.setting("target_column")
+    assert document["inputs"]["target_column"] == encoded(settings.setting("target_column"))
     assert document["inputs"]["model_type"] == single_model["model_type"]
 
 

@@ -25,8 +25,8 @@ BROKEN = {
     "a script computes its options (read through build_parser)": (
         (
             "components/train/train.py",
-            'parser.add_argument("--max-iter", type=int, default=100)',
-            'for flag in ["--max-iterations"]:\n        parser.add_argument(flag, type=int, default=100)',
+            'parser.add_argument("--max-iter", type=ranged(int, 1), default=100)',
+            'for flag in ["--max-iterations"]:\n        parser.add_argument(flag, type=ranged(int, 1), default=100)',
         ),
         ("components/train/train.yml", "command-flag", "did you mean --max-iterations?"),
     ),

@@ -1,25 +1,13 @@
 """The step scripts' own logic, called in-process on small frames."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
+from conftest import load_script
 
-from diabetes_blood_pressure.settings import COMPONENTS_DIR
-
-
-def load_script(component: str, script: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"step_{script}", COMPONENTS_DIR / component / f"{script}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from diabetes_blood_pressure.settings import encoded
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
@@ -86,7 +74,7 @@ def test_prep_uses_the_listed_features_and_reads_listed_categories_as_text(tmp_p
     ("numeric", "categorical", "message"),
     [
         (["age", "height"], [], "feature column 'height' not found; columns are: patient_id"),
-        (["smoker"], [], "feature column 'smoker' is listed as numeric but holds 'yes'"),
+        (["smoker"], [], "feature column 'smoker' is listed as numeric in config.yml but holds 'yes'"),
         (["pressure"], [], "the target column 'pressure' cannot also be a feature"),
     ],
 )
@@ -102,7 +90,8 @@ def test_prep_refuses_listed_features_the_data_lacks(
 def test_prep_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    assert prep.main(["--input-data", str(empty), "--target-column", "y", "--prepped-data", str(tmp_path / "o")]) == 1
+    argv = ["--input-data", str(empty), "--target-column", encoded("y"), "--prepped-data", str(tmp_path / "o")]
+    assert prep.main(argv) == 1
     assert capsys.readouterr().err.strip() == f"error: {empty}: the file is empty, a header row is required"
 
 

@@ -9,8 +9,11 @@ inside scikit-learn.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -29,11 +32,24 @@ class ScoringError(ValueError):
     """The rows or the model cannot be used; the message names the file and the columns."""
 
 
+def column_name(text: str) -> str:
+    """An argparse type: a column name sent as base64-encoded JSON, which is safe in any command line."""
+    try:
+        name = json.loads(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        name = None
+    if not isinstance(name, str):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a column name as base64-encoded JSON")
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="Folder of the MLflow model.")
     parser.add_argument("--data", type=Path, required=True, help="CSV of the rows to score.")
-    parser.add_argument("--id-column", help="Column carried into the predictions; default: the row's position.")
+    parser.add_argument(
+        "--id-column", type=column_name, help="Column carried into the predictions (encoded); default: row position."
+    )
     parser.add_argument("--predictions", type=Path, required=True, help="Output folder for predictions.csv.")
     return parser
 
