@@ -68,13 +68,16 @@ def model_features(model_dir: Path) -> dict:
 
 def read_rows(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        rows = pd.read_csv(path, index_col=False)  # rows ending with a delimiter keep their columns
     except FileNotFoundError:
         raise ScoringError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
         raise ScoringError(f"{path}: the file is empty, a header row is required") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ScoringError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
+    if rows.empty:
+        raise ScoringError(f"{path}: the file has a header but no rows to score")
+    return rows
 
 
 def problems(rows: pd.DataFrame, features: dict) -> list[str]:
@@ -88,6 +91,8 @@ def problems(rows: pd.DataFrame, features: dict) -> list[str]:
             text = rows[name][pd.to_numeric(rows[name], errors="coerce").isna() & rows[name].notna()]
             if len(text):
                 found.append(f"column {name!r} must be numeric but holds {text.iloc[0]!r} in {len(text)} row(s)")
+        elif name in rows.columns and (infinite := int(np.isinf(rows[name]).sum())):
+            found.append(f"column {name!r} holds {infinite} infinite value(s): numbers must be finite")
     return found
 
 
