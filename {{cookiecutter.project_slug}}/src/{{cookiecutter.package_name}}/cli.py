@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import sysconfig
+import tempfile
 import traceback
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -402,7 +403,7 @@ def log_unforeseen(error: BaseException) -> Path:
     """The traceback of an error no handler foresaw, in a file of its own under runs/errors/ (or the temp folder)."""
     name = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.getpid()}.log"
     text = "".join(traceback.format_exception(error))
-    for folder in (ERROR_LOGS, Path(os.environ.get("TMPDIR", "/tmp"))):
+    for folder in (ERROR_LOGS, Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)

@@ -63,10 +63,10 @@ class StepInput:
             number = as_number(value, whole=self.type == "integer")
             if number is None:
                 return f"{value!r} is not a {'whole number' if self.type == 'integer' else 'finite number'}"
-            if self.minimum is not None and number < float(self.minimum):
-                return f"{value!r} is below the minimum {self.minimum}"
-            if self.maximum is not None and number > float(self.maximum):
-                return f"{value!r} is above the maximum {self.maximum}"
+            if self.minimum is not None and number < self.minimum:
+                return f"{value!r} is below the minimum {shown(self.minimum)}"
+            if self.maximum is not None and number > self.maximum:
+                return f"{value!r} is above the maximum {shown(self.maximum)}"
             return None
         if self.type == "boolean":
             return None if str(value).lower() in {"true", "false"} else f"{value!r} is not true or false"
@@ -75,6 +75,11 @@ class StepInput:
         if "'" in str(value) or "\0" in str(value):
             return f"{value!r} holds a single quote or a NUL, which no quoting on a command line carries safely"
         return None
+
+
+def shown(limit: float) -> int | float:
+    """A min or max as its spec writes it: 1, not 1.0."""
+    return int(limit) if limit.is_integer() else limit
 
 
 def as_number(value: Any, whole: bool) -> float | None:
