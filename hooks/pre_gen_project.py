@@ -332,13 +332,16 @@ def unusable(values: list[str], found: Any, rules: ModuleType) -> str | None:
     return rules.unusable(distinct, len(values), found.kind == "numeric", ascending)
 
 
-def feature_type(table: Table, name: str, rules: ModuleType) -> Any:
+def feature_type(table: Table, name: str, rules: ModuleType, named: bool) -> Any:
+    """The column's type by csv_rules; a column of numbers with a few text fields is refused, unless the user
+    ``named`` it in feature_columns: then it is a category on purpose (codes such as 4, 6, 8, rotary)."""
     found = rules.column_type(filled_counts(table.column(name), rules))
-    if found.kind == "mixed":
+    if found.kind == "mixed" and not named:
         raise DataError(
             f"column {name!r} of {table.path.name} holds numbers except for {found.describe_text()} "
-            f"({found.filled - found.numbers} of {found.filled} filled rows): "
-            "make those fields empty (or NA) if they mean missing, or list the column in drop_columns"
+            f"({found.filled - found.numbers} of {found.filled} filled rows): make those fields empty (or NA) "
+            "if they mean missing, list the column in drop_columns, or name it in feature_columns to keep it "
+            "as a category"
         )
     if found.infinite:
         raise DataError(
@@ -350,14 +353,14 @@ def feature_type(table: Table, name: str, rules: ModuleType) -> Any:
 
 def infer_features(table: Table, target: str, rules: ModuleType) -> tuple[dict[str, list[str]], dict[str, str]]:
     """Numeric and categorical feature columns from the sample, and the columns left out with why."""
-    chosen = column_list("feature_columns", table.header) or table.header
+    named = column_list("feature_columns", table.header)
     dropped = {column: "drop_columns" for column in column_list("drop_columns", table.header)}
     features: dict[str, list[str]] = {"numeric": [], "categorical": []}
-    for name in chosen:
+    for name in named or table.header:
         if name == target or name in dropped:
             continue
-        found = feature_type(table, name, rules)
-        reason = None if VALUES["feature_columns"].strip() else unusable(table.column(name), found, rules)
+        found = feature_type(table, name, rules, name in named)
+        reason = None if named else unusable(table.column(name), found, rules)
         if found.kind == "empty":
             reason = "empty"
         if reason:

@@ -182,8 +182,9 @@ REFUSED = {
     "a numeric feature with a few stray strings": (
         {},
         houses(area=lambda i: ("?", "unknown")[i % 2] if i in (3, 8, 11) else 30 + i % 7),
-        "column 'area' of data.csv holds numbers except for 'unknown', '?' (3 of 40 filled rows): "
-        "make those fields empty (or NA) if they mean missing, or list the column in drop_columns",
+        "column 'area' of data.csv holds numbers except for 'unknown', '?' (3 of 40 filled rows): make those "
+        "fields empty (or NA) if they mean missing, list the column in drop_columns, or name it in feature_columns "
+        "to keep it as a category",
     ),
     "a header column without a name": (
         {},
@@ -231,6 +232,16 @@ def test_missing_value_markers_leave_a_numeric_column_numeric(cookies: Cookies, 
     frame = pd.read_csv(source)
     assert features == {"numeric": ["rooms", "area"], "categorical": ["city"]}
     assert [pd.api.types.is_numeric_dtype(frame[name]) for name in ("rooms", "area", "city")] == [True, True, False]
+
+
+def test_a_column_of_codes_named_in_feature_columns_is_a_category(cookies: Cookies, tmp_path: Path) -> None:
+    """Cars93's Cylinders: 3, 4, 5, 6, 8 and once "rotary"; refused when inferred, a category when named."""
+    content = houses(cylinders=lambda i: "rotary" if i == 7 else (4, 6, 8)[i % 3])
+    source = write_input(tmp_path, "data.csv", content)
+    project = assert_rendered(
+        bake(cookies, data_path=str(source), target_column="price", feature_columns="rooms, cylinders")
+    )
+    assert load_yaml(project / "config.yml")["features"] == {"numeric": ["rooms"], "categorical": ["cylinders"]}
 
 
 HOSTILE_NAMES = [

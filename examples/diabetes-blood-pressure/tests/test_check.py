@@ -100,7 +100,7 @@ BROKEN = {
     ),
     "config.yml sets a value its input refuses": (
         ("config.yml", "alpha: 1.0", "alpha: -1.0"),
-        ("config.yml", "input-value", "alpha: -1.0 is below the minimum 0, for train.inputs.alpha"),
+        ("config.yml", "input-value", "alpha: -1.0 is below the minimum 0, for train"),
     ),
     "config.yml sets a seed numpy cannot take": (
         ("config.yml", "random_seed: 42", "random_seed: 4294967296"),

@@ -515,16 +515,20 @@ def binding_source(
 
 
 def value_findings(steps: dict[str, Step], job: Any, config: Path) -> list[Finding]:
-    """config.yml's values against the inputs they feed: what Azure ML would refuse when the job is submitted."""
+    """config.yml's values against the inputs they feed: what Azure ML would refuse when the job is submitted.
+    One finding per value, naming every input that refuses it."""
     values = {name: getattr(value, "path", value) for name, value in ((n, i.result()) for n, i in job.inputs.items())}
-    findings = []
+    refused: dict[tuple[str, str], list[str]] = {}
     for step in steps.values():
         for name, declared in step.inputs.items():
             source = declared.binding.pipeline_input
             if source and (problem := declared.problem(values.get(source))):
-                message = f"{source}: {problem}, for {step.name}.inputs.{name}"
-                hint = "set a value the component's input takes (its spec declares type, enum, min and max)"
-                findings.append(Finding(config, "input-value", message, hint, line_of(config, key_pattern(source))))
+                refused.setdefault((source, problem), []).append(f"{step.name}.inputs.{name}")
+    hint = "set a value the component's input takes (its spec declares type, enum, min and max)"
+    findings = []
+    for (source, problem), inputs in refused.items():
+        message = f"{source}: {problem}, for {', '.join(inputs)}"
+        findings.append(Finding(config, "input-value", message, hint, line_of(config, key_pattern(source))))
     return findings
 
 
