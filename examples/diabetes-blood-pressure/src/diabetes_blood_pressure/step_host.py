@@ -217,6 +217,7 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
     signal.set_wakeup_fd(wake_up_writer)
     for signum in (signal.SIGCHLD, *STOPPING_SIGNALS):
         signal.signal(signum, lambda *_: None)  # the byte on the wake-up pipe is what counts
+        signal.siginterrupt(signum, False)  # a library's system call in progress resumes rather than fails
     received, waiting = b"", False
 
     def reply(message: dict[str, Any]) -> None:
