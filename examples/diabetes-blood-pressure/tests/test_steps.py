@@ -1,5 +1,6 @@
 """The step scripts' own logic, called in-process on small frames."""
 
+import argparse
 import json
 from pathlib import Path
 
@@ -7,11 +8,34 @@ import pandas as pd
 import pytest
 from conftest import load_script
 
+from diabetes_blood_pressure.pipeline import load_components
 from diabetes_blood_pressure.settings import encoded
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
 register = load_script("register", "register")
+
+
+@pytest.mark.parametrize(("component", "script"), [("data_prep", prep), ("train", train)], ids=["data_prep", "train"])
+def test_step_parsers_take_exactly_the_ranges_their_specs_declare(component: str, script: object) -> None:
+    """What Azure ML accepts for an input (its min and max, inclusive), the step's parser accepts, and no more."""
+    parser = script.build_parser()
+    checked = []
+    for name, declared in load_components()[component].inputs.items():
+        if declared.type not in {"integer", "number"} or (declared.min is None and declared.max is None):
+            continue
+        convert = parser._option_string_actions["--" + name.replace("_", "-")].type
+        kind, outside = (int, 1) if declared.type == "integer" else (float, 1e-6)
+        for limit, beyond in ((declared.min, -outside), (declared.max, outside)):
+            if limit is None:
+                continue
+            assert convert(str(kind(float(limit)))) == kind(float(limit)), (name, limit)
+            with pytest.raises(argparse.ArgumentTypeError):
+                convert(str(kind(float(limit)) + beyond))
+        with pytest.raises(argparse.ArgumentTypeError):
+            convert("nan")
+        checked.append(name)
+    assert checked
 
 
 def messy_frame(rows: int = 40) -> pd.DataFrame:
