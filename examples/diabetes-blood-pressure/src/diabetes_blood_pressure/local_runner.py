@@ -29,7 +29,6 @@ from typing import Any
 
 from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, Plan, PlanError, Step, unquoted_strings
 
-LOG_TAIL_LINES = 20
 IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
 
@@ -38,9 +37,6 @@ class StepFailed(RuntimeError):
     def __init__(self, step: str, returncode: int, log: Path) -> None:
         self.step, self.returncode, self.log = step, returncode, log
         super().__init__(f"step {step!r} failed with exit code {returncode}; its log: {log}")
-
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
     def last_line(self) -> str:
         """The step's own last word: its one-line error, or the exception line ending a traceback."""
@@ -162,15 +158,21 @@ def iter_files(folder: Path) -> Iterator[Path]:
             yield path
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def content_digest(path: Path) -> str:
     """sha256 of a file, or of every file (with its relative name) in a folder."""
     digest = hashlib.sha256()
     files = [path] if path.is_file() else list(iter_files(path))
     for file in files:
         digest.update(str(file.relative_to(path) if file != path else file.name).encode())
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 
@@ -202,15 +204,11 @@ def link_tree(source: Path, destination: Path) -> None:
 
 def manifest(folder: Path) -> dict[str, list[Any]]:
     """Every file in ``folder``: its relative name, size and sha256."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                while chunk := handle.read(1 << 20):
-                    digest.update(chunk)
-            found[path.relative_to(folder).as_posix()] = [path.stat().st_size, digest.hexdigest()]
-    return found
+    return {
+        path.relative_to(folder).as_posix(): [path.stat().st_size, file_sha256(path)]
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def manifest_difference(folder: Path, expected: dict[str, list[Any]]) -> str | None:
