@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shlex
@@ -66,9 +65,20 @@ class TrainedRender:
         )
 
 
-@functools.cache  # once per session (the factory is the session's), whichever test module asks first
+_TRAINED: dict[int, TrainedRender] = {}
+
+
 def trained_default_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
-    """The default render after one local run of its pipeline: a trained MLflow model and its test metrics."""
+    """The default render after one local run of its pipeline: a trained MLflow model and its test metrics.
+
+    Trained once per session (the factory is the session's), for whichever test module asks first.
+    """
+    if id(tmp_path_factory) not in _TRAINED:
+        _TRAINED[id(tmp_path_factory)] = train_default_render(tmp_path_factory)
+    return _TRAINED[id(tmp_path_factory)]
+
+
+def train_default_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
     root = bake({}, tmp_path_factory.mktemp("azure-side"))
     package = root.name.replace("-", "_")
     env = {**os.environ, **OFFLINE, "PYTHONPATH": str(root / "src")}
