@@ -7,10 +7,13 @@ need it, so the CLI starts fast for local commands.
 from __future__ import annotations
 
 import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 from .settings import Settings, SettingsError
 
+SAMPLE_REQUEST = Path("docs") / "sample-request.json"  # two rows of the CSV in the online endpoints' body format
 WORKSPACE_VARIABLES = {
     "subscription_id": "AZURE_SUBSCRIPTION_ID",
     "resource_group": "AZURE_RESOURCE_GROUP",
@@ -145,4 +148,16 @@ def deploy(settings: Settings, client: Any) -> Any:
     endpoint.traffic = {deployment.name: 100}
     deployed = client.online_endpoints.begin_create_or_update(endpoint).result()
     print(f"{deployment.name!r} takes all traffic of {endpoint.name}: {deployed.scoring_uri}")
+    print(f"try it:\n  {invoke_command(client, endpoint.name, settings.root / SAMPLE_REQUEST)}")
     return deployed
+
+
+def invoke_command(client: Any, endpoint_name: str, request_file: Path) -> str:
+    """The Azure CLI line that sends ``request_file`` (an ``input_data`` body) to the endpoint."""
+    return shlex.join(
+        [
+            *("az", "ml", "online-endpoint", "invoke", "--name", endpoint_name),
+            *("--request-file", os.path.relpath(request_file)),
+            *("--resource-group", client.resource_group_name, "--workspace-name", client.workspace_name),
+        ]
+    )
