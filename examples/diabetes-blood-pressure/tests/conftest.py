@@ -11,7 +11,7 @@ from diabetes_blood_pressure.cli import run_pipeline_locally, start_step_host
 from diabetes_blood_pressure.local_runner import RunResult, StepHost
 from diabetes_blood_pressure.settings import AUTO, PROJECT_ROOT, Settings
 
-PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+PROJECT_PARTS = ("config.yml", "aml", "components", "data", "online")
 
 
 def copy_project(destination: Path, empty_store: Path) -> Path:
