@@ -49,7 +49,9 @@ def write_features(config: Path, features: dict[str, list[str]], dropped: dict[s
 
 
 def write_sample_request(path: Path, header: list[str], sample: list[list[str]], target: str, text: list[str]) -> None:
-    """Two rows of the CSV without the target, as MLflow's scoring server takes them: the README's curl sends it.
+    """Two rows of the CSV without the target, as requests: ``path`` in the body Azure ML online endpoints take
+    (``{"input_data": {"columns": [...], "data": [...]}}``; `az ml online-endpoint invoke --request-file` sends it),
+    and beside it ``sample-request-mlflow.json`` in MLflow's ``dataframe_split`` body, for `make serve`.
 
     Numbers go as JSON numbers (the model scales them), the ``text`` columns and any other text as strings.
     """
@@ -64,9 +66,10 @@ def write_sample_request(path: Path, header: list[str], sample: list[list[str]],
         return int(number) if number.lstrip("+-").isdigit() else float(number)
 
     kept = [index for index, name in enumerate(header) if name != target]
-    request = {"columns": [header[i] for i in kept], "data": [[value(row, i) for i in kept] for row in sample[:2]]}
+    rows = {"columns": [header[i] for i in kept], "data": [[value(row, i) for i in kept] for row in sample[:2]]}
     path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"dataframe_split": request}) + "\n")
+    path.write_text(json.dumps({"input_data": rows}) + "\n")
+    path.with_name("sample-request-mlflow.json").write_text(json.dumps({"dataframe_split": rows}) + "\n")
 
 
 def bring_in_data(source: Path, destination: Path) -> None:

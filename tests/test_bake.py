@@ -71,6 +71,9 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/select/select_model.py",
         f"data/{data_file}",
         "docs/sample-request.json",
+        "docs/sample-request-mlflow.json",
+        "online/conda.yml",
+        "online/score.py",
         *(
             f"src/{package}/{module}.py"
             for module in (

@@ -14,7 +14,7 @@ from {{ cookiecutter.package_name }}.cli import run_pipeline_locally, start_step
 from {{ cookiecutter.package_name }}.local_runner import RunResult, StepHost
 from {{ cookiecutter.package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
 
-PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+PROJECT_PARTS = ("config.yml", "aml", "components", "data", "online")
 
 
 def load_script(component: str, script: str) -> ModuleType:

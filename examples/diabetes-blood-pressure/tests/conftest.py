@@ -14,7 +14,7 @@ from diabetes_blood_pressure.cli import run_pipeline_locally, start_step_host
 from diabetes_blood_pressure.local_runner import RunResult, StepHost
 from diabetes_blood_pressure.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
 
-PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+PROJECT_PARTS = ("config.yml", "aml", "components", "data", "online")
 
 
 def load_script(component: str, script: str) -> ModuleType:

@@ -30,6 +30,11 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
 MAX_CATEGORIES = 30
+# What an online deployment needs besides the model's own packages: Azure ML's inference server, and the
+# package its generated MLflow scoring script imports (azureml-examples, ncd/sklearn-diabetes/model/conda.yaml).
+# Equal to the pins of online/conda.yml (a test keeps them so), so the model's requirements alone build a
+# working deployment environment.
+SERVING_REQUIREMENTS = ("azureml-inference-server-http==1.5.1", "azureml-ai-monitoring==1.0.0")
 
 
 def ranged(kind: Callable[[str], float], low: float, high: float = math.inf) -> Callable[[str], float]:
@@ -106,8 +111,9 @@ def load_split(prepped_data: Path, name: str) -> tuple[pd.DataFrame, pd.Series, 
 
 
 def runtime_requirements() -> list[str]:
-    """The packages the model needs to load, as installed here (inferring them would cost seconds)."""
-    return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
+    """The packages the model needs to load, as installed here (inferring them would cost seconds), and to be served."""
+    loading = [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
+    return [*loading, f"numpy=={np.__version__}", *SERVING_REQUIREMENTS]
 
 
 def hyperparameters(args: argparse.Namespace) -> dict[str, object]:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
+from .azure_ml import AzureAccessError
 from .check import CheckFailed, check_project
 from .local_runner import Interrupted, StepHostError
 from .plan import PlanError
@@ -115,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (submit, score):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
+    submit.add_argument(
+        "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
+    )
     serve = commands.add_parser("serve", help="serve a local model over HTTP with MLflow's scoring server")
     serve.add_argument("--model", type=Path, help="model folder (default: the latest completed local run's)")
     serve.add_argument(
@@ -308,10 +312,13 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_pa
     return 0
 
 
-def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool) -> int:
-    from .azure_ml import ml_client, submit
+def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False) -> int:
+    from .azure_ml import ml_client, submit, submit_dry_run
 
     passed_check(settings)
+    if dry_run:
+        print(submit_dry_run(settings, overrides))
+        return 0
     submit(settings, ml_client(settings), overrides, stream=stream)
     return 0
 
@@ -389,7 +396,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return serve(settings, args.model, args.port)
     if args.command == "deploy":
         return deploy_online(settings)
-    return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
+    stream, dry_run = not getattr(args, "no_stream", False), getattr(args, "dry_run", False)
+    return run_azure(settings, overrides, stream=stream, dry_run=dry_run)
 
 
 def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -425,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     except CheckFailed as failure:
         print(f"{failure.report.text()}\nnot started: fix the findings above, `make check` re-checks", file=sys.stderr)
         return 1
-    except (SettingsError, PlanError, StepHostError, UsageError) as error:
+    except (SettingsError, PlanError, StepHostError, UsageError, AzureAccessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a bug, or an error from a library nobody foresaw: one line, the rest in a file

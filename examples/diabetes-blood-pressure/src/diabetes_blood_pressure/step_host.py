@@ -172,9 +172,10 @@ class Host:
             self.collect(pid, os.waitstatus_to_exitcode(status))
 
     def collect(self, pid: int, returncode: int, stopped: bool = False) -> None:
-        if pid not in self.running or self.tracking is None:
+        if pid not in self.running:
             return
         step, run_id = self.running.pop(pid)
+        assert self.tracking is not None  # a step runs only within a pipeline run
         self.tracking.end_step(run_id, "KILLED" if stopped else "FINISHED" if returncode == 0 else "FAILED")
         if not stopped:
             self.ended.append({"step": step, "returncode": returncode})
