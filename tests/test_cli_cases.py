@@ -101,12 +101,6 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
         2,
         r"error: .*config\.yml: not valid YAML \(.*\)",
     ),
-    "a malformed config.json for submit": (
-        lambda project: written(project / "config.json", '{"subscription_id": "x",\n'),
-        ["submit", "--no-stream"],
-        70,
-        r"error: unexpected JSONDecodeError: .* \(traceback: (?P<log>.*\.log)\)",
-    ),
     "an unforeseen error (runs/ is a file)": (
         lambda project: as_a_file(project / "runs"),
         ["run", "--local"],
