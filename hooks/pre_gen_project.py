@@ -214,6 +214,11 @@ def resolve_data_path(raw: str) -> Path:
     return Path(os.environ.get("PWD", os.getcwd())) / path
 
 
+def cell(row: list[str], index: int) -> str:
+    """A row's field; a short row (pandas fills it) has missing ones at its end."""
+    return row[index] if index < len(row) else ""
+
+
 @dataclass(frozen=True)
 class Table:
     """The CSV as the hook sees it: the header, the first rows, and how many rows have a target value."""
@@ -225,7 +230,7 @@ class Table:
 
     def column(self, name: str) -> list[str]:
         index = self.header.index(name)
-        return [row[index] if index < len(row) else "" for row in self.sample]
+        return [cell(row, index) for row in self.sample]
 
 
 def data_rows(path: Path, reader: Any, width: int) -> Iterator[list[str]]:
@@ -260,10 +265,6 @@ def read_table(path: Path, target: str, rules: ModuleType) -> Table:
     if not sample:
         raise DataError(f"data_path={str(path)!r} is invalid: the file has a header but no data rows")
     return Table(path, header, sample, with_target)
-
-
-def cell(row: list[str], index: int) -> str:
-    return row[index] if index < len(row) else ""
 
 
 def check_header(path: Path, header: list[str], target: str) -> None:
