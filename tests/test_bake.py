@@ -61,6 +61,7 @@ def test_exact_file_set(baked: Bake) -> None:
         "aml/endpoint.yml",
         "aml/environment.yml",
         "components/data_prep/component.py",
+        "components/data_prep/csv_rules.py",
         "components/data_prep/prep.py",
         "components/evaluate/evaluate.py",
         "components/evaluate/evaluate.yml",
@@ -74,6 +75,9 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/select/select_model.py",
         f"data/{data_file}",
         "docs/sample-request.json",
+        "docs/sample-request-mlflow.json",
+        "online/conda.yml",
+        "online/score.py",
         *(
             f"src/{package}/{module}.py"
             for module in (
@@ -98,6 +102,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_aml_graph",
                 "test_check",
                 "test_cli",
+                "test_data_prep_cases",
                 "test_local_run",
                 "test_local_runner",
                 "test_lock",

@@ -29,7 +29,7 @@ PACKAGE_RULE = "a Python identifier of at most 40 lowercase letters, digits and 
 COMPUTE_RULE = "2-16 letters, digits or hyphens, starting with a letter and not ending with a hyphen"
 ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
 GUID_RULE = "empty or a subscription GUID"
-FRACTION_RULE = "a number strictly between 0 and 1"
+FRACTION_RULE = "a number from 0.01 to 0.99"
 GUID = "12345678-9abc-def0-1234-56789abcdef0"
 
 # Names derived from project_slug, pinned so that a bad slug reports only itself.
@@ -41,7 +41,10 @@ PINNED_NAMES = {
     "environment_name": "exp-env",
 }
 
-GOOD_CSV = "house id,rooms,area,city,price\n1,3,,Paris,250000\n2,,54.5,,180000\n3,4,90,Lyon,\n4,2,41,Nice,99000.5\n"
+GOOD_CSV = (
+    "house id,rooms,area,city,price\n1,3,,Paris,250000\n2,,54.5,,180000\n3,4,90,Lyon,\n4,2,41,Nice,99000.5\n"
+    + "".join(f"{5 + i},{1 + i % 4},{40 + 9 * i},{('Paris', 'Lyon')[i % 2]},{150000 + 1000 * i}\n" for i in range(10))
+)
 
 
 def invalid(name: str, value: str, rule: str) -> str:
@@ -50,6 +53,10 @@ def invalid(name: str, value: str, rule: str) -> str:
 
 def whole_number(name: str, value: str, minimum: int) -> str:
     return invalid(name, value, f"a whole number >= {minimum}")
+
+
+def seed(value: str) -> str:
+    return invalid("random_seed", value, "a whole number from 0 to 4294967295")
 
 
 def bake(cookies: Cookies, **context: str) -> Result:
@@ -130,7 +137,7 @@ def lookup(data: Any, dotted: str) -> Any:
             pytest.param({"test_size": value}, invalid("test_size", value, FRACTION_RULE), id=f"test-size-{value}")
             for value in ("0", "1", "1.5", "abc")
         ),
-        pytest.param({"random_seed": "x"}, whole_number("random_seed", "x", 0), id="seed-text"),
+        pytest.param({"random_seed": "x"}, seed("x"), id="seed-text"),
         pytest.param(
             {"azure_subscription_id": "not-a-guid"},
             invalid("azure_subscription_id", "not-a-guid", GUID_RULE),
@@ -209,7 +216,7 @@ def test_pre_gen_reports_every_problem_on_its_own_line(
         [
             invalid("compute_name", "a", COMPUTE_RULE),
             invalid("test_size", "1", FRACTION_RULE),
-            whole_number("random_seed", "x", 0),
+            seed("x"),
             invalid("azure_subscription_id", "not-a-guid", GUID_RULE),
             "compute_min_instances='5' is invalid: must not exceed compute_max_instances='2'",
         ]
@@ -337,16 +344,15 @@ def test_post_gen_brings_in_a_custom_csv(cookies: Cookies, capfd: pytest.Capture
     assert (project / "data" / "houses.csv").read_bytes() == source.read_bytes()
     assert load_yaml(project / "aml" / "data.yml")["path"] == "../data/houses.csv"
     assert load_yaml(project / "config.yml")["target_column"] == "price"
-    assert load_yaml(project / "config.yml")["features"] == {
-        "numeric": ["house id", "rooms", "area"],
-        "categorical": ["city"],
-    }
+    assert load_yaml(project / "config.yml")["features"] == {"numeric": ["rooms", "area"], "categorical": ["city"]}
+    assert '#   "house id": identifier (a distinct value on every row)' in (project / "config.yml").read_text()
 
 
 @pytest.mark.parametrize(
     ("context", "features"),
     [
-        ({"drop_columns": "house id"}, {"numeric": ["rooms", "area"], "categorical": ["city"]}),
+        ({"drop_columns": "rooms"}, {"numeric": ["area"], "categorical": ["city"]}),
+        ({"feature_columns": "house id, city"}, {"numeric": ["house id"], "categorical": ["city"]}),
         ({"feature_columns": "area, city"}, {"numeric": ["area"], "categorical": ["city"]}),
         ({"feature_columns": "city,rooms", "drop_columns": "rooms"}, {"numeric": [], "categorical": ["city"]}),
     ],
@@ -398,7 +404,7 @@ def test_free_text_renders_into_parseable_files(cookies: Cookies, tmp_path: Path
     source = tmp_path / "input" / "pressure.csv"
     source.parent.mkdir()
     with source.open("w", newline="", encoding="utf-8") as handle:
-        csv.writer(handle).writerows([["age", TARGET], [30, 70], [40, 80], [50, 90]])
+        csv.writer(handle).writerows([["age", TARGET], *([30 + (7 * i) % 13, 70 + i] for i in range(12))])
 
     project = assert_rendered(
         bake(

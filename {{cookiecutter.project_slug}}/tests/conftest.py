@@ -4,19 +4,37 @@ A test that runs steps on this machine (it takes the ``step_host`` or ``complete
 end-to-end test, marked ``e2e``: `make test` leaves those out and `make test-e2e` runs only them.
 """
 
+import importlib.util
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import mlflow
 import pytest
 
 from {{ cookiecutter.package_name }}.cli import run_pipeline_locally, start_step_host
 from {{ cookiecutter.package_name }}.local_runner import RunResult, StepHost
-from {{ cookiecutter.package_name }}.settings import AUTO, PROJECT_ROOT, Settings
+from {{ cookiecutter.package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
 
-PROJECT_PARTS = ("config.yml", "aml", "components", "data")
+PROJECT_PARTS = ("config.yml", "aml", "components", "data", "online")
 RUNS_STEPS = {"step_host", "completed_run"}
+
+
+def load_script(component: str, script: str) -> ModuleType:
+    """A step script imported in-process, finding the modules beside it as ``python <script>`` would."""
+    folder = COMPONENTS_DIR / component
+    spec = importlib.util.spec_from_file_location(f"step_{script}", folder / f"{script}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    sys.path.insert(0, str(folder))
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(folder))
+    return module
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from {{ cookiecutter.package_name }}.aml_graph import binding, plan_from_job
 from {{ cookiecutter.package_name }}.pipeline import local_pipeline
 from {{ cookiecutter.package_name }}.plan import Binding, PlanError
-from {{ cookiecutter.package_name }}.settings import Settings, SettingsError
+from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, encoded
 {%- raw %}
 
 
@@ -62,7 +62,7 @@ def test_plan_resolves_bindings_and_component_metadata(settings: Settings, singl
 def test_plan_carries_the_pipeline_input_values(settings: Settings) -> None:
     plan = plan_from_job(local_pipeline(settings, {"model_type": "random_forest", "max_depth": 6}))
     assert Path(plan.inputs["input_data"]) == settings.local_data_path
-    assert plan.inputs["target_column"] == settings.setting("target_column")
+    assert plan.inputs["target_column"] == encoded(settings.setting("target_column"))
     assert plan.inputs["test_size"] == settings.setting("test_size")
     assert plan.inputs["model_type"] == "random_forest"
     assert plan.inputs["max_depth"] == 6

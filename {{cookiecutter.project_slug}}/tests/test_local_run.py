@@ -78,7 +78,7 @@ def test_a_broken_step_fails_named_with_its_message(
     with pytest.raises(StepFailed) as failure:
         run_pipeline_locally(project, {**single_model, "target_column": "NoSuchColumn"}, host=step_host)
     assert failure.value.step == "data_prep"
-    assert "target column 'NoSuchColumn' not found" in failure.value.log_tail()
+    assert "target column 'NoSuchColumn' not found" in failure.value.last_line()
     run_dir = failure.value.log.parent.parent
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["status"] == "failed"
@@ -100,7 +100,7 @@ def test_a_failing_later_step_leaves_the_earlier_steps_outputs(
     assert (run_dir / "data_prep" / "prepped_data" / "train.parquet").is_file()
     assert (run_dir / "train" / "model" / "MLmodel").is_file()
     assert not (run_dir / "evaluate" / "report").exists()
-    assert "NameError" in failure.value.log_tail()
+    assert failure.value.last_line().startswith("NameError")
 
 
 def test_auto_trains_every_candidate_and_keeps_the_best_on_validation(project: Settings, step_host: StepHost) -> None:

@@ -3,13 +3,14 @@
 import io
 import re
 import tomllib
+from pathlib import Path
 
 import yaml
 from azure.ai.ml import load_compute, load_data, load_environment
 from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, PipelineJob
 
 from {{ cookiecutter.package_name }}.pipeline import azure_pipeline, load_components, local_pipeline
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings
+from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, encoded
 {%- raw %}
 
 SCHEMA_URL = re.compile(r"^\$schema: https://azuremlschemas\.azureedge\.net/latest/\w+\.schema\.json$", re.MULTILINE)
@@ -90,7 +91,7 @@ def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings,
         "report": {"type": "uri_folder"},
         "decision": {"type": "uri_folder"},
     }
-    assert document["inputs"]["target_column"] == settings.setting("target_column")
+    assert document["inputs"]["target_column"] == encoded(settings.setting("target_column"))
     assert document["inputs"]["model_type"] == single_model["model_type"]
 
 
@@ -113,3 +114,33 @@ def test_environment_pins_match_the_local_install() -> None:
     for package in ("scikit-learn", "skops", "pandas", "pyarrow", "numpy", "matplotlib"):
         assert pip_pins[package] == local_pins[package], package
 {%- endraw %}
+
+
+KNOWN_GOOD_ROW = re.compile(r"^\| `([A-Za-z0-9_.-]+)==([^`]+)` \|", re.MULTILINE)
+
+
+def conda_pip_pins(path: Path) -> dict[str, str]:
+    dependencies = yaml.safe_load(path.read_text())["dependencies"]
+    pins = next(item["pip"] for item in dependencies if isinstance(item, dict))
+    return dict(pin.split("==") for pin in pins)
+
+
+def test_the_readme_known_good_versions_are_the_pins_of_azure_and_of_pyproject() -> None:
+    """README's table names every pin of what runs on Azure ML (steps, deployment, model), and the same versions
+    as pyproject.toml wherever it pins the package (mlflow there is mlflow-skinny on Azure ML)."""
+    table = dict(KNOWN_GOOD_ROW.findall((PROJECT_ROOT / "README.md").read_text(encoding="utf-8")))
+    train = (PROJECT_ROOT / "components" / "train" / "train.py").read_text()
+    declared = train.split("SERVING_REQUIREMENTS = ", 1)[1].split("\n", 1)[0]
+    serving = dict(pin.split("==") for pin in re.findall(r'"([\w-]+==[\w.]+)"', declared))
+    steps = conda_pip_pins(PROJECT_ROOT / "aml" / "conda.yml")
+    deployment = conda_pip_pins(PROJECT_ROOT / "online" / "conda.yml")
+    for package in (steps.keys() & deployment.keys()) | (serving.keys() & deployment.keys()):
+        assert steps.get(package, serving.get(package)) == deployment[package], package
+    azure = {**steps, **deployment, **serving}
+    assert table == azure
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pinned = dict(line.split("==") for line in project if "==" in line)
+    for package, version in azure.items():
+        local = pinned.get("mlflow" if package == "mlflow-skinny" else package)
+        assert local in (None, version), f"{package}: {version} on Azure ML, {local} in pyproject.toml"
+    assert {"scikit-learn", "pandas", "numpy", "skops", "mlflow"} <= pinned.keys()

@@ -25,8 +25,8 @@ BROKEN = {
     "a script computes its options (read through build_parser)": (
         (
             "components/train/train.py",
-            'parser.add_argument("--max-iter", type=int, default=100)',
-            'for flag in ["--max-iterations"]:\n        parser.add_argument(flag, type=int, default=100)',
+            'parser.add_argument("--max-iter", type=ranged(int, 1), default=100)',
+            'for flag in ["--max-iterations"]:\n        parser.add_argument(flag, type=ranged(int, 1), default=100)',
         ),
         ("components/train/train.yml", "command-flag", "did you mean --max-iterations?"),
     ),
@@ -86,6 +86,26 @@ BROKEN = {
         ("components/data_prep/component.py", 'outputs={"prepped_data"', 'outputs={"prepared"'),
         (PIPELINE_FILE, "pipeline-build", "unexpected attribute 'prepped_data'"),
     ),
+    "a string input filled in outside quotes": (
+        (
+            "components/data_prep/component.py",
+            "--target-column '${{inputs.target_column}}'",
+            "--target-column ${{inputs.target_column}}",
+        ),
+        ("components/data_prep/component.py", "command-quoting", "string input 'target_column' is filled into"),
+    ),
+    "a string input filled in inside double quotes": (
+        ("components/register/register.yml", "'${{inputs.model_name}}'", '"${{inputs.model_name}}"'),
+        ("components/register/register.yml", "command-quoting", "string input 'model_name' is filled into"),
+    ),
+    "config.yml sets a value its input refuses": (
+        ("config.yml", "alpha: 1.0", "alpha: -1.0"),
+        ("config.yml", "input-value", "alpha: -1.0 is below the minimum 0, for train"),
+    ),
+    "config.yml sets a seed numpy cannot take": (
+        ("config.yml", "random_seed: 42", "random_seed: 4294967296"),
+        ("config.yml", "input-value", "random_seed: 4294967296 is above the maximum"),
+    ),
     "an AML spec that azure-ai-ml cannot load": (
         ("aml/compute.yml", "type: amlcompute", "type: amlcomputer"),
         ("aml/compute.yml", "spec-load", "Unknown compute type"),
@@ -126,7 +146,7 @@ def test_the_unmodified_project_passes(project: Settings) -> None:
 def test_each_broken_contract_is_found(project: Settings, case: str) -> None:
     (file, old, new), (named_file, rule, message) = BROKEN[case]
     edit(project, file, old, new)
-    assert_found(finding_lines(project), named_file, rule, message)
+    assert_found(finding_lines(Settings.load(project.root)), named_file, rule, message)  # config.yml read anew
 
 
 def tamper(monkeypatch: pytest.MonkeyPatch, edit: Callable[[dict], None]) -> None:

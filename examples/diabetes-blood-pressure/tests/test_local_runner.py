@@ -114,7 +114,14 @@ def test_reuse_index_forgets_entries_whose_outputs_are_gone(tmp_path: Path) -> N
     output = tmp_path / "run-1" / "train" / "model"
     output.mkdir(parents=True)
     index.record("key", "run-1", {"model": output}, "mlflow-1")
-    assert index.lookup("key") == {"run_id": "run-1", "outputs": {"model": str(output)}, "mlflow_run_id": "mlflow-1"}
+    entry, changed = index.lookup("key")
+    assert changed is None
+    assert entry == {
+        "run_id": "run-1",
+        "outputs": {"model": str(output)},
+        "manifests": {"model": {}},
+        "mlflow_run_id": "mlflow-1",
+    }
     output.rmdir()
-    assert index.lookup("key") is None
-    assert index.lookup("other") is None
+    assert index.lookup("key") == (None, f"{output} is gone")
+    assert index.lookup("other") == (None, None)

@@ -29,7 +29,7 @@ from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings, SettingsErr
 STARTUP_SECONDS = 60
 # Loopback only: a proxy configured for this machine must not see the requests.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-SAMPLE_REQUEST = PROJECT_ROOT / "docs" / "sample-request.json"  # the README's curl sends it
+SAMPLE_REQUEST = PROJECT_ROOT / "docs" / "sample-request-mlflow.json"  # the README's curl sends it
 # A random forest sums its trees' predictions in parallel, in no fixed order: the last bits may differ run to run.
 SAME = 1e-12
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
@@ -124,7 +124,7 @@ def test_a_malformed_request_gets_a_4xx_with_a_message_and_the_server_keeps_serv
     assert invoke(server, SAMPLE_REQUEST.read_bytes())[0] == 200
 
 
-def test_the_online_endpoint_specs_load_as_an_mlflow_no_code_deployment(settings: Settings) -> None:
+def test_the_online_endpoint_specs_load_with_a_scoring_script_and_its_environment(settings: Settings) -> None:
     endpoint = load_online_endpoint(settings.root / "aml" / "endpoint.yml")
     deployment = load_online_deployment(settings.root / "aml" / "deployment.yml")
     assert isinstance(endpoint, ManagedOnlineEndpoint)
@@ -134,8 +134,11 @@ def test_the_online_endpoint_specs_load_as_an_mlflow_no_code_deployment(settings
     assert deployment.endpoint_name == endpoint.name
     registered = settings.setting("azure", "registered_model_name")
     assert str(deployment.model).removeprefix("azureml:") == f"{registered}@latest"
-    assert deployment.environment is None  # MLflow models: Azure ML builds the environment and the scoring code
-    assert deployment.code_configuration is None
+    # Not no-code: Azure ML's generated environment and scoring script break with MLflow 3 models.
+    assert deployment.code_configuration.scoring_script == "score.py"
+    assert (Path(deployment.base_path) / deployment.code_configuration.code).resolve() == settings.root / "online"
+    assert deployment.environment.image.startswith("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04")
+    assert "azureml-inference-server-http" in json.dumps(deployment.environment.conda_file)
     assert deployment.instance_type
     assert deployment.instance_count >= 1
 
@@ -154,10 +157,16 @@ class RecordingOnlineOperations:
 def recording_client() -> tuple[SimpleNamespace, list[tuple[Any, dict[str, int]]]]:
     calls: list[tuple[Any, dict[str, int]]] = []
     operations = RecordingOnlineOperations(calls)
-    return SimpleNamespace(online_endpoints=operations, online_deployments=operations), calls
+    client = SimpleNamespace(
+        online_endpoints=operations, online_deployments=operations, resource_group_name="rg", workspace_name="ws"
+    )
+    return client, calls
 
 
-def test_deploy_creates_the_endpoint_deploys_the_model_then_sends_it_all_traffic(settings: Settings) -> None:
+def test_deploy_creates_the_endpoint_deploys_the_model_then_sends_it_all_traffic(
+    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(settings.root)
     client, calls = recording_client()
     deploy(settings, client)
     (endpoint, first_traffic), (deployment, _), (routed, traffic) = calls
@@ -167,6 +176,16 @@ def test_deploy_creates_the_endpoint_deploys_the_model_then_sends_it_all_traffic
     assert deployment.endpoint_name == endpoint.name
     assert routed.name == endpoint.name
     assert traffic == {deployment.name: 100}
+    # The line that works: the endpoint's name, the request in its input_data body, the workspace.
+    invoke = capsys.readouterr().out.splitlines()[-1].split()
+    assert invoke[:4] == ["az", "ml", "online-endpoint", "invoke"]
+    assert dict(zip(invoke[4::2], invoke[5::2], strict=True)) == {
+        "--name": endpoint.name,
+        "--request-file": "docs/sample-request.json",
+        "--resource-group": "rg",
+        "--workspace-name": "ws",
+    }
+    assert "input_data" in json.loads((settings.root / "docs" / "sample-request.json").read_text())
 
 
 def test_deploy_refuses_a_deployment_for_another_endpoint(project: Settings) -> None:

@@ -1,29 +1,41 @@
 """The step scripts' own logic, called in-process on small frames."""
 
-import importlib.util
+import argparse
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pandas as pd
 import pytest
+from conftest import load_script
 
-from diabetes_blood_pressure.settings import COMPONENTS_DIR
-
-
-def load_script(component: str, script: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"step_{script}", COMPONENTS_DIR / component / f"{script}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
+from diabetes_blood_pressure.pipeline import load_components
+from diabetes_blood_pressure.settings import encoded
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
 register = load_script("register", "register")
+
+
+@pytest.mark.parametrize(("component", "script"), [("data_prep", prep), ("train", train)], ids=["data_prep", "train"])
+def test_step_parsers_take_exactly_the_ranges_their_specs_declare(component: str, script: object) -> None:
+    """What Azure ML accepts for an input (its min and max, inclusive), the step's parser accepts, and no more."""
+    parser = script.build_parser()
+    checked = []
+    for name, declared in load_components()[component].inputs.items():
+        if declared.type not in {"integer", "number"} or (declared.min is None and declared.max is None):
+            continue
+        convert = parser._option_string_actions["--" + name.replace("_", "-")].type
+        kind, outside = (int, 1) if declared.type == "integer" else (float, 1e-6)
+        for limit, beyond in ((declared.min, -outside), (declared.max, outside)):
+            if limit is None:
+                continue
+            assert convert(str(kind(float(limit)))) == kind(float(limit)), (name, limit)
+            with pytest.raises(argparse.ArgumentTypeError):
+                convert(str(kind(float(limit)) + beyond))
+        with pytest.raises(argparse.ArgumentTypeError):
+            convert("nan")
+        checked.append(name)
+    assert checked
 
 
 def messy_frame(rows: int = 40) -> pd.DataFrame:
@@ -86,7 +98,7 @@ def test_prep_uses_the_listed_features_and_reads_listed_categories_as_text(tmp_p
     ("numeric", "categorical", "message"),
     [
         (["age", "height"], [], "feature column 'height' not found; columns are: patient_id"),
-        (["smoker"], [], "feature column 'smoker' is listed as numeric but holds 'yes'"),
+        (["smoker"], [], "feature column 'smoker' is listed as numeric in config.yml but holds 'yes'"),
         (["pressure"], [], "the target column 'pressure' cannot also be a feature"),
     ],
 )
@@ -102,7 +114,8 @@ def test_prep_refuses_listed_features_the_data_lacks(
 def test_prep_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     empty = tmp_path / "empty.csv"
     empty.write_text("")
-    assert prep.main(["--input-data", str(empty), "--target-column", "y", "--prepped-data", str(tmp_path / "o")]) == 1
+    argv = ["--input-data", str(empty), "--target-column", encoded("y"), "--prepped-data", str(tmp_path / "o")]
+    assert prep.main(argv) == 1
     assert capsys.readouterr().err.strip() == f"error: {empty}: the file is empty, a header row is required"
 
 

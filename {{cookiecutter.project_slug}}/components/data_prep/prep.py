@@ -3,38 +3,90 @@
 Writes ``train.parquet``, ``test.parquet`` and ``features.json`` (which columns are numeric,
 which categorical, which were dropped and why) to the output folder. Imports only
 pandas: it runs in every pipeline run, locally and on Azure ML.
+
+Column names come from the CSV, so they may hold anything, quotes and leading dashes
+included: they arrive base64-encoded JSON (``--target-column``, ``--numeric-columns``,
+``--categorical-columns``), never as words of the command line. What is missing, what is
+a number and what makes a column numeric follow ``csv_rules``, the rules the template
+applied when it wrote the features into config.yml.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import json
+import math
 import sys
+import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+from csv_rules import MIN_ROWS, NA_VALUES, ColumnType, column_type, split_problem, unusable
 
-MIN_ROWS = 10
+SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_state
 
 
 class DataError(ValueError):
     """The data cannot be used; the message names the file, the column and the rule."""
 
 
-def column_list(text: str) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()]
+def decoded(text: str, what: str, valid: Callable[[object], bool]) -> Any:
+    """A value sent as base64-encoded JSON, which is safe in any command line; ``ArgumentTypeError`` if it is not."""
+    try:
+        value = json.loads(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        value = None
+    if not valid(value):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not {what} as base64-encoded JSON")
+    return value
+
+
+def column_name(text: str) -> str:
+    """An argparse type: one column name."""
+    return decoded(text, "a column name", lambda value: isinstance(value, str) and bool(value))
+
+
+def column_names(text: str) -> list[str]:
+    """An argparse type: a list of column names."""
+    return decoded(
+        text, "a list of column names", lambda value: isinstance(value, list) and all(isinstance(n, str) for n in value)
+    )
+
+
+def ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` to ``high``, the min and max of the component spec."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is outside the allowed {low} to {high}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--input-data", type=Path, required=True, help="CSV file to prepare.")
-    parser.add_argument("--target-column", required=True, help="Numeric column to predict.")
-    parser.add_argument("--numeric-columns", type=column_list, help="Comma-separated; default: inferred.")
-    parser.add_argument("--categorical-columns", type=column_list, help="Comma-separated; default: inferred.")
-    parser.add_argument("--test-size", type=float, default=0.2, help="Fraction of rows for the test split.")
-    parser.add_argument("--random-seed", type=int, default=42, help="Seed of the shuffle.")
+    parser.add_argument("--target-column", type=column_name, required=True, help="Column to predict (encoded).")
+    parser.add_argument("--numeric-columns", type=column_names, help="Encoded list; default: inferred.")
+    parser.add_argument("--categorical-columns", type=column_names, help="Encoded list; default: inferred.")
     parser.add_argument(
-        "--validation-size", type=float, default=0.0, help="Fraction of the train split set aside to pick a model."
+        "--test-size", type=ranged(float, 0.01, 0.99), default=0.2, help="Fraction of rows for the test split."
+    )
+    parser.add_argument("--random-seed", type=ranged(int, *SEED_RANGE), default=42, help="Seed of the shuffle.")
+    parser.add_argument(
+        "--validation-size",
+        type=ranged(float, 0.0, 0.9),
+        default=0.0,
+        help="Fraction of the train split set aside to pick a model.",
     )
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output folder.")
     return parser
@@ -47,11 +99,17 @@ def read_csv(path: Path) -> pd.DataFrame:
             raise DataError(f"{path}: expected one .csv file in the folder, found {len(csv_files)}")
         path = csv_files[0]
     try:
-        frame = pd.read_csv(path)
+        with warnings.catch_warnings():
+            # index_col=False: rows ending with a delimiter keep their columns (pandas would otherwise shift every
+            # column onto an index); filled fields beyond the header are dropped with this warning: refuse them.
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            frame = pd.read_csv(path, keep_default_na=False, na_values=sorted(NA_VALUES), index_col=False)
     except FileNotFoundError:
         raise DataError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path}: the file is empty, a header row is required") from None
+    except pd.errors.ParserWarning:
+        raise DataError(f"{path}: some rows have more fields than the header") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise DataError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
     if frame.columns.duplicated().any():
@@ -59,55 +117,91 @@ def read_csv(path: Path) -> pd.DataFrame:
     return frame
 
 
+def is_numeric(values: pd.Series) -> bool:
+    """A column pandas read as numbers (True/False columns are not numbers)."""
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def infinite_values(values: pd.Series) -> int:
+    return int(values.isin([math.inf, -math.inf]).sum())
+
+
+def text_type(values: pd.Series) -> ColumnType:
+    """``csv_rules.column_type`` of a column pandas did not read as numbers."""
+    return column_type(values.dropna().astype(str).value_counts().to_dict())
+
+
 def clean_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
     if target not in frame.columns:
         raise DataError(f"{source}: target column {target!r} not found; columns are: {', '.join(frame.columns)}")
     if len(frame.columns) < 2:
         raise DataError(f"{source}: target column {target!r} is the only column, no features are left")
-    values = pd.to_numeric(frame[target], errors="coerce")
-    not_numeric = frame[target][values.isna() & frame[target].notna()]
-    if len(not_numeric):
+    values = frame[target]
+    if not is_numeric(values) and values.notna().any():
+        found = text_type(values)
         raise DataError(
-            f"{source}: target column {target!r} must be numeric, but holds {not_numeric.iloc[0]!r} "
-            f"({len(not_numeric)} non-numeric rows)"
+            f"{source}: target column {target!r} must be numeric, but holds {found.text[0]!r} "
+            f"({found.filled - found.numbers} non-numeric rows)"
         )
+    if infinite := infinite_values(values):
+        raise DataError(f"{source}: target column {target!r} holds {infinite} infinite values: numbers must be finite")
     missing = int(values.isna().sum())
     if missing:
         print(f"dropped {missing} of {len(frame)} rows with an empty {target!r}")
-    frame = frame.assign(**{target: values}).dropna(subset=[target])
+    frame = frame.assign(**{target: pd.to_numeric(values)}).dropna(subset=[target])
     if len(frame) < MIN_ROWS:
         raise DataError(f"{source}: only {len(frame)} rows have a target value, at least {MIN_ROWS} are needed")
     return frame
 
 
-def looks_like_identifier(values: pd.Series) -> bool:
-    """Distinct text on every row, or a row counter: distinct whole numbers rising row by row."""
-    if pd.api.types.is_integer_dtype(values):
-        return values.is_monotonic_increasing
-    return not pd.api.types.is_numeric_dtype(values)
+def check_numeric(frame: pd.DataFrame, name: str, source: str, listed: bool) -> bool:
+    """Whether column ``name`` is numeric; raises on a column of numbers spoilt by a few text fields or by an
+    infinity. ``listed``: config.yml names it as numeric, so any text is a mismatch."""
+    values = frame[name]
+    if is_numeric(values):
+        if infinite := infinite_values(values):
+            raise DataError(
+                f"{source}: feature column {name!r} holds {infinite} infinite values: numbers must be finite; "
+                "make them empty (missing) or drop the column"
+            )
+        return True
+    found = text_type(values)
+    if found.kind == "mixed" or (listed and found.text):
+        where = "is listed as numeric in config.yml but" if listed else "holds numbers but also"
+        raise DataError(
+            f"{source}: feature column {name!r} {where} holds {found.describe_text()} "
+            f"({found.filled - found.numbers} of {found.filled} filled rows): make those fields empty (or NA) "
+            f"if they mean missing{', or list the column as categorical' if listed else ''}"
+        )
+    return False
 
 
-def unusable_columns(frame: pd.DataFrame, target: str) -> dict[str, str]:
-    """Columns that would only teach the model noise: constants and row identifiers."""
+def unusable_columns(frame: pd.DataFrame, target: str, numeric: set[str]) -> dict[str, str]:
+    """Columns that would only teach the model noise: constants and row identifiers (``csv_rules.unusable``)."""
     reasons: dict[str, str] = {}
     for column in frame.columns.drop(target):
         values = frame[column]
-        distinct = values.nunique(dropna=True)
-        if distinct <= 1:
-            reasons[column] = "constant"
-        elif distinct == len(frame) and looks_like_identifier(values):
-            reasons[column] = "identifier (a distinct value on every row)"
+        ascending_whole = column in numeric and values.is_monotonic_increasing and bool((values % 1 == 0).all())
+        reason = unusable(values.nunique(dropna=True), len(frame), column in numeric, ascending_whole)
+        if values.isna().all():
+            reason = "empty"
+        if reason:
+            reasons[column] = reason
     return reasons
 
 
-def infer_features(frame: pd.DataFrame, target: str) -> dict[str, object]:
-    dropped = unusable_columns(frame, target)
+def infer_features(frame: pd.DataFrame, target: str, source: str) -> dict[str, object]:
+    numeric = {name for name in frame.columns.drop(target) if check_numeric(frame, name, source, listed=False)}
+    dropped = unusable_columns(frame, target, numeric)
     for column, reason in dropped.items():
         print(f"dropped column {column!r}: {reason}")
     features = frame.columns.drop([target, *dropped])
-    numeric = [name for name in features if pd.api.types.is_numeric_dtype(frame[name])]
-    categorical = [name for name in features if name not in numeric]
-    return {"target": target, "numeric": numeric, "categorical": categorical, "dropped": dropped}
+    return {
+        "target": target,
+        "numeric": [name for name in features if name in numeric],
+        "categorical": [name for name in features if name not in numeric],
+        "dropped": dropped,
+    }
 
 
 def listed_features(frame: pd.DataFrame, target: str, numeric: list[str], categorical: list[str], source: str) -> dict:
@@ -118,9 +212,7 @@ def listed_features(frame: pd.DataFrame, target: str, numeric: list[str], catego
         if name == target:
             raise DataError(f"{source}: the target column {target!r} cannot also be a feature")
     for name in numeric:
-        if not pd.api.types.is_numeric_dtype(frame[name]):
-            text = frame[name][pd.to_numeric(frame[name], errors="coerce").isna() & frame[name].notna()].iloc[0]
-            raise DataError(f"{source}: feature column {name!r} is listed as numeric but holds {text!r}")
+        check_numeric(frame, name, source, listed=True)
     return {"target": target, "numeric": numeric, "categorical": categorical, "dropped": {}}
 
 
@@ -141,10 +233,6 @@ def prepare(
     validation_size: float = 0.0,
 ) -> dict[str, object]:
     """Validate and clean the CSV, split it, write the splits and the feature description to ``output``."""
-    if not 0 < test_size < 1:
-        raise DataError(f"--test-size {test_size} is invalid: must be strictly between 0 and 1")
-    if not 0 <= validation_size < 1:
-        raise DataError(f"--validation-size {validation_size} is invalid: must be at least 0 and below 1")
     frame = clean_target(read_csv(input_data), target, input_data.name)
     if numeric or categorical:
         features = listed_features(frame, target, numeric or [], categorical or [], input_data.name)
@@ -152,9 +240,12 @@ def prepare(
         for name in features["categorical"]:
             frame[name] = frame[name].map(str, na_action="ignore")
     else:
-        features = infer_features(frame, target)
+        features = infer_features(frame, target, input_data.name)
     if not features["numeric"] and not features["categorical"]:
         raise DataError(f"{input_data.name}: no usable feature columns remain besides {target!r}")
+    if problem := split_problem(len(frame), test_size, validation_size):
+        sizes = f"--test-size {test_size}" + (f" with --validation-size {validation_size}" if validation_size else "")
+        raise DataError(f"{input_data.name}: {sizes} {problem}")
     train, test = split(frame[[*features["numeric"], *features["categorical"], target]], test_size, seed)
     # Candidate models are compared on rows carved from the train split, never on the test split.
     splits = dict(zip(("train", "validation"), split(train, validation_size, seed), strict=True))

@@ -9,8 +9,11 @@ inside scikit-learn.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import csv
 import io
+import json
 import sys
 from pathlib import Path
 
@@ -29,11 +32,24 @@ class ScoringError(ValueError):
     """The rows or the model cannot be used; the message names the file and the columns."""
 
 
+def column_name(text: str) -> str:
+    """An argparse type: a column name sent as base64-encoded JSON, which is safe in any command line."""
+    try:
+        name = json.loads(base64.b64decode(text, validate=True))
+    except (binascii.Error, ValueError):
+        name = None
+    if not isinstance(name, str):
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a column name as base64-encoded JSON")
+    return name
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="Folder of the MLflow model.")
     parser.add_argument("--data", type=Path, required=True, help="CSV of the rows to score.")
-    parser.add_argument("--id-column", help="Column carried into the predictions; default: the row's position.")
+    parser.add_argument(
+        "--id-column", type=column_name, help="Column carried into the predictions (encoded); default: row position."
+    )
     parser.add_argument("--predictions", type=Path, required=True, help="Output folder for predictions.csv.")
     return parser
 
@@ -52,13 +68,16 @@ def model_features(model_dir: Path) -> dict:
 
 def read_rows(path: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(path)
+        rows = pd.read_csv(path, index_col=False)  # rows ending with a delimiter keep their columns
     except FileNotFoundError:
         raise ScoringError(f"{path}: no such file") from None
     except pd.errors.EmptyDataError:
         raise ScoringError(f"{path}: the file is empty, a header row is required") from None
     except (pd.errors.ParserError, UnicodeDecodeError) as error:
         raise ScoringError(f"{path}: not a readable CSV file ({str(error).splitlines()[0]})") from None
+    if rows.empty:
+        raise ScoringError(f"{path}: the file has a header but no rows to score")
+    return rows
 
 
 def problems(rows: pd.DataFrame, features: dict) -> list[str]:
@@ -72,6 +91,8 @@ def problems(rows: pd.DataFrame, features: dict) -> list[str]:
             text = rows[name][pd.to_numeric(rows[name], errors="coerce").isna() & rows[name].notna()]
             if len(text):
                 found.append(f"column {name!r} must be numeric but holds {text.iloc[0]!r} in {len(text)} row(s)")
+        elif name in rows.columns and (infinite := int(np.isinf(rows[name]).sum())):
+            found.append(f"column {name!r} holds {infinite} infinite value(s): numbers must be finite")
     return found
 
 

@@ -62,6 +62,11 @@ def pipeline_input_types(job: Any) -> dict[str, str]:
     return {name: spec.type for name, spec in job.component.inputs.items()}
 
 
+def limit(value: Any) -> float | None:
+    """A min or max of a component input (the serialised spec holds them as text)."""
+    return None if value is None else float(value)
+
+
 def step_from_node(name: str, node: dict[str, Any]) -> Step:
     component = node["component"]
     bound = node.get("inputs") or {}
@@ -74,6 +79,9 @@ def step_from_node(name: str, node: dict[str, Any]) -> Step:
             binding=binding(bound.get(input_name)),
             default=spec.get("default"),
             optional=bool(spec.get("optional", False)),
+            enum=tuple(str(value) for value in spec.get("enum") or ()),
+            minimum=limit(spec.get("min")),
+            maximum=limit(spec.get("max")),
         )
         for input_name, spec in (component.get("inputs") or {}).items()
     }

@@ -7,10 +7,13 @@ need it, so the CLI starts fast for local commands.
 from __future__ import annotations
 
 import os
+import shlex
+from pathlib import Path
 from typing import Any
 
 from .settings import Settings, SettingsError
 
+SAMPLE_REQUEST = Path("docs") / "sample-request.json"  # two rows of the CSV in the online endpoints' body format
 WORKSPACE_VARIABLES = {
     "subscription_id": "AZURE_SUBSCRIPTION_ID",
     "resource_group": "AZURE_RESOURCE_GROUP",
@@ -27,16 +30,93 @@ def workspace_coordinates(settings: Settings) -> dict[str, str] | None:
     return found if all(found.values()) else None
 
 
-def ml_client(settings: Settings) -> Any:
-    """An ``MLClient`` for the workspace, signed in with ``DefaultAzureCredential``."""
-    from azure.ai.ml import MLClient
-    from azure.identity import DefaultAzureCredential
+class AzureAccessError(RuntimeError):
+    """Azure cannot be reached as this project is set up: no credentials, or a resource that differs from its spec.
+    The message says what is missing or different and how to fix it."""
 
-    credential = DefaultAzureCredential()
+
+ARM_SCOPE = "https://management.azure.com/.default"
+GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"
+GITHUB_OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
+AZURE_PIPELINES_VARIABLES = (
+    "SYSTEM_OIDCREQUESTURI",
+    "SYSTEM_ACCESSTOKEN",
+    "AZURESUBSCRIPTION_TENANT_ID",
+    "AZURESUBSCRIPTION_CLIENT_ID",
+    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
+)
+NO_CREDENTIALS = (
+    "no Azure credentials: sign in with `az login` (then `az account set --subscription <id>`), or set "
+    "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal; in CI, sign in with a "
+    "federated credential as README.md describes"
+)
+
+
+def github_oidc_token() -> str:
+    """A fresh GitHub Actions OIDC token for Entra ID's token exchange (the job's id-token permission allows it).
+
+    Asked for anew whenever azure-identity needs an Azure token, so a long submission never outlives its sign-in,
+    as an `azure/login` session does after about ten minutes (Azure/azure-cli#28708).
+    """
+    import json
+    import urllib.parse
+    import urllib.request
+
+    url = os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"]
+    url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"audience": GITHUB_OIDC_AUDIENCE})
+    authorization = f"bearer {os.environ['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"
+    request = urllib.request.Request(url, headers={"Authorization": authorization})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())["value"]
+
+
+def azure_credential() -> Any:
+    """The credential of this environment: in CI a workload identity that renews its own sign-in, else
+    ``DefaultAzureCredential`` (environment variables, managed identity, `az login`, ...)."""
+    from azure.identity import AzurePipelinesCredential, ClientAssertionCredential, DefaultAzureCredential
+
+    if all(os.environ.get(name) for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", *GITHUB_OIDC_VARIABLES)):
+        # https://learn.microsoft.com/python/api/azure-identity/azure.identity.clientassertioncredential
+        tenant, client = os.environ["AZURE_TENANT_ID"], os.environ["AZURE_CLIENT_ID"]
+        return ClientAssertionCredential(tenant, client, github_oidc_token)
+    if all(os.environ.get(name) for name in AZURE_PIPELINES_VARIABLES):
+        # The AzureCLI@2 task sets the AZURESUBSCRIPTION_* variables for its workload identity service connection.
+        return AzurePipelinesCredential(
+            tenant_id=os.environ["AZURESUBSCRIPTION_TENANT_ID"],
+            client_id=os.environ["AZURESUBSCRIPTION_CLIENT_ID"],
+            service_connection_id=os.environ["AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"],
+            system_access_token=os.environ["SYSTEM_ACCESSTOKEN"],
+        )
+    return DefaultAzureCredential()
+
+
+def signed_in(credential: Any) -> Any:
+    """``credential`` once it has proven it can get a token; else AzureAccessError saying how to sign in."""
+    import logging
+
+    from azure.core.exceptions import ClientAuthenticationError
+
+    identity_log = logging.getLogger("azure.identity")
+    level = identity_log.level
+    identity_log.setLevel(logging.ERROR)  # its ten-line warning of every source tried would bury the one line below
+    try:
+        credential.get_token(ARM_SCOPE)
+    except ClientAuthenticationError:
+        raise AzureAccessError(NO_CREDENTIALS) from None
+    finally:
+        identity_log.setLevel(level)
+    return credential
+
+
+def ml_client(settings: Settings) -> Any:
+    """An ``MLClient`` for the workspace, signed in (see ``azure_credential``); the workspace is named first, so a
+    missing name fails before any sign-in is tried."""
+    from azure.ai.ml import MLClient
+
     coordinates = workspace_coordinates(settings)
     if coordinates:
         return MLClient(
-            credential,
+            signed_in(azure_credential()),
             subscription_id=coordinates["subscription_id"],
             resource_group_name=coordinates["resource_group"],
             workspace_name=coordinates["workspace"],
@@ -47,7 +127,7 @@ def ml_client(settings: Settings) -> Any:
             "no Azure ML workspace set: fill azure.subscription_id/resource_group/workspace in config.yml, "
             f"set {', '.join(WORKSPACE_VARIABLES.values())}, or download config.json from the portal to {config_json}"
         )
-    return MLClient.from_config(credential, path=str(config_json))
+    return MLClient.from_config(signed_in(azure_credential()), path=str(config_json))
 
 
 def runtime_assets(settings: Settings) -> dict[str, list[Any]]:
@@ -78,30 +158,86 @@ def scoring_assets(settings: Settings) -> dict[str, list[Any]]:
     return {**runtime_assets(settings), "components": [load_score_component(settings.root / "components")]}
 
 
-def ensure_registered(operations: Any, entity: Any) -> bool:
-    """Create ``entity`` unless the workspace has it already; True if it was created."""
+COMPUTE_FIELDS = ("size", "tier", "min_instances", "max_instances", "idle_time_before_scale_down")
+COMPUTE_FIXED_FIELDS = ("size", "tier")  # Azure ML cannot change these on an existing cluster
+
+
+def differences(spec: Any, existing: Any) -> dict[str, tuple[Any, Any]]:
+    """What the workspace's ``existing`` resource has other than its ``spec``: field -> (workspace's, spec's)."""
+    from azure.ai.ml.entities import AmlCompute, Data, Environment
+
+    if isinstance(spec, AmlCompute):
+        found = {name: (getattr(existing, name), getattr(spec, name)) for name in COMPUTE_FIELDS}
+        return {name: (old, new) for name, (old, new) in found.items() if str(old).lower() != str(new).lower()}
+    if isinstance(spec, Environment):
+        found = {"image": (existing.image, spec.image), "conda_file": (existing.conda_file, spec.conda_file)}
+        return {name: (old, new) for name, (old, new) in found.items() if old != new}
+    if isinstance(spec, Data):
+        from azure.ai.ml._utils._asset_utils import get_object_hash
+
+        # azure-ai-ml uploads a local file under LocalUpload/<hash of its content>/: the hash tells if it changed.
+        local = Path(spec.base_path or ".", spec.path)
+        if local.exists() and get_object_hash(local) not in str(existing.path):
+            return {"path": (existing.path, f"{local} (other content)")}
+    return {}
+
+
+def describe(entity: Any) -> str:
+    version = getattr(entity, "version", None)
+    return f"{type(entity).__name__} {entity.name}" + (f" version {version}" if version else "")
+
+
+def how_to_apply(entity: Any) -> str:
+    from azure.ai.ml.entities import AmlCompute
+
+    if isinstance(entity, AmlCompute):
+        return f"delete the cluster (`az ml compute delete --name {entity.name}`) and submit again to recreate it"
+    return "bump `version` in its spec under aml/ (versions are immutable) and submit again"
+
+
+def reconcile(operations: Any, entity: Any) -> str:
+    """Bring the workspace's resource in line with its spec and say how: ``created``, ``updated (...)`` or
+    ``unchanged``. A difference Azure ML cannot apply in place raises AzureAccessError saying how to apply it."""
+    from azure.ai.ml.entities import AmlCompute
     from azure.core.exceptions import ResourceNotFoundError
 
     try:
-        if getattr(entity, "version", None):
-            operations.get(name=entity.name, version=entity.version)
-        else:
-            operations.get(name=entity.name)
+        version = getattr(entity, "version", None)
+        existing = operations.get(name=entity.name, version=version) if version else operations.get(name=entity.name)
     except ResourceNotFoundError:
-        if hasattr(operations, "begin_create_or_update"):
-            operations.begin_create_or_update(entity).result()
-        else:
-            operations.create_or_update(entity)
-        return True
-    return False
+        create_or_update(operations, entity)
+        return "created"
+    changed = differences(entity, existing)
+    if not changed:
+        return "unchanged"
+    listed = "; ".join(f"{name} {old!r} in the workspace, {new!r} in the spec" for name, (old, new) in changed.items())
+    fixed = isinstance(entity, AmlCompute) and any(name in COMPUTE_FIXED_FIELDS for name in changed)
+    if fixed or not isinstance(entity, AmlCompute):
+        raise AzureAccessError(f"{describe(entity)} differs from its spec: {listed}. To apply: {how_to_apply(entity)}")
+    operations.begin_update(entity).result()  # scale settings: Azure ML updates them on the running cluster
+    return f"updated ({listed})"
+
+
+def create_or_update(operations: Any, entity: Any) -> None:
+    if hasattr(operations, "begin_create_or_update"):
+        operations.begin_create_or_update(entity).result()
+    else:
+        operations.create_or_update(entity)
+
+
+DIFFERENCE_CHECKED = ("compute", "environments", "data")  # components: registered anew with each job, by content
 
 
 def submit_job(client: Any, assets: dict[str, list[Any]], job: Any, stream: bool) -> Any:
-    """Create the ``assets`` the workspace lacks, submit the pipeline ``job``, optionally stream it."""
+    """Bring the workspace's ``assets`` in line with their specs, submit the pipeline ``job``, optionally stream it."""
     for operations_name, entities in assets.items():
         for entity in entities:
-            if ensure_registered(getattr(client, operations_name), entity):
-                print(f"created {operations_name} {entity.name}")
+            if operations_name in DIFFERENCE_CHECKED:
+                outcome = reconcile(getattr(client, operations_name), entity)
+            else:
+                outcome = "created" if ensure_exists(getattr(client, operations_name), entity) else "unchanged"
+            if outcome != "unchanged":
+                print(f"{outcome} {describe(entity)}")
     submitted = client.jobs.create_or_update(job, experiment_name=job.experiment_name)
     print(f"submitted {submitted.name}: {submitted.studio_url}")
     if stream:
@@ -109,11 +245,45 @@ def submit_job(client: Any, assets: dict[str, list[Any]], job: Any, stream: bool
     return submitted
 
 
+def ensure_exists(operations: Any, entity: Any) -> bool:
+    """Create ``entity`` unless the workspace has it already; True if it was created."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        operations.get(name=entity.name, version=entity.version)
+    except ResourceNotFoundError:
+        create_or_update(operations, entity)
+        return True
+    return False
+
+
+def dry_run(assets: dict[str, list[Any]], job: Any) -> str:
+    """What ``submit`` would ensure in the workspace and the job it would send, without contacting Azure."""
+    lines = ["would create, or update to match its spec, each of:"]
+    for entities in assets.values():
+        lines += [f"  {describe(entity)}" for entity in entities]
+    lines += [f"then submit this pipeline job to experiment {job.experiment_name!r}:", job_yaml(job)]
+    return "\n".join(lines)
+
+
+def job_yaml(job: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(job._to_dict(), sort_keys=False)
+
+
 def submit(settings: Settings, client: Any, overrides: dict[str, Any] | None = None, stream: bool = True) -> Any:
     """Submit the training pipeline; its register step registers the model, when it is better, in the workspace."""
     from .pipeline import azure_pipeline
 
     return submit_job(client, workspace_assets(settings), azure_pipeline(settings, overrides), stream)
+
+
+def submit_dry_run(settings: Settings, overrides: dict[str, Any] | None = None) -> str:
+    """What ``submit`` would do, built from the specs alone: no credentials, no request to Azure."""
+    from .pipeline import azure_pipeline
+
+    return dry_run(workspace_assets(settings), azure_pipeline(settings, overrides))
 
 
 def submit_scoring(settings: Settings, client: Any, data: str, model: str | None = None, stream: bool = True) -> Any:
@@ -145,4 +315,16 @@ def deploy(settings: Settings, client: Any) -> Any:
     endpoint.traffic = {deployment.name: 100}
     deployed = client.online_endpoints.begin_create_or_update(endpoint).result()
     print(f"{deployment.name!r} takes all traffic of {endpoint.name}: {deployed.scoring_uri}")
+    print(f"try it:\n  {invoke_command(client, endpoint.name, settings.root / SAMPLE_REQUEST)}")
     return deployed
+
+
+def invoke_command(client: Any, endpoint_name: str, request_file: Path) -> str:
+    """The Azure CLI line that sends ``request_file`` (an ``input_data`` body) to the endpoint."""
+    return shlex.join(
+        [
+            *("az", "ml", "online-endpoint", "invoke", "--name", endpoint_name),
+            *("--request-file", os.path.relpath(request_file)),
+            *("--resource-group", client.resource_group_name, "--workspace-name", client.workspace_name),
+        ]
+    )

@@ -15,7 +15,7 @@ from typing import Any
 from azure.ai.ml import Input, dsl, load_component
 from azure.ai.ml.entities import CommandComponent, PipelineJob
 
-from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError
+from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError, encoded
 
 # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
@@ -164,7 +164,9 @@ def score_pipeline(settings: Settings, model_input: Input, data_input: Input) ->
         score = score_component(model=model, data=data, id_column=id_column)
         return {"predictions": score.outputs.predictions}
 
-    job = scoring_pipeline(model=model_input, data=data_input, id_column=settings.setting("scoring", "id_column"))
+    id_column = settings.setting("scoring", "id_column")  # a column name: base64-encoded JSON, like data_prep's
+    encoded_id = None if id_column is None else encoded(str(id_column))
+    job = scoring_pipeline(model=model_input, data=data_input, id_column=encoded_id)
     job.experiment_name = experiment
     return job
 

@@ -6,11 +6,19 @@ executes it. Neither this module nor the runner imports azure-ai-ml.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 URI_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"})
+PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.(\w+)\}\}")
+INPUT_PLACEHOLDER = re.compile(r"\$\{\{inputs\.(\w+)\}\}")
+OUTPUT_PLACEHOLDER = re.compile(r"\$\{\{outputs\.(\w+)\}\}")
+OPTIONAL_BLOCK = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
+# A word a shell reads as itself, unquoted (what shlex.quote leaves alone).
+PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
 
 
 class PlanError(ValueError):
@@ -33,10 +41,97 @@ class StepInput:
     binding: Binding
     default: Any = None
     optional: bool = False
+    enum: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
 
     @property
     def is_path(self) -> bool:
         return self.type in URI_TYPES
+
+    @property
+    def plain_words_only(self) -> bool:
+        """An enum of words a shell reads as themselves: safe in a command line without quotes."""
+        return bool(self.enum) and all(PLAIN_WORD.fullmatch(value) for value in self.enum)
+
+    def problem(self, value: Any) -> str | None:
+        """Why ``value`` cannot be given to this input, as Azure ML would refuse it (type, enum, min, max), or as
+        a shell would misread it; None if it can. Strings stand single-quoted in commands: a quote would end them."""
+        if value is None or self.is_path:
+            return None
+        if self.type in {"integer", "number"}:
+            number = as_number(value, whole=self.type == "integer")
+            if number is None:
+                return f"{value!r} is not a {'whole number' if self.type == 'integer' else 'finite number'}"
+            if self.minimum is not None and number < self.minimum:
+                return f"{value!r} is below the minimum {shown(self.minimum)}"
+            if self.maximum is not None and number > self.maximum:
+                return f"{value!r} is above the maximum {shown(self.maximum)}"
+            return None
+        if self.type == "boolean":
+            return None if str(value).lower() in {"true", "false"} else f"{value!r} is not true or false"
+        if self.enum and str(value) not in self.enum:
+            return f"{value!r} is not one of {', '.join(self.enum)}"
+        if "'" in str(value) or "\0" in str(value):
+            return f"{value!r} holds a single quote or a NUL, which no quoting on a command line carries safely"
+        return None
+
+
+def shown(limit: float) -> int | float:
+    """A min or max as its spec writes it: 1, not 1.0."""
+    return int(limit) if limit.is_integer() else limit
+
+
+def as_number(value: Any, whole: bool) -> float | None:
+    """``value`` as a finite number (a whole one if ``whole``), from a number or its text; None if it is not one."""
+    if isinstance(value, bool):
+        return None
+    try:
+        if not whole:
+            number = float(value)
+        elif isinstance(value, int | str):
+            number = float(int(value))
+        else:  # 200.0 for an integer input: Azure ML refuses it too
+            return None
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def single_quoted(command: str) -> list[range]:
+    """Where ``command`` stands in single quotes, read the way a POSIX shell reads it (quotes inside double quotes
+    are plain characters, a backslash escapes the next character outside single quotes)."""
+    spans: list[range] = []
+    index, double = 0, False
+    while index < len(command):
+        char = command[index]
+        if char == "\\" and index + 1 < len(command):
+            index += 2
+            continue
+        if char == '"':
+            double = not double
+        elif char == "'" and not double:
+            end = command.find("'", index + 1)
+            if end < 0:
+                break
+            spans.append(range(index + 1, end))
+            index = end
+        index += 1
+    return spans
+
+
+def unquoted_strings(command: str, inputs: dict[str, StepInput]) -> list[str]:
+    """The string inputs a command fills in where a shell would read their value's characters: outside single
+    quotes, and not limited to an enum of plain words. Azure ML runs commands in a shell."""
+    quoted = single_quoted(command)
+    found = []
+    for match in INPUT_PLACEHOLDER.finditer(command):
+        declared = inputs.get(match[1])
+        if declared is None or declared.type != "string" or declared.plain_words_only:
+            continue
+        if not any(match.start() in span and match.end() - 1 in span for span in quoted):
+            found.append(match[1])
+    return list(dict.fromkeys(found))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +26,31 @@ HYPERPARAMETERS = (
 )
 
 
+# Pipeline inputs that carry column names, which come from the CSV and may hold anything: the steps receive them
+# base64-encoded JSON, safe in any command line. Given as text (-p), a list is comma-separated.
+COLUMN_INPUTS = ("target_column", "numeric_columns", "categorical_columns")
+
 MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
 AUTO = "auto"  # every candidate trained, the best on the validation split kept
 
 
 class SettingsError(ValueError):
     """config.yml or an aml/ spec is missing or malformed; the message says which and how."""
+
+
+def encoded(value: object) -> str:
+    """``value`` as base64-encoded JSON: letters, digits, ``+``, ``/`` and ``=`` only, whatever it holds."""
+    return base64.b64encode(json.dumps(value).encode()).decode()
+
+
+def column_input(name: str, value: Any) -> str | None:
+    """A column input's value as the steps take it; unset stays unset."""
+    if value is None:
+        return None
+    if name == "target_column":
+        return encoded(str(value))
+    names = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
+    return encoded([str(part) for part in names if part]) if names else None
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -103,17 +124,19 @@ class Settings:
         unknown = sorted(set(overrides or {}) - set(parameters))
         if unknown:
             raise SettingsError(f"unknown pipeline parameter {unknown[0]!r}; parameters are: {', '.join(parameters)}")
-        return {**parameters, **(overrides or {})}
+        merged = {**parameters, **(overrides or {})}
+        return {name: column_input(name, value) if name in COLUMN_INPUTS else value for name, value in merged.items()}
 
     def pipeline_inputs(self) -> dict[str, Any]:
-        """The pipeline's parameters, as config.yml sets them (the data input is added by the caller)."""
+        """The pipeline's parameters, as config.yml sets them (the data input is added by the caller), column names
+        in plain text; ``pipeline_inputs_with`` gives them as the steps take them."""
         model = self.setting("model")
         features = self.config.get("features") or {}
         return {
             "target_column": self.setting("target_column"),
-            # Comma-separated for the command line; unset (None) lets data_prep infer them.
-            "numeric_columns": ",".join(features.get("numeric") or []) or None,
-            "categorical_columns": ",".join(features.get("categorical") or []) or None,
+            # Unset (None) lets data_prep infer them.
+            "numeric_columns": features.get("numeric") or None,
+            "categorical_columns": features.get("categorical") or None,
             "test_size": self.setting("test_size"),
             "validation_size": self.setting("validation_size"),
             "random_seed": self.setting("random_seed"),

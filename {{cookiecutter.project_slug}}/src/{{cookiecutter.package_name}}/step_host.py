@@ -7,19 +7,26 @@ builds the pipeline graph in parallel, then runs each step's command line
 environment and ``__main__`` semantics as a fresh interpreter, without the
 imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
 
-The runner talks to the host over its stdin/stdout, one JSON object per line.
+The runner talks to the host over its stdin/stdout, one JSON object per line. SIGTERM (the runner
+interrupted) or the end of its input (the runner gone) stops the host: it stops the running steps,
+each in a process group of its own, ends their MLflow runs and the pipeline's as killed, says which
+steps it stopped, and exits.
 """
 
 from __future__ import annotations
 
 import ast
+import contextlib
 import importlib
 import json
 import logging
 import os
 import runpy
+import select
+import signal
 import subprocess
 import sys
+import time
 import traceback
 from collections.abc import Iterable
 from pathlib import Path
@@ -30,6 +37,8 @@ from .tracking import LocalTracking
 STANDARD_LIBRARY = frozenset(sys.stdlib_module_names)
 # Component definitions import azure-ai-ml to describe their step; steps never need it, and it costs seconds.
 NEVER_PRELOADED = frozenset({"azure"})
+STOP_SECONDS = 3  # a step asked to stop (SIGTERM) gets this long before it is killed (SIGKILL)
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 def script_imports(folders: Iterable[Path]) -> list[str]:
@@ -69,6 +78,7 @@ def start_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: s
     if pid == 0:  # the child never returns
         code = 1
         try:
+            as_a_fresh_process()
             os.chdir(cwd)
             os.environ.clear()
             os.environ.update(env)
@@ -91,7 +101,24 @@ def start_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: s
             sys.stdout.flush()
             sys.stderr.flush()
             os._exit(code)
+    own_group(pid)
     return pid
+
+
+def as_a_fresh_process() -> None:
+    """In a forked step: a process group of its own (stopped as a whole) and the signal handling of a new
+    interpreter, not the host's."""
+    os.setpgid(0, 0)
+    signal.set_wakeup_fd(-1)
+    for signum in (signal.SIGCHLD, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def own_group(pid: int) -> None:
+    """Put a new child in its own process group from the parent's side too: whichever runs first wins the race."""
+    with contextlib.suppress(PermissionError, ProcessLookupError):  # the child did it already, or has exited
+        os.setpgid(pid, pid)
 
 
 def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
@@ -99,7 +126,7 @@ def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> i
     if is_python_script(argv):
         return start_script_in_child(argv, cwd, env, log)
     with open(log, "w") as handle:
-        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT).pid
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, process_group=0).pid
 
 
 class Host:
@@ -107,8 +134,9 @@ class Host:
 
     def __init__(self) -> None:
         self.stores: dict[tuple[str, str, str], LocalTracking] = {}
-        self.tracking: LocalTracking
+        self.tracking: LocalTracking | None = None
         self.running: dict[int, tuple[str, str]] = {}  # pid -> (step, MLflow run id)
+        self.ended: list[dict[str, Any]] = []  # steps that ended, not yet reported by wait_step
 
     def open_store(self, tracking_uri: str, experiment: str, artifacts_dir: str) -> LocalTracking:
         key = (tracking_uri, experiment, artifacts_dir)
@@ -121,13 +149,12 @@ class Host:
         if action == "start_pipeline":
             self.tracking = self.open_store(request["tracking_uri"], request["experiment"], request["artifacts_dir"])
             return {"run_id": self.tracking.start_pipeline(request["run_name"], request["params"])}
+        assert self.tracking is not None, "start_pipeline comes first"
         if action == "start_step":
             run_id, env = self.tracking.start_step(request["step"])
             pid = start_command(request["argv"], request["cwd"], env, request["log"])
             self.running[pid] = (request["step"], run_id)
             return {"run_id": run_id}
-        if action == "wait_step":
-            return self.wait_step()
         if action == "record_reused_step":
             self.tracking.record_reused_step(request["step"], request["earlier_run_id"])
             return {}
@@ -136,25 +163,98 @@ class Host:
             return {}
         raise ValueError(f"unknown request {action!r}")
 
-    def wait_step(self) -> dict[str, Any]:
-        """Wait for whichever started step finishes first."""
-        if not self.running:
-            raise ValueError("no step is running")
-        pid, status = os.waitpid(-1, 0)
+    def reap(self) -> None:
+        """Collect the steps that have exited: their MLflow runs end, and the next ``wait_step`` reports them."""
+        while self.running:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+            if pid == 0:
+                return
+            self.collect(pid, os.waitstatus_to_exitcode(status))
+
+    def collect(self, pid: int, returncode: int, stopped: bool = False) -> None:
+        if pid not in self.running:
+            return
         step, run_id = self.running.pop(pid)
-        returncode = os.waitstatus_to_exitcode(status)
-        self.tracking.end_step(run_id, "FINISHED" if returncode == 0 else "FAILED")
-        return {"step": step, "returncode": returncode}
+        assert self.tracking is not None  # a step runs only within a pipeline run
+        self.tracking.end_step(run_id, "KILLED" if stopped else "FINISHED" if returncode == 0 else "FAILED")
+        if not stopped:
+            self.ended.append({"step": step, "returncode": returncode})
+
+    def stop(self) -> list[str]:
+        """Stop every running step: SIGTERM to its process group, SIGKILL after ``STOP_SECONDS``. Their MLflow runs
+        and the pipeline's end as killed. Returns the steps stopped."""
+        stopped = sorted(step for step, _ in self.running.values())
+        signal_groups(self.running, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while self.running and time.monotonic() < deadline:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+            if pid:
+                self.collect(pid, -signal.SIGTERM, stopped=True)
+            else:
+                time.sleep(0.02)
+        signal_groups(self.running, signal.SIGKILL)
+        while self.running:
+            self.collect(os.waitpid(-1, 0)[0], -signal.SIGKILL, stopped=True)
+        if self.tracking:
+            self.tracking.end_pipeline("killed")
+        return stopped
 
 
-def serve(requests: IO[str], replies: IO[str], host: Host) -> None:
-    for line in requests:
-        try:
-            reply = {"ok": True, **host.handle(json.loads(line))}
-        except Exception as error:  # sent back to the runner, which raises it
-            reply = {"ok": False, "error": f"{type(error).__name__}: {error}"}
-        replies.write(json.dumps(reply) + "\n")
+def signal_groups(pids: Iterable[int], signum: int) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):  # the step has exited already
+            os.killpg(pid, signum)
+
+
+def serve(requests: int, replies: IO[str], host: Host) -> None:
+    """Answer the runner's requests, one JSON object per line, until SIGTERM or the end of its input.
+
+    ``wait_step`` is answered when a step ends, and signals arrive as bytes on a wake-up pipe, so the host
+    waits on its input, on signals and on its steps at once, never blocked in one of them.
+    """
+    wake_up, wake_up_writer = os.pipe()
+    for descriptor in (wake_up, wake_up_writer):
+        os.set_blocking(descriptor, False)
+    signal.set_wakeup_fd(wake_up_writer)
+    for signum in (signal.SIGCHLD, *STOPPING_SIGNALS):
+        signal.signal(signum, lambda *_: None)  # the byte on the wake-up pipe is what counts
+        signal.siginterrupt(signum, False)  # a library's system call in progress resumes rather than fails
+    received, waiting = b"", False
+
+    def reply(message: dict[str, Any]) -> None:
+        replies.write(json.dumps(message) + "\n")
         replies.flush()
+
+    while True:
+        ready = select.select([requests, wake_up], [], [])[0]
+        if wake_up in ready:
+            signals = set(os.read(wake_up, 1024))
+            if signals & set(STOPPING_SIGNALS):
+                reply({"ok": False, "error": "interrupted", "stopped": host.stop()})
+                return
+            host.reap()
+        if requests in ready:
+            chunk = os.read(requests, 1 << 16)
+            if not chunk:  # the runner is gone: nothing may outlive it
+                host.stop()
+                return
+            received += chunk
+            while b"\n" in received:
+                line, received = received.split(b"\n", 1)
+                request = json.loads(line)
+                if request["action"] == "wait_step":
+                    waiting = True
+                    continue
+                try:
+                    reply({"ok": True, **host.handle(request)})
+                except Exception as error:  # sent back to the runner, which raises it
+                    reply({"ok": False, "error": f"{type(error).__name__}: {error}"})
+        if waiting and host.ended:
+            reply({"ok": True, **host.ended.pop(0)})
+            waiting = False
+        elif waiting and not host.running:
+            reply({"ok": False, "error": "ValueError: no step is running"})
+            waiting = False
 
 
 def main() -> None:
@@ -171,7 +271,7 @@ def main() -> None:
     host.open_store(tracking_uri, experiment, artifacts_dir)
     replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
     replies.flush()
-    serve(sys.stdin, replies, host)
+    serve(sys.stdin.fileno(), replies, host)
     # Everything is written and every step has exited: skip the seconds-long teardown of the imported modules.
     sys.stdout.flush()
     sys.stderr.flush()

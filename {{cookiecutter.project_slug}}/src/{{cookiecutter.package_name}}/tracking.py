@@ -8,9 +8,29 @@ Azure ML, where the service sets that variable.
 
 from __future__ import annotations
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+PIPELINE_STATUSES = {"completed": "FINISHED", "killed": "KILLED"}  # the local runner's words -> MLflow's
+
+
+@contextmanager
+def store_set_up(tracking_uri: str) -> Iterator[None]:
+    """One process at a time sets up a SQLite store: creating its tables, or an experiment, in two local runs
+    started at once would make one of them fail."""
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix):
+        yield
+        return
+    database = Path(tracking_uri.removeprefix(prefix))
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.with_name(database.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 class LocalTracking:
@@ -18,13 +38,14 @@ class LocalTracking:
         from mlflow.tracking import MlflowClient  # heavy: imported only when a run starts
 
         self.tracking_uri = tracking_uri
-        self.client = MlflowClient(tracking_uri)
-        experiment = self.client.get_experiment_by_name(experiment_name)
-        self.experiment_id = (
-            experiment.experiment_id
-            if experiment
-            else self.client.create_experiment(experiment_name, artifact_location=artifacts_dir.resolve().as_uri())
-        )
+        with store_set_up(tracking_uri):  # the client opens the store, creating its tables if it is new
+            self.client = MlflowClient(tracking_uri)
+            experiment = self.client.get_experiment_by_name(experiment_name)
+            self.experiment_id = (
+                experiment.experiment_id
+                if experiment
+                else self.client.create_experiment(experiment_name, artifact_location=artifacts_dir.resolve().as_uri())
+            )
         self.parent_run_id: str | None = None
 
     def start_pipeline(self, run_id: str, inputs: dict[str, Any]) -> str:
@@ -36,8 +57,10 @@ class LocalTracking:
         return self.parent_run_id
 
     def end_pipeline(self, status: str) -> None:
+        """End the pipeline's run, if one is open: ``completed``, ``killed`` (interrupted) or anything else (failed)."""
         if self.parent_run_id:
-            self.client.set_terminated(self.parent_run_id, "FINISHED" if status == "completed" else "FAILED")
+            self.client.set_terminated(self.parent_run_id, PIPELINE_STATUSES.get(status, "FAILED"))
+            self.parent_run_id = None
 
     def _child(self, step: str, tags: dict[str, str] | None = None) -> str:
         run = self.client.create_run(

@@ -14,8 +14,9 @@ data_prep = command(
     display_name="Prepare data",
     description="Validate the CSV, drop rows without a target and unusable columns, split into train and test.",
     code=Path(__file__).parent,
-    # Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts; the quotes keep
-    # column names with spaces whole, and $[[...]] drops an option whose optional input is unset.
+    # Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts, and runs the command in a
+    # shell: string inputs stand in single quotes (`check` insists), and column names, which come from the
+    # CSV and may hold anything, arrive base64-encoded JSON. $[[...]] drops an option whose input is unset.
     command=(
         "python prep.py"
         " --input-data ${{inputs.input_data}}"
@@ -29,11 +30,15 @@ data_prep = command(
     ),  # one command line for Azure ML and the local runner
     inputs={
         "input_data": Input(type="uri_file", description="The raw CSV."),
-        "target_column": Input(type="string", description="Numeric column to predict."),
-        "numeric_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
-        "categorical_columns": Input(type="string", optional=True, description="Comma-separated; unset: inferred."),
+        "target_column": Input(type="string", description="Numeric column to predict, base64-encoded JSON."),
+        "numeric_columns": Input(
+            type="string", optional=True, description="Column names, base64-encoded JSON list; unset: inferred."
+        ),
+        "categorical_columns": Input(
+            type="string", optional=True, description="Column names, base64-encoded JSON list; unset: inferred."
+        ),
         "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
-        "random_seed": Input(type="integer", default=42, description="Seed of the shuffle."),
+        "random_seed": Input(type="integer", default=42, min=0, max=2**32 - 1, description="Seed of the shuffle."),
         "validation_size": Input(
             type="number", default=0.0, min=0.0, max=0.9, description="Train fraction set aside to pick a model."
         ),

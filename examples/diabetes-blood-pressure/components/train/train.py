@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import mlflow
@@ -28,20 +30,40 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
 MAX_CATEGORIES = 30
+# What an online deployment needs besides the model's own packages: Azure ML's inference server, and the
+# package its generated MLflow scoring script imports (azureml-examples, ncd/sklearn-diabetes/model/conda.yaml).
+# Equal to the pins of online/conda.yml (a test keeps them so), so the model's requirements alone build a
+# working deployment environment.
+SERVING_REQUIREMENTS = ("azureml-inference-server-http==1.5.1", "azureml-ai-monitoring==1.0.0")
+
+
+def ranged(kind: Callable[[str], float], low: float, high: float = math.inf) -> Callable[[str], float]:
+    """An argparse type: a finite number from ``low`` to ``high``, the min and max of the input in train.yml."""
+
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} is outside the allowed {low} to {high}")
+        return value
+
+    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output of data_prep.")
     parser.add_argument("--model-type", choices=MODEL_TYPES, required=True)
-    parser.add_argument("--alpha", type=float, default=1.0)
-    parser.add_argument("--n-estimators", type=int, default=200)
-    parser.add_argument("--max-depth", type=int, default=None)
-    parser.add_argument("--min-samples-leaf", type=int, default=10)
-    parser.add_argument("--max-features", type=float, default=0.5)
-    parser.add_argument("--learning-rate", type=float, default=0.05)
-    parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument("--random-seed", type=int, default=42)
+    parser.add_argument("--alpha", type=ranged(float, 0.0), default=1.0)
+    parser.add_argument("--n-estimators", type=ranged(int, 1), default=200)
+    parser.add_argument("--max-depth", type=ranged(int, 1), default=None)
+    parser.add_argument("--min-samples-leaf", type=ranged(int, 1), default=10)
+    parser.add_argument("--max-features", type=ranged(float, 0.01, 1.0), default=0.5)
+    parser.add_argument("--learning-rate", type=ranged(float, 0.0001), default=0.05)
+    parser.add_argument("--max-iter", type=ranged(int, 1), default=100)
+    parser.add_argument("--random-seed", type=ranged(int, 0, 2**32 - 1), default=42)
     parser.add_argument("--model", type=Path, required=True, help="Output folder of the MLflow model.")
     return parser
 
@@ -89,8 +111,9 @@ def load_split(prepped_data: Path, name: str) -> tuple[pd.DataFrame, pd.Series, 
 
 
 def runtime_requirements() -> list[str]:
-    """The packages the model needs to load, as installed here (inferring them would cost seconds)."""
-    return [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
+    """The packages the model needs to load, as installed here (inferring them would cost seconds), and to be served."""
+    loading = [f"scikit-learn=={sklearn.__version__}", f"skops=={skops.__version__}", f"pandas=={pd.__version__}"]
+    return [*loading, f"numpy=={np.__version__}", *SERVING_REQUIREMENTS]
 
 
 def hyperparameters(args: argparse.Namespace) -> dict[str, object]:

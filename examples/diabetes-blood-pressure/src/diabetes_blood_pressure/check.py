@@ -6,6 +6,11 @@ otherwise fail minutes into a run on a cluster:
 
 - command: every ``${{inputs.x}}`` / ``${{outputs.y}}`` in a component's command is declared, every
   required input and every output is used, and optional inputs appear only inside ``$[[...]]``;
+- quoting: Azure ML fills the command in and runs it in a shell, so a string input stands inside single
+  quotes (``'${{inputs.x}}'``, not within double quotes), unless its ``enum`` holds only words a shell
+  reads as themselves; its values may then hold anything but a single quote (the local runner refuses
+  one), and data-born text such as column names travels base64-encoded;
+- values: config.yml's parameters fit the inputs they feed (type, enum, min, max), as Azure ML will check;
 - script: the flags a command passes and its step script's argparse options agree;
 - binding: every step input reads an existing pipeline input or upstream output of a compatible type;
 - environment: the AML environment's conda file pins (==) every third-party package the step scripts import.
@@ -34,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .aml_graph import command_nodes, component_name, pipeline_input_types, serialised, step_from_node
-from .local_runner import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER
-from .plan import Binding, PlanError, Step
+from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER, Binding, PlanError, Step, unquoted_strings
 from .settings import PROJECT_ROOT, Settings, SettingsError, read_yaml
 from .step_host import script_imports
 
@@ -168,6 +172,7 @@ def checked(settings: Settings) -> Report:
         findings += command_findings(step, spec)
         findings += script_findings(step, spec)
     binding_problems, bindings = binding_findings(steps, specs, pipeline_input_types(job), pipeline_file)
+    binding_problems += value_findings(steps, job, root / "config.yml")
     environment_problems, packages = environment_findings(root / "aml" / "environment.yml", steps.values())
     return Report(
         root,
@@ -312,6 +317,11 @@ def command_findings(step: Step, spec: Path) -> list[Finding]:
         message = f"output {name!r} is declared but the command never passes {placeholder('outputs', name)}"
         hint = "pass it to the script, which writes the output there, or remove the output"
         findings.append(Finding(spec, "command-unused", message, hint, line_of(spec, key_pattern(name))))
+    for name in unquoted_strings(command, step.inputs):
+        text = placeholder("inputs", name)
+        message = f"string input {name!r} is filled into the command outside single quotes, where a shell reads it"
+        hint = f"write '{text}' (single quotes), or give it an enum of plain words; encode data-born text"
+        findings.append(Finding(spec, "command-quoting", message, hint, line_of(spec, re.escape(text))))
     return findings
 
 
@@ -502,6 +512,24 @@ def binding_source(
         choices = f"{binding.node}'s outputs are: {', '.join(upstream.outputs)}"
         return description, upstream.outputs.get(binding.output or ""), choices
     return None
+
+
+def value_findings(steps: dict[str, Step], job: Any, config: Path) -> list[Finding]:
+    """config.yml's values against the inputs they feed: what Azure ML would refuse when the job is submitted.
+    One finding per value, naming every input that refuses it."""
+    values = {name: getattr(value, "path", value) for name, value in ((n, i.result()) for n, i in job.inputs.items())}
+    refused: dict[tuple[str, str], list[str]] = {}
+    for step in steps.values():
+        for name, declared in step.inputs.items():
+            source = declared.binding.pipeline_input
+            if source and (problem := declared.problem(values.get(source))):
+                refused.setdefault((source, problem), []).append(f"{step.name}.inputs.{name}")
+    hint = "set a value the component's input takes (its spec declares type, enum, min and max)"
+    findings = []
+    for (source, problem), inputs in refused.items():
+        message = f"{source}: {problem}, for {', '.join(inputs)}"
+        findings.append(Finding(config, "input-value", message, hint, line_of(config, key_pattern(source))))
+    return findings
 
 
 def compatible(source: str, target: str) -> bool:

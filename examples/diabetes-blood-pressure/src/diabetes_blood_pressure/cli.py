@@ -2,7 +2,10 @@
 model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online.
 
 Runs and submissions start only when ``check`` finds nothing. Only the commands' own
-modules are imported, when they run: ``--help`` stays instant.
+modules are imported, when they run: ``--help`` stays instant. Every error ends in one line
+on stderr and a non-zero exit: 2 for what the user can correct (1 when a run or a step
+failed), 130/143 when SIGINT/SIGTERM stopped the command, 70 for a bug, whose traceback
+goes to a log file that the line names.
 """
 
 from __future__ import annotations
@@ -13,18 +16,24 @@ import gc
 import itertools
 import json
 import os
+import signal
 import sys
 import sysconfig
+import tempfile
+import traceback
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
+from .azure_ml import AzureAccessError
 from .check import CheckFailed, check_project
-from .local_runner import StepHostError
+from .local_runner import Interrupted, StepHostError
 from .plan import PlanError
-from .settings import Settings, SettingsError
+from .settings import PROJECT_ROOT, Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import PipelineJob
@@ -35,10 +44,35 @@ METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 SCORE_INPUT_DIR = "score-input"  # under runs/: the project's CSV without its target, the default rows to score
 SHOWN_PREDICTIONS = 5
+BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
+ERROR_LOGS = PROJECT_ROOT / "runs" / "errors"  # the tracebacks of unforeseen errors
 
 
 class UsageError(ValueError):
     """A command cannot do what was asked; the message says what to do instead."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, with a bad argument reported in one line rather than after the usage text."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` (to ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < low or (high is not None and value > high):
+            allowed = f"from {low} to {high}" if high is not None else f">= {low}"
+            raise argparse.ArgumentTypeError(f"{text!r} is invalid: must be a whole number {allowed}")
+        return value
+
+    return parse
 
 
 def parameter(text: str) -> tuple[str, Any]:
@@ -51,7 +85,7 @@ def parameter(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="diabetes_blood_pressure", description=__doc__)
+    parser = OneLineParser(prog="diabetes_blood_pressure", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
     run = commands.add_parser("run", help="run the pipeline")
@@ -60,7 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
     run.add_argument("--no-reuse", action="store_true", help="run every step, even if an earlier run can be reused")
     run.add_argument(
-        "--max-parallel", type=int, metavar="N", help="run at most N steps at once (default: one per CPU core)"
+        "--max-parallel",
+        type=whole_number(1),
+        metavar="N",
+        help="run at most N steps at once (default: one per CPU core)",
     )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
@@ -79,9 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (submit, score):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
+    submit.add_argument(
+        "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
+    )
     serve = commands.add_parser("serve", help="serve a local model over HTTP with MLflow's scoring server")
     serve.add_argument("--model", type=Path, help="model folder (default: the latest completed local run's)")
-    serve.add_argument("--port", type=int, default=SERVE_PORT, help="port on 127.0.0.1 (default: %(default)s)")
+    serve.add_argument(
+        "--port", type=whole_number(1, 65535), default=SERVE_PORT, help="port on 127.0.0.1 (default: %(default)s)"
+    )
     commands.add_parser("deploy", help="deploy the newest registered model to the Azure ML online endpoint in aml/")
     for command in (run, submit):
         command.add_argument(
@@ -169,9 +211,11 @@ def run_locally(
         from .aml_graph import plan_from_job
 
         plan = plan_from_job(build())
-        runner = LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse)
-        runner.parallel = max_parallel or runner.parallel
-        return runner.run(plan)
+        parallel = {"parallel": max_parallel} if max_parallel else {}
+        return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
+    except Interrupted:
+        host.interrupt()  # whether a run had started or not, nothing may outlive the command
+        raise
     finally:
         if own_host:
             host.close()
@@ -225,6 +269,8 @@ def rows_without_target(settings: Settings) -> Path:
     Copied field by field, so every value reaches the model exactly as the CSV has it.
     """
     source, target = settings.local_data_path, settings.setting("target_column")
+    if not source.is_file():
+        raise UsageError(f"the project's CSV {source} is gone (aml/data.yml names it): restore it, or pass --data")
     destination = runs_dir(settings) / SCORE_INPUT_DIR / source.name
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
@@ -243,7 +289,8 @@ def rows_without_target(settings: Settings) -> Path:
 
 
 def failed(failure: StepFailed) -> int:
-    print(f"\nFAILED: {failure}\n--- last lines of {failure.log} ---\n{failure.log_tail()}", file=sys.stderr)
+    reason = failure.last_line().removeprefix("error: ")
+    print(f"error: step {failure.step!r} failed: {reason} (its log: {failure.log})", file=sys.stderr)
     return 1
 
 
@@ -265,10 +312,13 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_pa
     return 0
 
 
-def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool) -> int:
-    from .azure_ml import ml_client, submit
+def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False) -> int:
+    from .azure_ml import ml_client, submit, submit_dry_run
 
     passed_check(settings)
+    if dry_run:
+        print(submit_dry_run(settings, overrides))
+        return 0
     submit(settings, ml_client(settings), overrides, stream=stream)
     return 0
 
@@ -331,30 +381,69 @@ def deploy_online(settings: Settings) -> int:
     return 0
 
 
+def dispatch(args: argparse.Namespace) -> int:
+    overrides = dict(getattr(args, "param", []))
+    settings = Settings.load()
+    if args.command == "check":
+        return show_check(settings)
+    if args.command == "run" and args.local:
+        return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel)
+    if args.command == "score" and args.local:
+        return score_local(settings, args.model, args.data)
+    if args.command == "score":
+        return score_azure(settings, args.model, args.data, stream=not args.no_stream)
+    if args.command == "serve":
+        return serve(settings, args.model, args.port)
+    if args.command == "deploy":
+        return deploy_online(settings)
+    stream, dry_run = not getattr(args, "no_stream", False), getattr(args, "dry_run", False)
+    return run_azure(settings, overrides, stream=stream, dry_run=dry_run)
+
+
+def interrupt(signum: int, frame: FrameType | None) -> None:
+    """SIGINT or SIGTERM: stop what runs, once; a second signal must not cut the clean-up short."""
+    for stopping in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stopping, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def log_unforeseen(error: BaseException) -> Path:
+    """The traceback of an error no handler foresaw, in a file of its own under runs/errors/ (or the temp folder)."""
+    name = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.getpid()}.log"
+    text = "".join(traceback.format_exception(error))
+    for folder in (ERROR_LOGS, Path(tempfile.gettempdir())):
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(text)
+            return folder / name
+        except OSError:
+            continue
+    return Path(os.devnull)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    overrides = dict(getattr(args, "param", []))
+    previous = {stopping: signal.signal(stopping, interrupt) for stopping in (signal.SIGINT, signal.SIGTERM)}
     try:
-        settings = Settings.load()
-        if args.command == "check":
-            return show_check(settings)
-        if args.command == "run" and args.local:
-            return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel)
-        if args.command == "score" and args.local:
-            return score_local(settings, args.model, args.data)
-        if args.command == "score":
-            return score_azure(settings, args.model, args.data, stream=not args.no_stream)
-        if args.command == "serve":
-            return serve(settings, args.model, args.port)
-        if args.command == "deploy":
-            return deploy_online(settings)
-        return run_azure(settings, overrides, stream=not getattr(args, "no_stream", False))
+        return dispatch(args)
+    except Interrupted as interruption:
+        done = f": {interruption.summary}" if interruption.summary else ""
+        print(f"interrupted by {signal.Signals(interruption.signum).name}{done}", file=sys.stderr)
+        return 128 + interruption.signum
     except CheckFailed as failure:
         print(f"{failure.report.text()}\nnot started: fix the findings above, `make check` re-checks", file=sys.stderr)
         return 1
-    except (SettingsError, PlanError, StepHostError, UsageError) as error:
+    except (SettingsError, PlanError, StepHostError, UsageError, AzureAccessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:  # a bug, or an error from a library nobody foresaw: one line, the rest in a file
+        log = log_unforeseen(error)
+        message = " ".join(str(error).split()) or "no message"
+        print(f"error: unexpected {type(error).__name__}: {message[:300]} (traceback: {log})", file=sys.stderr)
+        return BUG_EXIT_CODE
+    finally:
+        for stopping, handler in previous.items():
+            signal.signal(stopping, handler)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ import hashlib
 import json
 import os
 import re
+import select
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -25,13 +27,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .plan import Plan, PlanError, Step
+from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, Plan, PlanError, Step, unquoted_strings
 
-INPUT_PLACEHOLDER = re.compile(r"\$\{\{inputs\.(\w+)\}\}")
-OUTPUT_PLACEHOLDER = re.compile(r"\$\{\{outputs\.(\w+)\}\}")
-OPTIONAL_BLOCK = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
-LOG_TAIL_LINES = 20
 IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
 
 
 class StepFailed(RuntimeError):
@@ -39,8 +38,19 @@ class StepFailed(RuntimeError):
         self.step, self.returncode, self.log = step, returncode, log
         super().__init__(f"step {step!r} failed with exit code {returncode}; its log: {log}")
 
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+    def last_line(self) -> str:
+        """The step's own last word: its one-line error, or the exception line ending a traceback."""
+        lines = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+        return lines[-1] if lines else "(its log is empty)"
+
+
+class Interrupted(BaseException):  # a BaseException, as KeyboardInterrupt: no `except Exception` swallows it
+    """SIGINT or SIGTERM, raised into a run by the caller's signal handler: the run stops, marked killed."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        self.summary = ""  # what the runner did about it, for the one line the caller prints
+        super().__init__(signal.Signals(signum).name)
 
 
 @dataclass
@@ -99,31 +109,47 @@ def resolve_inputs(
 
 
 def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Path]) -> list[str]:
-    """The command's argv with ``${{inputs.x}}``, ``${{outputs.y}}`` and ``$[[optional]]`` blocks resolved."""
+    """The command's argv with ``${{inputs.x}}``, ``${{outputs.y}}`` and ``$[[optional]]`` blocks resolved.
+
+    The command is split into words first, as a shell splits it, then each placeholder is filled in once: a value
+    is never searched for placeholders itself, whatever it holds (a column named ``${{outputs.model}}``).
+    """
 
     def keep_optional(block: re.Match[str]) -> str:
         names = INPUT_PLACEHOLDER.findall(block[1])
         return block[1] if all(inputs.get(name) is not None for name in names) else ""
 
-    def fill(token: str) -> str:
-        def input_value(match: re.Match[str]) -> str:
-            if match[1] not in inputs:
-                raise PlanError(f"command uses {match[0]}, which the component does not declare")
-            if inputs[match[1]] is None:
-                raise PlanError(f"command uses optional input {match[1]!r} outside a $[[...]] block, but it is unset")
-            return str(inputs[match[1]])
+    def value(match: re.Match[str]) -> str:
+        kind, name = match[1], match[2]
+        declared = inputs if kind == "inputs" else outputs
+        if name not in declared:
+            raise PlanError(f"command uses {match[0]}, which the component does not declare")
+        if declared[name] is None:
+            raise PlanError(f"command uses optional input {name!r} outside a $[[...]] block, but it is unset")
+        return str(declared[name])
 
-        def output_value(match: re.Match[str]) -> str:
-            if match[1] not in outputs:
-                raise PlanError(f"command uses {match[0]}, which the component does not declare")
-            return str(outputs[match[1]])
-
-        return OUTPUT_PLACEHOLDER.sub(output_value, INPUT_PLACEHOLDER.sub(input_value, token))
-
-    argv = [fill(token) for token in shlex.split(OPTIONAL_BLOCK.sub(keep_optional, command))]
+    argv = [PLACEHOLDER.sub(value, token) for token in shlex.split(OPTIONAL_BLOCK.sub(keep_optional, command))]
     if argv and argv[0] in {"python", "python3"}:
         argv[0] = sys.executable
     return argv
+
+
+def plan_problem(plan: Plan) -> str | None:
+    """The first thing that makes ``plan`` unsafe or certain to fail, known before any step runs: a string input
+    outside quotes, a value its input refuses (a ``-p`` override, config.yml, a default). None if there is none."""
+    for step in plan.steps:
+        for name in unquoted_strings(step.command, step.inputs):
+            return f"step {step.name!r}: the command fills in string input {name!r} outside single quotes"
+        for name, spec in step.inputs.items():
+            if spec.binding.node:
+                continue
+            source = spec.binding.pipeline_input
+            value = plan.inputs.get(source) if source else spec.binding.value
+            value = spec.default if value is None else value
+            if problem := spec.problem(value):
+                given = f"pipeline parameter {source!r}" if source else "its value"
+                return f"step {step.name!r} input {name!r} ({given}): {problem}"
+    return None
 
 
 def iter_files(folder: Path) -> Iterator[Path]:
@@ -132,15 +158,21 @@ def iter_files(folder: Path) -> Iterator[Path]:
             yield path
 
 
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def content_digest(path: Path) -> str:
     """sha256 of a file, or of every file (with its relative name) in a folder."""
     digest = hashlib.sha256()
     files = [path] if path.is_file() else list(iter_files(path))
     for file in files:
         digest.update(str(file.relative_to(path) if file != path else file.name).encode())
-        with file.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
+        digest.update(file_sha256(file).encode())
     return digest.hexdigest()
 
 
@@ -170,25 +202,61 @@ def link_tree(source: Path, destination: Path) -> None:
     shutil.copytree(source, destination, copy_function=link_or_copy)
 
 
+def manifest(folder: Path) -> dict[str, list[Any]]:
+    """Every file in ``folder``: its relative name, size and sha256."""
+    return {
+        path.relative_to(folder).as_posix(): [path.stat().st_size, file_sha256(path)]
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+def manifest_difference(folder: Path, expected: dict[str, list[Any]]) -> str | None:
+    """How ``folder`` differs from its manifest, in a few words; None if every file is as it was."""
+    if not folder.is_dir():
+        return f"{folder} is gone"
+    found = manifest(folder)
+    for name in sorted(expected.keys() | found.keys()):
+        if name not in found:
+            return f"{folder / name} is gone"
+        if name not in expected:
+            return f"{folder / name} was added"
+        if found[name] != expected[name]:
+            return f"{folder / name} changed"
+    return None
+
+
 class ReuseIndex:
-    """Earlier successful steps by key: ``runs/.reuse/<key>.json``."""
+    """Earlier successful steps by key: ``runs/.reuse/<key>.json``, with a manifest of each output (names, sizes,
+    sha256) taken when the step succeeded. An entry whose outputs no longer match it is never reused."""
 
     def __init__(self, runs_dir: Path) -> None:
         self.folder = runs_dir / ".reuse"
 
-    def lookup(self, key: str) -> dict[str, Any] | None:
+    def lookup(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
+        """The entry for ``key`` if its outputs are intact; otherwise None, and why (None if there is no entry)."""
         path = self.folder / f"{key}.json"
         if not path.is_file():
-            return None
+            return None, None
         entry = json.loads(path.read_text())
-        if all(Path(output).is_dir() for output in entry["outputs"].values()):
-            return entry
-        return None
+        manifests = entry.get("manifests") or {}
+        for name, output in entry["outputs"].items():
+            if name not in manifests:
+                return None, f"{output} has no manifest"
+            if difference := manifest_difference(Path(output), manifests[name]):
+                return None, difference
+        return entry, None
 
     def record(self, key: str, run_id: str, outputs: dict[str, Path], mlflow_run_id: str | None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        entry = {"run_id": run_id, "outputs": {k: str(v) for k, v in outputs.items()}, "mlflow_run_id": mlflow_run_id}
-        temporary = self.folder / f"{key}.json.tmp"
+        entry = {
+            "run_id": run_id,
+            "outputs": {name: str(path) for name, path in outputs.items()},
+            "manifests": {name: manifest(path) for name, path in outputs.items()},
+            "mlflow_run_id": mlflow_run_id,
+        }
+        # A name of its own: runs in parallel may record the same key at the same moment.
+        temporary = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
         temporary.write_text(json.dumps(entry))
         temporary.replace(self.folder / f"{key}.json")
 
@@ -211,7 +279,12 @@ class TrackingTarget:
 
 
 class StepHost:
-    """The runner's handle on the warm step host process (see ``step_host``); it serves run after run."""
+    """The runner's handle on the warm step host process (see ``step_host``); it serves run after run.
+
+    The host runs in a session of its own, so a Ctrl-C in the terminal reaches only this process, which stops the
+    host (and the host its steps) with ``interrupt()``. If this process dies, the host sees its input close and
+    stops its steps too: nothing outlives the run.
+    """
 
     def __init__(self, warm: TrackingTarget, step_folders: list[Path]) -> None:
         package_parent = str(Path(__file__).resolve().parents[1])
@@ -223,9 +296,14 @@ class StepHost:
         }
         argv = [sys.executable, "-m", f"{__package__}.step_host", warm.uri, warm.experiment, str(warm.artifacts_dir)]
         self.process = subprocess.Popen(
-            [*argv, *map(str, step_folders)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True
+            [*argv, *map(str, step_folders)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
         )
         self.ready = False
+        self.received = b""  # what the host sent beyond the last complete reply
 
     def request(self, action: str, **payload: Any) -> dict[str, Any]:
         if not self.ready:
@@ -233,21 +311,51 @@ class StepHost:
             self.ready = True
         assert self.process.stdin is not None
         try:
-            self.process.stdin.write(json.dumps({"action": action, **payload}) + "\n")
+            self.process.stdin.write((json.dumps({"action": action, **payload}) + "\n").encode())
             self.process.stdin.flush()
         except BrokenPipeError:
             raise StepHostError(f"the step host exited with code {self.process.wait()}") from None
         return self._reply()
 
-    def _reply(self) -> dict[str, Any]:
+    def _line(self, deadline: float | None = None) -> bytes | None:
+        """The host's next line; None when it has closed its output (or ``deadline`` has passed)."""
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
+        descriptor = self.process.stdout.fileno()
+        while b"\n" not in self.received:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not select.select([descriptor], [], [], timeout)[0]:
+                return None
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
+                return None
+            self.received += chunk
+        line, self.received = self.received.split(b"\n", 1)
+        return line
+
+    def _reply(self) -> dict[str, Any]:
+        line = self._line()
+        if line is None:
             raise StepHostError(f"the step host exited with code {self.process.wait()}; its errors are above")
         reply = json.loads(line)
         if not reply.pop("ok"):
             raise StepHostError(reply["error"])
         return reply
+
+    def interrupt(self) -> list[str]:
+        """Stop the host at once: it stops the steps it runs and ends their MLflow runs, and the pipeline's, as
+        killed. Returns the steps it stopped."""
+        stopped: list[str] = []
+        deadline = time.monotonic() + HOST_STOP_SECONDS
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            while (line := self._line(deadline)) is not None:  # replies still on their way, then its last word
+                stopped = json.loads(line).get("stopped", stopped)
+        try:
+            self.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return stopped
 
     def close(self) -> None:
         if self.process.stdin:
@@ -268,6 +376,8 @@ class LocalRunner:
         progress: Progress = print,
         parallel: int = os.cpu_count() or 1,
     ) -> None:
+        if parallel < 1:
+            raise ValueError(f"parallel={parallel} is invalid: at least one step must run at a time")
         self.runs_dir = runs_dir
         self.parallel = parallel
         self.host = host
@@ -275,42 +385,71 @@ class LocalRunner:
         self.reuse = reuse
         self.progress = progress
         self.index = ReuseIndex(runs_dir)
+        self.running: dict[str, Started] = {}
 
     def run(self, plan: Plan, run_id: str | None = None) -> RunResult:
+        if problem := plan_problem(plan):
+            raise PlanError(problem)
         run_id = run_id or new_run_id()
         result = RunResult(run_id=run_id, run_dir=self.runs_dir / run_id, status="running")
         result.run_dir.mkdir(parents=True)
-        result.mlflow_run_id = self.host.request(
-            "start_pipeline",
-            run_name=run_id,
-            params=plan.inputs,
-            tracking_uri=self.tracking.uri,
-            experiment=self.tracking.experiment,
-            artifacts_dir=str(self.tracking.artifacts_dir),
-        )["run_id"]
         try:
+            result.mlflow_run_id = self.host.request(
+                "start_pipeline",
+                run_name=run_id,
+                params=plan.inputs,
+                tracking_uri=self.tracking.uri,
+                experiment=self.tracking.experiment,
+                artifacts_dir=str(self.tracking.artifacts_dir),
+            )["run_id"]
             produced = self.run_steps(plan, result)
+        except Interrupted as interruption:
+            self.stop(plan, result, interruption)
+            raise
         except StepFailed as failure:
             result.status = "failed"
             result.steps.append(StepResult(failure.step, "failed", 0.0, {}))
+            self.end(result)
             raise
         except BaseException:
             result.status = "failed"
+            self.end(result)
             raise
-        else:
-            result.status = "completed"
-            result.outputs = {name: produced[source] for name, source in plan.outputs.items()}
-        finally:
-            self.host.request("end_pipeline", status=result.status)
-            self.write_summary(result)
+        result.status = "completed"
+        result.outputs = {name: produced[source] for name, source in plan.outputs.items()}
+        self.end(result)
         return result
+
+    def end(self, result: RunResult) -> None:
+        try:
+            if result.mlflow_run_id:
+                self.host.request("end_pipeline", status=result.status)
+        finally:
+            self.write_summary(result)
+
+    def stop(self, plan: Plan, result: RunResult, interruption: Interrupted) -> None:
+        """SIGINT or SIGTERM: stop the host and its steps, mark the run killed, remove what killed steps wrote."""
+        result.status = "killed"
+        stopped = {*self.running, *self.host.interrupt()}
+        self.running.clear()
+        finished = {step.name for step in result.steps}
+        for step in plan.steps:
+            if step.name in finished:
+                continue
+            for output in step.outputs:
+                shutil.rmtree(result.run_dir / step.name / output, ignore_errors=True)
+            if step.name in stopped:
+                result.steps.append(StepResult(step.name, "killed", 0.0, {}))
+        self.write_summary(result, interrupted_by=str(interruption))
+        steps = f"; stopped {', '.join(sorted(stopped))} and removed their outputs" if stopped else ""
+        interruption.summary = f"run {result.run_id} marked killed in {result.run_dir / 'run.json'} and MLflow{steps}"
 
     def run_steps(self, plan: Plan, result: RunResult) -> dict[tuple[str, str], Path]:
         """Every step once its inputs exist, as many at a time as ``parallel`` allows, as Azure ML would."""
         produced: dict[tuple[str, str], Path] = {}
         keys: dict[str, str] = {}
         waiting = list(plan.steps)
-        running: dict[str, Started] = {}
+        running = self.running
         while waiting or running:
             ready = [step for step in waiting if step.upstream <= {s.name for s in result.steps}]
             for step in ready[: max(self.parallel - len(running), 0)]:
@@ -346,7 +485,9 @@ class LocalRunner:
         outputs = {name: step_dir / name for name in step.outputs}
         argv = render_command(step.command, values, outputs)
         key = keys[step.name] = step_key(step, values, keys)
-        earlier = self.index.lookup(key) if self.reuse and step.deterministic else None
+        earlier, changed = self.index.lookup(key) if self.reuse and step.deterministic else (None, None)
+        if changed:
+            self.progress(f"      {step.name}: not reused, its earlier outputs changed since ({changed})")
         if earlier:
             step_dir.mkdir()
             for name, path in outputs.items():
@@ -366,17 +507,18 @@ class LocalRunner:
         if returncode != 0:
             for path in started.outputs.values():
                 shutil.rmtree(path, ignore_errors=True)
-            for _ in others:  # no step is left running behind the failure
-                self.host.request("wait_step")
+            while others:  # no step is left running behind the failure
+                others.pop(self.host.request("wait_step")["step"])
             raise StepFailed(started.name, returncode, started.log)
         self.index.record(started.key, run_id, started.outputs, started.mlflow_run_id)
         self.progress(f"      {started.name}: done in {seconds:.1f}s")
         return StepResult(started.name, "completed", seconds, started.outputs)
 
-    def write_summary(self, result: RunResult) -> None:
+    def write_summary(self, result: RunResult, **extra: str) -> None:
         summary = {
             "run_id": result.run_id,
             "status": result.status,
+            **extra,
             "mlflow_run_id": result.mlflow_run_id,
             "steps": [
                 {

@@ -1,0 +1,436 @@
+"""Azure ML's side of a pipeline step, simulated at HTTP level on 127.0.0.1.
+
+A step on Azure ML talks to its workspace through azureml-mlflow: MLflow's REST API (tracking and
+model registry) under the workspace's ``azureml://`` tracking URI, the run-history and artifact
+services that hand out blob URLs, and blob storage itself. This server answers those calls the way
+the service does, so the real client libraries (mlflow, azureml-mlflow, azure-storage-blob) run
+unchanged against it:
+
+- paths and payloads: MLflow's REST API (``/api/2.0/mlflow/...``, https://mlflow.org/docs/latest/api_reference/rest-api.html)
+  under ``/mlflow/v2.0/<workspace scope>`` (azureml-mlflow ``_store/azureml_reststore.py`` builds it for
+  MLflow 3), the run-artifact and artifact services (``/history/v1.0/...``, ``/artifact/v2.0/...``, from
+  azureml-mlflow's generated REST clients ``_restclient/run_artifact`` and ``_restclient/artifact``), and
+  the blob service's Put Blob / Get Blob (https://learn.microsoft.com/rest/api/storageservices/put-blob);
+- the service's known answers: the logged-models API that MLflow 3 uses is not implemented and answers
+  404 with an empty body (Azure/azure-sdk-for-python#44896); a job's run holds ``user_logs/`` beside what
+  the step logs;
+- HTTPS only, as azureml-mlflow builds ``https://`` URLs from the tracking URI: the server makes a
+  self-signed certificate that the clients trust through ``REQUESTS_CA_BUNDLE``.
+
+Tests can make an operation fail (``fail``) and read what was asked (``requests``) and stored.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import json
+import re
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+HOST = "127.0.0.1"
+SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE = "00000000-0000-0000-0000-000000000000", "rg-test", "mlw-test"
+SCOPE = (
+    f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
+    f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}"
+)
+STORAGE_ACCOUNT = "mlwteststorage"
+BLOB_SAS = "sv=2021-08-06&sr=b&sp=rcw&sig=fake"
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as PEM files; the certificate is its own CA bundle."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, HOST)])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(HOST)), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = folder / "fake-azure.pem", folder / "fake-azure.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def run_token(run_id: str) -> str:
+    """A token shaped like the one Azure ML gives a job (MLFLOW_TRACKING_TOKEN): azureml-mlflow reads its expiry."""
+    claims = {"exp": int(time.time()) + 3600, "runId": run_id}
+    return jwt.encode(claims, "a signing key that nothing verifies", algorithm="HS256")
+
+
+def millis() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class Run:
+    run_id: str
+    experiment_id: str
+    experiment_name: str
+    status: str = "RUNNING"
+    start_time: int = field(default_factory=millis)
+    end_time: int | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    # The run's artifact container; every Azure ML job's run has its logs there.
+    artifacts: dict[str, bytes] = field(default_factory=lambda: {"user_logs/std_log.txt": b"step log\n"})
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "run_uuid": self.run_id,
+            "run_name": self.run_id,
+            "experiment_id": self.experiment_id,
+            "status": self.status,
+            "start_time": self.start_time,
+            **({"end_time": self.end_time} if self.end_time else {}),
+            # What Azure ML answers: the run's container, named by experiment and run.
+            "artifact_uri": f"azureml://experiments/{self.experiment_name}/runs/{self.run_id}/artifacts",
+            "lifecycle_stage": "active",
+        }
+
+    def as_json(self) -> dict[str, Any]:
+        data = {
+            "tags": [{"key": key, "value": value} for key, value in self.tags.items()],
+            "params": [{"key": key, "value": value} for key, value in self.params.items()],
+            "metrics": [
+                {"key": key, "value": value, "timestamp": self.start_time, "step": 0}
+                for key, value in self.metrics.items()
+            ],
+        }
+        return {"info": self.info(), "data": data, "inputs": {}}
+
+
+@dataclass
+class ModelVersion:
+    name: str
+    version: str
+    source: str
+    run_id: str
+    tags: dict[str, str]
+    created: int = field(default_factory=millis)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.source,
+            "run_id": self.run_id,
+            "status": "READY",
+            "current_stage": "None",
+            "creation_timestamp": self.created,
+            "last_updated_timestamp": self.created,
+            "tags": [{"key": key, "value": value} for key, value in self.tags.items()],
+        }
+
+
+class MlflowError(Exception):
+    """An MLflow REST error: the HTTP status and MLflow's ``error_code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+@dataclass
+class Failure:
+    status: int
+    body: dict[str, Any] | None
+
+
+class FakeAzureML:
+    """The workspace state and the HTTPS server in front of it; ``with FakeAzureML(folder) as fake: ...``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.cert, self.key = self_signed_certificate(folder)
+        self.lock = threading.Lock()
+        self.experiments: dict[str, str] = {}  # id -> name
+        self.runs: dict[str, Run] = {}
+        self.registered_models: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, list[ModelVersion]] = {}
+        self.blobs: dict[str, bytes] = {}  # "<container>/<blob path>" -> content
+        self.fail: dict[str, Failure] = {}  # operation name (e.g. "model-versions/search") -> its answer
+        self.requests: list[tuple[str, str]] = []
+        self.server = ThreadingHTTPServer((HOST, 0), self.handler_class())
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.cert, self.key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeAzureML:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    @property
+    def netloc(self) -> str:
+        return f"{HOST}:{self.server.server_address[1]}"
+
+    @property
+    def tracking_uri(self) -> str:
+        """The workspace's MLflow tracking URI, as ``MLClient.workspaces.get(...).mlflow_tracking_uri`` gives it."""
+        return f"azureml://{self.netloc}/mlflow/v1.0{SCOPE}"
+
+    def start_job_run(self, experiment_name: str) -> Run:
+        """The run Azure ML creates for a pipeline step before its command starts."""
+        with self.lock:
+            experiment_id = next((i for i, n in self.experiments.items() if n == experiment_name), None)
+            if experiment_id is None:
+                experiment_id = str(uuid.uuid4())
+                self.experiments[experiment_id] = experiment_name
+            run = Run(str(uuid.uuid4()), experiment_id, experiment_name)
+            self.runs[run.run_id] = run
+        return run
+
+    def step_environment(self, run: Run) -> dict[str, str]:
+        """The variables Azure ML sets for a step's command (azureml-mlflow reads them), and trust in this server."""
+        return {
+            "MLFLOW_TRACKING_URI": self.tracking_uri,
+            "MLFLOW_TRACKING_TOKEN": run_token(run.run_id),
+            "MLFLOW_RUN_ID": run.run_id,
+            "MLFLOW_EXPERIMENT_ID": run.experiment_id,
+            "MLFLOW_EXPERIMENT_NAME": run.experiment_name,
+            "AZUREML_RUN_ID": run.run_id,
+            # The cloud by name: otherwise azureml-mlflow asks Azure Resource Manager for the cloud's endpoints.
+            "AZUREML_CURRENT_CLOUD": "AzureCloud",
+            "REQUESTS_CA_BUNDLE": str(self.cert),
+        }
+
+    def add_version(self, name: str, tags: dict[str, str]) -> ModelVersion:
+        """A version registered earlier (by another job)."""
+        with self.lock:
+            self.registered_models.setdefault(name, {"name": name, "creation_timestamp": millis()})
+            versions = self.versions.setdefault(name, [])
+            version = ModelVersion(name, str(len(versions) + 1), "azureml://artifacts/earlier/model", "", tags)
+            versions.append(version)
+        return version
+
+    def files_of(self, source: str) -> dict[str, bytes]:
+        """The uploaded files under a version's ``source`` (``azureml://artifacts/<origin>/<container>/<path>``)."""
+        prefix = source.removeprefix("azureml://artifacts/").rstrip("/") + "/"
+        return {path.removeprefix(prefix): data for path, data in self.blobs.items() if path.startswith(prefix)}
+
+    def handler_class(self) -> type[BaseHTTPRequestHandler]:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fake.dispatch(self, "GET")
+
+            def do_POST(self) -> None:
+                fake.dispatch(self, "POST")
+
+            def do_PUT(self) -> None:
+                fake.dispatch(self, "PUT")
+
+            def do_PATCH(self) -> None:
+                fake.dispatch(self, "PATCH")
+
+            def do_DELETE(self) -> None:
+                fake.dispatch(self, "DELETE")
+
+        return Handler
+
+    # --- dispatch -------------------------------------------------------------------------------------------
+
+    def dispatch(self, request: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlsplit(request.path)
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        self.requests.append((method, url.path))
+        try:
+            status, headers, payload = self.route(method, url.path, parse_qs(url.query), body, request.headers)
+        except MlflowError as error:
+            status, headers = error.status, {}
+            payload = json.dumps({"error_code": error.code, "message": str(error)}).encode()
+        request.send_response(status)
+        for name, value in {"Content-Type": "application/json", **headers}.items():
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        request.wfile.write(payload)
+
+    def route(
+        self, method: str, path: str, query: dict[str, list[str]], body: bytes, headers: Any
+    ) -> tuple[int, dict[str, str], bytes]:
+        mlflow_prefix = f"/mlflow/v2.0{SCOPE}/api/2.0/mlflow/"
+        if path.startswith(mlflow_prefix):
+            operation = path.removeprefix(mlflow_prefix)
+            if operation.startswith("logged-models"):
+                return 404, {}, b""  # not implemented by Azure ML (Azure/azure-sdk-for-python#44896)
+            if failure := self.fail.get(operation):
+                return failure.status, {}, json.dumps(failure.body).encode() if failure.body else b""
+            arguments = json.loads(body) if body else {key: values[0] for key, values in query.items()}
+            with self.lock:
+                return 200, {}, json.dumps(self.mlflow(operation, arguments)).encode()
+        run_artifacts = rf"/history/v1\.0{SCOPE}/experiments/([^/]+)/runs/([^/]+)/artifacts(/batch/metadata)?"
+        if match := re.fullmatch(run_artifacts, path):
+            experiment, run_id, batch = match.groups()
+            with self.lock:
+                return 200, {}, json.dumps(self.run_artifacts(experiment, run_id, batch, body)).encode()
+        if match := re.fullmatch(rf"/artifact/v2\.0{SCOPE}/artifacts/([^/]+)/([^/]+)/batch/metadata", path):
+            origin, container = match.groups()
+            with self.lock:
+                return 200, {}, json.dumps(self.create_empty_artifacts(origin, container, body)).encode()
+        if path.startswith(f"/{STORAGE_ACCOUNT}/"):
+            return self.blob(method, path.removeprefix(f"/{STORAGE_ACCOUNT}/"), body, headers)
+        return 404, {}, json.dumps({"error": {"code": "NotFound", "message": f"no route {method} {path}"}}).encode()
+
+    # --- MLflow REST ----------------------------------------------------------------------------------------
+
+    def run(self, run_id: str) -> Run:
+        if run_id not in self.runs:
+            raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Run '{run_id}' not found")
+        return self.runs[run_id]
+
+    def registered(self, name: str) -> dict[str, Any]:
+        if name not in self.registered_models:
+            raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Model {name} not found")
+        return self.registered_models[name]
+
+    def version(self, name: str, number: str) -> ModelVersion:
+        for version in self.versions.get(name, []):
+            if version.version == str(number):
+                return version
+        raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Model {name} version {number} not found")
+
+    def mlflow(self, operation: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        if operation == "experiments/get":
+            experiment_id = arguments["experiment_id"]
+            if experiment_id not in self.experiments:
+                raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"Experiment '{experiment_id}' not found")
+            name = self.experiments[experiment_id]
+            return {"experiment": {"experiment_id": experiment_id, "name": name, "lifecycle_stage": "active"}}
+        if operation == "runs/get":
+            return {"run": self.run(arguments["run_id"]).as_json()}
+        if operation == "runs/update":
+            run = self.run(arguments.get("run_id") or arguments["run_uuid"])
+            run.status = arguments.get("status", run.status)
+            run.end_time = int(arguments["end_time"]) if arguments.get("end_time") else run.end_time
+            return {"run_info": run.info()}
+        if operation == "runs/log-batch":
+            run = self.run(arguments["run_id"])
+            run.tags.update({tag["key"]: tag["value"] for tag in arguments.get("tags", [])})
+            run.params.update({param["key"]: param["value"] for param in arguments.get("params", [])})
+            run.metrics.update({metric["key"]: float(metric["value"]) for metric in arguments.get("metrics", [])})
+            return {}
+        if operation == "runs/set-tag":
+            self.run(arguments.get("run_id") or arguments["run_uuid"]).tags[arguments["key"]] = arguments["value"]
+            return {}
+        if operation == "registered-models/create":
+            name = arguments["name"]
+            if name in self.registered_models:
+                raise MlflowError(400, "RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.")
+            self.registered_models[name] = {"name": name, "creation_timestamp": millis()}
+            self.versions[name] = []
+            return {"registered_model": self.registered_models[name]}
+        if operation == "registered-models/get":
+            return {"registered_model": self.registered(arguments["name"])}
+        if operation == "model-versions/create":
+            name = arguments["name"]
+            self.registered(name)
+            versions = self.versions.setdefault(name, [])
+            tags = {tag["key"]: tag["value"] for tag in arguments.get("tags", [])}
+            version = ModelVersion(name, str(len(versions) + 1), arguments["source"], arguments.get("run_id", ""), tags)
+            versions.append(version)
+            return {"model_version": version.as_json()}
+        if operation == "model-versions/get":
+            return {"model_version": self.version(arguments["name"], arguments["version"]).as_json()}
+        if operation == "model-versions/set-tag":
+            self.version(arguments["name"], arguments["version"]).tags[arguments["key"]] = arguments["value"]
+            return {}
+        if operation == "model-versions/search":
+            match = re.fullmatch(r"\s*name\s*=\s*'([^']*)'\s*", arguments.get("filter", ""))
+            if not match:
+                raise MlflowError(400, "INVALID_PARAMETER_VALUE", f"unsupported filter {arguments.get('filter')!r}")
+            return {"model_versions": [version.as_json() for version in self.versions.get(match.group(1), [])]}
+        raise MlflowError(404, "ENDPOINT_NOT_FOUND", f"no MLflow operation {operation}")
+
+    # --- run history and artifact services -----------------------------------------------------------------
+
+    def content_information(self, container: str, path: str) -> dict[str, str]:
+        uri = f"https://{self.netloc}/{STORAGE_ACCOUNT}/{container}/{path}?{BLOB_SAS}"
+        return {"contentUri": uri, "origin": container.split("/")[0], "container": container, "path": path}
+
+    def run_artifacts(self, experiment: str, run_id: str, batch: str | None, body: bytes) -> dict[str, Any]:
+        run = self.runs.get(run_id)
+        if run is None or run.experiment_name != experiment:
+            raise MlflowError(404, "RESOURCE_DOES_NOT_EXIST", f"no run {run_id} in experiment {experiment}")
+        container = f"ExperimentRun/dcid.{run_id}"
+        if not batch:  # list: every artifact of the run's container, at every depth
+            return {"value": [{"origin": "ExperimentRun", "container": container, "path": p} for p in run.artifacts]}
+        paths = [item["path"] for item in json.loads(body)["paths"]]
+        for path in paths:
+            run.artifacts.setdefault(path, b"")
+        return {
+            "artifacts": {p: {"origin": "ExperimentRun", "container": container, "path": p} for p in paths},
+            "artifactContentInformation": {p: self.content_information(container, p) for p in paths},
+            "errors": {},
+        }
+
+    def create_empty_artifacts(self, origin: str, container: str, body: bytes) -> dict[str, Any]:
+        paths = [item["path"] for item in json.loads(body)["paths"]]
+        full = f"{origin}/{container}"
+        return {
+            "artifacts": {p: {"origin": origin, "container": container, "path": p} for p in paths},
+            "artifactContentInformation": {p: self.content_information(full, p) for p in paths},
+            "errors": {},
+        }
+
+    def blob(self, method: str, path: str, body: bytes, headers: Any) -> tuple[int, dict[str, str], bytes]:
+        stamp = {
+            "ETag": f'"0x{uuid.uuid4().hex[:16].upper()}"',
+            "Last-Modified": time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime()),
+            "x-ms-request-id": str(uuid.uuid4()),
+            "x-ms-version": headers.get("x-ms-version", "2021-08-06"),
+        }
+        if method == "PUT" and headers.get("x-ms-blob-type") == "BlockBlob":
+            with self.lock:
+                self.blobs[path] = body
+                run_match = re.fullmatch(r"ExperimentRun/dcid\.([^/]+)/(.+)", path)
+                if run_match and run_match.group(1) in self.runs:
+                    self.runs[run_match.group(1)].artifacts[run_match.group(2)] = body
+            return 201, {**stamp, "x-ms-request-server-encrypted": "true"}, b""
+        if method == "GET" and path in self.blobs:
+            data = self.blobs[path]
+            return 200, {**stamp, "Content-Type": "application/octet-stream", "x-ms-blob-type": "BlockBlob"}, data
+        error = b'<?xml version="1.0" encoding="utf-8"?><Error><Code>BlobNotFound</Code></Error>'
+        return 404, {"Content-Type": "application/xml", "x-ms-error-code": "BlobNotFound"}, error

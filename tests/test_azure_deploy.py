@@ -1,0 +1,176 @@
+"""The render's online deployment as Azure ML runs it: its scoring script in Azure ML's own inference server
+(azureml-inference-server-http, the server of Azure ML's inference containers), installed from the deployment
+environment's pins, serving a trained model and answering the shipped sample request.
+
+The server runs from a venv of its own, made from the pins of the render's online/conda.yml: it cannot share the
+template's venv, where azure-ai-ml (through azure-monitor-opentelemetry) needs opentelemetry-sdk 1.44 and
+azureml-inference-server-http 1.5.1 pins opentelemetry-sdk 1.33. The venv is kept under build/ and made again
+only when the pins change.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+import pytest
+import yaml
+from azure_render import OFFLINE, TrainedRender, trained_default_render
+from conftest import TEMPLATE_DIR
+
+HOST = "127.0.0.1"
+STARTUP_SECONDS = 120
+OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+# azmlinfsrv's own entry point, with the one change a test needs: it binds every interface (0.0.0.0, hard-coded in
+# azureml_inference_server_http.constants.DEFAULT_HOST); here it listens on the loopback interface only.
+LAUNCH_AZMLINFSRV = (
+    "import sys; from azureml_inference_server_http import amlserver; "
+    f"amlserver.DEFAULT_HOST = {HOST!r}; sys.argv[0] = 'azmlinfsrv'; sys.exit(amlserver.run())"
+)
+
+
+def pip_pins(conda_file: Path) -> list[str]:
+    dependencies = yaml.safe_load(conda_file.read_text())["dependencies"]
+    return next(item["pip"] for item in dependencies if isinstance(item, dict))
+
+
+def deployment_venv(pins: list[str]) -> Path:
+    """A venv with exactly the deployment environment's pip packages, made once per set of pins."""
+    key = hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()[:12]
+    venv = TEMPLATE_DIR / "build" / "venvs" / f"online-{key}"
+    venv.parent.mkdir(parents=True, exist_ok=True)
+    with (venv.parent / f"online-{key}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers: one makes it, the others wait for it
+        if not (venv / ".installed").is_file():
+            shutil.rmtree(venv, ignore_errors=True)
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+            installed = subprocess.run([*pip, *pins], capture_output=True, text=True, timeout=900)
+            assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
+            (venv / ".installed").touch()
+    return venv
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def call(url: str, body: bytes | None = None) -> tuple[int, Any]:
+    """GET (no ``body``) or POST; the answer's JSON, or its text when it is not JSON (the liveness route's)."""
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with OPENER.open(request, timeout=30) as response:
+            status, payload = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, payload = error.code, error.read()
+    try:
+        return status, json.loads(payload)
+    except ValueError:
+        return status, payload.decode(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def trained_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
+    return trained_default_render(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def scoring_url(trained_render: TrainedRender, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The deployment's scoring script in azmlinfsrv, with the model mounted as Azure ML mounts a registered one."""
+    venv = deployment_venv(pip_pins(trained_render.root / "online" / "conda.yml"))
+    model_dir = tmp_path_factory.mktemp("azureml-model-dir")
+    shutil.copytree(trained_render.model, model_dir / trained_render.model.name)
+    port = free_port()
+    arguments = ["--entry_script", str(trained_render.root / "online" / "score.py"), "--model_dir", str(model_dir)]
+    log = model_dir.parent / "azmlinfsrv.log"
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [str(venv / "bin" / "python"), "-c", LAUNCH_AZMLINFSRV, *arguments, "--port", str(port)],
+            cwd=trained_render.root / "online",
+            env={**os.environ, **OFFLINE},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # gunicorn and its worker: stopped together
+        )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while time.monotonic() < deadline and server.poll() is None:
+            with contextlib.suppress(OSError):
+                if call(url + "/")[0] == 200:
+                    break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"azmlinfsrv did not start (exit code {server.poll()}):\n{log.read_text()[-4000:]}")
+        yield url
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def test_the_shipped_sample_request_gets_the_models_own_predictions(
+    scoring_url: str, trained_render: TrainedRender
+) -> None:
+    body = json.loads((trained_render.root / "docs" / "sample-request.json").read_text())
+    status, answer = call(scoring_url + "/score", json.dumps(body).encode())
+    assert status == 200, answer
+    rows = pd.DataFrame(body["input_data"]["data"], columns=body["input_data"]["columns"])
+    expected = mlflow.pyfunc.load_model(str(trained_render.model)).predict(rows)
+    assert answer["predictions"] == pytest.approx(list(expected), rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"dataframe_split": {"columns": ["Age"], "data": [[1]]}}', b"{not json", b'{"input_data": {"columns": ["x"]}}'],
+    ids=["mlflow-body", "not-json", "no-data"],
+)
+def test_a_request_not_in_the_endpoint_format_gets_a_400_naming_it(scoring_url: str, body: bytes) -> None:
+    status, answer = call(scoring_url + "/score", body)
+    assert status == 400, answer
+    assert "input_data" in answer["message"] or "Expecting" in answer["message"]
+
+
+def test_rows_the_model_cannot_score_get_a_400_and_the_server_keeps_serving(
+    scoring_url: str, trained_render: TrainedRender
+) -> None:
+    status, answer = call(scoring_url + "/score", b'{"input_data": {"columns": ["no_such_column"], "data": [[1]]}}')
+    assert status == 400, answer
+    assert answer["message"]
+    assert call(scoring_url + "/score", (trained_render.root / "docs" / "sample-request.json").read_bytes())[0] == 200
+
+
+def test_the_model_requirements_build_the_deployment_environment(trained_render: TrainedRender) -> None:
+    """No-code deployments build their environment from the model's requirements: they must hold the server and
+    the monitoring package Azure ML's generated scoring script imports, at the deployment environment's pins."""
+    requirements = set((trained_render.model / "requirements.txt").read_text().split())
+    deployment = set(pip_pins(trained_render.root / "online" / "conda.yml"))
+    serving_packages = ("azureml-inference-server-http==", "azureml-ai-monitoring==")
+    serving = {pin for pin in deployment if pin.startswith(serving_packages)}
+    assert len(serving) == 2
+    assert serving <= requirements
+    loading = {pin for pin in requirements if pin.split("==")[0] in {"scikit-learn", "skops", "pandas", "numpy"}}
+    assert len(loading) == 4
+    assert loading <= deployment

@@ -1,0 +1,330 @@
+"""The hooks against hostile and careless input.
+
+Every value is either refused in one line naming it and the rule, before a single file is written
+(an existing project under ``cookiecutter -f`` included), or rendered so that the project reads the
+data the way pandas reads it: the hooks decide column types with ``csv_rules.py``, the module
+data_prep uses at run time, and the first test here holds that module to pandas itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import importlib.util
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+
+import pandas as pd
+import pytest
+import yaml
+from cookiecutter.exceptions import FailedHookException
+from cookiecutter.main import cookiecutter
+from pandas._libs.parsers import STR_NA_VALUES
+from pytest_cookies.plugin import Cookies
+from test_hooks import assert_hook_failed, assert_rendered, bake, error_lines, load_yaml, write_input
+
+TEMPLATE = Path(__file__).resolve().parents[1]
+RULES_PATH = TEMPLATE / "{{cookiecutter.project_slug}}" / "components" / "data_prep" / "csv_rules.py"
+
+pytestmark = pytest.mark.filterwarnings("ignore:project is deprecated:DeprecationWarning")
+
+
+def load_rules() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("template_csv_rules", RULES_PATH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rules = load_rules()
+
+
+# --- one rule: csv_rules reads a field as pandas does ----------------------------------------------------------
+
+FIELDS = [
+    *sorted(STR_NA_VALUES),
+    *("1", " 1", "1 ", "\t1", "1.", ".5", "+1", "-1", "-0", "0001", "1e5", "1E+05", "1.e5", "+.5", "1e-400"),
+    *("inf", "-inf", "Inf", "INF", "infinity", "-Infinity", "+inf", "iNfInItY", "1e308"),
+    *("1_000", "1,000", "0x10", "1.5.2", "1d5", "1e", "e5", ".", "+", "-", "--1", "1e400", "1.8e308"),
+    *("NAN", "na", " NA", "NA ", "none", "+nan", "nan(1)", " ", "TRUE", "yes"),
+    *("\u0661", "\u0661\u0662", "\uff11", "1\u00a0"),  # Arabic-Indic and full-width digits, a no-break space
+    *("99999999999999999999", "18446744073709551616", "9223372036854775807", "infinit"),
+]
+
+
+@pytest.mark.parametrize("field", FIELDS, ids=repr)
+def test_csv_rules_read_a_field_as_pandas_does(field: str) -> None:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([["x", "y"], [field, 1], ["2", 1]])
+    column = pd.read_csv(io.StringIO(buffer.getvalue()))["x"]
+    pandas_missing = bool(column.isna().iloc[0])
+    pandas_number = pd.api.types.is_numeric_dtype(column) and not pandas_missing
+    assert rules.is_missing(field) == pandas_missing
+    assert rules.is_number(field) == pandas_number
+    if pandas_number:
+        assert rules.number(field) == float(column.iloc[0])
+
+
+def test_csv_rules_know_every_missing_value_marker_of_pandas() -> None:
+    assert frozenset(STR_NA_VALUES) == rules.NA_VALUES
+
+
+# --- refused at the door -----------------------------------------------------------------------------------------
+
+
+def rows(count: int, make: Callable[[int], list[object]]) -> list[list[object]]:
+    return [make(index) for index in range(count)]
+
+
+def table(header: list[str], body: list[list[object]]) -> str:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([header, *body])
+    return buffer.getvalue()
+
+
+def houses(count: int = 40, **columns: Callable[[int], object]) -> str:
+    """A small, valid CSV of ``count`` houses; ``columns`` replace or add columns by the row's index."""
+    makers: dict[str, Callable[[int], object]] = {
+        "rooms": lambda i: 1 + i % 5,
+        "area": lambda i: 30 + (i * 7) % 90,
+        "city": lambda i: ("Paris", "Lyon", "Nice")[i % 3],
+        "price": lambda i: 1000 + 13 * i,
+        **columns,
+    }
+    return table(list(makers), rows(count, lambda i: [make(i) for make in makers.values()]))
+
+
+SEED_RULE = "random_seed={value!r} is invalid: must be a whole number from 0 to 4294967295"
+TEST_SIZE_RULE = "test_size={value!r} is invalid: must be a number from 0.01 to 0.99"
+PACKAGE_RULE = "package_name={value!r} is invalid: it is {reason}; choose another name"
+KEYWORD, STDLIB, IMPORTED = (
+    "a Python keyword",
+    "the name of a standard library module, which it would hide",
+    "the name of a package the project imports, which it would hide",
+)
+
+# (extra context, CSV text or None for the shipped sample) -> the one ERROR line
+REFUSED = {
+    "a seed numpy cannot take": ({"random_seed": str(2**32)}, None, SEED_RULE.format(value=str(2**32))),
+    "a negative seed": ({"random_seed": "-1"}, None, SEED_RULE.format(value="-1")),
+    "a test size the component spec refuses (low)": (
+        {"test_size": "0.001"},
+        None,
+        TEST_SIZE_RULE.format(value="0.001"),
+    ),
+    "a test size the component spec refuses (high)": (
+        {"test_size": "0.999"},
+        None,
+        TEST_SIZE_RULE.format(value="0.999"),
+    ),
+    "a test size that is not finite": ({"test_size": "nan"}, None, TEST_SIZE_RULE.format(value="nan")),
+    "a keyword as package name": (
+        {"package_name": "import"},
+        None,
+        PACKAGE_RULE.format(value="import", reason=KEYWORD),
+    ),
+    "a standard library module as package name": (
+        {"package_name": "email"},
+        None,
+        PACKAGE_RULE.format(value="email", reason=STDLIB),
+    ),
+    "a dependency as package name": (
+        {"package_name": "pandas"},
+        None,
+        PACKAGE_RULE.format(value="pandas", reason=IMPORTED),
+    ),
+    "a slug that derives a keyword package": (
+        {"project_slug": "import"},
+        None,
+        PACKAGE_RULE.format(value="import", reason=KEYWORD),
+    ),
+    "a test split left with one row": (
+        {"test_size": "0.05"},
+        houses(12),
+        "test_size='0.05' is invalid for the 12 rows with a target in data.csv: "
+        "it leaves 1 of 12 rows for the test split, at least 2 are needed",
+    ),
+    "a train split left with no row": (
+        {"test_size": "0.99"},
+        houses(12),
+        "test_size='0.99' is invalid for the 12 rows with a target in data.csv: it leaves no train rows of 12",
+    ),
+    "auto with a validation split left with one row": (
+        {"test_size": "0.6", "model": "auto"},
+        houses(12),
+        "test_size='0.6' is invalid for the 12 rows with a target in data.csv: "
+        "it leaves 1 of 12 rows for the validation split, at least 2 are needed",
+    ),
+    "too few rows with a target": (
+        {},
+        houses(12, price=lambda i: "NA" if i % 4 else 1000 + i),
+        "data_path='{path}' is invalid: only 3 rows have a 'price' value, at least 10 are needed",
+    ),
+    "an infinite target": (
+        {},
+        houses(price=lambda i: "inf" if i == 5 else 1000 + i),
+        "target_column='price' must hold finite numbers, but data.csv holds 'inf'",
+    ),
+    "an infinite feature": (
+        {},
+        houses(area=lambda i: "-Infinity" if i == 5 else 30 + i % 7),
+        "column 'area' of data.csv holds '-Infinity': numbers must be finite; "
+        "make those fields empty (or NA), or list the column in drop_columns",
+    ),
+    "a numeric feature with a few stray strings": (
+        {},
+        houses(area=lambda i: ("?", "unknown")[i % 2] if i in (3, 8, 11) else 30 + i % 7),
+        "column 'area' of data.csv holds numbers except for 'unknown', '?' (3 of 40 filled rows): make those "
+        "fields empty (or NA) if they mean missing, list the column in drop_columns, or name it in feature_columns "
+        "to keep it as a category",
+    ),
+    "a header column without a name": (
+        {},
+        houses().replace("rooms,area", "rooms,", 1),
+        "data_path='{path}' is invalid: column 2 of the header has no name",
+    ),
+    "a row longer than the header": (
+        {},
+        houses() + "1,2,Paris,3,4\n",
+        "data_path='{path}' is invalid: line 42 has 5 fields, the header 4",
+    ),
+}
+
+
+@pytest.mark.parametrize(("context", "content", "expected"), REFUSED.values(), ids=REFUSED.keys())
+def test_refused_in_one_line_before_anything_is_written(
+    cookies: Cookies,
+    capfd: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    context: dict[str, str],
+    content: str | None,
+    expected: str,
+) -> None:
+    data = {} if content is None else {"data_path": str(write_input(tmp_path, "data.csv", content))}
+    result = bake(cookies, **{"target_column": "price"} if content else {}, **data, **context)
+    assert_hook_failed(result, tmp_path)
+    assert error_lines(capfd) == [expected.format(path=data.get("data_path"))]
+
+
+# --- accepted, and typed as pandas types it ----------------------------------------------------------------------
+
+MARKERS = ("NA", "N/A", "NULL", "nan", "", "#N/A", "None", "<NA>", "n/a", "null")
+
+
+def test_missing_value_markers_leave_a_numeric_column_numeric(cookies: Cookies, tmp_path: Path) -> None:
+    """R² fell from 0.986 to 0.034 when the hook one-hot encoded a numeric column that marked gaps with NA."""
+    content = houses(
+        200,
+        area=lambda i: MARKERS[i % len(MARKERS)] if i % 9 == 0 else 30 + (i * 7) % 90,
+        price=lambda i: "NA" if i % 50 == 7 else 1000 + 13 * i,
+    )
+    source = write_input(tmp_path, "data.csv", content)
+    project = assert_rendered(bake(cookies, data_path=str(source), target_column="price"))
+    features = load_yaml(project / "config.yml")["features"]
+    frame = pd.read_csv(source)
+    assert features == {"numeric": ["rooms", "area"], "categorical": ["city"]}
+    assert [pd.api.types.is_numeric_dtype(frame[name]) for name in ("rooms", "area", "city")] == [True, True, False]
+
+
+def test_a_column_of_codes_named_in_feature_columns_is_a_category(cookies: Cookies, tmp_path: Path) -> None:
+    """Cars93's Cylinders: 3, 4, 5, 6, 8 and once "rotary"; refused when inferred, a category when named."""
+    content = houses(cylinders=lambda i: "rotary" if i == 7 else (4, 6, 8)[i % 3])
+    source = write_input(tmp_path, "data.csv", content)
+    project = assert_rendered(
+        bake(cookies, data_path=str(source), target_column="price", feature_columns="rooms, cylinders")
+    )
+    assert load_yaml(project / "config.yml")["features"] == {"numeric": ["rooms"], "categorical": ["cylinders"]}
+
+
+HOSTILE_NAMES = [
+    "x'; touch pwned; echo '",
+    '"; rm -rf ~; "',
+    "$(id) `id`",
+    "${{outputs.prepped_data}}",
+    "${{inputs.target_column}}",
+    "--help",
+    "--input-data",
+    "-x",
+    "a,b",
+    "#comment: yes",
+    "ünï cödé ✓",
+]
+
+
+def test_column_names_from_the_header_render_as_data(cookies: Cookies, tmp_path: Path) -> None:
+    """Whatever a header holds lands in config.yml as JSON strings; the run-time tests pass them to the steps."""
+    content = table(
+        [*HOSTILE_NAMES, "price"], rows(30, lambda i: [i % (2 + j) for j in range(len(HOSTILE_NAMES))] + [i])
+    )
+    source = write_input(tmp_path, "data.csv", content)
+    project = assert_rendered(bake(cookies, data_path=str(source), target_column="price"))
+    assert load_yaml(project / "config.yml")["features"] == {"numeric": HOSTILE_NAMES, "categorical": []}
+
+
+# --- never destroy what exists -----------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under ``folder`` by relative path, with the sha256 of its bytes."""
+    return {
+        path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
+
+
+# What the second render is given, from the paths of a good CSV and of one with a spoilt numeric column.
+OVERWRITE_REFUSALS: dict[str, Callable[[Path, Path], dict[str, str]]] = {
+    "a typed value": lambda good, mixed: {"compute_name": "a"},
+    "a text target": lambda good, mixed: {"target_column": "city"},
+    "a numeric feature with strays": lambda good, mixed: {"data_path": str(mixed)},
+}
+
+
+@pytest.mark.parametrize("refusal", OVERWRITE_REFUSALS.values(), ids=OVERWRITE_REFUSALS.keys())
+def test_a_refused_render_over_an_existing_project_changes_nothing(
+    tmp_path: Path, refusal: Callable[[Path, Path], dict[str, str]]
+) -> None:
+    good = write_input(tmp_path, "houses.csv", houses())
+    mixed = write_input(tmp_path, "mixed.csv", houses(area=lambda i: "?" if i == 3 else i))
+    values = {"data_path": str(good), "target_column": "price"}
+    output = str(tmp_path / "out")
+    project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=values, output_dir=output))
+    # The owner's work since the render: an edit, a deletion, a new file.
+    (project / "config.yml").write_text((project / "config.yml").read_text() + "# tuned by hand\n")
+    (project / "README.md").unlink()
+    (project / "notes.txt").write_text("mine\n")
+    before = snapshot(project)
+
+    refused = {**values, **refusal(good, mixed)}
+    with pytest.raises(FailedHookException):
+        cookiecutter(str(TEMPLATE), no_input=True, extra_context=refused, output_dir=output, overwrite_if_exists=True)
+
+    assert snapshot(project) == before
+
+
+# --- the hooks find the rules wherever cookiecutter is started ---------------------------------------------------
+
+
+def test_a_render_from_a_relative_template_path_finds_the_shared_rules(tmp_path: Path) -> None:
+    """``cookiecutter .`` in the template: _repo_dir is relative, the hooks run in the new project's folder."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cookiecutter", "--no-input", ".", "--output-dir", str(tmp_path)],
+        cwd=TEMPLATE,
+        env={**os.environ, "PWD": str(TEMPLATE)},  # as a shell sets it
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load((tmp_path / "diabetes-blood-pressure" / "config.yml").read_text())
+    assert config["features"]["categorical"] == ["Diabetic"]
+    assert json.loads((tmp_path / "diabetes-blood-pressure" / "docs" / "sample-request.json").read_text())

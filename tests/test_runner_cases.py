@@ -1,0 +1,361 @@
+"""The rendered project's local runner, step host and check against hostile values, tampered outputs,
+interruptions and concurrent runs.
+
+Each case once failed (issue 11): a column name run as shell code, a placeholder filled in inside a value,
+an override that crashed a step, a tampered model reused, a run that spun forever, an interrupted run left
+RUNNING with its host orphaned, two first runs at once crashing on the store's migration.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import mlflow
+import pytest
+from conftest import TEMPLATE_DIR, named_bake
+from cookiecutter.main import cookiecutter
+from machinery import ENV, PACKAGE, cli, copy_project, latest_run, no_step_host_left, start_cli, step_hosts
+from test_hook_cases import HOSTILE_NAMES, rows, table
+
+INJECTED = "injected"  # the file a header tries to create through a shell
+
+# azure-ai-ml's own schemas use marshmallow APIs that marshmallow deprecates: not ours to fix.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
+]
+
+
+@pytest.fixture(scope="module")
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return named_bake("default", tmp_path_factory).path
+
+
+@pytest.fixture(scope="module")
+def machinery(default_project: Path) -> SimpleNamespace:
+    """The default bake's plan, runner, graph and settings modules, imported in this process."""
+    sys.path.insert(0, str(default_project / "src"))
+    modules = ("plan", "local_runner", "aml_graph", "pipeline", "settings")
+    return SimpleNamespace(**{name: importlib.import_module(f"{PACKAGE}.{name}") for name in modules})
+
+
+# --- the quoting rule (check's command-quoting, and the runner's refusal) -------------------------------------
+
+# command -> the string inputs it leaves open to the shell; input x is a string, n a number, e/w enums
+QUOTING = {
+    "single-quoted": ("python s.py --x '${{inputs.x}}'", []),
+    "bare": ("python s.py --x ${{inputs.x}}", ["x"]),
+    "double-quoted": ('python s.py --x "${{inputs.x}}"', ["x"]),
+    "single quotes inside double quotes": ("python s.py --x \"'${{inputs.x}}'\"", ["x"]),
+    "escaped quotes": ("python s.py --x \\'${{inputs.x}}\\'", ["x"]),
+    "inside a longer quoted word": ("python s.py '--x=${{inputs.x}}'", []),
+    "quoted after an equals sign": ("python s.py --x='${{inputs.x}}'", []),
+    "in an optional block": ("python s.py $[[--x '${{inputs.x}}']]", []),
+    "quoted once, bare once": ("python s.py --x '${{inputs.x}}' --y ${{inputs.x}}", ["x"]),
+    "a number": ("python s.py --n ${{inputs.n}}", []),
+    "an enum of plain words": ("python s.py --e ${{inputs.e}}", []),
+    "an enum with a space": ("python s.py --w ${{inputs.w}}", ["w"]),
+}
+
+
+@pytest.mark.parametrize(("command", "open_to_the_shell"), QUOTING.values(), ids=QUOTING.keys())
+def test_the_quoting_rule(machinery: SimpleNamespace, command: str, open_to_the_shell: list[str]) -> None:
+    plan = machinery.plan
+    inputs = {
+        "x": plan.StepInput("string", plan.Binding()),
+        "n": plan.StepInput("number", plan.Binding()),
+        "e": plan.StepInput("string", plan.Binding(), enum=("ridge", "random_forest")),
+        "w": plan.StepInput("string", plan.Binding(), enum=("a b", "c")),
+    }
+    assert plan.unquoted_strings(command, inputs) == open_to_the_shell
+
+
+# (type, declaration, value) -> why the input refuses it (None: accepted)
+VALUES = {
+    "below the minimum": ("number", {"minimum": 0.01}, 0, "0 is below the minimum 0.01"),
+    "above the maximum": ("integer", {"maximum": 4294967295.0}, 2**32, "4294967296 is above the maximum 4294967295"),
+    "infinite": ("number", {}, float("inf"), "inf is not a finite number"),
+    "not a number": ("number", {}, "nan", "'nan' is not a finite number"),
+    "a fraction for an integer": ("integer", {}, 1.5, "1.5 is not a whole number"),
+    "a boolean for an integer": ("integer", {}, True, "True is not a whole number"),
+    "outside the enum": ("string", {"enum": ("ridge",)}, "svm", "'svm' is not one of ridge"),
+    "a single quote": (
+        "string",
+        {},
+        "it's",
+        '"it\'s" holds a single quote or a NUL, which no quoting on a command line carries safely',
+    ),
+    "a default, as text": ("integer", {"minimum": 1.0}, "100", None),
+    "placeholders and flags in text": ("string", {}, "${{outputs.model}} --help", None),
+}
+
+
+@pytest.mark.parametrize(("kind", "declared", "value", "problem"), VALUES.values(), ids=VALUES.keys())
+def test_values_an_input_refuses(
+    machinery: SimpleNamespace, kind: str, declared: dict, value: object, problem: str | None
+) -> None:
+    assert machinery.plan.StepInput(kind, machinery.plan.Binding(), **declared).problem(value) == problem
+
+
+def test_a_value_is_never_searched_for_placeholders(machinery: SimpleNamespace) -> None:
+    """A column named ``${{outputs.out}}`` once became the output folder's path."""
+    command = "python s.py --x '${{inputs.x}}' --out ${{outputs.out}}"
+    argv = machinery.local_runner.render_command(command, {"x": "${{outputs.out}} $(id)"}, {"out": Path("/o")})
+    assert argv[2:] == ["--x", "${{outputs.out}} $(id)", "--out", "/o"]
+
+
+# -p NAME=VALUE -> the one line that refuses the run before anything starts
+OVERRIDES = {
+    "-p alpha=-1": ({"alpha": -1}, "step 'train' input 'alpha' (pipeline parameter 'alpha'): -1 is below the minimum"),
+    "-p random_seed=2**32": (
+        {"random_seed": 2**32},
+        "step 'data_prep' input 'random_seed' (pipeline parameter 'random_seed'): 4294967296 is above the maximum",
+    ),
+    "-p n_estimators=1.5": (
+        {"n_estimators": 1.5},
+        "step 'train' input 'n_estimators' (pipeline parameter 'n_estimators'): 1.5 is not a whole number",
+    ),
+    "-p test_size=0": (
+        {"test_size": 0},
+        "step 'data_prep' input 'test_size' (pipeline parameter 'test_size'): 0 is below the minimum 0.01",
+    ),
+    "-p learning_rate=inf": (
+        {"learning_rate": float("inf")},
+        "step 'train' input 'learning_rate' (pipeline parameter 'learning_rate'): inf is not a finite number",
+    ),
+    "-p registered_model_name=it's": (
+        {"registered_model_name": "it's"},
+        "step 'register' input 'model_name' (pipeline parameter 'registered_model_name'): \"it's\" holds a single",
+    ),
+}
+
+
+@pytest.mark.parametrize(("overrides", "message"), OVERRIDES.values(), ids=OVERRIDES.keys())
+def test_a_value_no_step_can_take_is_refused_before_the_run(
+    machinery: SimpleNamespace, default_project: Path, overrides: dict, message: str
+) -> None:
+    settings = machinery.settings.Settings.load(default_project)
+    plan = machinery.aml_graph.plan_from_job(machinery.pipeline.local_pipeline(settings, overrides))
+    assert machinery.local_runner.plan_problem(plan).startswith(message)
+
+
+# --- column names from a hostile header, through the shell as Azure ML runs a command ----------------------------
+
+ARGV_DUMP = "import json, sys\nopen(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))\n"
+STEP_OF = """
+import json
+from {package}.aml_graph import plan_from_job
+from {package}.pipeline import local_pipeline
+from {package}.settings import Settings
+plan = plan_from_job(local_pipeline(Settings.load()))
+step = plan.step("data_prep")
+values = {{
+    name: plan.inputs.get(spec.binding.pipeline_input) if spec.binding.pipeline_input else spec.default
+    for name, spec in step.inputs.items()
+}}
+print(json.dumps({{"command": step.command, "values": values}}, default=str))
+"""
+PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.(\w+)\}\}")
+OPTIONAL_BLOCK = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
+
+
+def filled_as_azure_ml_does(command: str, inputs: dict, outputs: dict) -> str:
+    """Azure ML's substitution: each placeholder replaced by the value's text, an option whose input is unset
+    dropped; then the command goes to a shell."""
+
+    def optional(block: re.Match[str]) -> str:
+        names = re.findall(r"\$\{\{inputs\.(\w+)\}\}", block[1])
+        return block[1] if all(inputs.get(name) is not None for name in names) else ""
+
+    def value(match: re.Match[str]) -> str:
+        return str((inputs if match[1] == "inputs" else outputs)[match[2]])
+
+    return PLACEHOLDER.sub(value, OPTIONAL_BLOCK.sub(optional, command))
+
+
+@pytest.fixture(scope="module")
+def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A project rendered from a CSV whose header holds shell code, placeholders and flags; and those names."""
+    folder = tmp_path_factory.mktemp("hostile")
+    names = [*HOSTILE_NAMES, f"x'; touch {folder / INJECTED}; echo '"]
+    source = folder / "houses.csv"
+    body = rows(60, lambda i: [(i * (3 + j)) % (5 + j) for j in range(len(names))] + [100 + 3 * i + i % 7])
+    source.write_text(table([*names, "price"], body))
+    context = {"data_path": str(source), "target_column": "price"}
+    project = cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(folder / "out"))
+    return Path(project), names
+
+
+def test_column_names_reach_the_step_whole_through_a_shell(
+    hostile_project: tuple[Path, list[str]], tmp_path: Path
+) -> None:
+    """Filled in the way Azure ML fills a command and run by bash: such a header once ran ``touch``."""
+    project, names = hostile_project
+    found = subprocess.run(
+        [sys.executable, "-c", STEP_OF.format(package=PACKAGE)],
+        cwd=project,
+        env={**ENV, "PYTHONPATH": str(project / "src")},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    step = json.loads(found.stdout)
+    dump, argv_file = tmp_path / "dump.py", tmp_path / "argv.json"
+    dump.write_text(ARGV_DUMP)
+    command = filled_as_azure_ml_does(step["command"], step["values"], {"prepped_data": tmp_path / "out"})
+    command = command.replace("python prep.py", f"{sys.executable} {dump} {argv_file}", 1)
+    subprocess.run(["bash", "-c", command], cwd=tmp_path, check=True)
+
+    assert not (project.parent.parent / INJECTED).exists()
+    parser = step_parser(project / "components" / "data_prep")
+    arguments = parser.parse_args(json.loads(argv_file.read_text()))
+    assert (arguments.target_column, arguments.numeric_columns) == ("price", names)
+
+
+def step_parser(folder: Path) -> object:
+    """data_prep's argument parser, imported as ``python prep.py`` would import it."""
+    sys.path.insert(0, str(folder))
+    try:
+        return importlib.import_module("prep").build_parser()
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop("prep", None)
+        sys.modules.pop("csv_rules", None)
+
+
+def test_a_project_with_hostile_column_names_runs_locally(hostile_project: tuple[Path, list[str]]) -> None:
+    project, names = hostile_project
+    result = cli(project, "run", "--local")
+    assert result.returncode == 0, result.stderr
+    prepped = Path(latest_run(project)["steps"][0]["outputs"]["prepped_data"])
+    assert json.loads((prepped / "features.json").read_text())["numeric"] == names
+    assert not (project.parent.parent / INJECTED).exists()
+
+
+# --- reuse verified by content -----------------------------------------------------------------------------------
+
+# what is done to an output of the first run -> the step that must run again, and the reason it gives
+TAMPERING = {
+    "a file of the model deleted": ("train/model/MLmodel", "delete", "train", "MLmodel is gone"),
+    "a byte of the prepared data changed": ("data_prep/prepped_data/train.parquet", "flip", "data_prep", "changed"),
+    "a file added to the report": ("evaluate/report/stray.txt", "add", "evaluate", "stray.txt was added"),
+}
+
+
+@pytest.mark.parametrize(("path", "action", "step", "reason"), TAMPERING.values(), ids=TAMPERING.keys())
+def test_a_step_whose_recorded_outputs_changed_is_run_again(
+    default_project: Path, tmp_path: Path, path: str, action: str, step: str, reason: str
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    assert cli(project, "run", "--local").returncode == 0
+    first = project / "runs" / latest_run(project)["run_id"]
+    target = first / path
+    if action == "delete":
+        target.unlink()
+    elif action == "flip":
+        content = bytearray(target.read_bytes())
+        content[len(content) // 2] ^= 0xFF
+        target.write_bytes(bytes(content))
+    else:
+        target.write_text("mine\n")
+
+    second = cli(project, "run", "--local")
+
+    assert second.returncode == 0, second.stderr
+    statuses = {entry["name"]: entry["status"] for entry in latest_run(project)["steps"]}
+    assert statuses[step] == "completed"
+    assert f"{step}: not reused, its earlier outputs changed since" in second.stdout
+    assert reason in second.stdout
+
+
+# --- options refused up front ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_a_bad_max_parallel_is_refused_in_one_line(default_project: Path, value: str) -> None:
+    result = cli(default_project, "run", "--local", "--max-parallel", value, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"{PACKAGE} run: error: argument --max-parallel: {value!r} is invalid: must be a whole number >= 1 "
+        f"(see {PACKAGE} run --help)"
+    ]
+
+
+# --- SIGINT and SIGTERM ------------------------------------------------------------------------------------------
+
+SLOW_TRAIN = "    args = build_parser().parse_args(argv)\n"
+
+
+@pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
+def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
+    default_project: Path, tmp_path: Path, signum: int, exit_code: int
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    train = project / "components" / "train" / "train.py"
+    train.write_text(train.read_text().replace(SLOW_TRAIN, SLOW_TRAIN + "    __import__('time').sleep(120)\n", 1))
+    running = start_cli(project, "run", "--local")
+    deadline = time.monotonic() + 120
+    while not list(project.glob("runs/2*/train/step.log")) and running.poll() is None:
+        assert time.monotonic() < deadline, "train never started"
+        time.sleep(0.1)
+    time.sleep(0.5)  # the step is inside its sleep
+
+    started = time.monotonic()
+    running.send_signal(signum)
+    _, stderr = running.communicate(timeout=60)
+
+    assert time.monotonic() - started < 10
+    assert running.returncode == exit_code
+    summary = latest_run(project)
+    run_dir = project / "runs" / summary["run_id"]
+    assert stderr.splitlines() == [
+        f"interrupted by {signal.Signals(signum).name}: run {summary['run_id']} marked killed in "
+        f"{run_dir / 'run.json'} and MLflow; stopped train and removed their outputs"
+    ]
+    assert summary["status"] == "killed"
+    assert summary["interrupted_by"] == signal.Signals(signum).name
+    steps = {entry["name"]: entry["status"] for entry in summary["steps"]}
+    assert steps == {"data_prep": "completed", "train": "killed"}
+    assert not (run_dir / "train" / "model").exists()
+    assert (run_dir / "train" / "step.log").is_file()
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    parent = client.get_run(summary["mlflow_run_id"])
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert parent.info.status == "KILLED"
+    statuses = {child.info.run_name: child.info.status for child in children}
+    assert statuses == {"data_prep": "FINISHED", "train": "KILLED"}
+    assert no_step_host_left(project)
+
+
+def test_an_interrupted_check_ends_in_one_line(default_project: Path) -> None:
+    running = start_cli(default_project, "run", "--local")
+    time.sleep(1.5)  # building the pipeline: azure-ai-ml is being imported, the step host warming up
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=60)
+    assert running.returncode == 130
+    assert stderr.splitlines() == ["interrupted by SIGINT"]
+    assert no_step_host_left(default_project)
+
+
+# --- two runs at once --------------------------------------------------------------------------------------------
+
+
+def test_two_first_runs_at_once_in_a_fresh_project_both_complete(default_project: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    assert not (project / "mlruns.db").exists()
+    runs = [start_cli(project, "run", "--local") for _ in range(2)]
+    results = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [stderr for _, stderr in results]
+    assert all("Traceback" not in stderr for _, stderr in results)
+    summaries = [json.loads(path.read_text()) for path in project.glob("runs/2*/run.json")]
+    assert len({summary["run_id"] for summary in summaries}) == 2
+    assert {summary["status"] for summary in summaries} == {"completed"}
+    assert step_hosts(project) == []
