@@ -65,7 +65,9 @@ define hermetic_pytest
 	  if [ -n "$$written" ]; then echo "error: the tests wrote into HOME ($(TEST_HOME)):"; echo "$$written"; exit 1; fi
 endef
 
+# First the venv of Azure ML's inference server (tests/online_venv.py), which tests would otherwise fetch.
 test: $(INSTALLED)  ## the whole suite
+	$(PYTHON) tests/online_venv.py >/dev/null
 	$(call hermetic_pytest,$(XDIST) tests)
 
 test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `check`; no pipeline runs

@@ -6,6 +6,7 @@ scratch folder with cookiecutter's own API, as `cookiecutter <template>` would.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,10 @@ from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
+
+# MLflow posts usage data from every process that uses it unless told not to (and keeps an id in ~/.config):
+# tests never touch the network, and every process they start inherits this.
+os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
 
 # Every model, every compute tier and every CI choice, custom names, and workspace settings filled in.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
@@ -73,13 +78,18 @@ def rendered_values(context: dict[str, str]) -> dict[str, Any]:
     return prompt_for_config(full, no_input=True)
 
 
-def bake(context: dict[str, str], output_dir: Path) -> Path:
+def bake(context: dict[str, str], output_dir: Path, **options: Any) -> Path:
     """``cookiecutter --no-input --default-config`` of this template into ``output_dir``, as ``make example`` runs it:
     a personal ~/.cookiecutterrc changes nothing, and the replay file cookiecutter writes on every render lands in
-    ``output_dir`` rather than in ~/.cookiecutter_replay."""
+    ``output_dir`` rather than in ~/.cookiecutter_replay. ``options``: more of cookiecutter()'s arguments."""
     config = {"replay_dir": str(output_dir / ".cookiecutter_replay")}
     project = cookiecutter(
-        str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(output_dir), default_config=config
+        str(TEMPLATE_DIR),
+        no_input=True,
+        extra_context=context,
+        output_dir=str(output_dir),
+        default_config=config,
+        **options,
     )
     return Path(project)
 

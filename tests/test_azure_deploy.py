@@ -2,24 +2,19 @@
 (azureml-inference-server-http, the server of Azure ML's inference containers), installed from the deployment
 environment's pins, serving a trained model and answering the shipped sample request.
 
-The server runs from a venv of its own, made from the pins of the render's online/conda.yml: it cannot share the
-template's venv, where azure-ai-ml (through azure-monitor-opentelemetry) needs opentelemetry-sdk 1.44 and
-azureml-inference-server-http 1.5.1 pins opentelemetry-sdk 1.33. The venv is kept under build/ and made again
-only when the pins change.
+The server runs from a venv of its own, made from the pins of the render's online/conda.yml by `make test` before
+the tests start (tests/online_venv.py says why it is a venv of its own).
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
 import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -30,9 +25,11 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 import pytest
-import yaml
 from azure_render import OFFLINE, TrainedRender, trained_default_render
-from conftest import TEMPLATE_DIR
+from online_venv import pip_pins, venv_for
+
+# Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
+pytestmark = pytest.mark.slow
 
 HOST = "127.0.0.1"
 STARTUP_SECONDS = 120
@@ -45,25 +42,11 @@ LAUNCH_AZMLINFSRV = (
 )
 
 
-def pip_pins(conda_file: Path) -> list[str]:
-    dependencies = yaml.safe_load(conda_file.read_text())["dependencies"]
-    return next(item["pip"] for item in dependencies if isinstance(item, dict))
-
-
 def deployment_venv(pins: list[str]) -> Path:
-    """A venv with exactly the deployment environment's pip packages, made once per set of pins."""
-    key = hashlib.sha256("\n".join(sorted(pins)).encode()).hexdigest()[:12]
-    venv = TEMPLATE_DIR / "build" / "venvs" / f"online-{key}"
-    venv.parent.mkdir(parents=True, exist_ok=True)
-    with (venv.parent / f"online-{key}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # xdist workers: one makes it, the others wait for it
-        if not (venv / ".installed").is_file():
-            shutil.rmtree(venv, ignore_errors=True)
-            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-            pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
-            installed = subprocess.run([*pip, *pins], capture_output=True, text=True, timeout=900)
-            assert installed.returncode == 0, installed.stdout[-3000:] + installed.stderr[-3000:]
-            (venv / ".installed").touch()
+    """The venv with exactly the deployment environment's pip packages, which `make test` builds beforehand."""
+    venv = venv_for(pins)
+    if not (venv / ".installed").is_file():
+        pytest.fail(f"no venv for the deployment environment's pins at {venv}: `make test` builds it")
     return venv
 
 
@@ -105,7 +88,8 @@ def scoring_url(trained_render: TrainedRender, tmp_path_factory: pytest.TempPath
         server = subprocess.Popen(
             [str(venv / "bin" / "python"), "-c", LAUNCH_AZMLINFSRV, *arguments, "--port", str(port)],
             cwd=trained_render.root / "online",
-            env={**os.environ, **OFFLINE},
+            # gunicorn keeps its control socket in $XDG_RUNTIME_DIR, else in ~/.gunicorn/: here, beside its log
+            env={**os.environ, **OFFLINE, "XDG_RUNTIME_DIR": str(log.parent)},
             stdout=output,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # gunicorn and its worker: stopped together

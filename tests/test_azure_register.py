@@ -11,6 +11,9 @@ import pytest
 from azure_fake import Failure, FakeAzureML
 from azure_render import TrainedRender, trained_default_render
 
+# Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
+pytestmark = pytest.mark.slow
+
 MODEL_NAME = "bp-model"
 
 

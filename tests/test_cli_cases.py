@@ -14,6 +14,9 @@ import pytest
 from conftest import named_bake
 from machinery import PACKAGE, cli, copy_project
 
+# Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -23,8 +23,8 @@ from types import ModuleType
 import pandas as pd
 import pytest
 import yaml
+from conftest import bake as bake_into
 from cookiecutter.exceptions import FailedHookException
-from cookiecutter.main import cookiecutter
 from pandas._libs.parsers import STR_NA_VALUES
 from pytest_cookies.plugin import Cookies
 from test_hooks import assert_hook_failed, assert_rendered, bake, error_lines, load_yaml, write_input
@@ -296,8 +296,8 @@ def test_a_refused_render_over_an_existing_project_changes_nothing(
     good = write_input(tmp_path, "houses.csv", houses())
     mixed = write_input(tmp_path, "mixed.csv", houses(area=lambda i: "?" if i == 3 else i))
     values = {"data_path": str(good), "target_column": "price"}
-    output = str(tmp_path / "out")
-    project = Path(cookiecutter(str(TEMPLATE), no_input=True, extra_context=values, output_dir=output))
+    output = tmp_path / "out"
+    project = bake_into(values, output)
     # The owner's work since the render: an edit, a deletion, a new file.
     (project / "config.yml").write_text((project / "config.yml").read_text() + "# tuned by hand\n")
     (project / "README.md").unlink()
@@ -306,7 +306,7 @@ def test_a_refused_render_over_an_existing_project_changes_nothing(
 
     refused = {**values, **refusal(good, mixed)}
     with pytest.raises(FailedHookException):
-        cookiecutter(str(TEMPLATE), no_input=True, extra_context=refused, output_dir=output, overwrite_if_exists=True)
+        bake_into(refused, output, overwrite_if_exists=True)
 
     assert snapshot(project) == before
 
@@ -316,15 +316,17 @@ def test_a_refused_render_over_an_existing_project_changes_nothing(
 
 def test_a_render_from_a_relative_template_path_finds_the_shared_rules(tmp_path: Path) -> None:
     """``cookiecutter .`` in the template: _repo_dir is relative, the hooks run in the new project's folder."""
+    config = tmp_path / "cookiecutterrc"  # cookiecutter's replay file goes here, not into ~/.cookiecutter_replay
+    config.write_text(f"replay_dir: {tmp_path / 'replay'}\n")
     result = subprocess.run(
-        [sys.executable, "-m", "cookiecutter", "--no-input", ".", "--output-dir", str(tmp_path)],
+        [sys.executable, "-m", "cookiecutter", "--no-input", ".", "--output-dir", str(tmp_path / "out")],
         cwd=TEMPLATE,
-        env={**os.environ, "PWD": str(TEMPLATE)},  # as a shell sets it
+        env={**os.environ, "PWD": str(TEMPLATE), "COOKIECUTTER_CONFIG": str(config)},  # PWD: as a shell sets it
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    config = yaml.safe_load((tmp_path / "diabetes-blood-pressure" / "config.yml").read_text())
+    config = yaml.safe_load((tmp_path / "out" / "diabetes-blood-pressure" / "config.yml").read_text())
     assert config["features"]["categorical"] == ["Diabetic"]
-    assert json.loads((tmp_path / "diabetes-blood-pressure" / "docs" / "sample-request.json").read_text())
+    assert json.loads((tmp_path / "out" / "diabetes-blood-pressure" / "docs" / "sample-request.json").read_text())

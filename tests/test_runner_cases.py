@@ -20,8 +20,7 @@ from types import SimpleNamespace
 
 import mlflow
 import pytest
-from conftest import TEMPLATE_DIR, named_bake
-from cookiecutter.main import cookiecutter
+from conftest import bake, named_bake
 from machinery import ENV, PACKAGE, cli, copy_project, latest_run, no_step_host_left, start_cli, step_hosts
 from test_hook_cases import HOSTILE_NAMES, rows, table
 
@@ -190,8 +189,7 @@ def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, lis
     body = rows(60, lambda i: [(i * (3 + j)) % (5 + j) for j in range(len(names))] + [100 + 3 * i + i % 7])
     source.write_text(table([*names, "price"], body))
     context = {"data_path": str(source), "target_column": "price"}
-    project = cookiecutter(str(TEMPLATE_DIR), no_input=True, extra_context=context, output_dir=str(folder / "out"))
-    return Path(project), names
+    return bake(context, folder / "out"), names
 
 
 def test_column_names_reach_the_step_whole_through_a_shell(
@@ -231,6 +229,7 @@ def step_parser(folder: Path) -> object:
         sys.modules.pop("csv_rules", None)
 
 
+@pytest.mark.slow  # runs the pipeline
 def test_a_project_with_hostile_column_names_runs_locally(hostile_project: tuple[Path, list[str]]) -> None:
     project, names = hostile_project
     result = cli(project, "run", "--local")
@@ -250,6 +249,7 @@ TAMPERING = {
 }
 
 
+@pytest.mark.slow  # runs the pipeline
 @pytest.mark.parametrize(("path", "action", "step", "reason"), TAMPERING.values(), ids=TAMPERING.keys())
 def test_a_step_whose_recorded_outputs_changed_is_run_again(
     default_project: Path, tmp_path: Path, path: str, action: str, step: str, reason: str
@@ -294,6 +294,7 @@ def test_a_bad_max_parallel_is_refused_in_one_line(default_project: Path, value:
 SLOW_TRAIN = "    args = build_parser().parse_args(argv)\n"
 
 
+@pytest.mark.slow  # runs the pipeline
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
 def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
     default_project: Path, tmp_path: Path, signum: int, exit_code: int
@@ -348,6 +349,7 @@ def test_an_interrupted_check_ends_in_one_line(default_project: Path) -> None:
 # --- two runs at once --------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs the pipeline
 def test_two_first_runs_at_once_in_a_fresh_project_both_complete(default_project: Path, tmp_path: Path) -> None:
     project = copy_project(default_project, tmp_path / "project")
     assert not (project / "mlruns.db").exists()
