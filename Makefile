@@ -54,8 +54,9 @@ example: $(INSTALLED)
 # into that HOME (tests write to pytest's temporary folders only).
 TEST_ENV := $(abspath build/test-env)
 TEST_HOME := $(TEST_ENV)/home
-# `make test XDIST=` runs the suite in one process.
-XDIST ?= -n 2
+# Two workers that take tests from each other when idle (worksteal: the tests differ in length by a
+# hundredfold, and plain load balancing left one worker idle for a minute); `make test XDIST=` runs one process.
+XDIST ?= -n 2 --dist worksteal
 define hermetic_pytest
 	rm -rf $(TEST_ENV) && mkdir -p $(TEST_HOME)
 	env HOME=$(TEST_HOME) XDG_CONFIG_HOME=$(TEST_ENV)/config XDG_CACHE_HOME=$(TEST_ENV)/cache \

@@ -1,6 +1,6 @@
 """Each bake is a complete, valid project: exact files, parseable, lint-clean, loadable by azure-ai-ml, passing
-`check`; and its own test suite passes offline: the fast tier for the configurations in SUITE_CONFIGURATIONS, the
-end-to-end tier (local pipeline runs, scoring, serving; marked slow) once, on the default render."""
+`check`; and (marked slow) its own test suite passes offline: the fast tier for the configurations in
+SUITE_CONFIGURATIONS, the end-to-end tier (local pipeline runs, scoring, serving) once, on the default render."""
 
 from __future__ import annotations
 
@@ -254,6 +254,7 @@ def test_the_default_rendered_end_to_end_tests_pass_offline(tmp_path: Path) -> N
     run_rendered_tests(bake({}, tmp_path), "e2e")
 
 
+@pytest.mark.slow
 def test_the_rendered_fast_tests_pass_offline(baked_with_suite: Bake) -> None:
     run_rendered_tests(baked_with_suite.path, "not e2e")
 
