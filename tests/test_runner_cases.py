@@ -338,7 +338,10 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
 
 def test_an_interrupted_check_ends_in_one_line(default_project: Path) -> None:
     running = start_cli(default_project, "run", "--local")
-    time.sleep(1.5)  # building the pipeline: azure-ai-ml is being imported, the step host warming up
+    # The step host starts just before check, which takes seconds (azure-ai-ml): a fixed wait raced a fast machine.
+    deadline = time.monotonic() + 60
+    while not step_hosts(default_project) and running.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=60)
     assert running.returncode == 130
