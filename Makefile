@@ -11,6 +11,9 @@ DEMO_DIR := build/demo
 DEFAULT_PROJECT := diabetes-blood-pressure
 DEFAULT_PACKAGE := diabetes_blood_pressure
 EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
+# Given explicitly, this config replaces a personal ~/.cookiecutterrc, and it keeps the replay file cookiecutter
+# writes on every render under build/ instead of ~/.cookiecutter_replay: nothing is written into HOME.
+COOKIECUTTER_CONFIG := build/cookiecutter.yml
 
 .PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback clean
 
@@ -34,18 +37,22 @@ lock: | $(UV)
 	UV_CUSTOM_COMPILE_COMMAND="make lock" $(UV) pip compile --quiet --universal --python-version 3.11 \
 	  --no-annotate --output-file $(LOCK) requirements-dev.txt
 
-demo: $(INSTALLED)
+$(COOKIECUTTER_CONFIG):
+	mkdir -p $(@D)
+	printf 'replay_dir: "%s"\n' "$(abspath build/cookiecutter-replay)" > $@
+
+demo: $(INSTALLED) $(COOKIECUTTER_CONFIG)
 	rm -rf $(DEMO_DIR)
-	$(PYTHON) -m cookiecutter --no-input . --output-dir $(DEMO_DIR)
+	$(PYTHON) -m cookiecutter --no-input --config-file $(COOKIECUTTER_CONFIG) . --output-dir $(DEMO_DIR)
 	cd $(DEMO_DIR)/$(DEFAULT_PROJECT) && PYTHONPATH=src $(abspath $(PYTHON)) -m $(DEFAULT_PACKAGE) run --local
 
 # The committed example is the default render, byte for byte (tests/test_lifecycle.py
 # checks it): render into a scratch folder, then swap it in only if the render succeeded.
-# --default-config: a personal ~/.cookiecutterrc must not change the example.
-example: $(INSTALLED)
+# $(COOKIECUTTER_CONFIG): a personal ~/.cookiecutterrc must not change the example.
+example: $(INSTALLED) $(COOKIECUTTER_CONFIG)
 	mkdir -p build examples
 	scratch=$$(mktemp -d build/example.XXXXXX) && \
-	  $(PYTHON) -m cookiecutter --no-input --default-config . --output-dir "$$scratch" >/dev/null && \
+	  $(PYTHON) -m cookiecutter --no-input --config-file $(COOKIECUTTER_CONFIG) . --output-dir "$$scratch" >/dev/null && \
 	  rm -rf $(EXAMPLE_DIR) && mv "$$scratch/$(DEFAULT_PROJECT)" $(EXAMPLE_DIR); \
 	  status=$$?; rm -rf "$$scratch"; exit $$status
 
