@@ -80,17 +80,17 @@ def test_exact_file_set(baked: Bake) -> None:
         "online/score.py",
         *(
             f"src/{package}/{module}.py"
+            for module in ("__init__", "__main__", "azure_ml", "cli", "pipeline", "settings")
+        ),
+        *(
+            f"src/aml_pipeline_kit/{module}.py"
             for module in (
                 "__init__",
-                "__main__",
                 "aml_graph",
-                "azure_ml",
                 "check",
-                "cli",
+                "config_files",
                 "local_runner",
-                "pipeline",
                 "plan",
-                "settings",
                 "step_host",
                 "tracking",
             )

@@ -1,3 +1,5 @@
+# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
+# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """``check``: the project's contracts, verified offline in seconds. Run it after every edit.
 
 azure-ai-ml loads the specs in aml/, builds the pipeline (which loads the components)
@@ -31,7 +33,7 @@ import re
 import shlex
 import sys
 import traceback
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cache
@@ -39,11 +41,10 @@ from pathlib import Path
 from typing import Any
 
 from .aml_graph import command_nodes, component_name, pipeline_input_types, serialised, step_from_node
+from .config_files import SettingsError, read_yaml
 from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER, Binding, PlanError, Step, unquoted_strings
-from .settings import PROJECT_ROOT, Settings, SettingsError, read_yaml
 from .step_host import script_imports
 
-PACKAGE_DIR = Path(__file__).resolve().parent
 PYTHON_COMMANDS = frozenset({"python", "python3"})
 FLAG = re.compile(r"^--?[A-Za-z]")
 VALUELESS_ACTIONS = frozenset({"store_true", "store_false", "store_const", "append_const", "count", "help", "version"})
@@ -73,8 +74,8 @@ class Finding:
     hint: str
     line: int | None = None
 
-    def format(self, root: Path) -> str:
-        where = shown(self.path, root) + (f":{self.line}" if self.line else "")
+    def format(self, *roots: Path) -> str:
+        where = shown(self.path, *roots) + (f":{self.line}" if self.line else "")
         return f"{where}: [{self.rule}] {self.message} (hint: {self.hint})"
 
 
@@ -87,6 +88,7 @@ class Report:
     scripts: int = 0
     packages: int = 0
     built: bool = True  # False: the pipeline could not be built or read, so its contracts went unchecked
+    source_root: Path | None = None  # the project pipeline.py belongs to, when a copy of a project is checked
 
     def summary(self) -> str:
         checked = (
@@ -99,7 +101,8 @@ class Report:
         return f"check: {len(self.findings)} finding{'s' if len(self.findings) > 1 else ''} ({checked})"
 
     def text(self) -> str:
-        return "\n".join([*(finding.format(self.root) for finding in self.findings), self.summary()])
+        roots = [self.root, *filter(None, [self.source_root])]
+        return "\n".join([*(finding.format(*roots) for finding in self.findings), self.summary()])
 
 
 class CheckFailed(RuntimeError):
@@ -125,10 +128,13 @@ class Option:
     line: int | None = None
 
 
-def check_project(settings: Settings) -> Report:
-    """Every check on the project at ``settings.root``. Raises ``SettingsError`` if config.yml itself is wrong."""
+def check_project(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path) -> Report:
+    """Every check on the project at ``root``, whose training pipeline ``build_pipeline()`` builds (from the
+    ``@dsl.pipeline`` in ``pipeline_file``). Raises ``SettingsError`` if config.yml itself is wrong."""
     with collector_paused():
-        return checked(settings)
+        report = checked(root, build_pipeline, pipeline_file.resolve())
+    report.source_root = pipeline_file.resolve().parents[2]  # <project>/src/<package>/pipeline.py
+    return report
 
 
 @contextmanager
@@ -144,18 +150,14 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def checked(settings: Settings) -> Report:
-    from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
-
-    root = settings.root
+def checked(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path) -> Report:
     findings = spec_findings(root / "aml")
     try:
-        job = pipeline.local_pipeline(settings)
+        job = build_pipeline()
     except SettingsError:
         raise
     except Exception as error:  # whatever a component spec or pipeline.py makes azure-ai-ml raise
-        return Report(root, [*findings, build_finding(error, root)], built=False)
-    pipeline_file = Path(pipeline.__file__).resolve()
+        return Report(root, [*findings, build_finding(error, root, pipeline_file)], built=False)
     steps: dict[str, Step] = {}
     specs: dict[str, Path] = {}
     components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps is checked once
@@ -187,9 +189,9 @@ def checked(settings: Settings) -> Report:
 # --- locations -------------------------------------------------------------------------------------------------
 
 
-def shown(path: Path, root: Path) -> str:
-    """``path`` relative to the checked project, or to this package's project (pipeline.py when a copy is checked)."""
-    for base in (root, PROJECT_ROOT):
+def shown(path: Path, *roots: Path) -> str:
+    """``path`` relative to the first of ``roots`` that holds it (the checked project, then pipeline.py's)."""
+    for base in roots:
         if path.resolve().is_relative_to(base.resolve()):
             return path.resolve().relative_to(base.resolve()).as_posix()
     return str(path)
@@ -259,14 +261,14 @@ def spec_findings(aml: Path) -> list[Finding]:
     return findings
 
 
-def build_finding(error: Exception, root: Path) -> Finding:
+def build_finding(error: Exception, root: Path, pipeline_file: Path) -> Finding:
     """Where building the pipeline failed: the deepest line of this project's own code in the traceback."""
     frames = [
         frame
         for frame in traceback.extract_tb(error.__traceback__)
-        if any(Path(frame.filename).resolve().is_relative_to(base) for base in (root.resolve(), PACKAGE_DIR))
+        if any(Path(frame.filename).resolve().is_relative_to(base) for base in (root.resolve(), pipeline_file.parent))
     ]
-    path = Path(frames[-1].filename) if frames else PACKAGE_DIR / "pipeline.py"
+    path = Path(frames[-1].filename) if frames else pipeline_file
     return Finding(
         path,
         "pipeline-build",
