@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aml_pipeline_kit.aml_graph import binding, plan_from_job
+from aml_pipeline_kit.aml_graph import binding, command_nodes, plan_from_job, serialised, step_from_node
 from aml_pipeline_kit.plan import Binding, PlanError
 
 from diabetes_blood_pressure.pipeline import local_pipeline
@@ -89,20 +89,7 @@ def test_binding_forms(raw: object, expected: Binding) -> None:
 
 
 def test_a_node_that_binds_an_undeclared_input_is_refused(settings: Settings, single_model: dict[str, str]) -> None:
-    job = local_pipeline(settings, single_model)
-    original_dump = job.dump
-
-    def dump_with_stray_binding(stream):  # the shape a hand-edited or newer-SDK job could take
-        import io
-
-        import yaml
-
-        buffer = io.StringIO()
-        original_dump(buffer)
-        document = yaml.safe_load(buffer.getvalue())
-        document["jobs"]["train"]["inputs"]["n_trees"] = {"path": "${{parent.inputs.alpha}}"}
-        stream.write(yaml.safe_dump(document))
-
-    job.dump = dump_with_stray_binding
+    node = command_nodes(serialised(local_pipeline(settings, single_model)))["train"]
+    node["inputs"]["n_trees"] = {"path": "${{parent.inputs.alpha}}"}  # what a hand-edited job's YAML could hold
     with pytest.raises(PlanError, match="step 'train' binds 'n_trees'"):
-        plan_from_job(job)
+        step_from_node("train", node)

@@ -57,11 +57,16 @@ def test_without_a_completed_run_there_is_no_default_model(project: Settings) ->
         latest_local_model(project)
 
 
-def test_the_score_plan_runs_one_step_on_absolute_paths(settings: Settings) -> None:
+def test_the_score_plan_runs_one_step_on_absolute_paths(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("model").mkdir()
+    Path("rows.csv").write_text("x\n1\n")
     plan = plan_from_job(local_score_pipeline(settings, Path("model"), Path("rows.csv")))
     assert [step.name for step in plan.steps] == ["score"]
-    assert plan.inputs["model"] == str(Path("model").resolve())
-    assert plan.inputs["data"] == str(Path("rows.csv").resolve())
+    assert plan.inputs["model"] == str(tmp_path / "model")
+    assert plan.inputs["data"] == str(tmp_path / "rows.csv")
     assert plan.outputs == {"predictions": ("score", "predictions")}
 
 

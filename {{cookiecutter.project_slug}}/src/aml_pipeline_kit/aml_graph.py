@@ -1,28 +1,42 @@
 # Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
 # update with `cruft update`, don't edit here (the template's own tests cover this file).
-"""The one module that reads azure-ai-ml's object model: a built pipeline job -> a ``Plan``.
+"""The one module that reads azure-ai-ml's object model: a pipeline job -> a ``Plan``.
 
-It reads the job's serialised YAML (the document ``submit`` sends to Azure ML)
-for the nodes, their components and bindings, the pipeline inputs' values
-through ``PipelineInput.result()`` and their declared types through the job's
-pipeline component (for ``check``). The azure-ai-ml range it is tested with is
-pinned in pyproject.toml; its tests fail if an SDK upgrade changes either.
+``plan_from_job`` reads the job as azure-ai-ml holds it in memory, built by ``pipeline.py`` or loaded from a
+pipeline YAML file with ``load_job``: its serialised YAML loses what a local run needs (``./data`` becomes
+``azureml:./data`` relative to nothing, ``False`` becomes ``0``, unbound outputs vanish). Pipeline components
+are flattened into their steps (``outer.inner``), a sweep node into one step per trial and a step that keeps
+the best trial's outputs. What needs a workspace, a cluster or a program not installed here is refused in one
+line naming the node, before anything runs. ``check`` reads the serialised YAML of the project's own pipeline
+(``serialised``, ``command_nodes``, ``step_from_node``). The azure-ai-ml range it is tested with is pinned in
+pyproject.toml; its tests fail if an SDK upgrade changes either.
 """
 
 from __future__ import annotations
 
 import io
 import re
+import shlex
+import shutil
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from . import sweep
+from .data_refs import local_data
 from .plan import Binding, Plan, PlanError, Step, StepInput, in_dependency_order
+from .shell import PYTHON_COMMANDS, environment_setup, program
 
 PARENT_INPUT = re.compile(r"^\$\{\{parent\.inputs\.(?P<name>[\w]+)\}\}$")
 NODE_OUTPUT = re.compile(r"^\$\{\{parent\.jobs\.(?P<node>[\w]+)\.outputs\.(?P<output>[\w]+)\}\}$")
 PARENT_OUTPUT = re.compile(r"^\$\{\{parent\.outputs\.(?P<name>[\w]+)\}\}$")
+SWEEP_SCRIPT = Path(sweep.__file__).resolve()
+SHELL_BUILTINS = frozenset(
+    {".", "[", "cd", "echo", "eval", "exec", "exit", "export", "printf", "set", "source", "test"}
+)
 
 
 def serialised(job: Any) -> dict[str, Any]:
@@ -32,12 +46,8 @@ def serialised(job: Any) -> dict[str, Any]:
     return yaml.safe_load(buffer.getvalue())
 
 
-def input_value(value: Any) -> Any:
-    """A pipeline input's value: a path for data inputs, the literal for parameters."""
-    return getattr(value, "path", value)
-
-
 def binding(raw: Any) -> Binding:
+    """A serialised binding (``{path: ...}`` or a bare value) as a ``Binding`` of the top-level pipeline."""
     if raw is None:
         return Binding()
     reference = raw.get("path") if isinstance(raw, dict) else raw
@@ -70,15 +80,21 @@ def limit(value: Any) -> float | None:
 
 
 def step_from_node(name: str, node: dict[str, Any]) -> Step:
+    """A serialised command node as a step (what ``check`` reads)."""
     component = node["component"]
     bound = node.get("inputs") or {}
     unknown = sorted(set(bound) - set(component.get("inputs") or {}))
     if unknown:
         raise PlanError(f"step {name!r} binds {unknown[0]!r}, which its component does not declare")
+    return step_from_component(name, component, {input_name: binding(raw) for input_name, raw in bound.items()})
+
+
+def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[str, Binding]) -> Step:
+    """A step running ``component`` (its spec as a dict, code absolute) with its inputs bound by ``bindings``."""
     inputs = {
         input_name: StepInput(
             type=spec["type"],
-            binding=binding(bound.get(input_name)),
+            binding=bindings.get(input_name) or Binding(),
             default=spec.get("default"),
             optional=bool(spec.get("optional", False)),
             enum=tuple(str(value) for value in spec.get("enum") or ()),
@@ -91,33 +107,299 @@ def step_from_node(name: str, node: dict[str, Any]) -> Step:
         name=name,
         display_name=component.get("display_name") or name,
         command=component["command"],
-        code=Path(component["code"]),
+        code=Path(component["code"]) if component.get("code") else None,
         inputs=inputs,
         outputs={output: spec["type"] for output, spec in (component.get("outputs") or {}).items()},
         deterministic=bool(component.get("is_deterministic", True)),
     )
 
 
-def pipeline_outputs(jobs: dict[str, Any]) -> dict[str, tuple[str, str]]:
-    found: dict[str, tuple[str, str]] = {}
-    for node_name, node in jobs.items():
-        for output, target in (node.get("outputs") or {}).items():
-            reference = target.get("path") if isinstance(target, dict) else target
-            if isinstance(reference, str) and (match := PARENT_OUTPUT.match(reference)):
-                found[match["name"]] = (node_name, output)
-    return found
+def plan_from_job(job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None) -> Plan:
+    """The executable plan of a ``PipelineJob``: its steps in dependency order, pipeline components flattened.
+
+    ``substitutes`` maps data references (asset names, URLs) to local paths. With ``own_environment`` (the
+    project's environment, by name), the plan notes once which other environments its nodes name.
+    """
+    return read_job(job, substitutes, own_environment)[0]
 
 
-def plan_from_job(job: Any) -> Plan:
-    """The executable plan of a built ``PipelineJob``: its steps in dependency order."""
-    document = serialised(job)
-    jobs = document.get("jobs") or {}
-    for node_name, node in jobs.items():
-        if node.get("type") != "command":
-            raise PlanError(f"step {node_name!r} is a {node.get('type')!r} job; the local runner runs command steps")
-    steps = [step_from_node(node_name, node) for node_name, node in jobs.items()]
-    return Plan(
-        inputs={name: input_value(pipeline_input.result()) for name, pipeline_input in job.inputs.items()},
+def read_job(
+    job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None
+) -> tuple[Plan, dict[str, Path]]:
+    """``plan_from_job``, and the spec file of each step's component (where ``check`` points its findings)."""
+    reader = GraphReader(substitutes or {})
+    base = Path(job._base_path)
+    for name, output in job.outputs.items():
+        reader.refuse_output_path(f"pipeline output {name!r}", output._data)
+    inputs = {name: reader.pipeline_input(name, value.result(), base) for name, value in job.inputs.items()}
+    reader.read_nodes(job.jobs, "", None, base)
+    steps = [reader.resolved(step) for step in reader.steps]
+    if own_environment is not None:
+        reader.note_environments(own_environment)
+    plan = Plan(
+        inputs=inputs,
         steps=in_dependency_order(steps),
-        outputs=pipeline_outputs(jobs),
+        outputs={name: reader.follow(source) for name, source in reader.outputs.items()},
+        notes=tuple(dict.fromkeys(reader.notes)),
     )
+    return plan, reader.sources
+
+
+def environment_name(environment: Any) -> str:
+    """An environment as a node names it: a reference (``azureml:name@latest``, a registry URI) or what an
+    anonymous one is built from."""
+    if isinstance(environment, str):
+        return environment
+    described = getattr(environment, "image", None) or (environment or {}).get("image") if environment else None
+    return f"an anonymous environment on image {described}" if described else "an anonymous environment"
+
+
+def reference_name(reference: str) -> str:
+    """``azureml:name@latest`` / ``azureml:name:1`` -> ``name``: a workspace environment whatever its version."""
+    return re.split(r"[@:]", reference.removeprefix("azureml:"), maxsplit=1)[0]
+
+
+class GraphReader:
+    """Walks a pipeline job's nodes, and its pipeline components' nodes, into steps."""
+
+    def __init__(self, substitutes: Mapping[str, Path]) -> None:
+        self.substitutes = substitutes
+        self.steps: list[Step] = []
+        self.aliases: dict[tuple[str, str], tuple[str, str]] = {}  # a pipeline node's output -> what produces it
+        self.outputs: dict[str, tuple[str, str]] = {}
+        self.notes: list[str] = []
+        self.environments: dict[str, list[str]] = {}  # environment -> the nodes that name it
+        self.sources: dict[str, Path] = {}  # step -> its component's spec file
+
+    # --- values and bindings -----------------------------------------------------------------------------------
+
+    def pipeline_input(self, name: str, value: Any, base: Path) -> Any:
+        path, data_type, mode = data_reference(value)
+        if path is None:
+            return value
+        return local_data(path, data_type, mode, base, self.substitutes, f"pipeline input {name!r}")
+
+    def binding(self, raw: Any, scope: dict[str, Binding] | None, prefix: str, base: Path, where: str) -> Binding:
+        """A node input's binding (``_to_job_input()``): in a pipeline component, ``${{parent.inputs.x}}`` is
+        what the outer node binds to ``x`` (``scope``), and node names take the outer node's prefix."""
+        if raw is None:
+            return Binding()
+        path, data_type, mode = data_reference(raw)
+        reference = path if path is not None else raw
+        if isinstance(reference, str) and "${{" in reference:
+            if match := PARENT_INPUT.match(reference):
+                return Binding(pipeline_input=match["name"]) if scope is None else scope.get(match["name"], Binding())
+            if match := NODE_OUTPUT.match(reference):
+                return Binding(node=prefix + match["node"], output=match["output"])
+            raise PlanError(f"{where} is bound to {reference!r}; the local runner reads whole bindings only")
+        if path is not None:
+            return Binding(value=local_data(path, data_type, mode, base, self.substitutes, where))
+        return Binding(value=raw)
+
+    def node_bindings(
+        self, node: Any, scope: dict[str, Binding] | None, prefix: str, base: Path, qualified: str
+    ) -> dict[str, Binding]:
+        return {
+            name: self.binding(value._to_job_input(), scope, prefix, base, f"node {qualified!r} input {name!r}")
+            for name, value in node.inputs.items()
+        }
+
+    def bind_outputs(self, node: Any, qualified: str, parent: str | None) -> None:
+        """Where the node's outputs go: a ``${{parent.outputs.y}}`` of its pipeline, or nowhere (a run folder)."""
+        for name, value in node.outputs.items():
+            output = value._to_job_output()
+            path = getattr(output, "path", None)
+            if path and (match := PARENT_OUTPUT.match(path)):
+                if parent is None:
+                    self.outputs[match["name"]] = (qualified, name)
+                else:
+                    self.aliases[(parent, match["name"])] = (qualified, name)
+            else:
+                self.refuse_output_path(f"node {qualified!r} output {name!r}", output)
+
+    def refuse_output_path(self, where: str, output: Any) -> None:
+        path = output.get("path") if isinstance(output, dict) else getattr(output, "path", None)
+        if path and "${{" not in str(path):
+            raise PlanError(
+                f"{where} is written to {path!r}, a datastore path that needs a workspace: locally every output "
+                "goes under runs/; remove its path to run locally"
+            )
+
+    def follow(self, source: tuple[str, str]) -> tuple[str, str]:
+        """A pipeline node's output -> the step output behind it, through nested pipeline components."""
+        seen = set()
+        while source in self.aliases and source not in seen:
+            seen.add(source)
+            source = self.aliases[source]
+        return source
+
+    def resolved(self, step: Step) -> Step:
+        inputs = {}
+        for name, spec in step.inputs.items():
+            if spec.binding.node:
+                node, output = self.follow((spec.binding.node, spec.binding.output or ""))
+                spec = replace(spec, binding=Binding(node=node, output=output))
+            inputs[name] = spec
+        return replace(step, inputs=inputs)
+
+    # --- nodes -------------------------------------------------------------------------------------------------
+
+    def read_nodes(self, jobs: dict[str, Any], prefix: str, scope: dict[str, Binding] | None, base: Path) -> None:
+        parent = prefix.removesuffix(".") or None
+        for name, node in jobs.items():
+            qualified = prefix + name
+            kind = getattr(node, "type", None)
+            if isinstance(node.component, str) if kind in {"command", "pipeline"} else False:
+                raise PlanError(
+                    f"node {qualified!r} uses component {node.component!r}, registered in an Azure ML workspace: "
+                    "the local runner runs components from their spec files (component: ./<spec>.yml)"
+                )
+            if kind == "command":
+                self.refuse_distribution(node, qualified)
+                bindings = self.node_bindings(node, scope, prefix, base, qualified)
+                self.add_step(qualified, node.component, bindings)
+            elif kind == "pipeline":
+                self.read_pipeline_node(node, qualified, scope, prefix, base)
+            elif kind == "sweep":
+                self.read_sweep_node(node, qualified, scope, prefix, base)
+            else:
+                raise PlanError(
+                    f"node {qualified!r} is a {kind} job, which runs on Azure ML only: "
+                    "the local runner runs command, pipeline and sweep nodes"
+                )
+            self.bind_outputs(node, qualified, parent)
+
+    def refuse_distribution(self, node: Any, qualified: str) -> None:
+        distribution = getattr(node, "distribution", None) or getattr(node.component, "distribution", None)
+        resources = getattr(node, "resources", None) or getattr(node.component, "resources", None)
+        instances = getattr(resources, "instance_count", None) or (resources or {}).get("instance_count", 1)
+        if distribution is not None or (instances or 1) > 1:
+            kind = getattr(distribution, "type", None) or "multi-node"
+            raise PlanError(
+                f"node {qualified!r} runs {kind} distributed training on {instances or 1} instance(s), which needs "
+                "an Azure ML cluster: the local runner runs single-process steps"
+            )
+
+    def add_step(self, qualified: str, component: Any, bindings: dict[str, Binding], trial: str = "") -> Step:
+        spec = component._to_dict()
+        if spec.get("code") and not Path(spec["code"]).is_dir():
+            raise PlanError(f"node {qualified!r}: its code {spec['code']!r} is not a local folder")
+        command, skipped = environment_setup(spec["command"])
+        if skipped:
+            setup = "; ".join(skipped)
+            self.notes.append(f"node {qualified!r}: `{setup}` not run (environments are not built locally)")
+        self.refuse_missing_program(qualified, command)
+        if spec.get("environment"):
+            self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
+        step = step_from_component(qualified + trial, {**spec, "command": command}, bindings)
+        self.steps.append(step)
+        if source := getattr(component, "_source_path", None):
+            self.sources[step.name] = Path(source)
+        return step
+
+    def refuse_missing_program(self, qualified: str, command: str) -> None:
+        name = program(command)
+        if name and name not in PYTHON_COMMANDS | SHELL_BUILTINS and shutil.which(name) is None:
+            raise PlanError(
+                f"node {qualified!r}: its command runs {name!r}, which is not installed here "
+                "(environments are not built locally: steps run in this project's environment)"
+            )
+
+    def read_pipeline_node(
+        self, node: Any, qualified: str, scope: dict[str, Binding] | None, prefix: str, base: Path
+    ) -> None:
+        """A pipeline component's nodes as steps of this pipeline: each inner ``${{parent.inputs.x}}`` reads what
+        this node binds to ``x`` (or ``x``'s default), inner names are prefixed with this node's."""
+        component = node.component
+        outer = self.node_bindings(node, scope, prefix, base, qualified)
+        inner_scope = {}
+        for name, spec in component.inputs.items():
+            bound = outer.get(name, Binding())
+            if bound == Binding() and spec.default is not None:
+                bound = Binding(value=spec.default)
+            inner_scope[name] = bound
+        self.read_nodes(component.jobs, qualified + ".", inner_scope, Path(component._base_path))
+
+    def read_sweep_node(
+        self, node: Any, qualified: str, scope: dict[str, Binding] | None, prefix: str, base: Path
+    ) -> None:
+        """One step per trial (sampled values bound as literals), then a step named as the node that keeps the best
+        trial's outputs, by the objective the trials log to MLflow."""
+        if isinstance(node.trial, str):
+            raise PlanError(f"node {qualified!r} sweeps component {node.trial!r}, registered in a workspace")
+        bindings = self.node_bindings(node, scope, prefix, base, qualified)
+        space = {name: value._to_rest_object() for name, value in (node.search_space or {}).items()}
+        undeclared = sorted(set(space) - set(node.trial.inputs))
+        if undeclared:
+            raise PlanError(
+                f"node {qualified!r} searches {undeclared[0]!r}, which its trial component does not declare"
+            )
+        algorithm = node.sampling_algorithm
+        sampling = str(getattr(algorithm, "type", algorithm) or "random").lower()
+        limits = node.limits
+        try:
+            trials = sweep.trial_values(
+                space, sampling, getattr(limits, "max_total_trials", None), getattr(algorithm, "seed", None)
+            )
+        except sweep.SweepError as error:
+            raise PlanError(f"node {qualified!r}: {error}") from None
+        if sampling == "bayesian":
+            self.notes.append(f"node {qualified!r}: bayesian sampling runs on Azure ML only; trials sampled at random")
+        if node.early_termination is not None:
+            self.notes.append(f"node {qualified!r}: early termination applies on Azure ML only; every trial runs")
+        runs = [
+            self.add_step(
+                qualified, node.trial, {**bindings, **{k: Binding(value=v) for k, v in values.items()}}, f".trial_{i}"
+            )
+            for i, values in enumerate(trials)
+        ]
+        self.steps.append(best_trial_step(qualified, node.objective, runs))
+
+    def note_environments(self, own: str) -> None:
+        others = {env: nodes for env, nodes in self.environments.items() if reference_name(env) != reference_name(own)}
+        if others:
+            named = "; ".join(f"{env} ({len(nodes)} step{'s' * (len(nodes) > 1)})" for env, nodes in others.items())
+            self.notes.append(
+                f"environments are not built locally: every step runs in this project's environment, not in {named}"
+            )
+
+
+def best_trial_step(name: str, objective: Any, trials: list[Step]) -> Step:
+    """The step that copies the best trial's outputs into its own, which are the sweep node's outputs."""
+    outputs = trials[0].outputs
+    inputs = {
+        f"{trial.name.rsplit('.', 1)[1]}_{output}": StepInput(
+            type=kind, binding=Binding(node=trial.name, output=output)
+        )
+        for trial in trials
+        for output, kind in outputs.items()
+    }
+    words = ["python", str(SWEEP_SCRIPT), "--metric", objective.primary_metric, "--goal", objective.goal]
+    words += ["--output-names", *outputs]
+    command = shlex.join(words) + " --outputs " + " ".join(placeholder("outputs", output) for output in outputs)
+    for trial in trials:
+        short = trial.name.rsplit(".", 1)[1]
+        placeholders = " ".join(placeholder("inputs", f"{short}_{output}") for output in outputs)
+        command += f" --trial {shlex.quote(trial.name)} {placeholders}"
+    return Step(
+        name=name,
+        display_name=f"best of {len(trials)} trials by {objective.primary_metric} ({objective.goal})",
+        command=command,
+        code=None,
+        inputs=inputs,
+        outputs=dict(outputs),
+        deterministic=False,  # it reads the trials' metrics from MLflow, which its inputs do not carry
+    )
+
+
+def placeholder(kind: str, name: str) -> str:
+    return "${{" + f"{kind}.{name}" + "}}"
+
+
+def data_reference(value: Any) -> tuple[str | None, str | None, str | None]:
+    """A data input's path, type and mode (``Input`` or its dict form); Nones for a literal or a bare binding."""
+    if isinstance(value, dict):
+        return value.get("path"), value.get("type"), value.get("mode")
+    if hasattr(value, "path") and hasattr(value, "type"):
+        return value.path, value.type, getattr(value, "mode", None)
+    return None, None, None

@@ -29,9 +29,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, Plan, PlanError, Step, unquoted_strings
+from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
+from .shell import SHELL, needs_shell, shell_line
 
 IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+CODE_COPY = ".code"  # in a step's run folder: the copy of its code it runs in
 HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
 
 
@@ -130,24 +132,29 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Path
             raise PlanError(f"command uses optional input {name!r} outside a $[[...]] block, but it is unset")
         return str(declared[name])
 
-    argv = [PLACEHOLDER.sub(value, token) for token in shlex.split(OPTIONAL_BLOCK.sub(keep_optional, command))]
+    command = OPTIONAL_BLOCK.sub(keep_optional, command)
+    if needs_shell(command):  # Azure ML runs every command in a shell; a plain `python x.py` needs none
+        return [SHELL, "-c", shell_line(command, value)]
+    argv = [PLACEHOLDER.sub(value, token) for token in shlex.split(command)]
     if argv and argv[0] in {"python", "python3"}:
         argv[0] = sys.executable
     return argv
 
 
 def plan_problem(plan: Plan) -> str | None:
-    """The first thing that makes ``plan`` unsafe or certain to fail, known before any step runs: a string input
-    outside quotes, a value its input refuses (a ``-p`` override, config.yml, a default). None if there is none."""
+    """The first thing that makes ``plan`` unsafe or certain to fail, known before any step runs: a string value
+    outside quotes that a shell would not read as one plain word, a value its input refuses (a ``-p`` override,
+    config.yml, a default). None if there is none."""
     for step in plan.steps:
-        for name in unquoted_strings(step.command, step.inputs):
-            return f"step {step.name!r}: the command fills in string input {name!r} outside single quotes"
+        unquoted = unquoted_strings(step.command, step.inputs)
         for name, spec in step.inputs.items():
             if spec.binding.node:
                 continue
             source = spec.binding.pipeline_input
             value = plan.inputs.get(source) if source else spec.binding.value
             value = spec.default if value is None else value
+            if name in unquoted and value is not None and not PLAIN_WORD.fullmatch(str(value)):
+                return f"step {step.name!r}: the command fills in string input {name!r} ({value!r}) outside quotes"
             if problem := spec.problem(value):
                 given = f"pipeline parameter {source!r}" if source else "its value"
                 return f"step {step.name!r} input {name!r} ({given}): {problem}"
@@ -188,8 +195,20 @@ def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) 
             inputs[name] = {"content": content_digest(Path(values[name]))}
         else:
             inputs[name] = values[name]
-    identity = {"command": step.command, "code": content_digest(step.code), "inputs": inputs}
+    code = content_digest(step.code) if step.code else None
+    identity = {"command": step.command, "code": code, "inputs": inputs}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def fresh_code_copy(step: Step, step_dir: Path) -> Path:
+    """The folder a step runs in: a fresh copy of its code, as Azure ML snapshots code per job (what a step writes
+    beside its script stays in its run); an empty folder for a step without code."""
+    workdir = step_dir / CODE_COPY
+    if step.code is None:
+        workdir.mkdir(parents=True)
+    else:
+        shutil.copytree(step.code, workdir, ignore=shutil.ignore_patterns(*IGNORED_CODE_PARTS, "*.pyc"))
+    return workdir
 
 
 def link_tree(source: Path, destination: Path) -> None:
@@ -293,6 +312,8 @@ class StepHost:
         env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
+            # `python` in a command run by a shell is this Python, as it is in a plain `python x.py` command.
+            "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")])),
             # Forked steps must not share the host's SQLite connections: open one per use.
             "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
         }
@@ -392,6 +413,8 @@ class LocalRunner:
     def run(self, plan: Plan, run_id: str | None = None) -> RunResult:
         if problem := plan_problem(plan):
             raise PlanError(problem)
+        for note in plan.notes:
+            self.progress(f"note: {note}")
         run_id = run_id or new_run_id()
         result = RunResult(run_id=run_id, run_dir=self.runs_dir / run_id, status="running")
         result.run_dir.mkdir(parents=True)
@@ -499,9 +522,10 @@ class LocalRunner:
             return StepResult(step.name, "reused", time.perf_counter() - started, outputs, earlier["run_id"])
         for path in outputs.values():
             path.mkdir(parents=True)
+        workdir = fresh_code_copy(step, step_dir)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
-        reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(step.code), log=str(log))
+        reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
         return Started(step.name, started, outputs, key, log, reply["run_id"])
 
     def end_step(self, started: Started, returncode: int, others: dict[str, Started], run_id: str) -> StepResult:

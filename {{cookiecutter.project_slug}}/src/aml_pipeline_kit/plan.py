@@ -141,7 +141,7 @@ class Step:
     name: str
     display_name: str
     command: str
-    code: Path
+    code: Path | None  # None: no code, the step runs in an empty folder
     inputs: dict[str, StepInput]
     outputs: dict[str, str]
     deterministic: bool = True
@@ -156,6 +156,7 @@ class Plan:
     inputs: dict[str, Any]
     steps: tuple[Step, ...]
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what runs otherwise than on Azure ML (a skipped `pip install`...), said once per run
 
     def step(self, name: str) -> Step:
         return next(step for step in self.steps if step.name == name)
@@ -180,12 +181,11 @@ def in_dependency_order(steps: list[Step]) -> tuple[Step, ...]:
     return tuple(ordered)
 
 
-
 def step_to_data(step: Step) -> dict[str, Any]:
     """``step`` as JSON-ready data; ``step_from_data`` gives it back equal."""
     return {
         **asdict(step),
-        "code": str(step.code),
+        "code": None if step.code is None else str(step.code),
         "inputs": {name: {**asdict(spec), "enum": list(spec.enum)} for name, spec in step.inputs.items()},
     }
 
@@ -195,7 +195,7 @@ def step_from_data(data: dict[str, Any]) -> Step:
         name: StepInput(**{**spec, "binding": Binding(**spec["binding"]), "enum": tuple(spec["enum"])})
         for name, spec in data["inputs"].items()
     }
-    return Step(**{**data, "code": Path(data["code"]), "inputs": inputs})
+    return Step(**{**data, "code": None if data["code"] is None else Path(data["code"]), "inputs": inputs})
 
 
 def plan_to_data(plan: Plan) -> dict[str, Any]:
@@ -204,6 +204,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "inputs": plan.inputs,
         "steps": [step_to_data(step) for step in plan.steps],
         "outputs": {name: list(source) for name, source in plan.outputs.items()},
+        "notes": list(plan.notes),
     }
 
 
@@ -212,4 +213,5 @@ def plan_from_data(data: dict[str, Any]) -> Plan:
         inputs=data["inputs"],
         steps=tuple(step_from_data(step) for step in data["steps"]),
         outputs={name: (node, output) for name, (node, output) in data["outputs"].items()},
+        notes=tuple(data["notes"]),
     )

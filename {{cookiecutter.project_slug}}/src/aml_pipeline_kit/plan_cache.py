@@ -33,7 +33,7 @@ from typing import Any
 from .plan import Plan, plan_from_data, plan_to_data
 
 ENGINE_DIR = Path(__file__).resolve().parent
-FORMAT = 1  # bump when what an entry holds changes meaning
+FORMAT = 2  # bump when what an entry holds changes meaning
 KEPT_STATES = 4  # per kind of plan: switching back and forth between a few edits stays fast
 LAYOUT_FOLDERS = ("components", "aml")
 IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})

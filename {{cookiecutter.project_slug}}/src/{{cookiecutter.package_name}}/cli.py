@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 from aml_pipeline_kit.check import CheckFailed, Report, check_project
+from aml_pipeline_kit.config_files import read_yaml
 from aml_pipeline_kit.local_runner import Interrupted, StepHostError
 from aml_pipeline_kit.plan import PlanError
 from aml_pipeline_kit.plan_cache import PlanCache, scoring_plan, training_plan
@@ -89,8 +90,10 @@ def parameter(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
+    check = commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
     run = commands.add_parser("run", help="run the pipeline")
+    for command in (check, run):
+        command.add_argument("--job", type=Path, help="a pipeline job YAML file instead of the project's pipeline")
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
     where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
@@ -330,6 +333,32 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_pa
     return 0
 
 
+def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """``check --job`` / ``run --local --job``: a pipeline job YAML file, where the project's pipeline would be."""
+    from aml_pipeline_kit.job_file import check_job_file, checked_job, run_job_file
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    environment = read_yaml(settings.root / "aml" / "environment.yml").get("name")
+    if args.command == "check":
+        report = check_job_file(args.job, settings.data_substitutes, environment)
+        print(report.text())
+        return 1 if report.findings else 0
+    if not args.local:
+        raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
+    plan, report = checked_job(args.job, settings.data_substitutes, environment, overrides)
+    if report.findings:
+        raise CheckFailed(report)
+    print(report.summary())
+    parallel = {"parallel": args.max_parallel} if args.max_parallel else {}
+    try:
+        result = run_job_file(plan, runs_dir(settings), tracking_target(settings), reuse=not args.no_reuse, **parallel)
+    except StepFailed as failure:
+        return failed(failure)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}")
+    print("".join(f"{name}: {path}\n" for name, path in result.outputs.items()), end="")
+    return 0
+
+
 def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False) -> int:
     from .azure_ml import ml_client, submit, submit_dry_run
 
@@ -402,6 +431,8 @@ def deploy_online(settings: Settings) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     overrides = dict(getattr(args, "param", []))
     settings = Settings.load()
+    if getattr(args, "job", None):
+        return job_file(settings, args, overrides)
     if args.command == "check":
         return show_check(settings)
     if args.command == "run" and args.local:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -141,7 +141,7 @@ class Step:
     name: str
     display_name: str
     command: str
-    code: Path
+    code: Path | None  # None: no code, the step runs in an empty folder
     inputs: dict[str, StepInput]
     outputs: dict[str, str]
     deterministic: bool = True
@@ -156,6 +156,7 @@ class Plan:
     inputs: dict[str, Any]
     steps: tuple[Step, ...]
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()  # what runs otherwise than on Azure ML (a skipped `pip install`...), said once per run
 
     def step(self, name: str) -> Step:
         return next(step for step in self.steps if step.name == name)
@@ -178,3 +179,39 @@ def in_dependency_order(steps: list[Step]) -> tuple[Step, ...]:
         ordered.extend(ready)
         placed.update(step.name for step in ready)
     return tuple(ordered)
+
+
+def step_to_data(step: Step) -> dict[str, Any]:
+    """``step`` as JSON-ready data; ``step_from_data`` gives it back equal."""
+    return {
+        **asdict(step),
+        "code": None if step.code is None else str(step.code),
+        "inputs": {name: {**asdict(spec), "enum": list(spec.enum)} for name, spec in step.inputs.items()},
+    }
+
+
+def step_from_data(data: dict[str, Any]) -> Step:
+    inputs = {
+        name: StepInput(**{**spec, "binding": Binding(**spec["binding"]), "enum": tuple(spec["enum"])})
+        for name, spec in data["inputs"].items()
+    }
+    return Step(**{**data, "code": None if data["code"] is None else Path(data["code"]), "inputs": inputs})
+
+
+def plan_to_data(plan: Plan) -> dict[str, Any]:
+    """``plan`` as JSON-ready data; ``plan_from_data`` gives it back equal."""
+    return {
+        "inputs": plan.inputs,
+        "steps": [step_to_data(step) for step in plan.steps],
+        "outputs": {name: list(source) for name, source in plan.outputs.items()},
+        "notes": list(plan.notes),
+    }
+
+
+def plan_from_data(data: dict[str, Any]) -> Plan:
+    return Plan(
+        inputs=data["inputs"],
+        steps=tuple(step_from_data(step) for step in data["steps"]),
+        outputs={name: (node, output) for name, (node, output) in data["outputs"].items()},
+        notes=tuple(data["notes"]),
+    )

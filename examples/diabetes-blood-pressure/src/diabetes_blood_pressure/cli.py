@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import yaml
 
 from aml_pipeline_kit.check import CheckFailed, Report, check_project
+from aml_pipeline_kit.config_files import read_yaml
 from aml_pipeline_kit.local_runner import Interrupted, StepHostError
 from aml_pipeline_kit.plan import PlanError
+from aml_pipeline_kit.plan_cache import PlanCache, scoring_plan, training_plan
 
 from .azure_ml import AzureAccessError
 from .settings import PROJECT_ROOT, Settings, SettingsError
@@ -88,8 +90,10 @@ def parameter(text: str) -> tuple[str, Any]:
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="diabetes_blood_pressure", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
+    check = commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
     run = commands.add_parser("run", help="run the pipeline")
+    for command in (check, run):
+        command.add_argument("--job", type=Path, help="a pipeline job YAML file instead of the project's pipeline")
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
     where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
@@ -161,7 +165,12 @@ def check_report(settings: Settings) -> Report:
 
         return pipeline.local_pipeline(settings)
 
-    return check_project(settings.root, build, Path(__file__).with_name("pipeline.py"))
+    return check_project(settings.root, build, Path(__file__).with_name("pipeline.py"), plan_cache(settings))
+
+
+def plan_cache(settings: Settings) -> PlanCache:
+    """The plans and check's verdict kept under runs/ for as long as what they were built from is unchanged."""
+    return PlanCache(settings.root, runs_dir(settings) / ".plans", [Path(__file__).parent])
 
 
 def show_check(settings: Settings) -> int:
@@ -202,13 +211,15 @@ def runs_dir(settings: Settings) -> Path:
 
 def run_locally(
     settings: Settings,
+    kind: dict[str, Any],
     build: Callable[[], PipelineJob],
     reuse: bool = True,
     check: bool = False,
     host: StepHost | None = None,
     max_parallel: int | None = None,
 ) -> RunResult:
-    """Build a pipeline job with ``build()`` and run its steps on this machine; raises ``StepFailed`` on a failed step.
+    """Build a pipeline job with ``build()`` (unless the plan cache holds its ``kind``) and run its steps on this
+    machine; raises ``StepFailed`` on a failed step.
 
     With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
     ``host``, one is started for this run, and warms up while this process builds the graph.
@@ -220,9 +231,7 @@ def run_locally(
     try:
         if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
             passed_check(settings)
-        from aml_pipeline_kit.aml_graph import plan_from_job
-
-        plan = plan_from_job(build())
+        plan = plan_cache(settings).plan(kind, build)
         parallel = {"parallel": max_parallel} if max_parallel else {}
         return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
     except Interrupted:
@@ -249,7 +258,7 @@ def run_pipeline_locally(
 
         return local_pipeline(settings, overrides)
 
-    return run_locally(settings, build, reuse, check, host, max_parallel)
+    return run_locally(settings, training_plan(overrides), build, reuse, check, host, max_parallel)
 
 
 def score_locally(
@@ -262,7 +271,7 @@ def score_locally(
 
         return local_score_pipeline(settings, model, data)
 
-    return run_locally(settings, build, check=check, host=host)
+    return run_locally(settings, scoring_plan(model, data), build, check=check, host=host)
 
 
 def latest_local_model(settings: Settings) -> Path:
@@ -321,6 +330,32 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_pa
     decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
     print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
     print(f"model:  {result.outputs['model']}\nreport: {report}")
+    return 0
+
+
+def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """``check --job`` / ``run --local --job``: a pipeline job YAML file, where the project's pipeline would be."""
+    from aml_pipeline_kit.job_file import check_job_file, checked_job, run_job_file
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    environment = read_yaml(settings.root / "aml" / "environment.yml").get("name")
+    if args.command == "check":
+        report = check_job_file(args.job, settings.data_substitutes, environment)
+        print(report.text())
+        return 1 if report.findings else 0
+    if not args.local:
+        raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
+    plan, report = checked_job(args.job, settings.data_substitutes, environment, overrides)
+    if report.findings:
+        raise CheckFailed(report)
+    print(report.summary())
+    parallel = {"parallel": args.max_parallel} if args.max_parallel else {}
+    try:
+        result = run_job_file(plan, runs_dir(settings), tracking_target(settings), reuse=not args.no_reuse, **parallel)
+    except StepFailed as failure:
+        return failed(failure)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}")
+    print("".join(f"{name}: {path}\n" for name, path in result.outputs.items()), end="")
     return 0
 
 
@@ -396,6 +431,8 @@ def deploy_online(settings: Settings) -> int:
 def dispatch(args: argparse.Namespace) -> int:
     overrides = dict(getattr(args, "param", []))
     settings = Settings.load()
+    if getattr(args, "job", None):
+        return job_file(settings, args, overrides)
     if args.command == "check":
         return show_check(settings)
     if args.command == "run" and args.local:

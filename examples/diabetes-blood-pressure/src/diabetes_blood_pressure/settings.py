@@ -94,6 +94,17 @@ class Settings:
         return f"azureml:{self.data_asset['name']}:{self.data_asset['version']}"
 
     @property
+    def data_substitutes(self) -> dict[str, Path]:
+        """config.yml's local.data_substitutes: data references a pipeline job file reads (an asset
+        ``name@latest``, a URL) mapped to local paths, relative to the project root, for local runs."""
+        substitutes = (self.config.get("local") or {}).get("data_substitutes") or {}
+        if not isinstance(substitutes, dict) or not all(isinstance(path, str) for path in substitutes.values()):
+            raise SettingsError(
+                f"{self.root / 'config.yml'}: local.data_substitutes must map data references to local paths"
+            )
+        return {str(reference).removeprefix("azureml:"): self.root / path for reference, path in substitutes.items()}
+
+    @property
     def local_tracking_uri(self) -> str:
         """The MLflow store of local runs; a relative SQLite path is taken from the project root."""
         uri = str(self.setting("local", "tracking_uri"))

@@ -1,0 +1,98 @@
+# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
+# update with `cruft update`, don't edit here (the template's own tests cover this file).
+"""Pipeline jobs written as YAML files (``az ml job create --file pipeline.yml``), checked and run locally.
+
+azure-ai-ml loads the file (``load_job``, offline) and validates it; the local runner reads the loaded job,
+not its YAML dump (see ``aml_graph``). A node the local runner cannot run is refused in one line before
+anything runs; then ``check``'s command rules (every placeholder declared, optional inputs inside
+``$[[...]]``) and azure-ai-ml's validation must find nothing, as for the project's own pipeline.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .aml_graph import read_job
+from .check import Finding, Report, collector_paused, command_findings, one_line
+from .local_runner import Interrupted, LocalRunner, RunResult, StepHost, TrackingTarget
+from .plan import Plan, PlanError
+
+LOAD_HINT = "fix the file against its $schema (a pipeline job: type: pipeline, jobs: ...)"
+
+
+def load_pipeline_job(path: Path, parameters: Mapping[str, Any] | None = None) -> Any:
+    """The pipeline job in ``path``, loaded by azure-ai-ml, its inputs set from ``parameters``; ``PlanError`` in one
+    line if it cannot be loaded, is no pipeline job or has no such input."""
+    if not path.is_file():
+        raise PlanError(f"--job {path}: no such file")
+    from azure.ai.ml import load_job  # seconds to import: only when a job file is run or checked
+
+    try:
+        job = load_job(path)
+    except Exception as error:  # azure-ai-ml's schema and YAML errors alike
+        raise PlanError(f"{path}: {one_line(error)}") from None
+    if job.type != "pipeline":
+        raise PlanError(f"{path} holds a {job.type} job; the local runner runs pipeline jobs (type: pipeline)")
+    unknown = sorted(set(parameters or {}) - set(job.inputs))
+    if unknown:
+        raise PlanError(f"{path} has no input {unknown[0]!r}; its inputs are: {', '.join(job.inputs) or 'none'}")
+    for name, value in (parameters or {}).items():
+        job.inputs[name] = value
+    return job
+
+
+def job_findings(path: Path, job: Any, plan: Plan, sources: dict[str, Path]) -> list[Finding]:
+    """azure-ai-ml's validation of the job and check's command rules for each component (once each)."""
+    hint = "azure-ai-ml's own validation of the pipeline job: correct it as it says"
+    errors = job._validate().error_messages
+    findings = [Finding(path, "aml-validate", f"{where}: {message}", hint) for where, message in errors.items()]
+    seen: set[tuple[str, Path]] = set()
+    for step in plan.steps:
+        spec = sources.get(step.name)
+        if spec is None or (step.command, spec) in seen:  # a sweep's own step, or a component already checked
+            continue
+        seen.add((step.command, spec))
+        # A job file's values are known: the runner refuses one a shell would misread (plan_problem) instead of
+        # every string placeholder outside quotes, which Azure ML's own examples are full of.
+        findings += [finding for finding in command_findings(step, spec) if finding.rule != "command-quoting"]
+    return list(dict.fromkeys(findings))
+
+
+def checked_job(
+    path: Path,
+    substitutes: Mapping[str, Path],
+    own_environment: str | None,
+    parameters: Mapping[str, Any] | None = None,
+) -> tuple[Plan, Report]:
+    """The plan of the pipeline job in ``path`` and check's report on it. ``PlanError``: it cannot run locally."""
+    with collector_paused():
+        job = load_pipeline_job(path, parameters)
+        plan, sources = read_job(job, substitutes, own_environment)
+        findings = job_findings(path, job, plan, sources)
+    components = len(set(sources.values()))
+    bindings = sum(1 for step in plan.steps for spec in step.inputs.values() if spec.binding.node)
+    return plan, Report(path.parent, findings, components=components, bindings=bindings)
+
+
+def check_job_file(path: Path, substitutes: Mapping[str, Path], own_environment: str | None) -> Report:
+    """``check --job``: every finding, a refusal of the local runner included."""
+    try:
+        return checked_job(path, substitutes, own_environment)[1]
+    except PlanError as error:
+        refusal = Finding(path, "local-run", str(error), "run it on Azure ML, or change what the line names")
+        return Report(path.parent, [refusal], built=False)
+
+
+def run_job_file(plan: Plan, runs_dir: Path, tracking: TrackingTarget, **runner: Any) -> RunResult:
+    """Run a checked job file's plan on this machine, with a step host of its own; ``runner``: ``LocalRunner``'s
+    options (reuse, parallel, progress)."""
+    host = StepHost(tracking, sorted({step.code for step in plan.steps if step.code}))
+    try:
+        return LocalRunner(runs_dir, host, tracking, **runner).run(plan)
+    except Interrupted:
+        host.interrupt()  # whether a run had started or not, nothing may outlive the command
+        raise
+    finally:
+        host.close()
