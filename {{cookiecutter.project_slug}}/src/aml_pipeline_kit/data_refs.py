@@ -30,8 +30,8 @@ def is_url(path: str) -> bool:
 
 
 def reference_key(path: str) -> str:
-    """A data reference as config.yml's substitutes name it: without the ``azureml:`` prefix."""
-    return path.removeprefix(ASSET_PREFIX)
+    """A data reference as config.yml's substitutes name it: an asset without its ``azureml:`` prefix."""
+    return path if path.startswith("azureml://") else path.removeprefix(ASSET_PREFIX)
 
 
 def kind_of(path: str) -> str:

@@ -10,6 +10,7 @@ anything runs; then ``check``'s command rules (every placeholder declared, optio
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ def load_pipeline_job(path: Path, parameters: Mapping[str, Any] | None = None) -
     line if it cannot be loaded, is no pipeline job or has no such input."""
     if not path.is_file():
         raise PlanError(f"--job {path}: no such file")
+    # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
+    logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
     from azure.ai.ml import load_job  # seconds to import: only when a job file is run or checked
 
     try:
@@ -43,15 +46,17 @@ def load_pipeline_job(path: Path, parameters: Mapping[str, Any] | None = None) -
     return job
 
 
-def job_findings(path: Path, job: Any, plan: Plan, sources: dict[str, Path]) -> list[Finding]:
+def job_findings(path: Path, job: Any, plan: Plan, sources: dict[str, Path | None]) -> list[Finding]:
     """azure-ai-ml's validation of the job and check's command rules for each component (once each)."""
     hint = "azure-ai-ml's own validation of the pipeline job: correct it as it says"
     errors = job._validate().error_messages
     findings = [Finding(path, "aml-validate", f"{where}: {message}", hint) for where, message in errors.items()]
     seen: set[tuple[str, Path]] = set()
     for step in plan.steps:
-        spec = sources.get(step.name)
-        if spec is None or (step.command, spec) in seen:  # a sweep's own step, or a component already checked
+        if step.name not in sources:  # a sweep's step that picks the best trial: the runner's own command
+            continue
+        spec = sources[step.name] or path
+        if (step.command, spec) in seen:  # a component already checked
             continue
         seen.add((step.command, spec))
         # A job file's values are known: the runner refuses one a shell would misread (plan_problem) instead of
@@ -71,7 +76,7 @@ def checked_job(
         job = load_pipeline_job(path, parameters)
         plan, sources = read_job(job, substitutes, own_environment)
         findings = job_findings(path, job, plan, sources)
-    components = len(set(sources.values()))
+    components = len({(step.command, sources[step.name]) for step in plan.steps if step.name in sources})
     bindings = sum(1 for step in plan.steps for spec in step.inputs.values() if spec.binding.node)
     return plan, Report(path.parent, findings, components=components, bindings=bindings)
 

@@ -125,7 +125,7 @@ def plan_from_job(job: Any, substitutes: Mapping[str, Path] | None = None, own_e
 
 def read_job(
     job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None
-) -> tuple[Plan, dict[str, Path]]:
+) -> tuple[Plan, dict[str, Path | None]]:
     """``plan_from_job``, and the spec file of each step's component (where ``check`` points its findings)."""
     reader = GraphReader(substitutes or {})
     base = Path(job._base_path)
@@ -169,7 +169,7 @@ class GraphReader:
         self.outputs: dict[str, tuple[str, str]] = {}
         self.notes: list[str] = []
         self.environments: dict[str, list[str]] = {}  # environment -> the nodes that name it
-        self.sources: dict[str, Path] = {}  # step -> its component's spec file
+        self.sources: dict[str, Path | None] = {}  # a component's step -> its spec file
 
     # --- values and bindings -----------------------------------------------------------------------------------
 
@@ -293,8 +293,8 @@ class GraphReader:
             self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
         step = step_from_component(qualified + trial, {**spec, "command": command}, bindings)
         self.steps.append(step)
-        if source := getattr(component, "_source_path", None):
-            self.sources[step.name] = Path(source)
+        source = getattr(component, "_source_path", None)
+        self.sources[step.name] = Path(source) if source else None  # None: defined inline, in the job's file
         return step
 
     def refuse_missing_program(self, qualified: str, command: str) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from aml_pipeline_kit.config_files import SettingsError, read_yaml
+from aml_pipeline_kit.data_refs import reference_key
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AML_DIR = PROJECT_ROOT / "aml"
@@ -102,7 +103,7 @@ class Settings:
             raise SettingsError(
                 f"{self.root / 'config.yml'}: local.data_substitutes must map data references to local paths"
             )
-        return {str(reference).removeprefix("azureml:"): self.root / path for reference, path in substitutes.items()}
+        return {reference_key(str(reference)): self.root / path for reference, path in substitutes.items()}
 
     @property
     def local_tracking_uri(self) -> str:

@@ -1,0 +1,317 @@
+"""Pipeline jobs written as YAML files, as users write them and Azure ML publishes them, run by the local runner.
+
+The fixtures in data/pipelines/ are our own, with the shapes of the pipelines in Azure/azureml-examples
+(cli/jobs/pipelines-with-components): nodes with and without code, inputs or outputs; local files, folders
+and MLTable folders declared relative to their file; a shell command; pipeline components used twice and
+nested; a sweep; an asset run from a local substitute. What needs a workspace, a cluster or a program
+missing here is refused in one line before anything runs. ``scripts/run_published_examples.py`` runs the
+published examples themselves, from a copy outside this repository.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from conftest import named_bake
+from machinery import cli, copy_project, latest_run, no_step_host_left
+
+FIXTURES = Path(__file__).parent / "data" / "pipelines"
+ENVIRONMENT_NOTE = "note: environments are not built locally"
+
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
+]
+
+
+@pytest.fixture(scope="module")
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return named_bake("default", tmp_path_factory).path
+
+
+@pytest.fixture(scope="module")
+def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture pipelines, copied: a test proves the steps leave their source folders as they were."""
+    return Path(shutil.copytree(FIXTURES, tmp_path_factory.mktemp("jobs") / "pipelines"))
+
+
+@pytest.fixture(scope="module")
+def kit(default_project: Path) -> ModuleType:
+    """The default bake's machinery package, imported in this process."""
+    sys.path.insert(0, str(default_project / "src"))
+    importlib.import_module("aml_pipeline_kit.job_file")
+    return importlib.import_module("aml_pipeline_kit")
+
+
+def seen(run_dir: Path, step: str, output: str = "report") -> dict:
+    return json.loads((run_dir / step / output / "seen.json").read_text())
+
+
+def run_job(project: Path, job: Path) -> tuple[Path, str]:
+    result = cli(project, "run", "--local", "--job", str(job))
+    assert result.returncode == 0, result.stderr
+    return project / "runs" / latest_run(project)["run_id"], result.stdout
+
+
+# --- what runs -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_pipeline_of_every_node_shape_runs(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    run_dir, stdout = run_job(project, fixtures / "basic.yml")
+
+    folder = seen(run_dir, "inspect_folder")  # a pipeline-level folder, a node-level file, literals
+    assert folder["folder"] == str(fixtures / "data" / "folder")  # relative to the file that declares it
+    assert folder["files"] == ["a.txt", "b.txt", "nested/c.txt"]
+    assert folder["rows"] == (fixtures / "data" / "rows.csv").read_text()
+    assert (folder["label"], folder["ratio"], folder["flag"]) == ("two words", "0.5", "False")  # as Azure ML writes
+    assert folder["cwd"] == str(run_dir / "inspect_folder" / ".code")  # a fresh copy of the code
+    assert folder["report_was_empty"]
+    table = seen(run_dir, "inspect_table")  # an MLTable folder, mode ro_mount
+    assert table["files"] == ["MLTable", "rows.csv"]
+    assert (table["rows"], table["label"], table["ratio"], table["flag"]) == (None, "plain", "0.25", "True")
+
+    shell = run_dir / "shell_step" / "out"  # no code, a shell command; the value reaches it whole
+    assert (shell / "greeting.txt").read_text() == 'a $HOME; `echo pwned` "quoted" & more\n'
+    assert (shell / "listing.txt").read_text() == "seen.json\n"
+    assert (shell / "cwd.txt").read_text() == f"{run_dir / 'shell_step' / '.code'}\n"
+    assert "hello from a step without inputs or outputs" in (run_dir / "hello" / "step.log").read_text()
+
+    assert latest_run(project)["outputs"] == {
+        "report": str(run_dir / "inspect_folder" / "report"),
+        "shell_out": str(shell),
+    }
+    assert "note: node 'hello': `pip install 'pyjokes==0.8.3' -q` not run" in stdout
+    assert stdout.count(ENVIRONMENT_NOTE) == 1
+    assert not list(fixtures.rglob("written-beside-the-script.txt"))  # the steps wrote into their copies only
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_pipeline_components_are_flattened_with_their_bindings(
+    default_project: Path, fixtures: Path, tmp_path: Path
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    run_dir, _ = run_job(project, fixtures / "nested.yml")
+
+    steps = [step["name"] for step in latest_run(project)["steps"]]
+    assert steps == ["twice_a.inner.only", "twice_a.after", "twice_b.inner.only", "twice_b.after"]
+    assert seen(run_dir, "twice_a.inner.only")["label"] == "first"  # bound by the outer node
+    assert seen(run_dir, "twice_b.after")["label"] == "from-default"  # the pipeline component's default
+    second_reads = seen(run_dir, "twice_b.inner.only")  # the first pipeline node's output, through two levels
+    assert second_reads["folder"] == str(run_dir / "twice_a.after" / "report")
+    assert second_reads["files"] == ["seen.json"]
+    assert latest_run(project)["outputs"] == {
+        "first": str(run_dir / "twice_a.after" / "report"),
+        "second": str(run_dir / "twice_b.after" / "report"),
+    }
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_sweep_runs_its_trials_and_passes_on_the_best(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    run_dir, _ = run_job(project, fixtures / "sweep.yml")
+
+    trials = [json.loads((run_dir / f"tune.trial_{i}" / "model" / "model.json").read_text()) for i in range(4)]
+    assert [trial["x"] for trial in trials] == [0, 1, 2, 3]  # grid: every choice, in order
+    assert json.loads((run_dir / "tune" / "model" / "model.json").read_text())["x"] == 2  # the least loss
+    assert seen(run_dir, "use_best")["folder"] == str(run_dir / "tune" / "model")
+    assert "tune.trial_2                             loss = 0.0  <- best" in (run_dir / "tune" / "step.log").read_text()
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_data_asset_runs_from_its_local_substitute(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    config = project / "config.yml"
+    asset = fixtures / "data" / "asset"
+    text = config.read_text().replace(
+        "data_substitutes: {}", f'data_substitutes: {{"fixture-asset@latest": "{asset}"}}'
+    )
+    config.write_text(text)
+    run_dir, _ = run_job(project, fixtures / "substitute.yml")
+    assert seen(run_dir, "read_asset")["files"] == ["readme.txt"]
+
+
+# --- what is refused, before anything runs ---------------------------------------------------------------------------
+
+NODE = """
+  {name}:
+    type: command
+    component: {component}
+    inputs:
+      folder: {folder}
+{extra}"""
+JOB = """
+type: pipeline
+settings:
+  default_compute: azureml:cpu-cluster
+{outputs}jobs:{node}
+"""
+INSPECT = "{fixtures}/components/inspect/inspect.yml"
+# case -> (node name, what its component, input folder and extra keys are; the words the one line must hold)
+REFUSED = {
+    "registered component": (
+        {"component": "azureml:my_component:1"},
+        ["node 'step'", "'my_component:1'", "registered in an Azure ML workspace"],
+    ),
+    "registered data asset": (
+        {"folder": "{type: uri_folder, path: azureml:my-data@latest}"},
+        ["node 'step' input 'folder'", "'my-data@latest'", "registered data asset", "local.data_substitutes"],
+    ),
+    "datastore URI": (
+        {"folder": "{type: uri_folder, path: azureml://datastores/workspaceblobstore/paths/data/}"},
+        ["node 'step' input 'folder'", "azureml://datastores/workspaceblobstore/paths/data/", "needs a workspace"],
+    ),
+    "web URL": (
+        {"folder": "{type: uri_file, path: https://example.com/data.csv}"},
+        ["node 'step' input 'folder'", "https://example.com/data.csv", "downloads nothing"],
+    ),
+    "cloud storage": (
+        {"folder": "{type: uri_file, path: wasbs://data@account.blob.core.windows.net/x.csv}"},
+        ["node 'step' input 'folder'", "wasbs://data@account.blob.core.windows.net/x.csv", "cloud storage"],
+    ),
+    "missing local folder": (
+        {"folder": "{type: uri_folder, path: ./data/missing}"},
+        ["node 'step' input 'folder'", "data/missing does not exist"],
+    ),
+    "file for a folder": (
+        {"folder": "{type: uri_folder, path: ./data/rows.csv}"},
+        ["node 'step' input 'folder'", "rows.csv is not a folder"],
+    ),
+    "output to a datastore": (
+        {
+            "outputs": "outputs:\n  kept:\n    type: uri_folder\n    path: azureml://datastores/workspaceblobstore/paths/x\n"
+        },
+        ["pipeline output 'kept'", "azureml://datastores/workspaceblobstore/paths/x", "needs a workspace"],
+    ),
+    "distributed training": (
+        {
+            "extra": "    distribution: {type: pytorch, process_count_per_instance: 2}\n"
+            "    resources: {instance_count: 2}"
+        },
+        ["node 'step'", "pytorch distributed training on 2 instance(s)", "Azure ML cluster"],
+    ),
+    "missing runtime": (
+        {
+            "component": '{type: command, command: "no-such-runtime-here train.R --data ${{inputs.folder}}", '
+            "inputs: {folder: {type: uri_folder}}, environment: {image: r-base}}"
+        },
+        ["node 'step'", "'no-such-runtime-here'", "not installed here"],
+    ),
+}
+
+
+def job_file(fixtures: Path, name: str, **parts: str) -> Path:
+    values = {"component": INSPECT, "folder": "{type: uri_folder, path: ./data/folder}", "extra": "", **parts}
+    node = NODE.format(name="step", **{key: value for key, value in values.items() if key != "outputs"})
+    path = fixtures / f"refused-{name.replace(' ', '-')}.yml"
+    path.write_text(JOB.format(outputs=parts.get("outputs", ""), node=node).replace("{fixtures}", str(fixtures)))
+    return path
+
+
+@pytest.mark.parametrize(("parts", "words"), REFUSED.values(), ids=REFUSED.keys())
+def test_what_cannot_run_locally_is_refused_in_one_line(
+    kit: ModuleType, fixtures: Path, parts: dict[str, str], words: list[str], request: pytest.FixtureRequest
+) -> None:
+    path = job_file(fixtures, request.node.callspec.id, **parts)
+    with pytest.raises(kit.plan.PlanError) as refusal:
+        kit.job_file.checked_job(path, {}, "project-env")
+    message = str(refusal.value)
+    assert "\n" not in message
+    assert all(word in message for word in words), message
+
+
+def test_a_refused_job_runs_nothing(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    path = job_file(fixtures, "cli", folder="{type: uri_folder, path: azureml:my-data@latest}")
+    result = cli(project, "run", "--local", "--job", str(path))
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith("error: node 'step' input 'folder' reads 'my-data@latest'")
+    assert not any((project / "runs").glob("2*"))
+    assert no_step_host_left(project)
+    checked = cli(project, "check", "--job", str(path))
+    assert checked.returncode == 1
+    assert "[local-run] node 'step' input 'folder' reads 'my-data@latest'" in checked.stdout
+
+
+def test_check_finds_a_command_that_uses_an_undeclared_input(kit: ModuleType, fixtures: Path) -> None:
+    component = (
+        '{type: command, command: "python x.py --folder ${{inputs.folder}} --n ${{inputs.count}}", '
+        "inputs: {folder: {type: uri_folder}}, environment: {image: python}}"
+    )
+    report = kit.job_file.check_job_file(job_file(fixtures, "undeclared", component=component), {}, None)
+    assert [finding.rule for finding in report.findings] == ["command-undeclared"]
+    assert "${{inputs.count}}" in report.findings[0].message
+
+
+# --- the pieces: shell quoting, sweep sampling ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "shell"),
+    [
+        ("python train.py --data ${{inputs.data}} $[[--depth ${{inputs.depth}}]]", False),
+        ("python train.py --name '${{inputs.name}}'", False),
+        ("pip install x && python train.py", True),
+        ("echo $TF_CONFIG", True),
+        ("Rscript train.R --data ${{inputs.data}}", True),
+        ("python -c 'print(1)'", True),
+        ("python train.py > log.txt", True),
+        ("python train.py --pattern '*.csv'", False),  # quoted: no glob
+    ],
+)
+def test_which_commands_need_a_shell(kit: ModuleType, command: str, shell: bool) -> None:
+    assert kit.shell.needs_shell(command) is shell
+
+
+@pytest.mark.parametrize("value", ["plain", "two words", "it's", 'a "b" $c `d` \\e', "; rm -rf x", "\n"])
+def test_a_value_is_one_word_wherever_it_stands_in_a_shell_line(kit: ModuleType, value: str) -> None:
+    import subprocess
+
+    command = "printf '%s|' ${{inputs.v}} \"${{inputs.v}}\" '${{inputs.v}}'"
+    line = kit.shell.shell_line(command, lambda match: value)
+    printed = subprocess.run([kit.shell.SHELL, "-c", line], capture_output=True, text=True, check=True).stdout
+    assert printed == f"{value}|" * 3
+
+
+def test_the_environment_setup_before_a_command_is_set_aside(kit: ModuleType) -> None:
+    command = "pip install 'mlflow<2.19' -q && conda install x && python train.py --a 1"
+    assert kit.shell.environment_setup(command) == (
+        "python train.py --a 1",
+        ["pip install 'mlflow<2.19' -q", "conda install x"],
+    )
+
+
+def test_random_sampling_is_seeded_and_stays_in_range(kit: ModuleType) -> None:
+    space = {"c": ["uniform", [0.5, 0.9]], "kernel": ["choice", [["rbf", "linear"]]], "n": ["randint", [3]]}
+    trials = kit.sweep.trial_values(space, "random", 20, seed=7)
+    assert trials == kit.sweep.trial_values(space, "random", 20, seed=7)
+    assert len(trials) == 20
+    assert all(0.5 <= t["c"] <= 0.9 and t["kernel"] in {"rbf", "linear"} and t["n"] in {0, 1, 2} for t in trials)
+
+
+def test_grid_sampling_takes_every_combination_of_choices(kit: ModuleType) -> None:
+    space = {"a": ["choice", [[1, 2]]], "b": ["choice", [["x", "y"]]]}
+    assert kit.sweep.trial_values(space, "grid", None) == [
+        {"a": 1, "b": "x"},
+        {"a": 1, "b": "y"},
+        {"a": 2, "b": "x"},
+        {"a": 2, "b": "y"},
+    ]
+    with pytest.raises(kit.sweep.SweepError, match="grid sampling takes choice only"):
+        kit.sweep.trial_values({"c": ["uniform", [0, 1]]}, "grid", 3)
+
+
+def test_the_best_trial_leaves_out_those_without_the_metric(kit: ModuleType) -> None:
+    metrics = {"t0": 0.5, "t1": None, "t2": 0.2, "t3": float("nan")}
+    assert kit.sweep.best_trial(metrics, "minimize") == "t2"
+    assert kit.sweep.best_trial(metrics, "maximize") == "t0"
+    with pytest.raises(kit.sweep.SweepError, match="no trial logged"):
+        kit.sweep.best_trial({"t0": None}, "minimize")
