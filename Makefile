@@ -82,12 +82,12 @@ test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `chec
 	$(call hermetic_pytest,$(XDIST) -m "not slow" tests)
 
 lint: $(INSTALLED)
-	$(PYTHON) -m ruff check hooks tests benchmarks
-	$(PYTHON) -m ruff format --check hooks tests benchmarks
+	$(PYTHON) -m ruff check hooks tests benchmarks scripts
+	$(PYTHON) -m ruff format --check hooks tests benchmarks scripts
 
 format: $(INSTALLED)
-	$(PYTHON) -m ruff check --fix hooks tests benchmarks
-	$(PYTHON) -m ruff format hooks tests benchmarks
+	$(PYTHON) -m ruff check --fix hooks tests benchmarks scripts
+	$(PYTHON) -m ruff format hooks tests benchmarks scripts
 
 benchmark: $(INSTALLED)
 	$(PYTHON) benchmarks/local_run.py

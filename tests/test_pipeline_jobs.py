@@ -204,6 +204,14 @@ REFUSED = {
         },
         ["node 'step'", "'no-such-runtime-here'", "not installed here"],
     ),
+    "package missing here": (
+        {
+            "component": '{type: command, command: "python x.py --f ${{inputs.folder}}", code: ./components/hello, '
+            "inputs: {folder: {type: uri_folder}}, environment: {image: python, conda_file: {name: e, "
+            "dependencies: [python=3.11, pip, {pip: [no-such-package-here==1.0]}]}}}"
+        },
+        ["node 'step'", "'no-such-package-here==1.0'", "lacks"],
+    ),
 }
 
 

@@ -14,6 +14,7 @@ pyproject.toml; its tests fail if an SDK upgrade changes either.
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import re
 import shlex
@@ -291,6 +292,7 @@ class GraphReader:
         self.refuse_missing_program(qualified, command)
         if spec.get("environment"):
             self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
+            refuse_missing_packages(qualified, spec["environment"])
         step = step_from_component(qualified + trial, {**spec, "command": command}, bindings)
         self.steps.append(step)
         source = getattr(component, "_source_path", None)
@@ -362,6 +364,34 @@ class GraphReader:
             self.notes.append(
                 f"environments are not built locally: every step runs in this project's environment, not in {named}"
             )
+
+
+def refuse_missing_packages(qualified: str, environment: Any) -> None:
+    """An anonymous environment's conda file names pip packages its steps need: each must be installed here, where
+    the steps run instead (conda's own entries, Python and pip, are the image's business)."""
+    conda = environment.get("conda_file") if isinstance(environment, dict) else None
+    if not isinstance(conda, dict):
+        return
+    from .check import REQUIREMENT  # check reads this module: imported when a conda file is there to read
+
+    pip = [
+        dependency.get("pip") or [] for dependency in conda.get("dependencies") or [] if isinstance(dependency, dict)
+    ]
+    for entry in (str(entry) for entries in pip for entry in entries):
+        match = REQUIREMENT.match(entry.strip())
+        if match and not is_installed(match["name"]):
+            raise PlanError(
+                f"node {qualified!r}: its environment's conda file asks for {entry!r}, which this project's "
+                "environment lacks (environments are not built locally): add it to pyproject.toml, or run on Azure ML"
+            )
+
+
+def is_installed(distribution: str) -> bool:
+    try:
+        importlib.metadata.distribution(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
 
 
 def best_trial_step(name: str, objective: Any, trials: list[Step]) -> Step:
