@@ -24,22 +24,29 @@ SHELL_SYNTAX = re.compile(r"[;&|<>()`*?~]|\$(?!\{\{|\[\[)")
 ENVIRONMENT_SETUP = re.compile(r"^\s*(?P<setup>(?:pip3?|conda|mamba)\s+install\b[^&;|\n]*?)\s*&&\s*")
 
 
-def unquoted_text(command: str) -> str:
-    """``command`` with everything inside quotes blanked: what a shell reads as syntax."""
-    kept, quote, index = [], "", 0
+def quoting(command: str) -> list[str]:
+    """The quote each character of ``command`` stands in, as a shell reads it: ``""`` (none), ``"'"`` or ``'"'``;
+    quote marks and backslash escapes themselves are marked ``"\\"``."""
+    states: list[str] = []
+    quote, index = "", 0
     while index < len(command):
         char = command[index]
         if char == "\\" and quote != "'" and index + 1 < len(command):
+            states += ["\\", "\\"]
             index += 2
             continue
-        if quote and char == quote:
-            quote = ""
-        elif not quote and char in "'\"":
-            quote = char
-        elif not quote:
-            kept.append(char)
+        if (quote and char == quote) or (not quote and char in "'\""):
+            quote = "" if quote else char
+            states.append("\\")
+        else:
+            states.append(quote)
         index += 1
-    return "".join(kept)
+    return states
+
+
+def unquoted_text(command: str) -> str:
+    """``command`` without whatever stands in quotes or is escaped: what a shell reads as syntax."""
+    return "".join(char for char, quote in zip(command, quoting(command), strict=True) if not quote)
 
 
 def needs_shell(command: str) -> bool:
@@ -73,28 +80,14 @@ def program(command: str) -> str | None:
 def shell_line(command: str, value: Callable[[re.Match[str]], str]) -> str:
     """``command`` with each placeholder replaced by ``value(match)``, quoted for where it stands: as one word
     outside quotes, escaped within double quotes, closed and reopened around its single quotes within single ones."""
-    line, quote, index = [], "", 0
-    while index < len(command):
-        match = PLACEHOLDER.match(command, index)
-        if match:
-            text = value(match)
-            if quote == "'":
-                line.append(text.replace("'", "'\\''"))
-            elif quote == '"':
-                line.append(re.sub(r'([\\"$`])', r"\\\1", text))
-            else:
-                line.append(shlex.quote(text))
-            index = match.end()
-            continue
-        char = command[index]
-        if char == "\\" and quote != "'" and index + 1 < len(command):
-            line.append(command[index : index + 2])
-            index += 2
-            continue
-        if quote and char == quote:
-            quote = ""
-        elif not quote and char in "'\"":
-            quote = char
-        line.append(char)
-        index += 1
-    return "".join(line)
+    quotes = quoting(command)
+
+    def filled(match: re.Match[str]) -> str:
+        text = value(match)
+        if quotes[match.start()] == "'":
+            return text.replace("'", "'\\''")
+        if quotes[match.start()] == '"':
+            return re.sub(r'([\\"$`])', r"\\\1", text)
+        return shlex.quote(text)
+
+    return PLACEHOLDER.sub(filled, command)
