@@ -181,7 +181,8 @@ class Definitions:
     bindings: int
 
     def to_data(self) -> dict[str, Any]:
-        return {"components": {name: step_to_data(step) for name, step in self.components.items()}, "bindings": self.bindings}
+        components = {name: step_to_data(step) for name, step in self.components.items()}
+        return {"components": components, "bindings": self.bindings}
 
     @classmethod
     def from_data(cls, data: dict[str, Any]) -> Definitions:

@@ -34,15 +34,27 @@ import shlex
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, suppress
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from .aml_graph import command_nodes, component_name, pipeline_input_types, serialised, step_from_node
+from .aml_graph import command_nodes, component_name, pipeline_input_types, plan_from_job, serialised, step_from_node
 from .config_files import SettingsError, read_yaml
-from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER, Binding, PlanError, Step, unquoted_strings
+from .plan import (
+    INPUT_PLACEHOLDER,
+    OPTIONAL_BLOCK,
+    OUTPUT_PLACEHOLDER,
+    Binding,
+    PlanError,
+    Step,
+    plan_to_data,
+    step_from_data,
+    step_to_data,
+    unquoted_strings,
+)
+from .plan_cache import VERDICT, PlanCache, training_plan
 from .step_host import script_imports
 
 PYTHON_COMMANDS = frozenset({"python", "python3"})
@@ -128,12 +140,23 @@ class Option:
     line: int | None = None
 
 
-def check_project(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path) -> Report:
+def check_project(
+    root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path, cache: PlanCache | None = None
+) -> Report:
     """Every check on the project at ``root``, whose training pipeline ``build_pipeline()`` builds (from the
-    ``@dsl.pipeline`` in ``pipeline_file``). Raises ``SettingsError`` if config.yml itself is wrong."""
-    with collector_paused():
-        report = checked(root, build_pipeline, pipeline_file.resolve())
-    report.source_root = pipeline_file.resolve().parents[2]  # <project>/src/<package>/pipeline.py
+    ``@dsl.pipeline`` in ``pipeline_file``). Raises ``SettingsError`` if config.yml itself is wrong.
+
+    With a ``cache``, the half that needs azure-ai-ml (specs, build, validation, commands, bindings, values) is
+    skipped while everything it read is as it was when the whole check last found nothing; the rules on scripts
+    and the environment, which read the component folders with ``ast``, run every time."""
+    pipeline_file = pipeline_file.resolve()
+    stored = cache.lookup(VERDICT) if cache else None
+    if stored is not None:
+        report = scripts_checked(root, Definitions.from_data(stored))
+    else:
+        with collector_paused():
+            report = checked(root, build_pipeline, pipeline_file, cache)
+    report.source_root = pipeline_file.parents[2]  # <project>/src/<package>/pipeline.py
     return report
 
 
@@ -150,18 +173,37 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def checked(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path) -> Report:
-    findings = spec_findings(root / "aml")
-    try:
-        job = build_pipeline()
-    except SettingsError:
-        raise
-    except Exception as error:  # whatever a component spec or pipeline.py makes azure-ai-ml raise
-        return Report(root, [*findings, build_finding(error, root, pipeline_file)], built=False)
+@dataclass(frozen=True)
+class Definitions:
+    """What the azure-ai-ml half of ``check`` leaves to the other: one step per component, the bindings counted."""
+
+    components: dict[str, Step]
+    bindings: int
+
+    def to_data(self) -> dict[str, Any]:
+        components = {name: step_to_data(step) for name, step in self.components.items()}
+        return {"components": components, "bindings": self.bindings}
+
+    @classmethod
+    def from_data(cls, data: dict[str, Any]) -> Definitions:
+        return cls({name: step_from_data(step) for name, step in data["components"].items()}, data["bindings"])
+
+
+def checked(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path, cache: PlanCache | None) -> Report:
+    with cache.tracing() if cache else nullcontext({}) as reads:  # what azure-ai-ml's half reads, and only that
+        findings = spec_findings(root / "aml")
+        try:
+            job = build_pipeline()
+        except SettingsError:
+            raise
+        except Exception as error:  # whatever a component spec or pipeline.py makes azure-ai-ml raise
+            return Report(root, [*findings, build_finding(error, root, pipeline_file)], built=False)
+        nodes = command_nodes(serialised(job))
+        validation_errors = job._validate().error_messages
     steps: dict[str, Step] = {}
     specs: dict[str, Path] = {}
     components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps is checked once
-    for name, node in command_nodes(serialised(job)).items():
+    for name, node in nodes.items():
         try:
             step = step_from_node(name, node)
         except PlanError as error:  # its other findings would follow from this one
@@ -169,19 +211,39 @@ def checked(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path) 
             return Report(root, [*findings, unreadable], built=False)
         steps[name], specs[name] = step, spec_file(step.code, component_name(node))
         components.setdefault(component_name(node), (step, specs[name]))
-    findings += validation_findings(job._validate().error_messages, specs, pipeline_file)
-    for step, spec in components.values():
-        findings += command_findings(step, spec)
-        findings += script_findings(step, spec)
+    findings += validation_findings(validation_errors, specs, pipeline_file)
+    command_problems = {name: command_findings(step, spec) for name, (step, spec) in components.items()}
     binding_problems, bindings = binding_findings(steps, specs, pipeline_input_types(job), pipeline_file)
     binding_problems += value_findings(steps, job, root / "config.yml")
-    environment_problems, packages = environment_findings(root / "aml" / "environment.yml", steps.values())
+    definitions = Definitions({name: step for name, (step, _) in components.items()}, bindings)
+    report = scripts_checked(root, definitions, findings, command_problems, binding_problems)
+    if cache and not report.findings:  # a run starts from here: the next one needs no azure-ai-ml
+        cache.store(VERDICT, definitions.to_data(), reads)
+        with suppress(PlanError):  # a job the local runner cannot run: the run says so itself
+            cache.store(training_plan({}), plan_to_data(plan_from_job(job)), reads)
+    return report
+
+
+def scripts_checked(
+    root: Path,
+    definitions: Definitions,
+    findings: Iterable[Finding] = (),
+    command_problems: dict[str, list[Finding]] | None = None,
+    binding_problems: Iterable[Finding] = (),
+) -> Report:
+    """The rules on step scripts and the environment, with the azure-ai-ml half's findings, in one report."""
+    findings = list(findings)
+    for name, step in definitions.components.items():
+        findings += (command_problems or {}).get(name, [])
+        findings += script_findings(step, spec_file(step.code, name))
+    steps = definitions.components.values()
+    environment_problems, packages = environment_findings(root / "aml" / "environment.yml", steps)
     return Report(
         root,
         list(dict.fromkeys([*findings, *binding_problems, *environment_problems])),  # one finding, one line
-        components=len(components),
-        bindings=bindings,
-        scripts=sum(script_call(step.command) is not None for step, _ in components.values()),
+        components=len(definitions.components),
+        bindings=definitions.bindings,
+        scripts=sum(script_call(step.command) is not None for step in steps),
         packages=packages,
     )
 

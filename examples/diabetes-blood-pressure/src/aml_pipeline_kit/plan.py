@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -178,3 +178,38 @@ def in_dependency_order(steps: list[Step]) -> tuple[Step, ...]:
         ordered.extend(ready)
         placed.update(step.name for step in ready)
     return tuple(ordered)
+
+
+
+def step_to_data(step: Step) -> dict[str, Any]:
+    """``step`` as JSON-ready data; ``step_from_data`` gives it back equal."""
+    return {
+        **asdict(step),
+        "code": str(step.code),
+        "inputs": {name: {**asdict(spec), "enum": list(spec.enum)} for name, spec in step.inputs.items()},
+    }
+
+
+def step_from_data(data: dict[str, Any]) -> Step:
+    inputs = {
+        name: StepInput(**{**spec, "binding": Binding(**spec["binding"]), "enum": tuple(spec["enum"])})
+        for name, spec in data["inputs"].items()
+    }
+    return Step(**{**data, "code": Path(data["code"]), "inputs": inputs})
+
+
+def plan_to_data(plan: Plan) -> dict[str, Any]:
+    """``plan`` as JSON-ready data; ``plan_from_data`` gives it back equal."""
+    return {
+        "inputs": plan.inputs,
+        "steps": [step_to_data(step) for step in plan.steps],
+        "outputs": {name: list(source) for name, source in plan.outputs.items()},
+    }
+
+
+def plan_from_data(data: dict[str, Any]) -> Plan:
+    return Plan(
+        inputs=data["inputs"],
+        steps=tuple(step_from_data(step) for step in data["steps"]),
+        outputs={name: (node, output) for name, (node, output) in data["outputs"].items()},
+    )

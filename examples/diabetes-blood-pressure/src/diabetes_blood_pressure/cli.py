@@ -32,6 +32,7 @@ import yaml
 from aml_pipeline_kit.check import CheckFailed, Report, check_project
 from aml_pipeline_kit.local_runner import Interrupted, StepHostError
 from aml_pipeline_kit.plan import PlanError
+from aml_pipeline_kit.plan_cache import PlanCache, scoring_plan, training_plan
 
 from .azure_ml import AzureAccessError
 from .settings import PROJECT_ROOT, Settings, SettingsError
@@ -161,7 +162,12 @@ def check_report(settings: Settings) -> Report:
 
         return pipeline.local_pipeline(settings)
 
-    return check_project(settings.root, build, Path(__file__).with_name("pipeline.py"))
+    return check_project(settings.root, build, Path(__file__).with_name("pipeline.py"), plan_cache(settings))
+
+
+def plan_cache(settings: Settings) -> PlanCache:
+    """The plans and check's verdict kept under runs/ for as long as what they were built from is unchanged."""
+    return PlanCache(settings.root, runs_dir(settings) / ".plans", [Path(__file__).parent])
 
 
 def show_check(settings: Settings) -> int:
@@ -202,13 +208,15 @@ def runs_dir(settings: Settings) -> Path:
 
 def run_locally(
     settings: Settings,
+    kind: dict[str, Any],
     build: Callable[[], PipelineJob],
     reuse: bool = True,
     check: bool = False,
     host: StepHost | None = None,
     max_parallel: int | None = None,
 ) -> RunResult:
-    """Build a pipeline job with ``build()`` and run its steps on this machine; raises ``StepFailed`` on a failed step.
+    """Build a pipeline job with ``build()`` (unless the plan cache holds its ``kind``) and run its steps on this
+    machine; raises ``StepFailed`` on a failed step.
 
     With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
     ``host``, one is started for this run, and warms up while this process builds the graph.
@@ -220,9 +228,7 @@ def run_locally(
     try:
         if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
             passed_check(settings)
-        from aml_pipeline_kit.aml_graph import plan_from_job
-
-        plan = plan_from_job(build())
+        plan = plan_cache(settings).plan(kind, build)
         parallel = {"parallel": max_parallel} if max_parallel else {}
         return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
     except Interrupted:
@@ -249,7 +255,7 @@ def run_pipeline_locally(
 
         return local_pipeline(settings, overrides)
 
-    return run_locally(settings, build, reuse, check, host, max_parallel)
+    return run_locally(settings, training_plan(overrides), build, reuse, check, host, max_parallel)
 
 
 def score_locally(
@@ -262,7 +268,7 @@ def score_locally(
 
         return local_score_pipeline(settings, model, data)
 
-    return run_locally(settings, build, check=check, host=host)
+    return run_locally(settings, scoring_plan(model, data), build, check=check, host=host)
 
 
 def latest_local_model(settings: Settings) -> Path:
