@@ -180,7 +180,6 @@ def in_dependency_order(steps: list[Step]) -> tuple[Step, ...]:
     return tuple(ordered)
 
 
-
 def step_to_data(step: Step) -> dict[str, Any]:
     """``step`` as JSON-ready data; ``step_from_data`` gives it back equal."""
     return {
