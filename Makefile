@@ -89,8 +89,10 @@ format: $(INSTALLED)
 	$(PYTHON) -m ruff check --fix hooks tests benchmarks scripts
 	$(PYTHON) -m ruff format hooks tests benchmarks scripts
 
+# The local run against a plain script: cold, after editing one step's script, without reuse (medians of 3).
+# SIZES=10000,1000000 adds synthetic data of those sizes.
 benchmark: $(INSTALLED)
-	$(PYTHON) benchmarks/local_run.py
+	$(PYTHON) benchmarks/local_run.py $(if $(SIZES),--sizes $(SIZES))
 
 benchmark-feedback: $(INSTALLED)
 	$(PYTHON) benchmarks/feedback.py

@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         if "local-run" not in skipped:
             for result in local_run_summary(scratch):
                 ratio = "-" if result["ratio"] is None else f"{result['ratio']:.2f}x"
-                label = f"local run, {result['label']} {result['rows']:,} rows"
+                label = f"local run, {result['label']} {result['rows']:,} rows, {result['scenario']}"
                 rows += [
-                    [label, "run --local --no-reuse", seconds(result["local_seconds"]), "", ""],
+                    [label, result["command"], seconds(result["local_seconds"]), "", ""],
                     ["  plain script", "plain_pipeline.py", seconds(result["plain_seconds"]), "", ""],
-                    ["  local / plain", "", ratio, "", ""],
+                    ["  local / plain", "", ratio, "", f"<= {result['target_ratio']:g}x"],
                 ]
     except BenchmarkError as error:
         say(f"\nERROR: {error}\n(logs kept in {scratch})")

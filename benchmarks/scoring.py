@@ -39,7 +39,6 @@ from pathlib import Path
 
 import pandas as pd
 from local_run import (
-    DEFAULT_SIZES,
     MIB,
     RUN_COMPLETED,
     TEMPLATE_DIR,
@@ -55,6 +54,8 @@ from local_run import (
     table,
     tail,
 )
+
+DEFAULT_SIZES = "10000,100000,1000000"
 
 HOST = "127.0.0.1"
 DEFAULT_REQUESTS = 500

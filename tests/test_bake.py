@@ -87,7 +87,19 @@ def test_exact_file_set(baked: Bake) -> None:
             for module in (
                 "__init__",
                 "aml_graph",
-                "check",
+                *(
+                    f"check/{rule}"
+                    for rule in (
+                        "__init__",
+                        "aml_validation",
+                        "binding",
+                        "command",
+                        "environment",
+                        "report",
+                        "script",
+                        "values",
+                    )
+                ),
                 "config_files",
                 "data_refs",
                 "job_file",

@@ -14,7 +14,8 @@ from types import ModuleType
 import mlflow
 import pytest
 
-from aml_pipeline_kit.local_runner import RunResult, StepHost
+from aml_pipeline_kit.local_runner import RunResult
+from aml_pipeline_kit.step_host import StepHost
 
 from {{ cookiecutter.package_name }}.cli import run_pipeline_locally, start_step_host
 from {{ cookiecutter.package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings

@@ -8,7 +8,8 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
-from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+from aml_pipeline_kit.local_runner import RunResult, StepFailed
+from aml_pipeline_kit.step_host import StepHost
 
 from {{ cookiecutter.package_name }}.cli import run_pipeline_locally
 from {{ cookiecutter.package_name }}.settings import MODEL_TYPES, Settings

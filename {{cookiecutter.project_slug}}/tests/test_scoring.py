@@ -11,8 +11,11 @@ from mlflow.models import Model
 from test_submit import RecordingClient
 
 from aml_pipeline_kit.aml_graph import command_nodes, plan_from_job, serialised, step_from_node
-from aml_pipeline_kit.check import command_findings, environment_findings, script_findings
-from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+from aml_pipeline_kit.check.command import command_findings
+from aml_pipeline_kit.check.environment import environment_findings
+from aml_pipeline_kit.check.script import script_findings
+from aml_pipeline_kit.local_runner import RunResult, StepFailed
+from aml_pipeline_kit.step_host import StepHost
 
 from {{ cookiecutter.package_name }}.azure_ml import submit_scoring
 from {{ cookiecutter.package_name }}.cli import (

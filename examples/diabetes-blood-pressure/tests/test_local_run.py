@@ -8,7 +8,8 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
-from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+from aml_pipeline_kit.local_runner import RunResult, StepFailed
+from aml_pipeline_kit.step_host import StepHost
 
 from diabetes_blood_pressure.cli import run_pipeline_locally
 from diabetes_blood_pressure.settings import MODEL_TYPES, Settings

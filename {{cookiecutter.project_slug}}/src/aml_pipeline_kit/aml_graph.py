@@ -372,7 +372,7 @@ def refuse_missing_packages(qualified: str, environment: Any) -> None:
     conda = environment.get("conda_file") if isinstance(environment, dict) else None
     if not isinstance(conda, dict):
         return
-    from .check import REQUIREMENT  # check reads this module: imported when a conda file is there to read
+    from .check.environment import REQUIREMENT  # check reads this module: imported when there is a conda file
 
     pip = [
         dependency.get("pip") or [] for dependency in conda.get("dependencies") or [] if isinstance(dependency, dict)

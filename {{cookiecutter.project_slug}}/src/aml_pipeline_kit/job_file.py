@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from .aml_graph import read_job
-from .check import Finding, Report, collector_paused, command_findings, one_line
-from .local_runner import Interrupted, LocalRunner, RunResult, StepHost, TrackingTarget
+from .check import collector_paused
+from .check.command import command_findings
+from .check.report import Finding, Report, one_line
+from .local_runner import Interrupted, LocalRunner, RunResult
 from .plan import Plan, PlanError
+from .step_host import StepHost, TrackingTarget
 
 LOAD_HINT = "fix the file against its $schema (a pipeline job: type: pipeline, jobs: ...)"
 

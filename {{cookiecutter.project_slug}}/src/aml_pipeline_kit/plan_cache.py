@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from .plan import Plan, plan_from_data, plan_to_data
 
@@ -75,9 +75,9 @@ class ReadTracer:
     """The files under some folders that this process opens while ``tracing()``: Python's audit hook reports each
     ``open`` (imports included). The hook is installed once per process and costs nothing when no trace is on."""
 
-    _lock = threading.Lock()
-    _active: list[ReadTracer] = []
-    _installed = False
+    _lock: ClassVar[threading.Lock] = threading.Lock()
+    _active: ClassVar[list[ReadTracer]] = []
+    _installed: ClassVar[bool] = False
 
     def __init__(self, folders: Iterable[Path]) -> None:
         self.folders = tuple(str(folder.resolve()) + os.sep for folder in folders)
@@ -184,9 +184,11 @@ class PlanCache:
             self._store(kind, {"environment": self.environment(), "files": reads, "value": value})
 
     def explicit_files(self) -> list[Path]:
-        """Read before any build (config.yml) or imported once per process (the packages' modules): always counted."""
+        """Read before any build (config.yml and the specs in aml/, by the project's settings) or imported once per
+        process (the packages' modules): counted whether the build is seen reading them or not."""
+        specs = sorted(path for path in (self.root / "aml").rglob("*") if path.is_file())
         modules = [path for source in self.sources for path in sorted(source.glob("*.py"))]
-        return [self.root / "config.yml", *modules]
+        return [self.root / "config.yml", *specs, *modules]
 
     def environment(self) -> dict[str, str]:
         return {

@@ -9,7 +9,8 @@ builds the pipeline graph in parallel, then runs each step's command line
 environment and ``__main__`` semantics as a fresh interpreter, without the
 imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
 
-The runner talks to the host over its stdin/stdout, one JSON object per line. SIGTERM (the runner
+Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host
+(``main``) and talks to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner
 interrupted) or the end of its input (the runner gone) stops the host: it stops the running steps,
 each in a process group of its own, ends their MLflow runs and the pipeline's as killed, says which
 steps it stopped, and exits.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -31,6 +33,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -40,6 +43,7 @@ STANDARD_LIBRARY = frozenset(sys.stdlib_module_names)
 # Component definitions import azure-ai-ml to describe their step; steps never need it, and it costs seconds.
 NEVER_PRELOADED = frozenset({"azure"})
 STOP_SECONDS = 3  # a step asked to stop (SIGTERM) gets this long before it is killed (SIGKILL)
+HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
@@ -259,6 +263,109 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
             waiting = False
 
 
+# --- the runner's side of the protocol -----------------------------------------------------------------------
+
+
+class StepHostError(RuntimeError):
+    """The step host died or refused a request."""
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """The MLflow store and experiment a local run is tracked in."""
+
+    uri: str
+    experiment: str
+    artifacts_dir: Path
+
+
+class StepHost:
+    """The runner's handle on the warm step host process (``main`` above); it serves run after run.
+
+    The host runs in a session of its own, so a Ctrl-C in the terminal reaches only this process, which stops the
+    host (and the host its steps) with ``interrupt()``. If this process dies, the host sees its input close and
+    stops its steps too: nothing outlives the run.
+    """
+
+    def __init__(self, warm: TrackingTarget, step_folders: list[Path]) -> None:
+        package_parent = str(Path(__file__).resolve().parents[1])
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
+            # `python` in a command run by a shell is this Python, as it is in a plain `python x.py` command.
+            "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")])),
+            # Forked steps must not share the host's SQLite connections: open one per use.
+            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
+        }
+        argv = [sys.executable, "-m", __name__, warm.uri, warm.experiment, str(warm.artifacts_dir)]
+        self.process = subprocess.Popen(
+            [*argv, *map(str, step_folders)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+        self.ready = False
+        self.received = b""  # what the host sent beyond the last complete reply
+
+    def request(self, action: str, **payload: Any) -> dict[str, Any]:
+        if not self.ready:
+            self._reply()
+            self.ready = True
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write((json.dumps({"action": action, **payload}) + "\n").encode())
+            self.process.stdin.flush()
+        except BrokenPipeError:
+            raise StepHostError(f"the step host exited with code {self.process.wait()}") from None
+        return self._reply()
+
+    def _line(self, deadline: float | None = None) -> bytes | None:
+        """The host's next line; None when it has closed its output (or ``deadline`` has passed)."""
+        assert self.process.stdout is not None
+        descriptor = self.process.stdout.fileno()
+        while b"\n" not in self.received:
+            timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
+            if not select.select([descriptor], [], [], timeout)[0]:
+                return None
+            chunk = os.read(descriptor, 1 << 16)
+            if not chunk:
+                return None
+            self.received += chunk
+        line, self.received = self.received.split(b"\n", 1)
+        return line
+
+    def _reply(self) -> dict[str, Any]:
+        line = self._line()
+        if line is None:
+            raise StepHostError(f"the step host exited with code {self.process.wait()}; its errors are above")
+        reply = json.loads(line)
+        if not reply.pop("ok"):
+            raise StepHostError(reply["error"])
+        return reply
+
+    def interrupt(self) -> list[str]:
+        """Stop the host at once: it stops the steps it runs and ends their MLflow runs, and the pipeline's, as
+        killed. Returns the steps it stopped."""
+        stopped: list[str] = []
+        deadline = time.monotonic() + HOST_STOP_SECONDS
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            while (line := self._line(deadline)) is not None:  # replies still on their way, then its last word
+                stopped = json.loads(line).get("stopped", stopped)
+        try:
+            self.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        return stopped
+
+    def close(self) -> None:
+        if self.process.stdin:
+            self.process.stdin.close()
+        self.process.wait()
+
+
 def main() -> None:
     """``python -m <package>.step_host TRACKING_URI EXPERIMENT ARTIFACTS_DIR STEP_FOLDER...``
 
@@ -267,10 +374,15 @@ def main() -> None:
     tracking_uri, experiment, artifacts_dir, *step_folders = sys.argv[1:]
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints while importing must not corrupt the reply channel
+    gc.disable()  # imports make hundreds of thousands of lasting objects: scanning them as they come costs tenths
     preload(script_imports(Path(folder) for folder in step_folders))
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # the store's set-up chatter, on every run
     host = Host()
     host.open_store(tracking_uri, experiment, artifacts_dir)
+    # What is loaded now lives as long as the host: set apart from the collector, so that no forked step's
+    # collections walk it (tenths of a second per step, and writes that unshare the parent's memory pages).
+    gc.freeze()
+    gc.enable()
     replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
     replies.flush()
     serve(sys.stdin.fileno(), replies, host)

@@ -15,11 +15,9 @@ import hashlib
 import json
 import os
 import re
-import select
 import shlex
 import shutil
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -31,10 +29,10 @@ from typing import Any
 
 from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
 from .shell import SHELL, needs_shell, shell_line
+from .step_host import StepHost, TrackingTarget
 
 IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 CODE_COPY = ".code"  # in a step's run folder: the copy of its code it runs in
-HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
 
 
 class StepFailed(RuntimeError):
@@ -284,106 +282,6 @@ class ReuseIndex:
 
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-
-
-class StepHostError(RuntimeError):
-    """The step host died or refused a request."""
-
-
-@dataclass(frozen=True)
-class TrackingTarget:
-    """The MLflow store and experiment a local run is tracked in."""
-
-    uri: str
-    experiment: str
-    artifacts_dir: Path
-
-
-class StepHost:
-    """The runner's handle on the warm step host process (see ``step_host``); it serves run after run.
-
-    The host runs in a session of its own, so a Ctrl-C in the terminal reaches only this process, which stops the
-    host (and the host its steps) with ``interrupt()``. If this process dies, the host sees its input close and
-    stops its steps too: nothing outlives the run.
-    """
-
-    def __init__(self, warm: TrackingTarget, step_folders: list[Path]) -> None:
-        package_parent = str(Path(__file__).resolve().parents[1])
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])),
-            # `python` in a command run by a shell is this Python, as it is in a plain `python x.py` command.
-            "PATH": os.pathsep.join(filter(None, [str(Path(sys.executable).parent), os.environ.get("PATH")])),
-            # Forked steps must not share the host's SQLite connections: open one per use.
-            "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
-        }
-        argv = [sys.executable, "-m", f"{__package__}.step_host", warm.uri, warm.experiment, str(warm.artifacts_dir)]
-        self.process = subprocess.Popen(
-            [*argv, *map(str, step_folders)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            start_new_session=True,
-        )
-        self.ready = False
-        self.received = b""  # what the host sent beyond the last complete reply
-
-    def request(self, action: str, **payload: Any) -> dict[str, Any]:
-        if not self.ready:
-            self._reply()
-            self.ready = True
-        assert self.process.stdin is not None
-        try:
-            self.process.stdin.write((json.dumps({"action": action, **payload}) + "\n").encode())
-            self.process.stdin.flush()
-        except BrokenPipeError:
-            raise StepHostError(f"the step host exited with code {self.process.wait()}") from None
-        return self._reply()
-
-    def _line(self, deadline: float | None = None) -> bytes | None:
-        """The host's next line; None when it has closed its output (or ``deadline`` has passed)."""
-        assert self.process.stdout is not None
-        descriptor = self.process.stdout.fileno()
-        while b"\n" not in self.received:
-            timeout = None if deadline is None else max(deadline - time.monotonic(), 0)
-            if not select.select([descriptor], [], [], timeout)[0]:
-                return None
-            chunk = os.read(descriptor, 1 << 16)
-            if not chunk:
-                return None
-            self.received += chunk
-        line, self.received = self.received.split(b"\n", 1)
-        return line
-
-    def _reply(self) -> dict[str, Any]:
-        line = self._line()
-        if line is None:
-            raise StepHostError(f"the step host exited with code {self.process.wait()}; its errors are above")
-        reply = json.loads(line)
-        if not reply.pop("ok"):
-            raise StepHostError(reply["error"])
-        return reply
-
-    def interrupt(self) -> list[str]:
-        """Stop the host at once: it stops the steps it runs and ends their MLflow runs, and the pipeline's, as
-        killed. Returns the steps it stopped."""
-        stopped: list[str] = []
-        deadline = time.monotonic() + HOST_STOP_SECONDS
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            while (line := self._line(deadline)) is not None:  # replies still on their way, then its last word
-                stopped = json.loads(line).get("stopped", stopped)
-        try:
-            self.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        return stopped
-
-    def close(self) -> None:
-        if self.process.stdin:
-            self.process.stdin.close()
-        self.process.wait()
 
 
 Progress = Callable[[str], None]

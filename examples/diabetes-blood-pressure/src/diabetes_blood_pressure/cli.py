@@ -31,9 +31,10 @@ import yaml
 
 from aml_pipeline_kit.check import CheckFailed, Report, check_project
 from aml_pipeline_kit.config_files import read_yaml
-from aml_pipeline_kit.local_runner import Interrupted, StepHostError
+from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan import PlanError
 from aml_pipeline_kit.plan_cache import PlanCache, scoring_plan, training_plan
+from aml_pipeline_kit.step_host import StepHostError
 
 from .azure_ml import AzureAccessError
 from .settings import PROJECT_ROOT, Settings, SettingsError
@@ -41,7 +42,8 @@ from .settings import PROJECT_ROOT, Settings, SettingsError
 if TYPE_CHECKING:
     from azure.ai.ml.entities import PipelineJob
 
-    from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost, TrackingTarget
+    from aml_pipeline_kit.local_runner import RunResult, StepFailed
+    from aml_pipeline_kit.step_host import StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
@@ -190,7 +192,7 @@ def passed_check(settings: Settings) -> None:
 
 
 def tracking_target(settings: Settings) -> TrackingTarget:
-    from aml_pipeline_kit.local_runner import TrackingTarget
+    from aml_pipeline_kit.step_host import TrackingTarget
 
     return TrackingTarget(
         settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
@@ -199,7 +201,7 @@ def tracking_target(settings: Settings) -> TrackingTarget:
 
 def start_step_host(settings: Settings) -> StepHost:
     """A warm step host for this project's components: it serves any number of runs until closed."""
-    from aml_pipeline_kit.local_runner import StepHost
+    from aml_pipeline_kit.step_host import StepHost
 
     components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
     return StepHost(tracking_target(settings), components)
