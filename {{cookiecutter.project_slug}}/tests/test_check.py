@@ -20,16 +20,12 @@ CLEAN_SUMMARY = re.compile(r"^check: (\d+) components, \d+ bindings, (\d+) scrip
 # (file to edit, text to replace, replacement) -> (file the finding names, rule, what its message says)
 BROKEN = {
     "a script renames a flag its command passes": (
-        ("components/train/train.py", '"--max-iter"', '"--max-iterations"'),
-        ("components/train/train.yml", "command-flag", "--max-iter is passed by the command but train.py's parser"),
+        ("components/evaluate/evaluate.py", '"--report"', '"--reports"'),
+        ("components/evaluate/evaluate.yml", "command-flag", "--report is passed by the command but evaluate.py's"),
     ),
     "a script computes its options (read through build_parser)": (
-        (
-            "components/train/train.py",
-            'parser.add_argument("--max-iter", type=ranged(int, 1), default=100)',
-            'for flag in ["--max-iterations"]:\n        parser.add_argument(flag, type=ranged(int, 1), default=100)',
-        ),
-        ("components/train/train.yml", "command-flag", "did you mean --max-iterations?"),
+        ("components/train/train.py", '"--random-seed"', '"--seed"'),
+        ("components/train/train.yml", "command-flag", "--random-seed is passed by the command but train.py's parser"),
     ),
     "a command stops passing an option its script requires": (
         ("components/evaluate/evaluate.yml", "--report ${{outputs.report}}", ""),
@@ -232,7 +228,7 @@ def test_run_refuses_to_start_on_a_finding(
     break_a_flag(project, monkeypatch)
     assert cli.main(["run", "--local"]) == 1
     error = capsys.readouterr().err
-    assert "[command-flag] --max-iter is passed by the command" in error
+    assert "[command-flag] --report is passed by the command" in error
     assert "not started" in error
     assert not (project.root / project.setting("local", "runs_dir")).exists()
 
