@@ -10,7 +10,7 @@ import pytest
 
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
-from {{ cookiecutter.package_name }}.cli import run_pipeline_locally
+from {{ cookiecutter.package_name }}.local_runs import run_pipeline_locally
 from {{ cookiecutter.package_name }}.settings import Settings
 
 

@@ -10,7 +10,7 @@ import yaml
 
 from aml_pipeline_kit.aml_graph import plan_from_job
 
-from diabetes_blood_pressure import azure_ml, cli, pipeline
+from diabetes_blood_pressure import azure_ml, cli, local_runs, pipeline
 from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
 
 PIPELINE_FILE = Path(pipeline.__file__).resolve().relative_to(PROJECT_ROOT).as_posix()
@@ -118,7 +118,7 @@ def edit(project: Settings, relative: str, old: str, new: str) -> None:
 
 def finding_lines(project: Settings) -> list[str]:
     """The report's finding lines; the last line is the summary."""
-    lines = cli.check_report(project).text().splitlines()
+    lines = local_runs.check_report(project).text().splitlines()
     assert re.match(r"^check: \d+ findings? \(", lines[-1]), lines[-1]
     return lines[:-1]
 
@@ -130,7 +130,7 @@ def assert_found(lines: list[str], file: str, rule: str, message: str) -> None:
 
 
 def test_the_unmodified_project_passes(project: Settings) -> None:
-    report = cli.check_report(project)
+    report = local_runs.check_report(project)
     assert report.findings == [], report.text()
     summary = CLEAN_SUMMARY.match(report.summary())
     assert summary, report.summary()

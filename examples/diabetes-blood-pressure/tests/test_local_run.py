@@ -10,7 +10,7 @@ import pytest
 
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
-from diabetes_blood_pressure.cli import run_pipeline_locally
+from diabetes_blood_pressure.local_runs import run_pipeline_locally
 from diabetes_blood_pressure.settings import Settings
 
 
