@@ -323,3 +323,14 @@ def test_the_best_trial_leaves_out_those_without_the_metric(kit: ModuleType) -> 
     assert kit.sweep.best_trial(metrics, "maximize") == "t0"
     with pytest.raises(kit.sweep.SweepError, match="no trial logged"):
         kit.sweep.best_trial({"t0": None}, "minimize")
+
+
+def test_parameters_set_a_job_files_inputs(kit: ModuleType, fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(fixtures)  # a data input's value is a path from the current folder
+    parameters = {"greeting": "hi", "source": "data/table"}
+    plan, _ = kit.job_file.checked_job(fixtures / "basic.yml", {}, None, parameters)
+    assert plan.inputs == {"greeting": "hi", "source": str(fixtures / "data" / "table")}
+    with pytest.raises(kit.plan.PlanError, match="has no input 'nope'; its inputs are: source, greeting"):
+        kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"nope": 1})
+    with pytest.raises(kit.plan.PlanError, match=r"-p source: .*data/missing does not exist"):
+        kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"source": "data/missing"})

@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .aml_graph import read_job
+from .aml_graph import data_reference, read_job
 from .check import collector_paused
 from .check.command import command_findings
 from .check.report import Finding, Report, one_line
+from .data_refs import local_data
 from .local_runner import Interrupted, LocalRunner, RunResult
 from .plan import Plan, PlanError
 from .step_host import StepHost, TrackingTarget
@@ -26,9 +28,9 @@ from .step_host import StepHost, TrackingTarget
 LOAD_HINT = "fix the file against its $schema (a pipeline job: type: pipeline, jobs: ...)"
 
 
-def load_pipeline_job(path: Path, parameters: Mapping[str, Any] | None = None) -> Any:
-    """The pipeline job in ``path``, loaded by azure-ai-ml, its inputs set from ``parameters``; ``PlanError`` in one
-    line if it cannot be loaded, is no pipeline job or has no such input."""
+def load_pipeline_job(path: Path) -> Any:
+    """The pipeline job in ``path``, loaded by azure-ai-ml; ``PlanError`` in one line if it cannot be loaded or is
+    no pipeline job."""
     if not path.is_file():
         raise PlanError(f"--job {path}: no such file")
     # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
@@ -41,12 +43,25 @@ def load_pipeline_job(path: Path, parameters: Mapping[str, Any] | None = None) -
         raise PlanError(f"{path}: {one_line(error)}") from None
     if job.type != "pipeline":
         raise PlanError(f"{path} holds a {job.type} job; the local runner runs pipeline jobs (type: pipeline)")
-    unknown = sorted(set(parameters or {}) - set(job.inputs))
+    return job
+
+
+def with_parameters(
+    plan: Plan, job: Any, parameters: Mapping[str, Any], substitutes: Mapping[str, Path], path: Path
+) -> Plan:
+    """``plan`` with its pipeline inputs set from ``parameters`` (``-p NAME=VALUE``): a data input's value is a
+    local path, from the current folder, or a reference ``substitutes`` maps."""
+    unknown = sorted(set(parameters) - set(job.inputs))
     if unknown:
         raise PlanError(f"{path} has no input {unknown[0]!r}; its inputs are: {', '.join(job.inputs) or 'none'}")
-    for name, value in (parameters or {}).items():
-        job.inputs[name] = value
-    return job
+    values = {}
+    for name, value in parameters.items():
+        declared, data_type, _ = data_reference(job.inputs[name].result())
+        where = f"-p {name}"
+        values[name] = (
+            value if declared is None else local_data(str(value), data_type, None, Path.cwd(), substitutes, where)
+        )
+    return replace(plan, inputs={**plan.inputs, **values})
 
 
 def job_findings(path: Path, job: Any, plan: Plan, sources: dict[str, Path | None]) -> list[Finding]:
@@ -76,8 +91,9 @@ def checked_job(
 ) -> tuple[Plan, Report]:
     """The plan of the pipeline job in ``path`` and check's report on it. ``PlanError``: it cannot run locally."""
     with collector_paused():
-        job = load_pipeline_job(path, parameters)
+        job = load_pipeline_job(path)
         plan, sources = read_job(job, substitutes, own_environment)
+        plan = with_parameters(plan, job, parameters or {}, substitutes, path)
         findings = job_findings(path, job, plan, sources)
     components = len({(step.command, sources[step.name]) for step in plan.steps if step.name in sources})
     bindings = sum(1 for step in plan.steps for spec in step.inputs.values() if spec.binding.node)
