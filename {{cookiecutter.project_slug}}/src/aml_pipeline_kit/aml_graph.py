@@ -151,8 +151,8 @@ def environment_name(environment: Any) -> str:
     anonymous one is built from."""
     if isinstance(environment, str):
         return environment
-    described = getattr(environment, "image", None) or (environment or {}).get("image") if environment else None
-    return f"an anonymous environment on image {described}" if described else "an anonymous environment"
+    image = environment.get("image") if isinstance(environment, dict) else getattr(environment, "image", None)
+    return f"an anonymous environment on image {image}" if image else "an anonymous environment"
 
 
 def reference_name(reference: str) -> str:
@@ -250,7 +250,7 @@ class GraphReader:
         for name, node in jobs.items():
             qualified = prefix + name
             kind = getattr(node, "type", None)
-            if isinstance(node.component, str) if kind in {"command", "pipeline"} else False:
+            if kind in {"command", "pipeline"} and isinstance(node.component, str):
                 raise PlanError(
                     f"node {qualified!r} uses component {node.component!r}, registered in an Azure ML workspace: "
                     "the local runner runs components from their spec files (component: ./<spec>.yml)"
