@@ -334,3 +334,9 @@ def test_parameters_set_a_job_files_inputs(kit: ModuleType, fixtures: Path, monk
         kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"nope": 1})
     with pytest.raises(kit.plan.PlanError, match=r"-p source: .*data/missing does not exist"):
         kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"source": "data/missing"})
+
+
+def test_code_the_step_host_cannot_read_is_not_preloaded(kit: ModuleType, tmp_path: Path) -> None:
+    (tmp_path / "old.py").write_text('print "Python 2"\n')
+    assert not kit.job_file.readable_python(tmp_path)  # its step reports the error when it runs, not the host
+    assert kit.job_file.readable_python(FIXTURES / "components" / "trial")

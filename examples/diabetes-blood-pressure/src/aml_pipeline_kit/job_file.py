@@ -23,7 +23,7 @@ from .check.report import Finding, Report, one_line
 from .data_refs import local_data
 from .local_runner import Interrupted, LocalRunner, RunResult
 from .plan import Plan, PlanError
-from .step_host import StepHost, TrackingTarget
+from .step_host import StepHost, TrackingTarget, script_imports
 
 LOAD_HINT = "fix the file against its $schema (a pipeline job: type: pipeline, jobs: ...)"
 
@@ -109,10 +109,21 @@ def check_job_file(path: Path, substitutes: Mapping[str, Path], own_environment:
         return Report(path.parent, [refusal], built=False)
 
 
+def readable_python(folder: Path) -> bool:
+    """Whether the step host can read the imports of ``folder``'s scripts to preload them: a job file's code may
+    hold anything (Python 2, another encoding), which its step will report when it runs."""
+    try:
+        script_imports([folder])
+    except (SyntaxError, UnicodeDecodeError, ValueError):
+        return False
+    return True
+
+
 def run_job_file(plan: Plan, runs_dir: Path, tracking: TrackingTarget, **runner: Any) -> RunResult:
     """Run a checked job file's plan on this machine, with a step host of its own; ``runner``: ``LocalRunner``'s
     options (reuse, parallel, progress)."""
-    host = StepHost(tracking, sorted({step.code for step in plan.steps if step.code}))
+    folders = sorted({step.code for step in plan.steps if step.code and readable_python(step.code)})
+    host = StepHost(tracking, folders)
     try:
         return LocalRunner(runs_dir, host, tracking, **runner).run(plan)
     except Interrupted:
