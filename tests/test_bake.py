@@ -103,6 +103,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "config_files",
                 "local_runner",
                 "plan",
+                "plan_cache",
                 "step_host",
                 "tracking",
             )

@@ -6,7 +6,6 @@ Each case builds the default bake's pipeline in this process, on a copy of the p
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import named_bake
-from machinery import ENV, MACHINERY, PACKAGE, copy_project
+from machinery import ENV, MACHINERY, PACKAGE, copy_project, imported
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
@@ -51,9 +50,8 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
     """The default bake's machinery, pipeline and settings modules, imported in this process."""
-    sys.path.insert(0, str(default_project / "src"))
     modules = {"plan_cache": MACHINERY, "check": MACHINERY, "plan": MACHINERY, "pipeline": PACKAGE, "settings": PACKAGE}
-    return SimpleNamespace(**{name: importlib.import_module(f"{package}.{name}") for name, package in modules.items()})
+    return imported(default_project, modules)
 
 
 class Project:
