@@ -23,6 +23,7 @@ pytestmark = [
 ]
 
 AZURE_AI_ML = "azure_ai_ml-{}.dist-info"
+BROKEN_SCRIPT = "components/evaluate/evaluate.py"  # renaming its --report breaks the command's flags
 
 # Edits that can change the plan or check's verdict: each must make the cache build anew.
 INVALIDATING = {
@@ -33,6 +34,7 @@ INVALIDATING = {
     "config.yml": "config.yml",
     "an AML spec": "aml/environment.yml",
     "the machinery's code": f"src/{MACHINERY}/aml_graph.py",
+    "a rule of check": f"src/{MACHINERY}/check/binding.py",
 }
 # Step code, which the build never reads: editing it keeps the plan (check reads it anew every time).
 KEEPING = {
@@ -163,18 +165,18 @@ def test_a_moved_project_builds_it_again(project: Project, tmp_path: Path) -> No
 
 def test_a_check_after_a_clean_one_reads_the_scripts_anew(project: Project) -> None:
     assert project.check().findings == [] and project.builds == 1
-    edited(project.root / "components/train/train.py", '"--max-iter"', '"--max-iterations"')
+    edited(project.root / BROKEN_SCRIPT, '"--report"', '"--reports"')
     report = project.check()
     assert project.builds == 1  # azure-ai-ml's half was skipped, the scripts' rules were not
-    assert any("--max-iter is passed by the command" in finding.message for finding in report.findings)
+    assert any("--report is passed by the command" in finding.message for finding in report.findings)
     assert project.new_cache().lookup(project.kit.plan_cache.training_plan({})) is not None  # stored by the check
 
 
 def test_a_check_with_findings_stores_nothing(project: Project) -> None:
-    edited(project.root / "components/train/train.py", '"--max-iter"', '"--max-iterations"')
+    edited(project.root / BROKEN_SCRIPT, '"--report"', '"--reports"')
     assert project.check().findings
     assert not (project.root / "runs").exists()  # a refused run writes nothing, its cache neither
-    edited(project.root / "components/train/train.py", '"--max-iterations"', '"--max-iter"')
+    edited(project.root / BROKEN_SCRIPT, '"--reports"', '"--report"')
     assert project.check().findings == [] and project.builds == 2
 
 
