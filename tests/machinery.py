@@ -6,6 +6,7 @@ default project, rather than in every render.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 PACKAGE = "diabetes_blood_pressure"  # the default bake's package
 MACHINERY = "aml_pipeline_kit"  # every bake's machinery package
@@ -92,3 +94,9 @@ def no_step_host_left(project: Path, seconds: float = 2.0) -> bool:
 def latest_run(project: Path) -> dict:
     summaries = sorted((project / "runs").glob("2*/run.json"))
     return json.loads(summaries[-1].read_text())
+
+
+def imported(project: Path, modules: dict[str, str]) -> SimpleNamespace:
+    """``project``'s modules, imported in this process: name -> the package it is in (``MACHINERY`` or ``PACKAGE``)."""
+    sys.path.insert(0, str(project / "src"))
+    return SimpleNamespace(**{name: importlib.import_module(f"{package}.{name}") for name, package in modules.items()})

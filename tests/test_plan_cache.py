@@ -6,7 +6,6 @@ Each case builds the default bake's pipeline in this process, on a copy of the p
 
 from __future__ import annotations
 
-import importlib
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from typing import Any
 
 import pytest
 from conftest import named_bake
-from machinery import ENV, MACHINERY, PACKAGE, copy_project
+from machinery import ENV, MACHINERY, PACKAGE, copy_project, imported
 
 pytestmark = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
@@ -24,6 +23,7 @@ pytestmark = [
 ]
 
 AZURE_AI_ML = "azure_ai_ml-{}.dist-info"
+BROKEN_SCRIPT = "components/evaluate/evaluate.py"  # renaming its --report breaks the command's flags
 
 # Edits that can change the plan or check's verdict: each must make the cache build anew.
 INVALIDATING = {
@@ -34,6 +34,7 @@ INVALIDATING = {
     "config.yml": "config.yml",
     "an AML spec": "aml/environment.yml",
     "the machinery's code": f"src/{MACHINERY}/aml_graph.py",
+    "a rule of check": f"src/{MACHINERY}/check/binding.py",
 }
 # Step code, which the build never reads: editing it keeps the plan (check reads it anew every time).
 KEEPING = {
@@ -51,9 +52,8 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
     """The default bake's machinery, pipeline and settings modules, imported in this process."""
-    sys.path.insert(0, str(default_project / "src"))
     modules = {"plan_cache": MACHINERY, "check": MACHINERY, "plan": MACHINERY, "pipeline": PACKAGE, "settings": PACKAGE}
-    return SimpleNamespace(**{name: importlib.import_module(f"{package}.{name}") for name, package in modules.items()})
+    return imported(default_project, modules)
 
 
 class Project:
@@ -165,18 +165,18 @@ def test_a_moved_project_builds_it_again(project: Project, tmp_path: Path) -> No
 
 def test_a_check_after_a_clean_one_reads_the_scripts_anew(project: Project) -> None:
     assert project.check().findings == [] and project.builds == 1
-    edited(project.root / "components/train/train.py", '"--max-iter"', '"--max-iterations"')
+    edited(project.root / BROKEN_SCRIPT, '"--report"', '"--reports"')
     report = project.check()
     assert project.builds == 1  # azure-ai-ml's half was skipped, the scripts' rules were not
-    assert any("--max-iter is passed by the command" in finding.message for finding in report.findings)
+    assert any("--report is passed by the command" in finding.message for finding in report.findings)
     assert project.new_cache().lookup(project.kit.plan_cache.training_plan({})) is not None  # stored by the check
 
 
 def test_a_check_with_findings_stores_nothing(project: Project) -> None:
-    edited(project.root / "components/train/train.py", '"--max-iter"', '"--max-iterations"')
+    edited(project.root / BROKEN_SCRIPT, '"--report"', '"--reports"')
     assert project.check().findings
     assert not (project.root / "runs").exists()  # a refused run writes nothing, its cache neither
-    edited(project.root / "components/train/train.py", '"--max-iterations"', '"--max-iter"')
+    edited(project.root / BROKEN_SCRIPT, '"--reports"', '"--report"')
     assert project.check().findings == [] and project.builds == 2
 
 

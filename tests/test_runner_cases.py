@@ -21,7 +21,18 @@ from types import SimpleNamespace
 import mlflow
 import pytest
 from conftest import bake, named_bake
-from machinery import ENV, MACHINERY, PACKAGE, cli, copy_project, latest_run, no_step_host_left, start_cli, step_hosts
+from machinery import (
+    ENV,
+    MACHINERY,
+    PACKAGE,
+    cli,
+    copy_project,
+    imported,
+    latest_run,
+    no_step_host_left,
+    start_cli,
+    step_hosts,
+)
 from test_hook_cases import HOSTILE_NAMES, rows, table
 
 INJECTED = "injected"  # the file a header tries to create through a shell
@@ -41,7 +52,6 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def machinery(default_project: Path) -> SimpleNamespace:
     """The default bake's plan, runner, graph and settings modules, imported in this process."""
-    sys.path.insert(0, str(default_project / "src"))
     modules = {
         "plan": MACHINERY,
         "local_runner": MACHINERY,
@@ -49,7 +59,7 @@ def machinery(default_project: Path) -> SimpleNamespace:
         "pipeline": PACKAGE,
         "settings": PACKAGE,
     }
-    return SimpleNamespace(**{name: importlib.import_module(f"{package}.{name}") for name, package in modules.items()})
+    return imported(default_project, modules)
 
 
 # --- the quoting rule (check's command-quoting, and the runner's refusal) -------------------------------------

@@ -187,7 +187,7 @@ class PlanCache:
         """Read before any build (config.yml and the specs in aml/, by the project's settings) or imported once per
         process (the packages' modules): counted whether the build is seen reading them or not."""
         specs = sorted(path for path in (self.root / "aml").rglob("*") if path.is_file())
-        modules = [path for source in self.sources for path in sorted(source.glob("*.py"))]
+        modules = [path for source in self.sources for path in sorted(source.rglob("*.py"))]  # check/ too
         return [self.root / "config.yml", *specs, *modules]
 
     def environment(self) -> dict[str, str]:
