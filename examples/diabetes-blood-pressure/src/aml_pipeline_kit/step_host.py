@@ -383,8 +383,11 @@ def main() -> None:
     # collections walk it (tenths of a second per step, and writes that unshare the parent's memory pages).
     gc.freeze()
     gc.enable()
-    replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
-    replies.flush()
+    try:
+        replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
+        replies.flush()
+    except BrokenPipeError:  # the runner is gone (stopped while this host warmed up): nothing is left to do
+        os._exit(0)
     serve(sys.stdin.fileno(), replies, host)
     # Everything is written and every step has exited: skip the seconds-long teardown of the imported modules.
     sys.stdout.flush()
