@@ -20,9 +20,10 @@ from .aml_graph import data_reference, read_job
 from .check import collector_paused
 from .check.command import command_findings
 from .check.report import Finding, Report, one_line
+from .check.script import script_call, script_findings
 from .data_refs import local_data
 from .local_runner import Interrupted, LocalRunner, RunResult
-from .plan import Plan, PlanError
+from .plan import Plan, PlanError, Step
 from .step_host import StepHost, TrackingTarget, script_imports
 
 LOAD_HINT = "fix the file against its $schema (a pipeline job: type: pipeline, jobs: ...)"
@@ -64,22 +65,26 @@ def with_parameters(
     return replace(plan, inputs={**plan.inputs, **values})
 
 
-def job_findings(path: Path, job: Any, plan: Plan, sources: dict[str, Path | None]) -> list[Finding]:
-    """azure-ai-ml's validation of the job and check's command rules for each component (once each)."""
+def components_of(plan: Plan, sources: dict[str, Path | None], path: Path) -> dict[tuple[str, Path], Step]:
+    """One step of each component (its command and spec file; ``path`` for those defined inline), the sweeps' own
+    steps that pick the best trial left out: the runner wrote their commands."""
+    components: dict[tuple[str, Path], Step] = {}
+    for step in plan.steps:
+        if step.name in sources:
+            components.setdefault((step.command, sources[step.name] or path), step)
+    return components
+
+
+def job_findings(path: Path, job: Any, components: dict[tuple[str, Path], Step]) -> list[Finding]:
+    """azure-ai-ml's validation of the job, and check's command and script rules for each component."""
     hint = "azure-ai-ml's own validation of the pipeline job: correct it as it says"
     errors = job._validate().error_messages
     findings = [Finding(path, "aml-validate", f"{where}: {message}", hint) for where, message in errors.items()]
-    seen: set[tuple[str, Path]] = set()
-    for step in plan.steps:
-        if step.name not in sources:  # a sweep's step that picks the best trial: the runner's own command
-            continue
-        spec = sources[step.name] or path
-        if (step.command, spec) in seen:  # a component already checked
-            continue
-        seen.add((step.command, spec))
+    for (_, spec), step in components.items():
         # A job file's values are known: the runner refuses one a shell would misread (plan_problem) instead of
         # every string placeholder outside quotes, which Azure ML's own examples are full of.
         findings += [finding for finding in command_findings(step, spec) if finding.rule != "command-quoting"]
+        findings += script_findings(step, spec) if step.code else []
     return list(dict.fromkeys(findings))
 
 
@@ -94,10 +99,15 @@ def checked_job(
         job = load_pipeline_job(path)
         plan, sources = read_job(job, substitutes, own_environment)
         plan = with_parameters(plan, job, parameters or {}, substitutes, path)
-        findings = job_findings(path, job, plan, sources)
-    components = len({(step.command, sources[step.name]) for step in plan.steps if step.name in sources})
-    bindings = sum(1 for step in plan.steps for spec in step.inputs.values() if spec.binding.node)
-    return plan, Report(path.parent, findings, components=components, bindings=bindings)
+        components = components_of(plan, sources, path)
+        findings = job_findings(path, job, components)
+    return plan, Report(
+        path.parent,
+        findings,
+        components=len(components),
+        bindings=sum(1 for step in plan.steps for spec in step.inputs.values() if spec.binding.node),
+        scripts=sum(bool(step.code) and script_call(step.command) is not None for step in components.values()),
+    )
 
 
 def check_job_file(path: Path, substitutes: Mapping[str, Path], own_environment: str | None) -> Report:
