@@ -262,7 +262,8 @@ def test_check_finds_a_command_that_uses_an_undeclared_input(kit: ModuleType, fi
 def test_check_finds_a_flag_the_script_does_not_take(kit: ModuleType, fixtures: Path) -> None:
     component = (
         "{type: command, code: ./components/inspect, environment: {image: python}, "
-        'inputs: {folder: {type: uri_folder}}, command: "python inspect_inputs.py --folder ${{inputs.folder}} --lable x --ratio 1 --flag True --report ."}'
+        'inputs: {folder: {type: uri_folder}}, command: "python inspect_inputs.py --folder ${{inputs.folder}} '
+        '--lable x --ratio 1 --flag True --report ."}'
     )
     report = kit.job_file.check_job_file(job_file(fixtures, "flag", component=component), {}, None)
     assert [(finding.rule, finding.message) for finding in report.findings] == [
