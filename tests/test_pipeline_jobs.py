@@ -74,7 +74,8 @@ def test_a_pipeline_of_every_node_shape_runs(default_project: Path, fixtures: Pa
     assert (folder["label"], folder["ratio"], folder["flag"]) == ("two words", "0.5", "False")  # as Azure ML writes
     assert folder["cwd"] == str(run_dir / "inspect_folder" / ".code")  # a fresh copy of the code
     assert folder["report_was_empty"]
-    table = seen(run_dir, "inspect_table")  # an MLTable folder, mode ro_mount
+    table = seen(run_dir, "inspect_table")  # an MLTable folder, mode download: a copy of the step's own
+    assert table["folder"] == str(run_dir / "inspect_table" / ".inputs" / "folder")
     assert table["files"] == ["MLTable", "rows.csv"]
     assert (table["rows"], table["label"], table["ratio"], table["flag"]) == (None, "plain", "0.25", "True")
 

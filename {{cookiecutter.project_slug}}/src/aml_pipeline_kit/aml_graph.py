@@ -189,12 +189,15 @@ class GraphReader:
         reference = path if path is not None else raw
         if isinstance(reference, str) and "${{" in reference:
             if match := PARENT_INPUT.match(reference):
-                return Binding(pipeline_input=match["name"]) if scope is None else scope.get(match["name"], Binding())
+                if scope is None:
+                    return Binding(pipeline_input=match["name"], mode=mode)
+                outer = scope.get(match["name"], Binding())
+                return replace(outer, mode=mode or outer.mode)
             if match := NODE_OUTPUT.match(reference):
-                return Binding(node=prefix + match["node"], output=match["output"])
+                return Binding(node=prefix + match["node"], output=match["output"], mode=mode)
             raise PlanError(f"{where} is bound to {reference!r}; the local runner reads whole bindings only")
         if path is not None:
-            return Binding(value=local_data(path, data_type, mode, base, self.substitutes, where))
+            return Binding(value=local_data(path, data_type, mode, base, self.substitutes, where), mode=mode)
         return Binding(value=raw)
 
     def node_bindings(
@@ -239,7 +242,7 @@ class GraphReader:
         for name, spec in step.inputs.items():
             if spec.binding.node:
                 node, output = self.follow((spec.binding.node, spec.binding.output or ""))
-                spec = replace(spec, binding=Binding(node=node, output=output))
+                spec = replace(spec, binding=replace(spec.binding, node=node, output=output))
             inputs[name] = spec
         return replace(step, inputs=inputs)
 
@@ -317,7 +320,7 @@ class GraphReader:
         inner_scope = {}
         for name, spec in component.inputs.items():
             bound = outer.get(name, Binding())
-            if bound == Binding() and spec.default is not None:
+            if bound == Binding(mode=bound.mode) and spec.default is not None:  # unbound
                 bound = Binding(value=spec.default)
             inner_scope[name] = bound
         self.read_nodes(component.jobs, qualified + ".", inner_scope, Path(component._base_path))

@@ -35,6 +35,7 @@ class Binding:
     node: str | None = None
     output: str | None = None
     value: Any = None
+    mode: str | None = None  # how the step gets a data input: download (a copy of its own), ro_mount, direct...
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from .step_host import StepHost, TrackingTarget
 
 IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 CODE_COPY = ".code"  # in a step's run folder: the copy of its code it runs in
+INPUT_COPIES = ".inputs"  # in a step's run folder: its inputs of mode download, copied
 
 
 class StepFailed(RuntimeError):
@@ -207,6 +208,23 @@ def fresh_code_copy(step: Step, step_dir: Path) -> Path:
     else:
         shutil.copytree(step.code, workdir, ignore=shutil.ignore_patterns(*IGNORED_CODE_PARTS, "*.pyc"))
     return workdir
+
+
+def downloaded(step: Step, values: dict[str, Any], step_dir: Path) -> dict[str, Any]:
+    """``values`` with each ``mode: download`` data input copied into the step's run folder, as Azure ML gives it:
+    a copy of the step's own, which it may change without touching the source."""
+    delivered = dict(values)
+    for name, spec in step.inputs.items():
+        source = Path(values[name]) if spec.is_path and values[name] is not None else None
+        if spec.binding.mode == "download" and source and source.exists():
+            copy = step_dir / INPUT_COPIES / name
+            if source.is_dir():
+                shutil.copytree(source, copy)
+            else:
+                copy.mkdir(parents=True)
+                copy = Path(shutil.copy2(source, copy))
+            delivered[name] = str(copy)
+    return delivered
 
 
 def link_tree(source: Path, destination: Path) -> None:
@@ -406,7 +424,6 @@ class LocalRunner:
         values = resolve_inputs(step, plan.inputs, produced)
         step_dir = result.run_dir / step.name
         outputs = {name: step_dir / name for name in step.outputs}
-        argv = render_command(step.command, values, outputs)
         key = keys[step.name] = step_key(step, values, keys)
         earlier, changed = self.index.lookup(key) if self.reuse and step.deterministic else (None, None)
         if changed:
@@ -421,6 +438,7 @@ class LocalRunner:
         for path in outputs.values():
             path.mkdir(parents=True)
         workdir = fresh_code_copy(step, step_dir)
+        argv = render_command(step.command, downloaded(step, values, step_dir), outputs)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
