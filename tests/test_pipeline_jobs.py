@@ -10,16 +10,14 @@ published examples themselves, from a copy outside this repository.
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
-from types import ModuleType
+from types import SimpleNamespace
 
 import pytest
 from conftest import named_bake
-from machinery import cli, copy_project, latest_run, no_step_host_left
+from machinery import MACHINERY, cli, copy_project, imported, latest_run, no_step_host_left
 
 FIXTURES = Path(__file__).parent / "data" / "pipelines"
 ENVIRONMENT_NOTE = "note: environments are not built locally"
@@ -42,11 +40,9 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def kit(default_project: Path) -> ModuleType:
-    """The default bake's machinery package, imported in this process."""
-    sys.path.insert(0, str(default_project / "src"))
-    importlib.import_module("aml_pipeline_kit.job_file")
-    return importlib.import_module("aml_pipeline_kit")
+def kit(default_project: Path) -> SimpleNamespace:
+    """The default bake's machinery modules this file tests, imported in this process."""
+    return imported(default_project, dict.fromkeys(["job_file", "plan", "shell", "sweep"], MACHINERY))
 
 
 def seen(run_dir: Path, step: str, output: str = "report") -> dict:
@@ -226,7 +222,7 @@ def job_file(fixtures: Path, name: str, **parts: str) -> Path:
 
 @pytest.mark.parametrize(("parts", "words"), REFUSED.values(), ids=REFUSED.keys())
 def test_what_cannot_run_locally_is_refused_in_one_line(
-    kit: ModuleType, fixtures: Path, parts: dict[str, str], words: list[str], request: pytest.FixtureRequest
+    kit: SimpleNamespace, fixtures: Path, parts: dict[str, str], words: list[str], request: pytest.FixtureRequest
 ) -> None:
     path = job_file(fixtures, request.node.callspec.id, **parts)
     with pytest.raises(kit.plan.PlanError) as refusal:
@@ -250,7 +246,7 @@ def test_a_refused_job_runs_nothing(default_project: Path, fixtures: Path, tmp_p
     assert "[local-run] node 'step' input 'folder' reads 'my-data@latest'" in checked.stdout
 
 
-def test_check_finds_a_command_that_uses_an_undeclared_input(kit: ModuleType, fixtures: Path) -> None:
+def test_check_finds_a_command_that_uses_an_undeclared_input(kit: SimpleNamespace, fixtures: Path) -> None:
     component = (
         '{type: command, command: "python x.py --folder ${{inputs.folder}} --n ${{inputs.count}}", '
         "inputs: {folder: {type: uri_folder}}, environment: {image: python}}"
@@ -260,7 +256,7 @@ def test_check_finds_a_command_that_uses_an_undeclared_input(kit: ModuleType, fi
     assert "${{inputs.count}}" in report.findings[0].message
 
 
-def test_check_finds_a_flag_the_script_does_not_take(kit: ModuleType, fixtures: Path) -> None:
+def test_check_finds_a_flag_the_script_does_not_take(kit: SimpleNamespace, fixtures: Path) -> None:
     component = (
         "{type: command, code: ./components/inspect, environment: {image: python}, "
         'inputs: {folder: {type: uri_folder}}, command: "python inspect_inputs.py --folder ${{inputs.folder}} '
@@ -290,12 +286,12 @@ def test_check_finds_a_flag_the_script_does_not_take(kit: ModuleType, fixtures: 
         ("python train.py --pattern '*.csv'", False),  # quoted: no glob
     ],
 )
-def test_which_commands_need_a_shell(kit: ModuleType, command: str, shell: bool) -> None:
+def test_which_commands_need_a_shell(kit: SimpleNamespace, command: str, shell: bool) -> None:
     assert kit.shell.needs_shell(command) is shell
 
 
 @pytest.mark.parametrize("value", ["plain", "two words", "it's", 'a "b" $c `d` \\e', "; rm -rf x", "\n"])
-def test_a_value_is_one_word_wherever_it_stands_in_a_shell_line(kit: ModuleType, value: str) -> None:
+def test_a_value_is_one_word_wherever_it_stands_in_a_shell_line(kit: SimpleNamespace, value: str) -> None:
     import subprocess
 
     command = "printf '%s|' ${{inputs.v}} \"${{inputs.v}}\" '${{inputs.v}}'"
@@ -304,7 +300,7 @@ def test_a_value_is_one_word_wherever_it_stands_in_a_shell_line(kit: ModuleType,
     assert printed == f"{value}|" * 3
 
 
-def test_the_environment_setup_before_a_command_is_set_aside(kit: ModuleType) -> None:
+def test_the_environment_setup_before_a_command_is_set_aside(kit: SimpleNamespace) -> None:
     command = "pip install 'mlflow<2.19' -q && conda install x && python train.py --a 1"
     assert kit.shell.environment_setup(command) == (
         "python train.py --a 1",
@@ -312,7 +308,7 @@ def test_the_environment_setup_before_a_command_is_set_aside(kit: ModuleType) ->
     )
 
 
-def test_random_sampling_is_seeded_and_stays_in_range(kit: ModuleType) -> None:
+def test_random_sampling_is_seeded_and_stays_in_range(kit: SimpleNamespace) -> None:
     space = {"c": ["uniform", [0.5, 0.9]], "kernel": ["choice", [["rbf", "linear"]]], "n": ["randint", [3]]}
     trials = kit.sweep.trial_values(space, "random", 20, seed=7)
     assert trials == kit.sweep.trial_values(space, "random", 20, seed=7)
@@ -320,7 +316,7 @@ def test_random_sampling_is_seeded_and_stays_in_range(kit: ModuleType) -> None:
     assert all(0.5 <= t["c"] <= 0.9 and t["kernel"] in {"rbf", "linear"} and t["n"] in {0, 1, 2} for t in trials)
 
 
-def test_grid_sampling_takes_every_combination_of_choices(kit: ModuleType) -> None:
+def test_grid_sampling_takes_every_combination_of_choices(kit: SimpleNamespace) -> None:
     space = {"a": ["choice", [[1, 2]]], "b": ["choice", [["x", "y"]]]}
     assert kit.sweep.trial_values(space, "grid", None) == [
         {"a": 1, "b": "x"},
@@ -332,7 +328,7 @@ def test_grid_sampling_takes_every_combination_of_choices(kit: ModuleType) -> No
         kit.sweep.trial_values({"c": ["uniform", [0, 1]]}, "grid", 3)
 
 
-def test_the_best_trial_leaves_out_those_without_the_metric(kit: ModuleType) -> None:
+def test_the_best_trial_leaves_out_those_without_the_metric(kit: SimpleNamespace) -> None:
     metrics = {"t0": 0.5, "t1": None, "t2": 0.2, "t3": float("nan")}
     assert kit.sweep.best_trial(metrics, "minimize") == "t2"
     assert kit.sweep.best_trial(metrics, "maximize") == "t0"
@@ -340,7 +336,9 @@ def test_the_best_trial_leaves_out_those_without_the_metric(kit: ModuleType) -> 
         kit.sweep.best_trial({"t0": None}, "minimize")
 
 
-def test_parameters_set_a_job_files_inputs(kit: ModuleType, fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_parameters_set_a_job_files_inputs(
+    kit: SimpleNamespace, fixtures: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(fixtures)  # a data input's value is a path from the current folder
     parameters = {"greeting": "hi", "source": "data/table"}
     plan, _ = kit.job_file.checked_job(fixtures / "basic.yml", {}, None, parameters)
@@ -351,7 +349,7 @@ def test_parameters_set_a_job_files_inputs(kit: ModuleType, fixtures: Path, monk
         kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"source": "data/missing"})
 
 
-def test_code_the_step_host_cannot_read_is_not_preloaded(kit: ModuleType, tmp_path: Path) -> None:
+def test_code_the_step_host_cannot_read_is_not_preloaded(kit: SimpleNamespace, tmp_path: Path) -> None:
     (tmp_path / "old.py").write_text('print "Python 2"\n')
     assert not kit.job_file.readable_python(tmp_path)  # its step reports the error when it runs, not the host
     assert kit.job_file.readable_python(FIXTURES / "components" / "trial")
