@@ -353,3 +353,23 @@ def test_code_the_step_host_cannot_read_is_not_preloaded(kit: SimpleNamespace, t
     (tmp_path / "old.py").write_text('print "Python 2"\n')
     assert not kit.job_file.readable_python(tmp_path)  # its step reports the error when it runs, not the host
     assert kit.job_file.readable_python(FIXTURES / "components" / "trial")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (None, "no such file"),
+        ("type: command\ncommand: echo hi\nenvironment: {image: python}\n", "holds a command job"),
+        ("type: pipeline\njobs: [unclosed\n", "job.yml: "),
+    ],
+    ids=["missing", "not a pipeline", "not YAML"],
+)
+def test_a_job_file_that_cannot_be_loaded_is_refused_in_one_line(
+    kit: SimpleNamespace, tmp_path: Path, text: str | None, message: str
+) -> None:
+    path = tmp_path / "job.yml"
+    if text is not None:
+        path.write_text(text)
+    with pytest.raises(kit.plan.PlanError, match=message) as refusal:
+        kit.job_file.load_pipeline_job(path)
+    assert "\n" not in str(refusal.value)

@@ -4,8 +4,9 @@
 
 azure-ai-ml loads the file (``load_job``, offline) and validates it; the local runner reads the loaded job,
 not its YAML dump (see ``aml_graph``). A node the local runner cannot run is refused in one line before
-anything runs; then ``check``'s command rules (every placeholder declared, optional inputs inside
-``$[[...]]``) and azure-ai-ml's validation must find nothing, as for the project's own pipeline.
+anything runs; then azure-ai-ml's validation and ``check``'s command and script rules (every placeholder
+declared, optional inputs inside ``$[[...]]``, flags the script takes) must find nothing, as for the project's
+own pipeline.
 """
 
 from __future__ import annotations
@@ -25,8 +26,6 @@ from .data_refs import local_data
 from .local_runner import Interrupted, LocalRunner, RunResult
 from .plan import Plan, PlanError, Step
 from .step_host import StepHost, TrackingTarget, script_imports
-
-LOAD_HINT = "fix the file against its $schema (a pipeline job: type: pipeline, jobs: ...)"
 
 
 def load_pipeline_job(path: Path) -> Any:
