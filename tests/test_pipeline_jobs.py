@@ -113,7 +113,8 @@ def test_pipeline_components_are_flattened_with_their_bindings(
 @pytest.mark.slow  # runs a pipeline
 def test_a_sweep_runs_its_trials_and_passes_on_the_best(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
     project = copy_project(default_project, tmp_path / "project")
-    run_dir, _ = run_job(project, fixtures / "sweep.yml")
+    run_dir, stdout = run_job(project, fixtures / "sweep.yml")
+    assert "note: node 'tune': limits max_concurrent_trials apply on Azure ML only" in stdout
 
     trials = [json.loads((run_dir / f"tune.trial_{i}" / "model" / "model.json").read_text()) for i in range(4)]
     assert [trial["x"] for trial in trials] == [0, 1, 2, 3]  # grid: every choice, in order

@@ -350,6 +350,14 @@ class GraphReader:
             raise PlanError(f"node {qualified!r}: {error}") from None
         if sampling == "bayesian":
             self.notes.append(f"node {qualified!r}: bayesian sampling runs on Azure ML only; trials sampled at random")
+        ignored = [
+            name for name in ("max_concurrent_trials", "timeout", "trial_timeout") if getattr(limits, name, None)
+        ]
+        if ignored:
+            self.notes.append(
+                f"node {qualified!r}: limits {', '.join(ignored)} apply on Azure ML only; "
+                "trials run here as --max-parallel allows, with no time limit"
+            )
         if node.early_termination is not None:
             self.notes.append(f"node {qualified!r}: early termination applies on Azure ML only; every trial runs")
         runs = [
