@@ -33,7 +33,8 @@ VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_state
 TEST_SIZE_RANGE = (0.01, 0.99)  # the min and max of data_prep's test_size input (components/data_prep/component.py)
 # Top-level modules the rendered project imports (its machinery, src/aml_pipeline_kit, too): a package of the
-# same name would shadow them. A choice (model, compute_tier) outside its list cookiecutter refuses itself.
+# same name would shadow them. A model outside cookiecutter.json's list cookiecutter refuses itself.
+COMPUTE_TIERS = ("dedicated", "low_priority")  # a private variable, so not a choice cookiecutter checks
 PROJECT_IMPORTS = frozenset(
     {
         "aml_pipeline_kit",
@@ -56,31 +57,31 @@ RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
         re.compile(r"^(?=.{1,40}$)[a-z][a-z0-9]*(-[a-z0-9]+)*$"),
         "at most 40 lowercase letters and digits separated by single hyphens, starting with a letter",
     ),
-    "package_name": (
+    "__package_name": (
         re.compile(r"^[a-z][a-z0-9_]{0,39}$"),
         "a Python identifier of at most 40 lowercase letters, digits and underscores, starting with a letter",
     ),
-    "compute_name": (
+    "__compute_name": (
         re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,14}[A-Za-z0-9]$"),
         "2-16 letters, digits or hyphens, starting with a letter and not ending with a hyphen",
     ),
-    "compute_size": (
+    "__compute_size": (
         re.compile(r"^[A-Za-z][A-Za-z0-9_]+$"),
         "an Azure VM size such as Standard_DS3_v2",
     ),
-    "experiment_name": (AML_ASSET_NAME, AML_ASSET_RULE),
-    "registered_model_name": (AML_ASSET_NAME, AML_ASSET_RULE),
-    "data_asset_name": (AML_ASSET_NAME, AML_ASSET_RULE),
-    "environment_name": (AML_ASSET_NAME, AML_ASSET_RULE),
-    "azure_subscription_id": (
+    "__experiment_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "__registered_model_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "__data_asset_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "__environment_name": (AML_ASSET_NAME, AML_ASSET_RULE),
+    "__azure_subscription_id": (
         re.compile(r"^$|^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"),
         "empty or a subscription GUID",
     ),
-    "azure_resource_group": (
+    "__azure_resource_group": (
         re.compile(r"^$|^[-\w.()]{0,89}[-\w()]$"),
         "empty or 1-90 letters, digits, underscores, hyphens, periods or parentheses, not ending with a period",
     ),
-    "azure_workspace": (
+    "__azure_workspace": (
         re.compile(r"^$|^[A-Za-z0-9][A-Za-z0-9_-]{2,32}$"),
         "empty or 3-33 letters, digits, underscores or hyphens, starting with a letter or digit",
     ),
@@ -104,6 +105,12 @@ def check_pattern(name: str) -> str | None:
     return f"{name}={VALUES[name]!r} is invalid: must be {rule}"
 
 
+def check_choice(name: str, allowed: tuple[str, ...]) -> str | None:
+    if VALUES[name] in allowed:
+        return None
+    return f"{name}={VALUES[name]!r} is invalid: must be one of {', '.join(allowed)}"
+
+
 def parse_number(name: str, kind: Callable[[str], float]) -> float | None:
     try:
         return kind(VALUES[name].strip())
@@ -121,20 +128,20 @@ def check_integer(name: str, minimum: int, maximum: int | None = None) -> str | 
 
 def check_test_size() -> str | None:
     low, high = TEST_SIZE_RANGE
-    value = parse_number("test_size", float)
+    value = parse_number("__test_size", float)
     if value is None or not low <= value <= high:
-        return f"test_size={VALUES['test_size']!r} is invalid: must be a number from {low} to {high}"
+        return f"__test_size={VALUES['__test_size']!r} is invalid: must be a number from {low} to {high}"
     return None
 
 
 def check_instance_range() -> str | None:
-    low = parse_number("compute_min_instances", int)
-    high = parse_number("compute_max_instances", int)
+    low = parse_number("__compute_min_instances", int)
+    high = parse_number("__compute_max_instances", int)
     if low is None or high is None or low <= high:
         return None
     return (
-        f"compute_min_instances={VALUES['compute_min_instances']!r} is invalid: "
-        f"must not exceed compute_max_instances={VALUES['compute_max_instances']!r}"
+        f"__compute_min_instances={VALUES['__compute_min_instances']!r} is invalid: "
+        f"must not exceed __compute_max_instances={VALUES['__compute_max_instances']!r}"
     )
 
 
@@ -146,8 +153,8 @@ def check_text(name: str) -> str | None:
 
 def check_package_free() -> str | None:
     """A package named like a keyword cannot be imported; one named like a module it needs hides that module."""
-    name = VALUES["package_name"]
-    if not RULES_BY_PATTERN["package_name"][0].fullmatch(name):
+    name = VALUES["__package_name"]
+    if not RULES_BY_PATTERN["__package_name"][0].fullmatch(name):
         return None  # check_pattern reports it
     if keyword.iskeyword(name):
         reason = "a Python keyword"
@@ -157,18 +164,18 @@ def check_package_free() -> str | None:
         reason = "the name of a package the project imports, which it would hide"
     else:
         return None
-    return f"package_name={name!r} is invalid: it is {reason}; choose another name"
+    return f"__package_name={name!r} is invalid: it is {reason}; choose another name"
 
 
 def value_problems() -> list[str]:
     found = [check_pattern(name) for name in RULES_BY_PATTERN]
     found += [check_text(name) for name in ("project_name", "data_path", "target_column")]
-    found += [check_package_free()]
-    found += [check_test_size(), check_integer("random_seed", *SEED_RANGE)]
+    found += [check_package_free(), check_choice("__compute_tier", COMPUTE_TIERS)]
+    found += [check_test_size(), check_integer("__random_seed", *SEED_RANGE)]
     found += [
-        check_integer("compute_min_instances", 0),
-        check_integer("compute_max_instances", 1),
-        check_integer("compute_idle_seconds", 0),
+        check_integer("__compute_min_instances", 0),
+        check_integer("__compute_max_instances", 1),
+        check_integer("__compute_idle_seconds", 0),
         check_instance_range(),
     ]
     return [problem for problem in found if problem]
@@ -314,10 +321,10 @@ def check_target(table: Table, target: str, rules: ModuleType) -> None:
 def check_split(table: Table, rules: ModuleType) -> None:
     """The split data_prep makes must leave rows in every part (``validation_size`` only matters for auto)."""
     validation = float(VALUES["__validation_size"]) if VALUES["model"] == "auto" else 0.0
-    problem = rules.split_problem(table.rows_with_target, float(VALUES["test_size"]), validation)
+    problem = rules.split_problem(table.rows_with_target, float(VALUES["__test_size"]), validation)
     if problem:
         rows = f"the {table.rows_with_target} rows with a target in {table.path.name}"
-        raise DataError(f"test_size={VALUES['test_size']!r} is invalid for {rows}: it {problem}")
+        raise DataError(f"__test_size={VALUES['__test_size']!r} is invalid for {rows}: it {problem}")
 
 
 def column_list(name: str, header: list[str]) -> list[str]:
@@ -399,7 +406,7 @@ def analyse_data() -> dict[str, object]:
 
 def main() -> int:
     found = value_problems()
-    if not found:  # the data is read with the values: a bad test_size or target is reported once, above
+    if not found:  # the data is read with the values: a bad __test_size or target is reported once, above
         try:
             analysis = analyse_data()
         except DataError as error:

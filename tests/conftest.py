@@ -6,6 +6,7 @@ scratch folder with cookiecutter's own API, as `cookiecutter <template>` would.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,26 +30,26 @@ CONFIGURATIONS: dict[str, dict[str, str]] = {
     "random-forest-low-priority": {
         "project_name": "Clinic Vitals",
         "model": "random_forest",
-        "compute_tier": "low_priority",
-        "compute_name": "vitals-cluster01",
-        "compute_size": "Standard_E4s_v3",
-        "compute_min_instances": "1",
-        "compute_max_instances": "8",
-        "compute_idle_seconds": "600",
-        "experiment_name": "vitals_experiments",
-        "registered_model_name": "vitals-bp",
-        "data_asset_name": "vitals_csv",
-        "environment_name": "vitals-runtime",
-        "test_size": "0.25",
-        "random_seed": "7",
+        "__compute_tier": "low_priority",
+        "__compute_name": "vitals-cluster01",
+        "__compute_size": "Standard_E4s_v3",
+        "__compute_min_instances": "1",
+        "__compute_max_instances": "8",
+        "__compute_idle_seconds": "600",
+        "__experiment_name": "vitals_experiments",
+        "__registered_model_name": "vitals-bp",
+        "__data_asset_name": "vitals_csv",
+        "__environment_name": "vitals-runtime",
+        "__test_size": "0.25",
+        "__random_seed": "7",
         "ci": "azure-devops",
     },
     "gradient-boosting-workspace": {
         "project_name": "A Rather Long Project Name For Predicting Diastolic Blood Pressure In Clinics",
         "model": "hist_gradient_boosting",
-        "azure_subscription_id": "12345678-9abc-def0-1234-56789abcdef0",
-        "azure_resource_group": "rg-ml-prod",
-        "azure_workspace": "mlw-prod",
+        "__azure_subscription_id": "12345678-9abc-def0-1234-56789abcdef0",
+        "__azure_resource_group": "rg-ml-prod",
+        "__azure_workspace": "mlw-prod",
         "description": 'Quotes "here", colons: there, # hashes and ünïcödé — all data.',
         "author_name": 'O\'Brien: "ML" #2',
         "ci": "none",
@@ -65,7 +66,7 @@ class Bake:
 
     @property
     def package(self) -> str:
-        return self.values["package_name"]
+        return self.values["__package_name"]
 
     def value(self, key: str) -> str:
         """The value the render used: typed in, or the template default as cookiecutter derives it."""
@@ -78,10 +79,18 @@ def rendered_values(context: dict[str, str]) -> dict[str, Any]:
     return prompt_for_config(full, no_input=True)
 
 
+def assert_known(context: dict[str, str]) -> None:
+    """Cookiecutter silently ignores a name cookiecutter.json lacks (a private one given without its ``__``)."""
+    variables = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    unknown = sorted(set(context) - set(variables))
+    assert not unknown, f"not variables of cookiecutter.json: {unknown}"
+
+
 def bake(context: dict[str, str], output_dir: Path, **options: Any) -> Path:
     """``cookiecutter --no-input --default-config`` of this template into ``output_dir``, as ``make example`` runs it:
     a personal ~/.cookiecutterrc changes nothing, and the replay file cookiecutter writes on every render lands in
     ``output_dir`` rather than in ~/.cookiecutter_replay. ``options``: more of cookiecutter()'s arguments."""
+    assert_known(context)
     config = {"replay_dir": str(output_dir / ".cookiecutter_replay")}
     project = cookiecutter(
         str(TEMPLATE_DIR),

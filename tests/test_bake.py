@@ -171,15 +171,15 @@ def test_settings_carry_the_chosen_values(baked: Bake) -> None:
     config = yaml.safe_load((baked.path / "config.yml").read_text())
     assert config["target_column"] == baked.value("target_column")
     assert config["model"]["type"] == baked.value("model")
-    assert config["test_size"] == float(baked.value("test_size"))
-    assert config["random_seed"] == int(baked.value("random_seed"))
-    assert config["azure"]["subscription_id"] == baked.value("azure_subscription_id")
+    assert config["test_size"] == float(baked.value("__test_size"))
+    assert config["random_seed"] == int(baked.value("__random_seed"))
+    assert config["azure"]["subscription_id"] == baked.value("__azure_subscription_id")
     compute = yaml.safe_load((baked.path / "aml/compute.yml").read_text())
-    assert compute["name"] == baked.value("compute_name")
-    assert compute["tier"] == baked.value("compute_tier")
-    assert compute["min_instances"] == int(baked.value("compute_min_instances"))
-    assert compute["max_instances"] == int(baked.value("compute_max_instances"))
-    assert compute["idle_time_before_scale_down"] == int(baked.value("compute_idle_seconds"))
+    assert compute["name"] == baked.value("__compute_name")
+    assert compute["tier"] == baked.value("__compute_tier")
+    assert compute["min_instances"] == int(baked.value("__compute_min_instances"))
+    assert compute["max_instances"] == int(baked.value("__compute_max_instances"))
+    assert compute["idle_time_before_scale_down"] == int(baked.value("__compute_idle_seconds"))
 
 
 def test_ruff_passes(baked: Bake) -> None:
@@ -219,24 +219,25 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
     assert loaded["valid"] == [True, True]
-    assert loaded["compute"]["name"] == baked.value("compute_name")
-    assert loaded["compute"]["tier"] == baked.value("compute_tier")
-    assert loaded["environment"]["name"] == baked.value("environment_name")
-    assert loaded["data"]["name"] == baked.value("data_asset_name")
+    assert loaded["compute"]["name"] == baked.value("__compute_name")
+    assert loaded["compute"]["tier"] == baked.value("__compute_tier")
+    assert loaded["environment"]["name"] == baked.value("__environment_name")
+    assert loaded["data"]["name"] == baked.value("__data_asset_name")
     components = loaded["components"]
     assert components["train"]["inputs"]["model_type"]["default"] == baked.value("__single_model")
     assert baked.value("__single_model") == baked.value("model").replace("auto", "ridge")
     assert components["data_prep"]["inputs"]["input_data"]["type"] == "uri_file"
     assert components["data_prep"]["outputs"]["prepped_data"]["type"] == "uri_folder"
     azure = yaml.safe_load(loaded["azure"])
-    assert azure["settings"]["default_compute"] == f"azureml:{baked.value('compute_name')}"
-    assert azure["inputs"]["input_data"]["path"] == f"azureml:{baked.value('data_asset_name')}:1"
+    assert azure["settings"]["default_compute"] == f"azureml:{baked.value('__compute_name')}"
+    assert azure["inputs"]["input_data"]["path"] == f"azureml:{baked.value('__data_asset_name')}:1"
     jobs = azure["jobs"]
     # model=auto fans out one train node per candidate and selects; any other model trains once
     trains = [name for name in jobs if name.startswith("train")]
     if baked.value("model") == "auto":
         assert sorted(trains) == ["train_hist_gradient_boosting", "train_random_forest", "train_ridge"]
-        assert jobs["select"]["inputs"]["ridge"]["path"] == "${{parent.jobs.train_ridge.outputs.model}}"
+        fed = {port["path"] for name, port in jobs["select"]["inputs"].items() if name.startswith("candidate_")}
+        assert fed == {f"${{{{parent.jobs.{train}.outputs.model}}}}" for train in trains}
         model_source = "select"
     else:
         assert trains == ["train"]

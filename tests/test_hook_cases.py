@@ -102,9 +102,9 @@ def houses(count: int = 40, **columns: Callable[[int], object]) -> str:
     return table(list(makers), rows(count, lambda i: [make(i) for make in makers.values()]))
 
 
-SEED_RULE = "random_seed={value!r} is invalid: must be a whole number from 0 to 4294967295"
-TEST_SIZE_RULE = "test_size={value!r} is invalid: must be a number from 0.01 to 0.99"
-PACKAGE_RULE = "package_name={value!r} is invalid: it is {reason}; choose another name"
+SEED_RULE = "__random_seed={value!r} is invalid: must be a whole number from 0 to 4294967295"
+TEST_SIZE_RULE = "__test_size={value!r} is invalid: must be a number from 0.01 to 0.99"
+PACKAGE_RULE = "__package_name={value!r} is invalid: it is {reason}; choose another name"
 KEYWORD, STDLIB, IMPORTED = (
     "a Python keyword",
     "the name of a standard library module, which it would hide",
@@ -113,31 +113,31 @@ KEYWORD, STDLIB, IMPORTED = (
 
 # (extra context, CSV text or None for the shipped sample) -> the one ERROR line
 REFUSED = {
-    "a seed numpy cannot take": ({"random_seed": str(2**32)}, None, SEED_RULE.format(value=str(2**32))),
-    "a negative seed": ({"random_seed": "-1"}, None, SEED_RULE.format(value="-1")),
+    "a seed numpy cannot take": ({"__random_seed": str(2**32)}, None, SEED_RULE.format(value=str(2**32))),
+    "a negative seed": ({"__random_seed": "-1"}, None, SEED_RULE.format(value="-1")),
     "a test size the component spec refuses (low)": (
-        {"test_size": "0.001"},
+        {"__test_size": "0.001"},
         None,
         TEST_SIZE_RULE.format(value="0.001"),
     ),
     "a test size the component spec refuses (high)": (
-        {"test_size": "0.999"},
+        {"__test_size": "0.999"},
         None,
         TEST_SIZE_RULE.format(value="0.999"),
     ),
-    "a test size that is not finite": ({"test_size": "nan"}, None, TEST_SIZE_RULE.format(value="nan")),
+    "a test size that is not finite": ({"__test_size": "nan"}, None, TEST_SIZE_RULE.format(value="nan")),
     "a keyword as package name": (
-        {"package_name": "import"},
+        {"__package_name": "import"},
         None,
         PACKAGE_RULE.format(value="import", reason=KEYWORD),
     ),
     "a standard library module as package name": (
-        {"package_name": "email"},
+        {"__package_name": "email"},
         None,
         PACKAGE_RULE.format(value="email", reason=STDLIB),
     ),
     "a dependency as package name": (
-        {"package_name": "pandas"},
+        {"__package_name": "pandas"},
         None,
         PACKAGE_RULE.format(value="pandas", reason=IMPORTED),
     ),
@@ -147,20 +147,20 @@ REFUSED = {
         PACKAGE_RULE.format(value="import", reason=KEYWORD),
     ),
     "a test split left with one row": (
-        {"test_size": "0.05"},
+        {"__test_size": "0.05"},
         houses(12),
-        "test_size='0.05' is invalid for the 12 rows with a target in data.csv: "
+        "__test_size='0.05' is invalid for the 12 rows with a target in data.csv: "
         "it leaves 1 of 12 rows for the test split, at least 2 are needed",
     ),
     "a train split left with no row": (
-        {"test_size": "0.99"},
+        {"__test_size": "0.99"},
         houses(12),
-        "test_size='0.99' is invalid for the 12 rows with a target in data.csv: it leaves no train rows of 12",
+        "__test_size='0.99' is invalid for the 12 rows with a target in data.csv: it leaves no train rows of 12",
     ),
     "auto with a validation split left with one row": (
-        {"test_size": "0.6", "model": "auto"},
+        {"__test_size": "0.6", "model": "auto"},
         houses(12),
-        "test_size='0.6' is invalid for the 12 rows with a target in data.csv: "
+        "__test_size='0.6' is invalid for the 12 rows with a target in data.csv: "
         "it leaves 1 of 12 rows for the validation split, at least 2 are needed",
     ),
     "too few rows with a target": (
@@ -283,7 +283,7 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 # What the second render is given, from the paths of a good CSV and of one with a spoilt numeric column.
 OVERWRITE_REFUSALS: dict[str, Callable[[Path, Path], dict[str, str]]] = {
-    "a typed value": lambda good, mixed: {"compute_name": "a"},
+    "a typed value": lambda good, mixed: {"__compute_name": "a"},
     "a text target": lambda good, mixed: {"target_column": "city"},
     "a numeric feature with strays": lambda good, mixed: {"data_path": str(mixed)},
 }

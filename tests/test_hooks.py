@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
+from conftest import assert_known
 from cookiecutter.exceptions import FailedHookException
 from pytest_cookies.plugin import Cookies, Result
 
@@ -34,11 +35,11 @@ GUID = "12345678-9abc-def0-1234-56789abcdef0"
 
 # Names derived from project_slug, pinned so that a bad slug reports only itself.
 PINNED_NAMES = {
-    "package_name": "my_pkg",
-    "experiment_name": "exp",
-    "registered_model_name": "exp-model",
-    "data_asset_name": "exp-data",
-    "environment_name": "exp-env",
+    "__package_name": "my_pkg",
+    "__experiment_name": "exp",
+    "__registered_model_name": "exp-model",
+    "__data_asset_name": "exp-data",
+    "__environment_name": "exp-env",
 }
 
 GOOD_CSV = (
@@ -56,10 +57,11 @@ def whole_number(name: str, value: str, minimum: int) -> str:
 
 
 def seed(value: str) -> str:
-    return invalid("random_seed", value, "a whole number from 0 to 4294967295")
+    return invalid("__random_seed", value, "a whole number from 0 to 4294967295")
 
 
 def bake(cookies: Cookies, **context: str) -> Result:
+    assert_known(context)
     return cookies.bake(extra_context=context, template=str(TEMPLATE))
 
 
@@ -115,40 +117,55 @@ def lookup(data: Any, dotted: str) -> Any:
         pytest.param(
             {"project_slug": "Bad Slug!", **PINNED_NAMES}, invalid("project_slug", "Bad Slug!", SLUG_RULE), id="slug"
         ),
-        pytest.param({"package_name": "9pkg"}, invalid("package_name", "9pkg", PACKAGE_RULE), id="package-digit"),
-        pytest.param({"package_name": "my-pkg"}, invalid("package_name", "my-pkg", PACKAGE_RULE), id="package-hyphen"),
-        pytest.param({"compute_name": "a"}, invalid("compute_name", "a", COMPUTE_RULE), id="compute-short"),
-        pytest.param({"compute_name": "c" * 17}, invalid("compute_name", "c" * 17, COMPUTE_RULE), id="compute-long"),
-        pytest.param({"compute_name": "1cpu"}, invalid("compute_name", "1cpu", COMPUTE_RULE), id="compute-digit"),
+        pytest.param({"__package_name": "9pkg"}, invalid("__package_name", "9pkg", PACKAGE_RULE), id="package-digit"),
         pytest.param(
-            {"compute_name": "cpu_cluster"},
-            invalid("compute_name", "cpu_cluster", COMPUTE_RULE),
+            {"__package_name": "my-pkg"}, invalid("__package_name", "my-pkg", PACKAGE_RULE), id="package-hyphen"
+        ),
+        pytest.param({"__compute_name": "a"}, invalid("__compute_name", "a", COMPUTE_RULE), id="compute-short"),
+        pytest.param(
+            {"__compute_name": "c" * 17}, invalid("__compute_name", "c" * 17, COMPUTE_RULE), id="compute-long"
+        ),
+        pytest.param({"__compute_name": "1cpu"}, invalid("__compute_name", "1cpu", COMPUTE_RULE), id="compute-digit"),
+        pytest.param(
+            {"__compute_name": "cpu_cluster"},
+            invalid("__compute_name", "cpu_cluster", COMPUTE_RULE),
             id="compute-underscore",
         ),
-        pytest.param({"compute_name": "cpu-"}, invalid("compute_name", "cpu-", COMPUTE_RULE), id="compute-hyphen-end"),
         pytest.param(
-            {"compute_min_instances": "5", "compute_max_instances": "2"},
-            "compute_min_instances='5' is invalid: must not exceed compute_max_instances='2'",
+            {"__compute_name": "cpu-"}, invalid("__compute_name", "cpu-", COMPUTE_RULE), id="compute-hyphen-end"
+        ),
+        pytest.param(
+            {"__compute_min_instances": "5", "__compute_max_instances": "2"},
+            "__compute_min_instances='5' is invalid: must not exceed __compute_max_instances='2'",
             id="min-above-max",
         ),
-        pytest.param({"compute_idle_seconds": "-1"}, whole_number("compute_idle_seconds", "-1", 0), id="idle-negative"),
-        pytest.param({"compute_idle_seconds": "soon"}, whole_number("compute_idle_seconds", "soon", 0), id="idle-text"),
+        pytest.param(
+            {"__compute_idle_seconds": "-1"}, whole_number("__compute_idle_seconds", "-1", 0), id="idle-negative"
+        ),
+        pytest.param(
+            {"__compute_idle_seconds": "soon"}, whole_number("__compute_idle_seconds", "soon", 0), id="idle-text"
+        ),
         *(
-            pytest.param({"test_size": value}, invalid("test_size", value, FRACTION_RULE), id=f"test-size-{value}")
+            pytest.param({"__test_size": value}, invalid("__test_size", value, FRACTION_RULE), id=f"test-size-{value}")
             for value in ("0", "1", "1.5", "abc")
         ),
-        pytest.param({"random_seed": "x"}, seed("x"), id="seed-text"),
+        pytest.param({"__random_seed": "x"}, seed("x"), id="seed-text"),
         pytest.param(
-            {"azure_subscription_id": "not-a-guid"},
-            invalid("azure_subscription_id", "not-a-guid", GUID_RULE),
+            {"__compute_tier": "spot"},
+            "__compute_tier='spot' is invalid: must be one of dedicated, low_priority",
+            id="compute-tier-private",
+        ),
+        pytest.param(
+            {"__azure_subscription_id": "not-a-guid"},
+            invalid("__azure_subscription_id", "not-a-guid", GUID_RULE),
             id="subscription",
         ),
         pytest.param(
-            {"data_asset_name": "my data"}, invalid("data_asset_name", "my data", ASSET_RULE), id="asset-space"
+            {"__data_asset_name": "my data"}, invalid("__data_asset_name", "my data", ASSET_RULE), id="asset-space"
         ),
         # a trailing newline (from a replay or a config file) must not slip past an anchored pattern
         pytest.param(
-            {"compute_name": "cpu-cluster\n"}, invalid("compute_name", "cpu-cluster\n", COMPUTE_RULE), id="compute"
+            {"__compute_name": "cpu-cluster\n"}, invalid("__compute_name", "cpu-cluster\n", COMPUTE_RULE), id="compute"
         ),
         pytest.param(
             {"project_slug": "my-proj\n", **PINNED_NAMES},
@@ -156,8 +173,8 @@ def lookup(data: Any, dotted: str) -> Any:
             id="slug",
         ),
         pytest.param(
-            {"azure_subscription_id": GUID + "\n"},
-            invalid("azure_subscription_id", GUID + "\n", GUID_RULE),
+            {"__azure_subscription_id": GUID + "\n"},
+            invalid("__azure_subscription_id", GUID + "\n", GUID_RULE),
             id="subscription",
         ),
     ],
@@ -180,17 +197,12 @@ def test_pre_gen_rejects_bad_value(
             "['ridge', 'random_forest', 'hist_gradient_boosting', 'auto'].",
             id="model",
         ),
-        pytest.param(
-            {"compute_tier": "spot"},
-            "spot provided for choice variable compute_tier, but the choices are ['dedicated', 'low_priority'].",
-            id="compute-tier",
-        ),
     ],
 )
 def test_bad_choice_is_rejected_before_the_hook(
     cookies: Cookies, tmp_path: Path, context: dict[str, str], expected: str
 ) -> None:
-    """Cookiecutter itself refuses a value outside a choice list, so the hook's own choice check never sees it."""
+    """Cookiecutter itself refuses a value outside a choice list (model, ci), before the hook runs."""
     result = bake(cookies, **context)
 
     assert isinstance(result.exception, ValueError)
@@ -203,22 +215,22 @@ def test_pre_gen_reports_every_problem_on_its_own_line(
 ) -> None:
     result = bake(
         cookies,
-        compute_name="a",
-        test_size="1",
-        random_seed="x",
-        azure_subscription_id="not-a-guid",
-        compute_min_instances="5",
-        compute_max_instances="2",
+        __compute_name="a",
+        __test_size="1",
+        __random_seed="x",
+        __azure_subscription_id="not-a-guid",
+        __compute_min_instances="5",
+        __compute_max_instances="2",
     )
 
     assert_hook_failed(result, tmp_path)
     assert sorted(error_lines(capfd)) == sorted(
         [
-            invalid("compute_name", "a", COMPUTE_RULE),
-            invalid("test_size", "1", FRACTION_RULE),
+            invalid("__compute_name", "a", COMPUTE_RULE),
+            invalid("__test_size", "1", FRACTION_RULE),
             seed("x"),
-            invalid("azure_subscription_id", "not-a-guid", GUID_RULE),
-            "compute_min_instances='5' is invalid: must not exceed compute_max_instances='2'",
+            invalid("__azure_subscription_id", "not-a-guid", GUID_RULE),
+            "__compute_min_instances='5' is invalid: must not exceed __compute_max_instances='2'",
         ]
     )
 
@@ -226,19 +238,19 @@ def test_pre_gen_reports_every_problem_on_its_own_line(
 @pytest.mark.parametrize(
     ("context", "file", "key", "expected"),
     [
-        pytest.param({"compute_name": "ab"}, "aml/compute.yml", "name", "ab", id="compute-2-chars"),
+        pytest.param({"__compute_name": "ab"}, "aml/compute.yml", "name", "ab", id="compute-2-chars"),
         pytest.param(
-            {"compute_name": "c" * 15 + "1"}, "aml/compute.yml", "name", "c" * 15 + "1", id="compute-16-chars"
+            {"__compute_name": "c" * 15 + "1"}, "aml/compute.yml", "name", "c" * 15 + "1", id="compute-16-chars"
         ),
-        pytest.param({"test_size": "0.5"}, "config.yml", "test_size", 0.5, id="test-size-half"),
+        pytest.param({"__test_size": "0.5"}, "config.yml", "test_size", 0.5, id="test-size-half"),
         pytest.param(
-            {"compute_min_instances": "3", "compute_max_instances": "3"},
+            {"__compute_min_instances": "3", "__compute_max_instances": "3"},
             "aml/compute.yml",
             "min_instances",
             3,
             id="min-equals-max",
         ),
-        pytest.param({"azure_subscription_id": GUID}, "config.yml", "azure.subscription_id", GUID, id="subscription"),
+        pytest.param({"__azure_subscription_id": GUID}, "config.yml", "azure.subscription_id", GUID, id="subscription"),
     ],
 )
 def test_pre_gen_accepts_edge_value(

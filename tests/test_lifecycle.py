@@ -24,7 +24,7 @@ from conftest import TEMPLATE_DIR, bake, rendered_values
 
 TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
 DEFAULTS = rendered_values({})
-DEFAULT_SLUG, DEFAULT_PACKAGE = DEFAULTS["project_slug"], DEFAULTS["package_name"]
+DEFAULT_SLUG, DEFAULT_PACKAGE = DEFAULTS["project_slug"], DEFAULTS["__package_name"]
 EXAMPLE = TEMPLATE_DIR / "examples" / DEFAULT_SLUG
 CI_CHOICES = ("github", "azure-devops", "none")
 CI_FILES = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,18 @@ def test_a_regressor_added_in_two_files_is_trained_and_selected_end_to_end(
     assert side_by_side.returncode == 0, side_by_side.stderr
     selection = json.loads(next(project.glob("runs/*/select/selection/selection.json")).read_text())
     assert set(selection["candidates"]) == {*declared_regressors(), "elastic_net"}
+
+
+def test_at_most_ten_questions_and_the_readme_table_says_which_are_asked() -> None:
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    variables = [name for name in context if not name.startswith("_") or not name.endswith("_")]
+    asked = [name for name in variables if not name.startswith("_")]
+    assert len(asked) <= 10, asked
+    readme = (TEMPLATE_DIR / "README.md").read_text()
+    table = readme.split("## Variables", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    listed: dict[str, str] = {}
+    for row in table.splitlines()[2:]:
+        names, kind = row.split("|")[1:3]
+        listed.update(dict.fromkeys(re.findall(r"`(\w+)`", names), kind.strip()))
+    assert set(listed) == {name for name in variables if name != "_copy_without_render"}
+    assert {name for name, kind in listed.items() if kind == "asked"} == set(asked)

@@ -17,8 +17,8 @@ import pytest
 from aml_pipeline_kit.local_runner import RunResult
 from aml_pipeline_kit.step_host import StepHost
 
-from {{ cookiecutter.package_name }}.local_runs import run_pipeline_locally, start_step_host
-from {{ cookiecutter.package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
+from {{ cookiecutter.__package_name }}.local_runs import run_pipeline_locally, start_step_host
+from {{ cookiecutter.__package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
 
 PROJECT_PARTS = ("config.yml", "aml", "components", "data", "online")
 RUNS_STEPS = {"step_host", "completed_run"}

@@ -11,8 +11,8 @@ import pytest
 from aml_pipeline_kit.aml_graph import binding, command_nodes, plan_from_job, serialised, step_from_node
 from aml_pipeline_kit.plan import Binding, PlanError
 
-from {{ cookiecutter.package_name }}.pipeline import local_pipeline
-from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, encoded
+from {{ cookiecutter.__package_name }}.pipeline import local_pipeline
+from {{ cookiecutter.__package_name }}.settings import Settings, SettingsError, encoded
 {%- raw %}
 
 

@@ -10,8 +10,8 @@ import yaml
 
 from aml_pipeline_kit.aml_graph import plan_from_job
 
-from {{ cookiecutter.package_name }} import azure_ml, cli, local_runs, pipeline
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings
+from {{ cookiecutter.__package_name }} import azure_ml, cli, local_runs, pipeline
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings
 {%- raw %}
 
 PIPELINE_FILE = Path(pipeline.__file__).resolve().relative_to(PROJECT_ROOT).as_posix()

@@ -7,8 +7,8 @@ import pytest
 
 from aml_pipeline_kit.step_host import script_imports
 
-from {{ cookiecutter.package_name }}.cli import build_parser, main, metrics_table, parameter
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT
+from {{ cookiecutter.__package_name }}.cli import build_parser, main, metrics_table, parameter
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT
 
 
 @pytest.mark.parametrize(

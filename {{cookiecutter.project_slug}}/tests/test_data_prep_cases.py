@@ -12,7 +12,7 @@ import pytest
 import yaml
 from conftest import load_script
 
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, encoded
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings, encoded
 {%- raw %}
 
 prep = load_script("data_prep", "prep")

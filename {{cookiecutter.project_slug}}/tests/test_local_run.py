@@ -11,8 +11,8 @@ import pytest
 from aml_pipeline_kit.local_runner import RunResult, StepFailed
 from aml_pipeline_kit.step_host import StepHost
 
-from {{ cookiecutter.package_name }}.local_runs import run_pipeline_locally
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.__package_name }}.local_runs import run_pipeline_locally
+from {{ cookiecutter.__package_name }}.settings import Settings
 
 
 def test_the_run_writes_a_consistent_report_and_logs(completed_run: tuple[Settings, RunResult]) -> None:

@@ -10,7 +10,7 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT
 
 LOCK = PROJECT_ROOT / "requirements.lock"
 HINT = "edit pyproject.toml, then `make lock` and `make install`"

@@ -5,9 +5,9 @@ import re
 
 from aml_pipeline_kit.aml_graph import plan_from_job
 
-from {{ cookiecutter.package_name }}.cli import build_parser
-from {{ cookiecutter.package_name }}.pipeline import local_pipeline, local_score_pipeline
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings
+from {{ cookiecutter.__package_name }}.cli import build_parser
+from {{ cookiecutter.__package_name }}.pipeline import local_pipeline, local_score_pipeline
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
 DIAGRAM = README.split("```\n", 2)[1]  # the first fenced block: the pipeline's steps

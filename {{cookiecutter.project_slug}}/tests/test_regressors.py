@@ -6,7 +6,7 @@ import re
 
 import yaml
 
-from {{ cookiecutter.package_name }}.settings import COMPONENTS_DIR, PROJECT_ROOT, Settings
+from {{ cookiecutter.__package_name }}.settings import COMPONENTS_DIR, PROJECT_ROOT, Settings
 {%- raw %}
 
 SETTINGS = Settings.load()

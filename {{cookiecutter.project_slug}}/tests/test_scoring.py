@@ -17,15 +17,20 @@ from aml_pipeline_kit.check.script import script_findings
 from aml_pipeline_kit.local_runner import RunResult, StepFailed
 from aml_pipeline_kit.step_host import StepHost
 
-from {{ cookiecutter.package_name }}.azure_ml import submit_scoring
-from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.local_runs import UsageError, latest_local_model, rows_without_target, score_locally
-from {{ cookiecutter.package_name }}.pipeline import (
+from {{ cookiecutter.__package_name }}.azure_ml import submit_scoring
+from {{ cookiecutter.__package_name }}.cli import main
+from {{ cookiecutter.__package_name }}.local_runs import (
+    UsageError,
+    latest_local_model,
+    rows_without_target,
+    score_locally,
+)
+from {{ cookiecutter.__package_name }}.pipeline import (
     azure_score_pipeline,
     load_score_component,
     local_score_pipeline,
 )
-from {{ cookiecutter.package_name }}.settings import Settings
+from {{ cookiecutter.__package_name }}.settings import Settings
 
 # A random forest sums its trees' predictions in parallel, in no fixed order: the last bits may differ run to run.
 SAME = 1e-12

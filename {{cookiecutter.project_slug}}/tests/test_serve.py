@@ -23,9 +23,9 @@ from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
 
 from aml_pipeline_kit.local_runner import RunResult
 
-from {{ cookiecutter.package_name }}.azure_ml import deploy
-from {{ cookiecutter.package_name }}.cli import SERVE_HOST, serve_command, serve_environment
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, SettingsError
+from {{ cookiecutter.__package_name }}.azure_ml import deploy
+from {{ cookiecutter.__package_name }}.cli import SERVE_HOST, serve_command, serve_environment
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings, SettingsError
 
 STARTUP_SECONDS = 60
 # Loopback only: a proxy configured for this machine must not see the requests.

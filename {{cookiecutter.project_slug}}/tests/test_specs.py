@@ -9,8 +9,8 @@ import yaml
 from azure.ai.ml import load_compute, load_data, load_environment
 from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, PipelineJob
 
-from {{ cookiecutter.package_name }}.pipeline import azure_pipeline, load_components, local_pipeline
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, encoded
+from {{ cookiecutter.__package_name }}.pipeline import azure_pipeline, load_components, local_pipeline
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings, encoded
 {%- raw %}
 
 SCHEMA_URL = re.compile(r"^\$schema: https://azuremlschemas\.azureedge\.net/latest/\w+\.schema\.json$", re.MULTILINE)

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import load_script
 
-from {{ cookiecutter.package_name }}.pipeline import load_components
-from {{ cookiecutter.package_name }}.settings import encoded
+from {{ cookiecutter.__package_name }}.pipeline import load_components
+from {{ cookiecutter.__package_name }}.settings import encoded
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")

@@ -18,8 +18,8 @@ from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment
 from azure.core.exceptions import ResourceNotFoundError
 from azure.identity import AzurePipelinesCredential, ClientAssertionCredential
 
-from {{ cookiecutter.package_name }} import cli
-from {{ cookiecutter.package_name }}.azure_ml import (
+from {{ cookiecutter.__package_name }} import cli
+from {{ cookiecutter.__package_name }}.azure_ml import (
     AZURE_PIPELINES_VARIABLES,
     AzureAccessError,
     azure_credential,
@@ -29,7 +29,7 @@ from {{ cookiecutter.package_name }}.azure_ml import (
     workspace_assets,
     workspace_coordinates,
 )
-from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings, SettingsError
+from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings, SettingsError
 
 
 class RecordingOperations:

@@ -9,7 +9,7 @@ from pathlib import Path
 from azure.ai.ml import Input, Output, command
 
 data_prep = command(
-    name={{ (cookiecutter.package_name ~ "_data_prep") | tojson }},
+    name={{ (cookiecutter.__package_name ~ "_data_prep") | tojson }},
     version="1",
     display_name="Prepare data",
     description="Validate the CSV, drop rows without a target and unusable columns, split into train and test.",
@@ -44,6 +44,6 @@ data_prep = command(
         ),
     },
     outputs={"prepped_data": Output(type="uri_folder", description="Parquet splits and features.json.")},
-    environment={{ ("azureml:" ~ cookiecutter.environment_name ~ "@latest") | tojson }},
+    environment={{ ("azureml:" ~ cookiecutter.__environment_name ~ "@latest") | tojson }},
     is_deterministic=True,
 ).component

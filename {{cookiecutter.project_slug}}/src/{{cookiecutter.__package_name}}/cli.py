@@ -91,7 +91,7 @@ def parameter(text: str) -> tuple[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="{{ cookiecutter.package_name }}", description=__doc__)
+    parser = OneLineParser(prog="{{ cookiecutter.__package_name }}", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
     run = commands.add_parser("run", help="run the pipeline")
