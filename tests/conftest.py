@@ -119,6 +119,12 @@ def named_bake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Bake:
     return Bake(name, context, rendered_values(context), bake(context, tmp_path_factory.mktemp(name)))
 
 
+@pytest.fixture(scope="module")
+def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The default configuration, baked once per test module that runs its machinery."""
+    return named_bake("default", tmp_path_factory).path
+
+
 @pytest.fixture(scope="session", params=list(CONFIGURATIONS))
 def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
     return named_bake(request.param, tmp_path_factory)

@@ -16,8 +16,15 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
+
 PACKAGE = "diabetes_blood_pressure"  # the default bake's package
 MACHINERY = "aml_pipeline_kit"  # every bake's machinery package
+# azure-ai-ml's own schemas use marshmallow APIs that marshmallow deprecates: not ours to fix.
+AZURE_AI_ML_SCHEMA_WARNINGS = [
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
+    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
+]
 COPIED = ("config.yml", "aml", "components", "data", "src")
 ENV = {
     **os.environ,

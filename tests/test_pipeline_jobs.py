@@ -16,21 +16,12 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import named_bake
-from machinery import MACHINERY, cli, copy_project, imported, latest_run, no_step_host_left
+from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, MACHINERY, cli, copy_project, imported, latest_run, no_step_host_left
 
 FIXTURES = Path(__file__).parent / "data" / "pipelines"
 ENVIRONMENT_NOTE = "note: environments are not built locally"
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
-]
-
-
-@pytest.fixture(scope="module")
-def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return named_bake("default", tmp_path_factory).path
+pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
 
 
 @pytest.fixture(scope="module")

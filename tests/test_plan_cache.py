@@ -14,13 +14,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import named_bake
-from machinery import ENV, MACHINERY, PACKAGE, copy_project, imported
+from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, ENV, MACHINERY, PACKAGE, copy_project, imported
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
-]
+pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
 
 AZURE_AI_ML = "azure_ai_ml-{}.dist-info"
 BROKEN_SCRIPT = "components/evaluate/evaluate.py"  # renaming its --report breaks the command's flags
@@ -42,11 +38,6 @@ KEEPING = {
     "another step script": "components/data_prep/prep.py",
     "a module beside a step script": "components/data_prep/csv_rules.py",
 }
-
-
-@pytest.fixture(scope="module")
-def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return named_bake("default", tmp_path_factory).path
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from types import SimpleNamespace
 
 import mlflow
 import pytest
-from conftest import bake, named_bake
+from conftest import bake
 from machinery import (
+    AZURE_AI_ML_SCHEMA_WARNINGS,
     ENV,
     MACHINERY,
     PACKAGE,
@@ -37,16 +38,7 @@ from test_hook_cases import HOSTILE_NAMES, rows, table
 
 INJECTED = "injected"  # the file a header tries to create through a shell
 
-# azure-ai-ml's own schemas use marshmallow APIs that marshmallow deprecates: not ours to fix.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
-]
-
-
-@pytest.fixture(scope="module")
-def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return named_bake("default", tmp_path_factory).path
+pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
 
 
 @pytest.fixture(scope="module")
