@@ -150,30 +150,38 @@ def checked(settings: Settings) -> Report:
     root = settings.root
     findings = spec_findings(root / "aml")
     try:
-        job = pipeline.local_pipeline(settings)
+        jobs = pipeline.checked_graphs(settings)
     except SettingsError:
         raise
     except Exception as error:  # whatever a component spec or pipeline.py makes azure-ai-ml raise
         return Report(root, [*findings, build_finding(error, root)], built=False)
+    findings += schedule_findings(settings, jobs)
     pipeline_file = Path(pipeline.__file__).resolve()
-    steps: dict[str, Step] = {}
+    every_step: list[Step] = []
     specs: dict[str, Path] = {}
-    components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps is checked once
-    for name, node in command_nodes(serialised(job)).items():
-        try:
-            step = step_from_node(name, node)
-        except PlanError as error:  # its other findings would follow from this one
-            unreadable = Finding(pipeline_file, "binding-target", str(error), "bind only inputs the component declares")
-            return Report(root, [*findings, unreadable], built=False)
-        steps[name], specs[name] = step, spec_file(step.code, component_name(node))
-        components.setdefault(component_name(node), (step, specs[name]))
-    findings += validation_findings(job._validate().error_messages, specs, pipeline_file)
+    components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps or graphs is checked once
+    binding_problems: list[Finding] = []
+    bindings = 0
+    for job in jobs.values():
+        steps: dict[str, Step] = {}
+        for name, node in command_nodes(serialised(job)).items():
+            try:
+                step = step_from_node(name, node)
+            except PlanError as error:  # its other findings would follow from this one
+                hint = "bind only inputs the component declares"
+                unreadable = Finding(pipeline_file, "binding-target", str(error), hint)
+                return Report(root, [*findings, unreadable], built=False)
+            steps[name], specs[name] = step, spec_file(step.code, component_name(node))
+            components.setdefault(component_name(node), (step, specs[name]))
+        findings += validation_findings(job._validate().error_messages, specs, pipeline_file)
+        problems, count = binding_findings(steps, specs, pipeline_input_types(job), pipeline_file)
+        binding_problems += [*problems, *value_findings(steps, job, root / "config.yml")]
+        bindings += count
+        every_step += steps.values()
     for step, spec in components.values():
         findings += command_findings(step, spec)
         findings += script_findings(step, spec)
-    binding_problems, bindings = binding_findings(steps, specs, pipeline_input_types(job), pipeline_file)
-    binding_problems += value_findings(steps, job, root / "config.yml")
-    environment_problems, packages = environment_findings(root / "aml" / "environment.yml", steps.values())
+    environment_problems, packages = environment_findings(root / "aml" / "environment.yml", every_step)
     return Report(
         root,
         list(dict.fromkeys([*findings, *binding_problems, *environment_problems])),  # one finding, one line
@@ -182,6 +190,19 @@ def checked(settings: Settings) -> Report:
         scripts=sum(script_call(step.command) is not None for step, _ in components.values()),
         packages=packages,
     )
+
+
+def schedule_findings(settings: Settings, jobs: dict[str, Any]) -> list[Finding]:
+    """The monitoring schedule's spec, loaded by azure-ai-ml as ``monitor --azure --schedule`` loads it."""
+    from .azure_ml import MONITOR_SCHEDULE, monitor_schedule
+
+    try:
+        monitor_schedule(settings, jobs["monitoring"])
+    except SettingsError as error:
+        hint = "fix it against the spec's $schema; its recurrence is config.yml's monitoring.schedule"
+        message = str(error).removeprefix(f"{settings.root / MONITOR_SCHEDULE} ")
+        return [Finding(settings.root / MONITOR_SCHEDULE, "spec-load", message, hint)]
+    return []
 
 
 # --- locations -------------------------------------------------------------------------------------------------

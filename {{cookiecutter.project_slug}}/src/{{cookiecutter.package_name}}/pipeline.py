@@ -311,3 +311,12 @@ def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: 
         Input(type="uri_file", path=settings.data_asset_uri),
         Input(type="uri_file", path=batch or settings.setting("monitoring", "batch_path")),
     )
+
+
+def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
+    """Every graph ``check`` verifies, as the local runner builds them: training, and monitoring (which holds the
+    scoring step too). No model is needed to check the wiring: a model path stands in."""
+    return {
+        "training": local_pipeline(settings),
+        "monitoring": local_monitor_pipeline(settings, settings.root / "model", settings.local_data_path),
+    }
