@@ -123,8 +123,9 @@ def test_every_threshold_is_a_pipeline_input_the_component_and_its_script_take(s
 
 def test_thresholds_must_be_exactly_the_known_ones(project: Settings) -> None:
     config = {**project.config, "monitoring": {**project.config["monitoring"], "thresholds": {"psi": 0.2}}}
-    with pytest.raises(SettingsError, match="monitoring.thresholds must set exactly psi, p_value"):
-        local_monitor_pipeline(Settings(project.root, config, project.compute, project.data_asset), Path("m"), Path("b"))
+    broken = Settings(project.root, config, project.compute, project.data_asset)
+    with pytest.raises(SettingsError, match=r"monitoring\.thresholds must set exactly psi, p_value"):
+        local_monitor_pipeline(broken, Path("m"), Path("b"))
 
 
 def test_the_monitoring_graph_keeps_the_contracts_check_verifies(settings: Settings, tmp_path: Path) -> None:
@@ -172,7 +173,8 @@ def test_the_schedule_spec_loads_with_the_recurrence_of_config_yml_and_serialise
 def test_a_recurrence_azure_ml_refuses_is_one_line_naming_the_spec(project: Settings) -> None:
     config = {**project.config, "monitoring": {**project.config["monitoring"], "schedule": {"frequency": "fortnight"}}}
     broken = Settings(project.root, config, project.compute, project.data_asset)
-    with pytest.raises(SettingsError, match="monitor-schedule.yml with config.yml's monitoring.schedule: .*fortnight"):
+    expected = r"monitor-schedule\.yml with config\.yml's monitoring\.schedule: .*fortnight"
+    with pytest.raises(SettingsError, match=expected):
         monitor_schedule(broken, azure_monitor_pipeline(project))
 
 

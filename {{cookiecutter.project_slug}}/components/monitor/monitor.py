@@ -141,6 +141,10 @@ def quality(batch: pd.DataFrame, predicted: pd.Series, target: str, test: dict, 
     }
 
 
+def percent(share: float) -> str:
+    return format(share, ".0%")
+
+
 def alerts(columns: list[ColumnDrift], prediction: ColumnDrift, scores: dict | None, limits: Thresholds) -> list[str]:
     """One phrase per crossed threshold, naming the columns."""
     found = []
@@ -153,9 +157,9 @@ def alerts(columns: list[ColumnDrift], prediction: ColumnDrift, scores: dict | N
     if prediction.drifted:
         found.append(f"prediction drift (PSI {prediction.psi:.3f} >= {limits.psi}, p {prediction.p_value:.2g})")
     if missing := [column for column in columns if column.missing_rate_increased]:
-        found.append(f"missing values up by more than {limits.missing_rate_increase:.0%} in {named(missing)}")
+        found.append(f"missing values up by more than {percent(limits.missing_rate_increase)} in {named(missing)}")
     if unseen := [column for column in columns if column.unseen_too_many]:
-        found.append(f"unseen categories above {limits.unseen_rate:.0%} of the rows in {named(unseen)}")
+        found.append(f"unseen categories above {percent(limits.unseen_rate)} of the rows in {named(unseen)}")
     if scores and scores["degraded"]:
         found.append(f"batch RMSE {scores['rmse']:.3f} above {limits.rmse_ratio} x test RMSE {scores['test_rmse']:.3f}")
     return found
@@ -167,7 +171,7 @@ def table(columns: list[ColumnDrift], prediction: ColumnDrift, scores: dict | No
 
     lines = [f"{'column':<28}{'type':<12}{'PSI':>8}{'test':>6}{'p-value':>10}{'missing':>16}{'unseen':>8}  drift"]
     for column in [*columns, prediction]:
-        missing = f"{column.missing_rate_reference:.0%}->{column.missing_rate_batch:.0%}"
+        missing = f"{percent(column.missing_rate_reference)}->{percent(column.missing_rate_batch)}"
         shown = column.name if len(column.name) <= 26 else column.name[:25] + "…"
         lines.append(
             f"{shown:<28}{column.kind:<12}{number(column.psi, '.3f'):>8}{column.test:>6}"
