@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 PACKAGE = "diabetes_blood_pressure"  # the default bake's package
+MACHINERY = "aml_pipeline_kit"  # every bake's machinery package
 COPIED = ("config.yml", "aml", "components", "data", "src")
 ENV = {
     **os.environ,
@@ -74,7 +75,7 @@ def step_hosts(project: Path) -> list[int]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if f"{PACKAGE}.step_host" in command and str(project) in command:
+            if f"{MACHINERY}.step_host" in command and str(project) in command:
                 found.append(int(entry.name))
     return found
 

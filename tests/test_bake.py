@@ -84,17 +84,29 @@ def test_exact_file_set(baked: Bake) -> None:
         "online/score.py",
         *(
             f"src/{package}/{module}.py"
+            for module in ("__init__", "__main__", "azure_ml", "cli", "pipeline", "settings")
+        ),
+        *(
+            f"src/aml_pipeline_kit/{module}.py"
             for module in (
                 "__init__",
-                "__main__",
                 "aml_graph",
-                "azure_ml",
-                "check",
-                "cli",
+                *(
+                    f"check/{rule}"
+                    for rule in (
+                        "__init__",
+                        "aml_validation",
+                        "binding",
+                        "command",
+                        "environment",
+                        "report",
+                        "script",
+                        "values",
+                    )
+                ),
+                "config_files",
                 "local_runner",
-                "pipeline",
                 "plan",
-                "settings",
                 "step_host",
                 "tracking",
             )

@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import mlflow
 import pytest
 from conftest import bake, named_bake
-from machinery import ENV, PACKAGE, cli, copy_project, latest_run, no_step_host_left, start_cli, step_hosts
+from machinery import ENV, MACHINERY, PACKAGE, cli, copy_project, latest_run, no_step_host_left, start_cli, step_hosts
 from test_hook_cases import HOSTILE_NAMES, rows, table
 
 INJECTED = "injected"  # the file a header tries to create through a shell
@@ -42,8 +42,14 @@ def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def machinery(default_project: Path) -> SimpleNamespace:
     """The default bake's plan, runner, graph and settings modules, imported in this process."""
     sys.path.insert(0, str(default_project / "src"))
-    modules = ("plan", "local_runner", "aml_graph", "pipeline", "settings")
-    return SimpleNamespace(**{name: importlib.import_module(f"{PACKAGE}.{name}") for name in modules})
+    modules = {
+        "plan": MACHINERY,
+        "local_runner": MACHINERY,
+        "aml_graph": MACHINERY,
+        "pipeline": PACKAGE,
+        "settings": PACKAGE,
+    }
+    return SimpleNamespace(**{name: importlib.import_module(f"{package}.{name}") for name, package in modules.items()})
 
 
 # --- the quoting rule (check's command-quoting, and the runner's refusal) -------------------------------------
@@ -151,7 +157,7 @@ def test_a_value_no_step_can_take_is_refused_before_the_run(
 ARGV_DUMP = "import json, sys\nopen(sys.argv[1], 'w').write(json.dumps(sys.argv[2:]))\n"
 STEP_OF = """
 import json
-from {package}.aml_graph import plan_from_job
+from aml_pipeline_kit.aml_graph import plan_from_job
 from {package}.pipeline import local_pipeline
 from {package}.settings import Settings
 plan = plan_from_job(local_pipeline(Settings.load()))

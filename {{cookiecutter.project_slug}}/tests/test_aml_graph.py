@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.aml_graph import binding, plan_from_job
+from aml_pipeline_kit.aml_graph import binding, plan_from_job
+from aml_pipeline_kit.plan import Binding, PlanError
+
 from {{ cookiecutter.package_name }}.pipeline import local_pipeline
-from {{ cookiecutter.package_name }}.plan import Binding, PlanError
 from {{ cookiecutter.package_name }}.settings import Settings, SettingsError, encoded
 {%- raw %}
 

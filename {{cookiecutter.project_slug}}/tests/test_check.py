@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aml_pipeline_kit.aml_graph import plan_from_job
+
 from {{ cookiecutter.package_name }} import azure_ml, cli, pipeline
-from {{ cookiecutter.package_name }}.aml_graph import plan_from_job
-from {{ cookiecutter.package_name }}.check import check_project
 from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT, Settings
 {%- raw %}
 
@@ -131,7 +131,7 @@ def edit(project: Settings, relative: str, old: str, new: str) -> None:
 
 def finding_lines(project: Settings) -> list[str]:
     """The report's finding lines; the last line is the summary."""
-    lines = check_project(project).text().splitlines()
+    lines = cli.check_report(project).text().splitlines()
     assert re.match(r"^check: \d+ findings? \(", lines[-1]), lines[-1]
     return lines[:-1]
 
@@ -143,7 +143,7 @@ def assert_found(lines: list[str], file: str, rule: str, message: str) -> None:
 
 
 def test_the_unmodified_project_passes(project: Settings) -> None:
-    report = check_project(project)
+    report = cli.check_report(project)
     assert report.findings == [], report.text()
     summary = CLEAN_SUMMARY.match(report.summary())
     assert summary, report.summary()

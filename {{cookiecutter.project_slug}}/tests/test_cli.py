@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from aml_pipeline_kit.step_host import script_imports
+
 from {{ cookiecutter.package_name }}.cli import build_parser, main, metrics_table, parameter
 from {{ cookiecutter.package_name }}.settings import PROJECT_ROOT
-from {{ cookiecutter.package_name }}.step_host import script_imports
 
 
 @pytest.mark.parametrize(

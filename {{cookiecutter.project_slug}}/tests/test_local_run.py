@@ -8,8 +8,9 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
+from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+
 from {{ cookiecutter.package_name }}.cli import run_pipeline_locally
-from {{ cookiecutter.package_name }}.local_runner import RunResult, StepFailed, StepHost
 from {{ cookiecutter.package_name }}.settings import MODEL_TYPES, Settings
 
 

@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from {{ cookiecutter.package_name }}.local_runner import (
+from aml_pipeline_kit.local_runner import (
     ReuseIndex,
     content_digest,
     render_command,
     resolve_inputs,
     step_key,
 )
-from {{ cookiecutter.package_name }}.plan import (
+from aml_pipeline_kit.plan import (
     Binding,
     PlanError,
     Step,

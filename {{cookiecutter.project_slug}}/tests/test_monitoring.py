@@ -13,11 +13,13 @@ from azure.ai.ml.entities import JobSchedule, PipelineJob, RecurrenceTrigger
 from conftest import load_script
 from test_submit import RecordingClient, RecordingOperations
 
+from aml_pipeline_kit.aml_graph import command_nodes, serialised, step_from_node
+from aml_pipeline_kit.check.command import command_findings
+from aml_pipeline_kit.check.script import script_findings
+from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+
 from {{ cookiecutter.package_name }} import cli
-from {{ cookiecutter.package_name }}.aml_graph import command_nodes, serialised, step_from_node
 from {{ cookiecutter.package_name }}.azure_ml import monitor_schedule, schedule_monitoring, submit_monitoring
-from {{ cookiecutter.package_name }}.check import command_findings, script_findings
-from {{ cookiecutter.package_name }}.local_runner import RunResult, StepFailed, StepHost
 from {{ cookiecutter.package_name }}.pipeline import (
     MONITORING_THRESHOLDS,
     azure_monitor_pipeline,

@@ -10,9 +10,13 @@ from azure.ai.ml.entities import PipelineJob
 from mlflow.models import Model
 from test_submit import RecordingClient
 
-from {{ cookiecutter.package_name }}.aml_graph import command_nodes, plan_from_job, serialised, step_from_node
+from aml_pipeline_kit.aml_graph import command_nodes, plan_from_job, serialised, step_from_node
+from aml_pipeline_kit.check.command import command_findings
+from aml_pipeline_kit.check.environment import environment_findings
+from aml_pipeline_kit.check.script import script_findings
+from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+
 from {{ cookiecutter.package_name }}.azure_ml import submit_scoring
-from {{ cookiecutter.package_name }}.check import command_findings, environment_findings, script_findings
 from {{ cookiecutter.package_name }}.cli import (
     UsageError,
     latest_local_model,
@@ -20,7 +24,6 @@ from {{ cookiecutter.package_name }}.cli import (
     rows_without_target,
     score_locally,
 )
-from {{ cookiecutter.package_name }}.local_runner import RunResult, StepFailed, StepHost
 from {{ cookiecutter.package_name }}.pipeline import (
     azure_score_pipeline,
     load_score_component,

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from diabetes_blood_pressure.aml_graph import binding, plan_from_job
+from aml_pipeline_kit.aml_graph import binding, plan_from_job
+from aml_pipeline_kit.plan import Binding, PlanError
+
 from diabetes_blood_pressure.pipeline import local_pipeline
-from diabetes_blood_pressure.plan import Binding, PlanError
 from diabetes_blood_pressure.settings import Settings, SettingsError, encoded
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from aml_pipeline_kit.aml_graph import plan_from_job
+
 from diabetes_blood_pressure import azure_ml, cli, pipeline
-from diabetes_blood_pressure.aml_graph import plan_from_job
-from diabetes_blood_pressure.check import check_project
 from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
 
 PIPELINE_FILE = Path(pipeline.__file__).resolve().relative_to(PROJECT_ROOT).as_posix()
@@ -53,6 +53,14 @@ BROKEN = {
     "train reads a file but data_prep writes a folder": (
         ("components/train/train.yml", "prepped_data:\n    type: uri_folder", "prepped_data:\n    type: uri_file"),
         ("components/train/train.yml", "binding-type", "which is uri_folder"),
+    ),
+    "the monitoring schedule's recurrence is one Azure ML does not know": (
+        ("config.yml", "frequency: day", "frequency: fortnight"),
+        ("aml/monitor-schedule.yml", "spec-load", "'fortnight' passed is not in set"),
+    ),
+    "a monitoring threshold is out of its input's range": (
+        ("config.yml", "    psi: 0.2", "    psi: -0.2"),
+        ("config.yml", "input-value", "psi: -0.2 is below the minimum 0, for monitor.inputs.psi"),
     ),
     "the environment lacks a package the scripts import": (
         ("aml/conda.yml", "      - scikit-learn==1.7.2\n", ""),
@@ -122,7 +130,7 @@ def edit(project: Settings, relative: str, old: str, new: str) -> None:
 
 def finding_lines(project: Settings) -> list[str]:
     """The report's finding lines; the last line is the summary."""
-    lines = check_project(project).text().splitlines()
+    lines = cli.check_report(project).text().splitlines()
     assert re.match(r"^check: \d+ findings? \(", lines[-1]), lines[-1]
     return lines[:-1]
 
@@ -134,11 +142,12 @@ def assert_found(lines: list[str], file: str, rule: str, message: str) -> None:
 
 
 def test_the_unmodified_project_passes(project: Settings) -> None:
-    report = check_project(project)
+    report = cli.check_report(project)
     assert report.findings == [], report.text()
     summary = CLEAN_SUMMARY.match(report.summary())
     assert summary, report.summary()
-    folders = {step.code for step in plan_from_job(pipeline.local_pipeline(project)).steps}  # one per component
+    graphs = pipeline.checked_graphs(project).values()  # training and monitoring
+    folders = {step.code for job in graphs for step in plan_from_job(job).steps}  # one per component
     assert int(summary[1]) == int(summary[2]) == len(folders)  # and each runs a Python script
 
 

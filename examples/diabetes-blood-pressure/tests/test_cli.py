@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from aml_pipeline_kit.step_host import script_imports
+
 from diabetes_blood_pressure.cli import build_parser, main, metrics_table, parameter
 from diabetes_blood_pressure.settings import PROJECT_ROOT
-from diabetes_blood_pressure.step_host import script_imports
 
 
 @pytest.mark.parametrize(

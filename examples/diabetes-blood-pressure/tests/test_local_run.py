@@ -8,8 +8,9 @@ import mlflow.pyfunc
 import pandas as pd
 import pytest
 
+from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
+
 from diabetes_blood_pressure.cli import run_pipeline_locally
-from diabetes_blood_pressure.local_runner import RunResult, StepFailed, StepHost
 from diabetes_blood_pressure.settings import MODEL_TYPES, Settings
 
 

@@ -21,9 +21,10 @@ import pytest
 from azure.ai.ml import load_online_deployment, load_online_endpoint
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
 
+from aml_pipeline_kit.local_runner import RunResult
+
 from diabetes_blood_pressure.azure_ml import deploy
 from diabetes_blood_pressure.cli import SERVE_HOST, serve_command, serve_environment
-from diabetes_blood_pressure.local_runner import RunResult
 from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings, SettingsError
 
 STARTUP_SECONDS = 60

@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from aml_pipeline_kit.check.report import Finding
 
 SAMPLE_REQUEST = Path("docs") / "sample-request.json"  # two rows of the CSV in the online endpoints' body format
 WORKSPACE_VARIABLES = {
@@ -333,10 +336,12 @@ RECURRENCE_PATTERN = ("hours", "minutes", "week_days", "month_days")  # the trig
 STAND_IN_JOB = "azureml:monitoring-pipeline"
 
 
-def monitor_schedule(settings: Settings, job: Any) -> Any:
+def load_monitor_schedule(settings: Settings) -> Any:
     """aml/monitor-schedule.yml as azure-ai-ml loads it, with config.yml's monitoring.schedule as its recurrence and
-    ``job`` as the job it starts. SettingsError, in one line, if azure-ai-ml refuses them."""
+    a stand-in for its job. SettingsError, in one line, if azure-ai-ml refuses them."""
     from azure.ai.ml.entities._load_functions import load_schedule
+
+    from aml_pipeline_kit.check.report import one_line
 
     recurrence = settings.setting("monitoring", "schedule")
     if not isinstance(recurrence, dict):
@@ -345,15 +350,31 @@ def monitor_schedule(settings: Settings, job: Any) -> Any:
     fields = {f"trigger.{key}": value for key, value in recurrence.items() if key not in RECURRENCE_PATTERN}
     override = {**fields, **({"trigger.schedule": pattern} if pattern else {}), "create_job": STAND_IN_JOB}
     try:
-        schedule = load_schedule(settings.root / MONITOR_SCHEDULE, params_override=[override])
+        return load_schedule(settings.root / MONITOR_SCHEDULE, params_override=[override])
     except Exception as error:  # azure-ai-ml's schema and file errors alike
-        from .check import one_line
-
         raise SettingsError(
             f"{settings.root / MONITOR_SCHEDULE} with config.yml's monitoring.schedule: {one_line(error)}"
         ) from None
+
+
+def monitor_schedule(settings: Settings, job: Any) -> Any:
+    """The monitoring schedule of aml/monitor-schedule.yml and config.yml, starting ``job`` at each recurrence."""
+    schedule = load_monitor_schedule(settings)
     schedule.create_job = job
     return schedule
+
+
+def schedule_findings(settings: Settings) -> list[Finding]:
+    """``check``'s finding on the monitoring schedule's spec, loaded as ``monitor --azure --schedule`` loads it."""
+    from aml_pipeline_kit.check.report import Finding
+
+    try:
+        load_monitor_schedule(settings)
+    except SettingsError as error:
+        message = str(error).removeprefix(f"{settings.root / MONITOR_SCHEDULE} ")
+        hint = "fix it against the spec's $schema; its recurrence is config.yml's monitoring.schedule"
+        return [Finding(settings.root / MONITOR_SCHEDULE, "spec-load", message, hint)]
+    return []
 
 
 def schedule_monitoring(settings: Settings, client: Any, batch: str | None = None, model: str | None = None) -> Any:

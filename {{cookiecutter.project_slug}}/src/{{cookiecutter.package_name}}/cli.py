@@ -30,16 +30,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
+from aml_pipeline_kit.check import CheckFailed, Report, check_project
+from aml_pipeline_kit.local_runner import Interrupted, StepHostError
+from aml_pipeline_kit.plan import PlanError
+
 from .azure_ml import AzureAccessError
-from .check import CheckFailed, check_project
-from .local_runner import Interrupted, StepHostError
-from .plan import PlanError
 from .settings import PROJECT_ROOT, Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import PipelineJob
 
-    from .local_runner import RunResult, StepFailed, StepHost, TrackingTarget
+    from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
@@ -177,8 +178,24 @@ def metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def check_report(settings: Settings) -> Report:
+    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
+    schedule's spec."""
+
+    def build() -> dict[str, PipelineJob]:
+        from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
+
+        return pipeline.checked_graphs(settings)
+
+    report = check_project(settings.root, build, Path(__file__).with_name("pipeline.py"))
+    from .azure_ml import schedule_findings
+
+    report.findings += schedule_findings(settings)
+    return report
+
+
 def show_check(settings: Settings) -> int:
-    report = check_project(settings)
+    report = check_report(settings)
     print(report.text())
     # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
     gc.freeze()
@@ -187,14 +204,14 @@ def show_check(settings: Settings) -> int:
 
 def passed_check(settings: Settings) -> None:
     """``check`` before a run or a submission: print its summary, or raise ``CheckFailed``."""
-    report = check_project(settings)
+    report = check_report(settings)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
 
 
 def tracking_target(settings: Settings) -> TrackingTarget:
-    from .local_runner import TrackingTarget
+    from aml_pipeline_kit.local_runner import TrackingTarget
 
     return TrackingTarget(
         settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
@@ -203,7 +220,7 @@ def tracking_target(settings: Settings) -> TrackingTarget:
 
 def start_step_host(settings: Settings) -> StepHost:
     """A warm step host for this project's components: it serves any number of runs until closed."""
-    from .local_runner import StepHost
+    from aml_pipeline_kit.local_runner import StepHost
 
     components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
     return StepHost(tracking_target(settings), components)
@@ -226,14 +243,14 @@ def run_locally(
     With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
     ``host``, one is started for this run, and warms up while this process builds the graph.
     """
-    from .local_runner import LocalRunner
+    from aml_pipeline_kit.local_runner import LocalRunner
 
     own_host = host is None
     host = host or start_step_host(settings)
     try:
         if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
             passed_check(settings)
-        from .aml_graph import plan_from_job
+        from aml_pipeline_kit.aml_graph import plan_from_job
 
         plan = plan_from_job(build())
         parallel = {"parallel": max_parallel} if max_parallel else {}
@@ -333,7 +350,7 @@ def failed(failure: StepFailed) -> int:
 
 
 def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None) -> int:
-    from .local_runner import StepFailed
+    from aml_pipeline_kit.local_runner import StepFailed
 
     try:
         result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel)
@@ -375,7 +392,7 @@ def local_model_and_rows(
 
 
 def score_local(settings: Settings, model: str | None, data: str | None) -> int:
-    from .local_runner import StepFailed
+    from aml_pipeline_kit.local_runner import StepFailed
 
     model_dir, rows = local_model_and_rows(settings, model, data, lambda: rows_without_target(settings))
     try:
@@ -403,7 +420,7 @@ def score_azure(settings: Settings, model: str | None, data: str | None, stream:
 
 def monitor_local(settings: Settings, model: str | None, data: str | None) -> int:
     """Monitoring on this machine; prints the monitor step's table, and fails (1) past a threshold."""
-    from .local_runner import StepFailed
+    from aml_pipeline_kit.local_runner import StepFailed
 
     model_dir, batch = local_model_and_rows(settings, model, data, lambda: settings.local_data_path)
     try:

@@ -1,5 +1,6 @@
 """Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML, then use the
-model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online.
+model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online,
+and watch it: ``monitor`` a new batch for drift and quality (locally, on Azure ML, or on a schedule there).
 
 Runs and submissions start only when ``check`` finds nothing. Only the commands' own
 modules are imported, when they run: ``--help`` stays instant. Every error ends in one line
@@ -29,16 +30,17 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
+from aml_pipeline_kit.check import CheckFailed, Report, check_project
+from aml_pipeline_kit.local_runner import Interrupted, StepHostError
+from aml_pipeline_kit.plan import PlanError
+
 from .azure_ml import AzureAccessError
-from .check import CheckFailed, check_project
-from .local_runner import Interrupted, StepHostError
-from .plan import PlanError
 from .settings import PROJECT_ROOT, Settings, SettingsError
 
 if TYPE_CHECKING:
     from azure.ai.ml.entities import PipelineJob
 
-    from .local_runner import RunResult, StepFailed, StepHost, TrackingTarget
+    from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
@@ -114,7 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="CSV to score (default, local only: the project's CSV without its target column); "
         "on Azure also a data asset, azureml:<name>:<version>",
     )
-    for command in (submit, score):
+    monitor = add_monitor_parser(commands)
+    for command in (submit, score, monitor):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
     submit.add_argument(
         "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
@@ -138,6 +141,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
+    monitor = commands.add_parser("monitor", help="compare a new batch of rows with the training data: drift, quality")
+    where = monitor.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="on this machine, with a local model")
+    where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
+    monitor.add_argument(
+        "--model",
+        help="local: a model folder (default: the latest completed local run's); "
+        "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
+    )
+    monitor.add_argument(
+        "--data",
+        help="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+    )
+    monitor.add_argument(
+        "--schedule",
+        action="store_true",
+        help="Azure ML: create or update the schedule of aml/monitor-schedule.yml instead of running once",
+    )
+    return monitor
+
+
 def selection_table(selection: dict[str, Any]) -> str:
     lines = [f"{'candidate':<24}{'valid. RMSE':>12}{'valid. R²':>11}"]
     for name, scores in selection["candidates"].items():
@@ -152,8 +178,24 @@ def metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
+def check_report(settings: Settings) -> Report:
+    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
+    schedule's spec."""
+
+    def build() -> dict[str, PipelineJob]:
+        from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
+
+        return pipeline.checked_graphs(settings)
+
+    report = check_project(settings.root, build, Path(__file__).with_name("pipeline.py"))
+    from .azure_ml import schedule_findings
+
+    report.findings += schedule_findings(settings)
+    return report
+
+
 def show_check(settings: Settings) -> int:
-    report = check_project(settings)
+    report = check_report(settings)
     print(report.text())
     # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
     gc.freeze()
@@ -162,14 +204,14 @@ def show_check(settings: Settings) -> int:
 
 def passed_check(settings: Settings) -> None:
     """``check`` before a run or a submission: print its summary, or raise ``CheckFailed``."""
-    report = check_project(settings)
+    report = check_report(settings)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
 
 
 def tracking_target(settings: Settings) -> TrackingTarget:
-    from .local_runner import TrackingTarget
+    from aml_pipeline_kit.local_runner import TrackingTarget
 
     return TrackingTarget(
         settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
@@ -178,7 +220,7 @@ def tracking_target(settings: Settings) -> TrackingTarget:
 
 def start_step_host(settings: Settings) -> StepHost:
     """A warm step host for this project's components: it serves any number of runs until closed."""
-    from .local_runner import StepHost
+    from aml_pipeline_kit.local_runner import StepHost
 
     components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
     return StepHost(tracking_target(settings), components)
@@ -201,14 +243,14 @@ def run_locally(
     With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
     ``host``, one is started for this run, and warms up while this process builds the graph.
     """
-    from .local_runner import LocalRunner
+    from aml_pipeline_kit.local_runner import LocalRunner
 
     own_host = host is None
     host = host or start_step_host(settings)
     try:
         if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
             passed_check(settings)
-        from .aml_graph import plan_from_job
+        from aml_pipeline_kit.aml_graph import plan_from_job
 
         plan = plan_from_job(build())
         parallel = {"parallel": max_parallel} if max_parallel else {}
@@ -249,6 +291,19 @@ def score_locally(
         from .pipeline import local_score_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
 
         return local_score_pipeline(settings, model, data)
+
+    return run_locally(settings, build, check=check, host=host)
+
+
+def monitor_locally(
+    settings: Settings, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
+) -> RunResult:
+    """The monitoring pipeline on this machine: ``batch`` and ``model``'s predictions on it vs. the training data."""
+
+    def build() -> PipelineJob:
+        from .pipeline import local_monitor_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+
+        return local_monitor_pipeline(settings, model, batch)
 
     return run_locally(settings, build, check=check, host=host)
 
@@ -295,7 +350,7 @@ def failed(failure: StepFailed) -> int:
 
 
 def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None) -> int:
-    from .local_runner import StepFailed
+    from aml_pipeline_kit.local_runner import StepFailed
 
     try:
         result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel)
@@ -323,15 +378,23 @@ def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_r
     return 0
 
 
-def score_local(settings: Settings, model: str | None, data: str | None) -> int:
-    from .local_runner import StepFailed
-
+def local_model_and_rows(
+    settings: Settings, model: str | None, data: str | None, rows: Callable[[], Path]
+) -> tuple[Path, Path]:
+    """``--model`` (default: the latest local run's) and ``--data`` (default: ``rows()``), checked to exist."""
     model_dir = Path(model) if model else latest_local_model(settings)
-    rows = Path(data) if data else rows_without_target(settings)
+    data_file = Path(data) if data else rows()
     if not (model_dir / "MLmodel").is_file():
         raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
-    if not rows.is_file():
-        raise UsageError(f"--data {rows}: no such file")
+    if not data_file.is_file():
+        raise UsageError(f"--data {data_file}: no such file")
+    return model_dir, data_file
+
+
+def score_local(settings: Settings, model: str | None, data: str | None) -> int:
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    model_dir, rows = local_model_and_rows(settings, model, data, lambda: rows_without_target(settings))
     try:
         result = score_locally(settings, model_dir, rows, check=True)
     except StepFailed as failure:
@@ -352,6 +415,35 @@ def score_azure(settings: Settings, model: str | None, data: str | None, stream:
 
     passed_check(settings)
     submit_scoring(settings, ml_client(settings), data, model, stream=stream)
+    return 0
+
+
+def monitor_local(settings: Settings, model: str | None, data: str | None) -> int:
+    """Monitoring on this machine; prints the monitor step's table, and fails (1) past a threshold."""
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    model_dir, batch = local_model_and_rows(settings, model, data, lambda: settings.local_data_path)
+    try:
+        result = monitor_locally(settings, model_dir, batch, check=True)
+    except StepFailed as failure:
+        if failure.step == "monitor":  # a crossed threshold: its table says where, the error line below what
+            log = failure.log.read_text(encoding="utf-8", errors="replace").splitlines()
+            print("\n".join(line for line in log if not line.startswith("error: ")))
+        return failed(failure)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nmonitored {batch} with model {model_dir}")
+    print((result.run_dir / "monitor" / "step.log").read_text(encoding="utf-8", errors="replace"), end="")
+    print(f"report: {result.outputs['report']}")
+    return 0
+
+
+def monitor_azure(settings: Settings, model: str | None, data: str | None, stream: bool, schedule: bool) -> int:
+    from .azure_ml import ml_client, schedule_monitoring, submit_monitoring
+
+    passed_check(settings)
+    if schedule:
+        schedule_monitoring(settings, ml_client(settings), data, model)
+    else:
+        submit_monitoring(settings, ml_client(settings), data, model, stream=stream)
     return 0
 
 
@@ -392,6 +484,12 @@ def dispatch(args: argparse.Namespace) -> int:
         return score_local(settings, args.model, args.data)
     if args.command == "score":
         return score_azure(settings, args.model, args.data, stream=not args.no_stream)
+    if args.command == "monitor" and args.schedule and args.local:
+        raise UsageError("--schedule is for --azure: locally, run `monitor --local` from cron or CI instead")
+    if args.command == "monitor":
+        if args.local:
+            return monitor_local(settings, args.model, args.data)
+        return monitor_azure(settings, args.model, args.data, stream=not args.no_stream, schedule=args.schedule)
     if args.command == "serve":
         return serve(settings, args.model, args.port)
     if args.command == "deploy":

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from aml_pipeline_kit.config_files import SettingsError, read_yaml
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 AML_DIR = PROJECT_ROOT / "aml"
@@ -34,10 +34,6 @@ MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
 AUTO = "auto"  # every candidate trained, the best on the validation split kept
 
 
-class SettingsError(ValueError):
-    """config.yml or an aml/ spec is missing or malformed; the message says which and how."""
-
-
 def encoded(value: object) -> str:
     """``value`` as base64-encoded JSON: letters, digits, ``+``, ``/`` and ``=`` only, whatever it holds."""
     return base64.b64encode(json.dumps(value).encode()).decode()
@@ -51,18 +47,6 @@ def column_input(name: str, value: Any) -> str | None:
         return encoded(str(value))
     names = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
     return encoded([str(part) for part in names if part]) if names else None
-
-
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError(f"{path}: no such file") from None
-    except yaml.YAMLError as error:
-        raise SettingsError(f"{path}: not valid YAML ({str(error).splitlines()[0]})") from None
-    if not isinstance(document, dict):
-        raise SettingsError(f"{path}: expected a mapping at the top level")
-    return document
 
 
 @dataclass(frozen=True)

@@ -1,3 +1,5 @@
+# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
+# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """The one module that reads azure-ai-ml's object model: a built pipeline job -> a ``Plan``.
 
 It reads the job's serialised YAML (the document ``submit`` sends to Azure ML)

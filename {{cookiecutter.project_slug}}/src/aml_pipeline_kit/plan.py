@@ -1,3 +1,5 @@
+# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
+# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A pipeline job as plain data: the steps, their command lines and where each input comes from.
 
 ``aml_graph`` makes a plan from the real azure-ai-ml pipeline job; the local runner
