@@ -250,7 +250,7 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
 MONITORING_PROBE = """
 import json
 from {package}.azure_ml import monitor_schedule
-from {package}.aml_graph import serialised
+from aml_pipeline_kit.aml_graph import serialised
 from {package}.pipeline import azure_monitor_pipeline
 from {package}.settings import Settings
 
@@ -278,6 +278,7 @@ def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked:
     assert inputs["batch"]["path"].endswith(f"/{baked.value('project_slug')}/monitoring/batch.csv")
     assert set(loaded["job"]["jobs"]) == {"data_prep", "evaluate", "score", "monitor"}
     assert loaded["job"]["settings"]["default_compute"] == f"azureml:{baked.value('compute_name')}"
+    assert loaded["job"]["settings"]["force_rerun"] is True
     assert loaded["schedule_name"] == f"{baked.value('project_slug')}-monitor"
     properties = loaded["schedule"]["properties"]
     assert properties["trigger"] == {

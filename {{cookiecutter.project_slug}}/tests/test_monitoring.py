@@ -156,6 +156,7 @@ def test_the_azure_monitoring_job_reads_the_registered_model_the_data_asset_and_
     assert inputs["training_data"]["path"] == settings.data_asset_uri
     assert inputs["batch"]["path"] == settings.setting("monitoring", "batch_path")
     assert {name: inputs[name] for name in MONITORING_THRESHOLDS} == settings.setting("monitoring", "thresholds")
+    assert serialised(job)["settings"]["force_rerun"] is True  # new rows behind the same path: nothing reused
 
 
 def test_the_schedule_spec_loads_with_the_recurrence_of_config_yml_and_serialises(settings: Settings) -> None:

@@ -84,8 +84,9 @@ def test_the_psi_is_zero_for_the_same_shares_and_follows_its_formula() -> None:
 def test_a_held_back_slice_of_the_data_does_not_drift(settings: Settings, rows: pd.DataFrame, features: dict) -> None:
     reference, slice_ = held_back(rows)
     found = column_drifts(reference, slice_, features, thresholds(settings))
+    # A PSI alone can come close to its threshold on a slice this small (10 bins, a few hundred rows): the test's
+    # p-value is what keeps chance from being called drift.
     assert [name for name, column in found.items() if column.drifted] == []
-    assert all(column.psi < settings.setting("monitoring", "thresholds", "psi") for column in found.values())
     assert not any(column.missing_rate_increased or column.unseen_too_many for column in found.values())
 
 
@@ -155,6 +156,7 @@ def test_the_azure_monitoring_job_reads_the_registered_model_the_data_asset_and_
     assert inputs["training_data"]["path"] == settings.data_asset_uri
     assert inputs["batch"]["path"] == settings.setting("monitoring", "batch_path")
     assert {name: inputs[name] for name in MONITORING_THRESHOLDS} == settings.setting("monitoring", "thresholds")
+    assert serialised(job)["settings"]["force_rerun"] is True  # new rows behind the same path: nothing reused
 
 
 def test_the_schedule_spec_loads_with_the_recurrence_of_config_yml_and_serialises(settings: Settings) -> None:

@@ -305,12 +305,16 @@ def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: 
     """Monitoring on Azure ML, against the registered data asset: ``batch`` (default: config.yml's
     monitoring.batch_path) is a datastore path, a data asset or a local CSV that azure-ai-ml uploads; ``model``
     a registered model, by default the newest version of the one the training pipeline registers."""
-    return monitor_pipeline(
+    job = monitor_pipeline(
         settings,
         Input(type="mlflow_model", path=model or registered_model_uri(settings)),
         Input(type="uri_file", path=settings.data_asset_uri),
         Input(type="uri_file", path=batch or settings.setting("monitoring", "batch_path")),
     )
+    # A datastore path keeps its name while new rows replace its content, and a schedule resolves the model when it
+    # is created: Azure ML must run every step anew rather than reuse an earlier run's outputs.
+    job.settings.force_rerun = True
+    return job
 
 
 def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
