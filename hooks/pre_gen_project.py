@@ -30,13 +30,24 @@ from typing import Any
 # The values as JSON data: a raw string, because JSON's escapes must reach json.loads untouched.
 VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
-MODELS = ("ridge", "random_forest", "hist_gradient_boosting", "auto")
-COMPUTE_TIERS = ("dedicated", "low_priority")
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_state
 TEST_SIZE_RANGE = (0.01, 0.99)  # the min and max of data_prep's test_size input (components/data_prep/component.py)
-# Top-level modules the rendered project imports: a package of the same name would shadow them.
+# Top-level modules the rendered project imports (its machinery, src/aml_pipeline_kit, too): a package of the
+# same name would shadow them. A choice (model, compute_tier) outside its list cookiecutter refuses itself.
 PROJECT_IMPORTS = frozenset(
-    {"azure", "matplotlib", "mlflow", "numpy", "pandas", "pyarrow", "pytest", "sklearn", "skops", "yaml"}
+    {
+        "aml_pipeline_kit",
+        "azure",
+        "matplotlib",
+        "mlflow",
+        "numpy",
+        "pandas",
+        "pyarrow",
+        "pytest",
+        "sklearn",
+        "skops",
+        "yaml",
+    }
 )
 AML_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 AML_ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
@@ -91,12 +102,6 @@ def check_pattern(name: str) -> str | None:
     if pattern.fullmatch(VALUES[name]):
         return None
     return f"{name}={VALUES[name]!r} is invalid: must be {rule}"
-
-
-def check_choice(name: str, allowed: tuple[str, ...]) -> str | None:
-    if VALUES[name] in allowed:
-        return None
-    return f"{name}={VALUES[name]!r} is invalid: must be one of {', '.join(allowed)}"
 
 
 def parse_number(name: str, kind: Callable[[str], float]) -> float | None:
@@ -158,7 +163,7 @@ def check_package_free() -> str | None:
 def value_problems() -> list[str]:
     found = [check_pattern(name) for name in RULES_BY_PATTERN]
     found += [check_text(name) for name in ("project_name", "data_path", "target_column")]
-    found += [check_choice("model", MODELS), check_choice("compute_tier", COMPUTE_TIERS), check_package_free()]
+    found += [check_package_free()]
     found += [check_test_size(), check_integer("random_seed", *SEED_RANGE)]
     found += [
         check_integer("compute_min_instances", 0),

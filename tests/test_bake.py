@@ -66,7 +66,9 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/data_prep/prep.py",
         "components/evaluate/evaluate.py",
         "components/evaluate/evaluate.yml",
+        "components/train/regressors.py",
         "components/train/train.py",
+        "components/train/training.py",
         "components/train/train.yml",
         "components/monitor/drift.py",
         "components/monitor/monitor.py",
@@ -84,7 +86,7 @@ def test_exact_file_set(baked: Bake) -> None:
         "online/score.py",
         *(
             f"src/{package}/{module}.py"
-            for module in ("__init__", "__main__", "azure_ml", "cli", "pipeline", "settings")
+            for module in ("__init__", "__main__", "azure_ml", "cli", "local_runs", "pipeline", "settings")
         ),
         *(
             f"src/aml_pipeline_kit/{module}.py"
@@ -123,6 +125,8 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_local_runner",
                 "test_lock",
                 "test_monitoring",
+                "test_readme",
+                "test_regressors",
                 "test_scoring",
                 "test_serve",
                 "test_specs",
@@ -359,3 +363,10 @@ def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_ste
     fresh = run([*command, "--no-reuse"], project)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert "reused" not in fresh.stdout
+
+
+def test_the_readme_agrees_with_the_code(baked: Bake) -> None:
+    """The render's own README checks (steps, modules, make targets, commands, run folders), in every configuration:
+    the README is rendered per option, the code it describes too."""
+    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_readme.py"], baked.path)
+    assert result.returncode == 0, result.stdout[-3000:]

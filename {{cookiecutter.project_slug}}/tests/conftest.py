@@ -16,7 +16,7 @@ import pytest
 
 from aml_pipeline_kit.local_runner import RunResult, StepHost
 
-from {{ cookiecutter.package_name }}.cli import run_pipeline_locally, start_step_host
+from {{ cookiecutter.package_name }}.local_runs import run_pipeline_locally, start_step_host
 from {{ cookiecutter.package_name }}.settings import AUTO, COMPONENTS_DIR, PROJECT_ROOT, Settings
 
 PROJECT_PARTS = ("config.yml", "aml", "components", "data", "online")

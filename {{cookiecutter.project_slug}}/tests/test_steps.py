@@ -13,6 +13,7 @@ from {{ cookiecutter.package_name }}.settings import encoded
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
+training = load_script("train", "training")
 register = load_script("register", "register")
 
 
@@ -119,14 +120,14 @@ def test_prep_cli_reports_bad_data_in_one_line(tmp_path: Path, capsys: pytest.Ca
     assert capsys.readouterr().err.strip() == f"error: {empty}: the file is empty, a header row is required"
 
 
-@pytest.mark.parametrize("model_type", ["ridge", "random_forest", "hist_gradient_boosting"])
+@pytest.mark.parametrize("model_type", list(train.REGRESSORS))
 def test_every_model_fits_raw_rows_and_ignores_unknown_categories(tmp_path: Path, model_type: str) -> None:
     prepped = tmp_path / "prepped"
     prep.prepare(_write(messy_frame(60), tmp_path / "data.csv"), "pressure", 0.2, 3, prepped)
     argv = ["--prepped-data", str(prepped), "--model-type", model_type, "--model", str(tmp_path / "model")]
     args = train.build_parser().parse_args([*argv, "--n-estimators", "10", "--max-iter", "20"])
-    x, y, features = train.load_split(args.prepped_data, "train")
-    model = train.build_model(args, features["numeric"], features["categorical"]).fit(x, y)
+    x, y, features = training.load_split(args.prepped_data, "train")
+    model = training.build_model(args, features["numeric"], features["categorical"]).fit(x, y)
     unseen = x.head(3).assign(smoker="sometimes")
     assert len(model.predict(unseen)) == 3
 

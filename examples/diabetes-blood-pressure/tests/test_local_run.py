@@ -10,8 +10,8 @@ import pytest
 
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
-from diabetes_blood_pressure.cli import run_pipeline_locally
-from diabetes_blood_pressure.settings import MODEL_TYPES, Settings
+from diabetes_blood_pressure.local_runs import run_pipeline_locally
+from diabetes_blood_pressure.settings import Settings
 
 
 def test_the_run_writes_a_consistent_report_and_logs(completed_run: tuple[Settings, RunResult]) -> None:
@@ -51,7 +51,7 @@ def test_mlflow_has_one_pipeline_run_with_a_child_run_per_step(completed_run: tu
     children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
     by_step = {child.info.run_name: child for child in children}
     assert set(by_step) == {"data_prep", "train", "evaluate", "register"}
-    assert by_step["train"].data.params["model_type"] in MODEL_TYPES
+    assert by_step["train"].data.params["model_type"] in settings.regressors.REGRESSORS
     assert "rmse" in by_step["evaluate"].data.metrics
     assert all(child.info.status == "FINISHED" for child in children)
 

@@ -18,7 +18,7 @@ from aml_pipeline_kit.check.command import command_findings
 from aml_pipeline_kit.check.script import script_findings
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
-from diabetes_blood_pressure import cli
+from diabetes_blood_pressure import cli, local_runs
 from diabetes_blood_pressure.azure_ml import monitor_schedule, schedule_monitoring, submit_monitoring
 from diabetes_blood_pressure.pipeline import (
     MONITORING_THRESHOLDS,
@@ -220,7 +220,7 @@ def test_a_held_back_slice_passes_monitoring_with_the_quality_beside_the_test_me
 ) -> None:
     settings, training = completed_run
     batch = batch_file(held_back(rows)[1], tmp_path)
-    result = cli.monitor_locally(settings, training.outputs["model"], batch, host=step_host)
+    result = local_runs.monitor_locally(settings, training.outputs["model"], batch, host=step_host)
     assert [step.status for step in result.steps if step.name == "monitor"] == ["completed"]
     report = report_of(result)
     assert report["alerts"] == [] and report["drifted_features"] == []
@@ -242,7 +242,7 @@ def test_a_shifted_copy_without_its_target_fails_monitoring_naming_the_shifted_f
     batch, changed = shifted(held_back(rows)[1], features)
     batch = batch.drop(columns=[settings.setting("target_column")])
     with pytest.raises(StepFailed) as failure:
-        cli.monitor_locally(settings, training.outputs["model"], batch_file(batch, tmp_path), host=step_host)
+        local_runs.monitor_locally(settings, training.outputs["model"], batch_file(batch, tmp_path), host=step_host)
     assert failure.value.step == "monitor"
     log = failure.value.log.read_text()
     (error,) = [line for line in log.splitlines() if line.startswith("error:")]

@@ -127,7 +127,7 @@ def test_the_readme_known_good_versions_are_the_pins_of_azure_and_of_pyproject()
     """README's table names every pin of what runs on Azure ML (steps, deployment, model), and the same versions
     as pyproject.toml wherever it pins the package (mlflow there is mlflow-skinny on Azure ML)."""
     table = dict(KNOWN_GOOD_ROW.findall((PROJECT_ROOT / "README.md").read_text(encoding="utf-8")))
-    train = (PROJECT_ROOT / "components" / "train" / "train.py").read_text()
+    train = (PROJECT_ROOT / "components" / "train" / "training.py").read_text()
     declared = train.split("SERVING_REQUIREMENTS = ", 1)[1].split("\n", 1)[0]
     serving = dict(pin.split("==") for pin in re.findall(r'"([\w-]+==[\w.]+)"', declared))
     steps = conda_pip_pins(PROJECT_ROOT / "aml" / "conda.yml")

@@ -246,7 +246,11 @@ def prepare(
     if problem := split_problem(len(frame), test_size, validation_size):
         sizes = f"--test-size {test_size}" + (f" with --validation-size {validation_size}" if validation_size else "")
         raise DataError(f"{input_data.name}: {sizes} {problem}")
-    train, test = split(frame[[*features["numeric"], *features["categorical"], target]], test_size, seed)
+    frame = frame[[*features["numeric"], *features["categorical"], target]]
+    # Stored as categories, missing text reads back from Parquet as NaN, which the model's imputer takes for
+    # missing (as plain text it would read back as None): every later step reads the splits as they are.
+    frame = frame.astype(dict.fromkeys(features["categorical"], "category"))
+    train, test = split(frame, test_size, seed)
     # Candidate models are compared on rows carved from the train split, never on the test split.
     splits = dict(zip(("train", "validation"), split(train, validation_size, seed), strict=True))
     output.mkdir(parents=True, exist_ok=True)

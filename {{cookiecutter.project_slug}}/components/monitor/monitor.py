@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from drift import ColumnDrift, Thresholds, categorical_drift, numeric_drift
 from mlflow.models import Model
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # the backend is chosen first
@@ -89,17 +89,6 @@ def training_features(model_dir: Path, prepped_data: Path) -> dict:
     return features
 
 
-def model_rows(frame: pd.DataFrame, features: dict) -> pd.DataFrame:
-    """The feature columns, typed as the model was trained on them: numbers, and text categories."""
-    rows = frame[[*features["numeric"], *features["categorical"]]].copy()
-    for name in features["numeric"]:
-        rows[name] = pd.to_numeric(rows[name], errors="coerce")
-    for name in features["categorical"]:
-        # Missing stays NaN (parquet gives None, which scikit-learn's imputer does not take for missing).
-        rows[name] = rows[name].map(str, na_action="ignore").astype(object).where(rows[name].notna(), np.nan)
-    return rows
-
-
 def read_batch(path: Path, features: dict) -> pd.DataFrame:
     try:
         batch = pd.read_csv(path, index_col=False)
@@ -129,7 +118,7 @@ def quality(batch: pd.DataFrame, predicted: pd.Series, target: str, test: dict, 
     if known.sum() < MIN_QUALITY_ROWS:
         return None
     actual, predicted = actual[known], predicted[known]
-    rmse = float(mean_squared_error(actual, predicted) ** 0.5)
+    rmse = float(root_mean_squared_error(actual, predicted))
     return {
         "rows": int(known.sum()),
         "rmse": rmse,
@@ -214,7 +203,8 @@ def monitor(args: argparse.Namespace, limits: Thresholds) -> tuple[dict, list[Co
     columns = [numeric_drift(name, reference[name], batch[name], limits) for name in features["numeric"]]
     columns += [categorical_drift(name, reference[name], batch[name], limits) for name in features["categorical"]]
     model = mlflow.pyfunc.load_model(str(args.model), suppress_warnings=True)  # not its serving packages: not here
-    reference_predicted = model.predict(model_rows(reference, features))
+    # data_prep stored the splits typed as the model was trained on them: they are predicted as they are read.
+    reference_predicted = model.predict(reference[[*features["numeric"], *features["categorical"]]])
     reference_predictions = pd.Series(np.asarray(reference_predicted, dtype=float))
     prediction = numeric_drift(PREDICTION, reference_predictions, predicted, limits, kind=PREDICTION)
     test_metrics = read_json(args.test_report / "metrics.json")

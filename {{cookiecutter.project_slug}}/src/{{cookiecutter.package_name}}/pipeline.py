@@ -8,7 +8,9 @@ Nothing here contacts Azure.
 """
 
 import importlib.util
+import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +43,20 @@ def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandC
     }
 
 
-# The dsl reads the pipeline function's annotations at run time, so they stay real objects here.
+def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """A decorator: ``function(**inputs)`` shown to the dsl as a function of one parameter per input, annotated
+    with its type, as the dsl reads pipeline inputs (so the hyperparameters follow regressors.py)."""
+
+    def declared(function: Callable[..., Any]) -> Callable[..., Any]:
+        function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+            [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY) for name in inputs]
+        )
+        function.__annotations__ = dict(inputs)
+        return function
+
+    return declared
+
+
 def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
     """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them.
 
@@ -55,69 +70,62 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
     if not candidates:
         parameters["validation_size"] = 0.0  # a single model needs no validation rows: train on them all
 
+    hyperparameters = list(settings.regressors.HYPERPARAMETERS)  # each also an input of train.yml
+    train_inputs = components["train"].inputs
+    inputs = {
+        "input_data": Input(type="uri_file"),
+        "target_column": str,
+        "numeric_columns": Input(type="string", optional=True),
+        "categorical_columns": Input(type="string", optional=True),
+        "test_size": float,
+        "validation_size": float,
+        "random_seed": int,
+        "model_type": str,
+        **{name: Input(type=train_inputs[name].type, optional=train_inputs[name].optional) for name in hyperparameters},
+        "registered_model_name": str,
+        "min_r2": float,
+    }
+
     @dsl.pipeline(
         name=settings.setting("azure", "experiment_name").replace("-", "_"),
         display_name="Regression pipeline",
         description="Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
         default_compute=settings.compute["name"],
     )
-    def regression_pipeline(
-        input_data: Input(type="uri_file"),
-        target_column: str,
-        numeric_columns: Input(type="string", optional=True),
-        categorical_columns: Input(type="string", optional=True),
-        test_size: float,
-        validation_size: float,
-        random_seed: int,
-        model_type: str,
-        alpha: float,
-        n_estimators: int,
-        max_depth: Input(type="integer", optional=True),
-        min_samples_leaf: int,
-        max_features: float,
-        learning_rate: float,
-        max_iter: int,
-        registered_model_name: str,
-        min_r2: float,
-    ) -> dict[str, Any]:
+    @taking(inputs)
+    def regression_pipeline(**inputs: Any) -> dict[str, Any]:
         data_prep = components["data_prep"](
-            input_data=input_data,
-            target_column=target_column,
-            numeric_columns=numeric_columns,
-            categorical_columns=categorical_columns,
-            test_size=test_size,
-            validation_size=validation_size,
-            random_seed=random_seed,
+            input_data=inputs["input_data"],
+            target_column=inputs["target_column"],
+            numeric_columns=inputs["numeric_columns"],
+            categorical_columns=inputs["categorical_columns"],
+            test_size=inputs["test_size"],
+            validation_size=inputs["validation_size"],
+            random_seed=inputs["random_seed"],
         )
-        hyperparameters = {
-            "alpha": alpha,
-            "n_estimators": n_estimators,
-            "max_depth": max_depth,
-            "min_samples_leaf": min_samples_leaf,
-            "max_features": max_features,
-            "learning_rate": learning_rate,
-            "max_iter": max_iter,
-            "random_seed": random_seed,
-        }
+        prepped_data = data_prep.outputs.prepped_data
+        training = {name: inputs[name] for name in [*hyperparameters, "random_seed"]}
         outputs: dict[str, Any] = {}
         if candidates:
-            trained = {}
+            trained = []
             for candidate in candidates:
-                train = components["train"](
-                    prepped_data=data_prep.outputs.prepped_data, model_type=candidate, **hyperparameters
-                )
+                train = components["train"](prepped_data=prepped_data, model_type=candidate, **training)
                 train.name = f"train_{candidate}"
-                trained[candidate] = train.outputs.model
-            select = components["select"](prepped_data=data_prep.outputs.prepped_data, **trained)
+                trained.append(train.outputs.model)
+            # select's ports are generic: it names each candidate by the model type its model was trained as.
+            select = components["select"](
+                prepped_data=prepped_data, **{f"candidate_{number}": model for number, model in enumerate(trained, 1)}
+            )
             model, outputs["selection"] = select.outputs.model, select.outputs.selection
         else:
-            train = components["train"](
-                prepped_data=data_prep.outputs.prepped_data, model_type=model_type, **hyperparameters
-            )
+            train = components["train"](prepped_data=prepped_data, model_type=inputs["model_type"], **training)
             model = train.outputs.model
-        evaluate = components["evaluate"](model=model, prepped_data=data_prep.outputs.prepped_data)
+        evaluate = components["evaluate"](model=model, prepped_data=prepped_data)
         register = components["register"](
-            model=model, report=evaluate.outputs.report, model_name=registered_model_name, min_r2=min_r2
+            model=model,
+            report=evaluate.outputs.report,
+            model_name=inputs["registered_model_name"],
+            min_r2=inputs["min_r2"],
         )
         return {"model": model, "report": evaluate.outputs.report, "decision": register.outputs.decision, **outputs}
 

@@ -16,7 +16,7 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
+from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
 matplotlib.use("Agg")
 from matplotlib import pyplot as plt  # the backend is chosen first
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def scores(actual: pd.Series, predicted: np.ndarray, prefix: str) -> dict[str, float]:
     return {
-        f"{prefix}rmse": float(mean_squared_error(actual, predicted) ** 0.5),
+        f"{prefix}rmse": float(root_mean_squared_error(actual, predicted)),
         f"{prefix}mae": float(mean_absolute_error(actual, predicted)),
         f"{prefix}r2": float(r2_score(actual, predicted)),
     }
@@ -59,9 +59,6 @@ def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, flo
     target = features["target"]
     train_target = pd.read_parquet(prepped_data / "train.parquet", columns=[target])[target]
     test = pd.read_parquet(prepped_data / "test.parquet")
-    # Parquet gives missing text back as None, which scikit-learn's imputer does not take for missing.
-    categorical = features["categorical"]
-    test[categorical] = test[categorical].astype(object).where(test[categorical].notna(), np.nan)
     model = mlflow.pyfunc.load_model(str(model_dir))
     predicted = np.asarray(model.predict(test.drop(columns=[target])), dtype=float)
     baseline = np.full(len(test), train_target.mean())

@@ -16,40 +16,36 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
-from sklearn.metrics import mean_squared_error, r2_score
-
-
-def candidate(text: str) -> tuple[str, Path]:
-    name, separator, path = text.partition("=")
-    if not separator:
-        raise argparse.ArgumentTypeError(f"{text!r} is not NAME=MODEL_FOLDER")
-    return name, Path(path)
+from sklearn.metrics import r2_score, root_mean_squared_error
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output of data_prep.")
-    parser.add_argument("--candidate", type=candidate, action="append", default=[], help="NAME=MODEL_FOLDER")
+    parser.add_argument("--candidate", type=Path, action="append", default=[], help="A candidate's model folder.")
     parser.add_argument("--model", type=Path, required=True, help="Output folder for the winning model.")
     parser.add_argument("--selection", type=Path, required=True, help="Output folder for selection.json.")
     return parser
 
 
-def validation_scores(prepped_data: Path, candidates: list[tuple[str, Path]]) -> dict[str, dict[str, float]]:
+def validation_scores(
+    prepped_data: Path, candidates: list[Path]
+) -> tuple[dict[str, dict[str, float]], dict[str, Path]]:
+    """Each candidate's validation scores and folder, by the model type it was trained as (train.py's metadata)."""
     features = json.loads((prepped_data / "features.json").read_text())
     rows = pd.read_parquet(prepped_data / "validation.parquet")
-    # Parquet gives missing text back as None, which scikit-learn's imputer does not take for missing.
-    categorical = features["categorical"]
-    rows[categorical] = rows[categorical].astype(object).where(rows[categorical].notna(), np.nan)
     actual = rows.pop(features["target"])
-    scores = {}
-    for name, folder in candidates:
-        predicted = np.asarray(mlflow.pyfunc.load_model(str(folder)).predict(rows), dtype=float)
+    scores, folders = {}, {}
+    for folder in candidates:
+        model = mlflow.pyfunc.load_model(str(folder))
+        name = model.metadata.metadata["model_type"]
+        predicted = np.asarray(model.predict(rows), dtype=float)
+        folders[name] = folder
         scores[name] = {
-            "validation_rmse": float(mean_squared_error(actual, predicted) ** 0.5),
+            "validation_rmse": float(root_mean_squared_error(actual, predicted)),
             "validation_r2": float(r2_score(actual, predicted)),
         }
-    return scores
+    return scores, folders
 
 
 def pick(scores: dict[str, dict[str, float]]) -> str:
@@ -66,12 +62,12 @@ def main(argv: list[str] | None = None) -> int:
         print("error: data_prep wrote no validation split: set validation_size above 0", file=sys.stderr)
         return 1
     with mlflow.start_run():
-        scores = validation_scores(args.prepped_data, args.candidate)
+        scores, folders = validation_scores(args.prepped_data, args.candidate)
         winner = pick(scores)
         for name, values in scores.items():
             mlflow.log_metrics({f"{name}_{metric}": value for metric, value in values.items()})
         mlflow.set_tag("winner", winner)
-    shutil.copytree(dict(args.candidate)[winner], args.model, dirs_exist_ok=True)
+    shutil.copytree(folders[winner], args.model, dirs_exist_ok=True)
     args.selection.mkdir(parents=True, exist_ok=True)
     (args.selection / "selection.json").write_text(json.dumps({"winner": winner, "candidates": scores}, indent=2))
     for name, values in scores.items():

@@ -12,7 +12,6 @@ goes to a log file that the line names.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import itertools
 import json
@@ -30,28 +29,32 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import yaml
 
-from aml_pipeline_kit.check import CheckFailed, Report, check_project
+from aml_pipeline_kit.check import CheckFailed
 from aml_pipeline_kit.local_runner import Interrupted, StepHostError
 from aml_pipeline_kit.plan import PlanError
 
 from .azure_ml import AzureAccessError
+from .local_runs import (
+    UsageError,
+    check_report,
+    latest_local_model,
+    local_model_and_rows,
+    monitor_locally,
+    passed_check,
+    rows_without_target,
+    run_pipeline_locally,
+    score_locally,
+)
 from .settings import PROJECT_ROOT, Settings, SettingsError
 
 if TYPE_CHECKING:
-    from azure.ai.ml.entities import PipelineJob
-
-    from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost, TrackingTarget
+    from aml_pipeline_kit.local_runner import StepFailed
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
-SCORE_INPUT_DIR = "score-input"  # under runs/: the project's CSV without its target, the default rows to score
 SHOWN_PREDICTIONS = 5
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
 ERROR_LOGS = PROJECT_ROOT / "runs" / "errors"  # the tracebacks of unforeseen errors
-
-
-class UsageError(ValueError):
-    """A command cannot do what was asked; the message says what to do instead."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -178,169 +181,12 @@ def metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def check_report(settings: Settings) -> Report:
-    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
-    schedule's spec."""
-
-    def build() -> dict[str, PipelineJob]:
-        from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
-
-        return pipeline.checked_graphs(settings)
-
-    report = check_project(settings.root, build, Path(__file__).with_name("pipeline.py"))
-    from .azure_ml import schedule_findings
-
-    report.findings += schedule_findings(settings)
-    return report
-
-
 def show_check(settings: Settings) -> int:
     report = check_report(settings)
     print(report.text())
     # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
     gc.freeze()
     return 1 if report.findings else 0
-
-
-def passed_check(settings: Settings) -> None:
-    """``check`` before a run or a submission: print its summary, or raise ``CheckFailed``."""
-    report = check_report(settings)
-    if report.findings:
-        raise CheckFailed(report)
-    print(report.summary())
-
-
-def tracking_target(settings: Settings) -> TrackingTarget:
-    from aml_pipeline_kit.local_runner import TrackingTarget
-
-    return TrackingTarget(
-        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
-    )
-
-
-def start_step_host(settings: Settings) -> StepHost:
-    """A warm step host for this project's components: it serves any number of runs until closed."""
-    from aml_pipeline_kit.local_runner import StepHost
-
-    components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
-    return StepHost(tracking_target(settings), components)
-
-
-def runs_dir(settings: Settings) -> Path:
-    return settings.root / settings.setting("local", "runs_dir")
-
-
-def run_locally(
-    settings: Settings,
-    build: Callable[[], PipelineJob],
-    reuse: bool = True,
-    check: bool = False,
-    host: StepHost | None = None,
-    max_parallel: int | None = None,
-) -> RunResult:
-    """Build a pipeline job with ``build()`` and run its steps on this machine; raises ``StepFailed`` on a failed step.
-
-    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
-    ``host``, one is started for this run, and warms up while this process builds the graph.
-    """
-    from aml_pipeline_kit.local_runner import LocalRunner
-
-    own_host = host is None
-    host = host or start_step_host(settings)
-    try:
-        if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
-            passed_check(settings)
-        from aml_pipeline_kit.aml_graph import plan_from_job
-
-        plan = plan_from_job(build())
-        parallel = {"parallel": max_parallel} if max_parallel else {}
-        return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
-    except Interrupted:
-        host.interrupt()  # whether a run had started or not, nothing may outlive the command
-        raise
-    finally:
-        if own_host:
-            host.close()
-
-
-def run_pipeline_locally(
-    settings: Settings,
-    overrides: dict[str, Any],
-    reuse: bool = True,
-    check: bool = False,
-    host: StepHost | None = None,
-    max_parallel: int | None = None,
-) -> RunResult:
-    """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them."""
-    settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
-
-    def build() -> PipelineJob:
-        from .pipeline import local_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
-
-        return local_pipeline(settings, overrides)
-
-    return run_locally(settings, build, reuse, check, host, max_parallel)
-
-
-def score_locally(
-    settings: Settings, model: Path, data: Path, check: bool = False, host: StepHost | None = None
-) -> RunResult:
-    """The scoring pipeline on this machine: ``model`` predicts every row of ``data``."""
-
-    def build() -> PipelineJob:
-        from .pipeline import local_score_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
-
-        return local_score_pipeline(settings, model, data)
-
-    return run_locally(settings, build, check=check, host=host)
-
-
-def monitor_locally(
-    settings: Settings, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
-) -> RunResult:
-    """The monitoring pipeline on this machine: ``batch`` and ``model``'s predictions on it vs. the training data."""
-
-    def build() -> PipelineJob:
-        from .pipeline import local_monitor_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
-
-        return local_monitor_pipeline(settings, model, batch)
-
-    return run_locally(settings, build, check=check, host=host)
-
-
-def latest_local_model(settings: Settings) -> Path:
-    """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
-    for summary in sorted(runs_dir(settings).glob("*/run.json"), reverse=True):
-        run = json.loads(summary.read_text())
-        model = run["outputs"].get("model")
-        if run["status"] == "completed" and model and Path(model).is_dir():
-            return Path(model)
-    raise UsageError(f"no completed local run with a model in {runs_dir(settings)}: `make run` trains one")
-
-
-def rows_without_target(settings: Settings) -> Path:
-    """The project's CSV without its target column, written under runs/: the rows a model is asked to score.
-
-    Copied field by field, so every value reaches the model exactly as the CSV has it.
-    """
-    source, target = settings.local_data_path, settings.setting("target_column")
-    if not source.is_file():
-        raise UsageError(f"the project's CSV {source} is gone (aml/data.yml names it): restore it, or pass --data")
-    destination = runs_dir(settings) / SCORE_INPUT_DIR / source.name
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
-    with (
-        source.open(newline="", encoding="utf-8-sig") as original,
-        partial.open("w", newline="", encoding="utf-8") as out,
-    ):
-        rows = csv.reader(original)
-        header = next(rows)
-        kept = [index for index, name in enumerate(header) if name != target]
-        writer = csv.writer(out)
-        writer.writerow([header[index] for index in kept])
-        writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in rows)
-    partial.replace(destination)
-    return destination
 
 
 def failed(failure: StepFailed) -> int:
@@ -376,19 +222,6 @@ def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_r
         return 0
     submit(settings, ml_client(settings), overrides, stream=stream)
     return 0
-
-
-def local_model_and_rows(
-    settings: Settings, model: str | None, data: str | None, rows: Callable[[], Path]
-) -> tuple[Path, Path]:
-    """``--model`` (default: the latest local run's) and ``--data`` (default: ``rows()``), checked to exist."""
-    model_dir = Path(model) if model else latest_local_model(settings)
-    data_file = Path(data) if data else rows()
-    if not (model_dir / "MLmodel").is_file():
-        raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
-    if not data_file.is_file():
-        raise UsageError(f"--data {data_file}: no such file")
-    return model_dir, data_file
 
 
 def score_local(settings: Settings, model: str | None, data: str | None) -> int:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
+import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from aml_pipeline_kit.config_files import SettingsError, read_yaml
@@ -15,22 +19,10 @@ AML_DIR = PROJECT_ROOT / "aml"
 COMPONENTS_DIR = PROJECT_ROOT / "components"
 
 
-HYPERPARAMETERS = (
-    "alpha",
-    "n_estimators",
-    "max_depth",
-    "min_samples_leaf",
-    "max_features",
-    "learning_rate",
-    "max_iter",
-)
-
-
 # Pipeline inputs that carry column names, which come from the CSV and may hold anything: the steps receive them
 # base64-encoded JSON, safe in any command line. Given as text (-p), a list is comma-separated.
 COLUMN_INPUTS = ("target_column", "numeric_columns", "categorical_columns")
 
-MODEL_TYPES = ("ridge", "random_forest", "hist_gradient_boosting")
 AUTO = "auto"  # every candidate trained, the best on the validation split kept
 
 
@@ -47,6 +39,16 @@ def column_input(name: str, value: Any) -> str | None:
         return encoded(str(value))
     names = [part.strip() for part in value.split(",")] if isinstance(value, str) else list(value)
     return encoded([str(part) for part in names if part]) if names else None
+
+
+def regressors_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("regressors", path)
+    if spec is None or spec.loader is None or not path.is_file():
+        raise SettingsError(f"{path}: no such file (it declares the regressors)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # where its dataclasses look themselves up
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,19 @@ class Settings:
             node = node[key]
         return node
 
+    @cached_property
+    def regressors(self) -> ModuleType:
+        """components/train/regressors.py, the one declaration of the regressors and their hyperparameters."""
+        return regressors_module(self.root / "components" / "train" / "regressors.py")
+
     def model_candidates(self) -> list[str]:
-        """The model types ``auto`` chooses from (config.yml: model.candidates)."""
-        candidates = list(self.setting("model", "candidates"))
-        unknown = [name for name in candidates if name not in MODEL_TYPES]
-        if unknown or not candidates:
+        """The model types ``auto`` chooses from: config.yml's model.candidates, by default every regressor."""
+        declared = list(self.regressors.REGRESSORS)
+        candidates = list(self.setting("model").get("candidates") or declared)
+        unknown = [name for name in candidates if name not in declared]
+        if unknown:
             raise SettingsError(
-                f"{self.root / 'config.yml'}: model.candidates {candidates} must list some of: {', '.join(MODEL_TYPES)}"
+                f"{self.root / 'config.yml'}: model.candidates {candidates} must list some of: {', '.join(declared)}"
             )
         return candidates
 
@@ -125,7 +133,8 @@ class Settings:
             "validation_size": self.setting("validation_size"),
             "random_seed": self.setting("random_seed"),
             "model_type": model["type"],
-            **{name: model.get(name) for name in HYPERPARAMETERS},
+            # Left out of config.yml, a hyperparameter takes regressors.py's default.
+            **{name: model.get(name, declared.default) for name, declared in self.regressors.HYPERPARAMETERS.items()},
             "registered_model_name": self.setting("azure", "registered_model_name"),
             "min_r2": self.setting("registration", "min_r2"),
         }

@@ -1,0 +1,85 @@
+"""One place per decision: the regressors and their hyperparameters are declared in the render's
+components/train/regressors.py. Adding one to a rendered project touches two files and it trains end to end;
+the template's own list of choices (cookiecutter.json) is checked against that declaration."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TEMPLATE_DIR, named_bake
+from machinery import cli, copy_project, latest_run
+
+REGRESSORS_FILE = Path("components/train/regressors.py")
+TRAIN_SPEC = Path("components/train/train.yml")
+
+
+def declared_regressors() -> list[str]:
+    path = TEMPLATE_DIR / "{{cookiecutter.project_slug}}" / REGRESSORS_FILE
+    spec = importlib.util.spec_from_file_location("template_regressors", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return list(module.REGRESSORS)
+
+
+def test_the_model_choices_are_the_declared_regressors_and_auto() -> None:
+    context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
+    assert context["model"] == [*declared_regressors(), "auto"]
+    assert list(context["__prompts__"]["model"]) == ["__prompt__", *context["model"]]
+
+
+def replace_once(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert text.count(old) == 1, f"{path.name} no longer holds {old!r} once: update this test"
+    path.write_text(text.replace(old, new))
+
+
+def add_elastic_net(project: Path) -> None:
+    """ElasticNet, with a hyperparameter no other regressor takes (l1_ratio): regressors.py and train.yml only."""
+    replace_once(
+        project / REGRESSORS_FILE,
+        '    "max_iter": Hyperparameter(',
+        '    "l1_ratio": Hyperparameter(float, 0.5, 0.0, 1.0, search=(0.05, 0.95), help="L1 share"),\n'
+        '    "max_iter": Hyperparameter(',
+    )
+    replace_once(
+        project / REGRESSORS_FILE,
+        "REGRESSORS = {\n",
+        'REGRESSORS = {\n    "elastic_net": Regressor("sklearn.linear_model.ElasticNet", ("alpha", "l1_ratio")),\n',
+    )
+    train = project / TRAIN_SPEC
+    replace_once(train, "    enum: [", "    enum: [elastic_net, ")
+    replace_once(
+        train,
+        "  max_iter:\n",
+        "  l1_ratio:\n    type: number\n    default: 0.5\n    min: 0.0\n    max: 1.0\n  max_iter:\n",
+    )
+    replace_once(train, "  --max-iter ", "  --l1-ratio ${{inputs.l1_ratio}}\n  --max-iter ")
+
+
+@pytest.mark.slow  # runs the pipeline
+def test_a_regressor_added_in_two_files_is_trained_and_selected_end_to_end(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    project = copy_project(named_bake("default", tmp_path_factory).path, tmp_path / "project")
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=project, check=True)
+    add_elastic_net(project)
+    changed = subprocess.run(["git", "diff", "--name-only"], cwd=project, capture_output=True, text=True, check=True)
+    assert changed.stdout.split() == [REGRESSORS_FILE.as_posix(), TRAIN_SPEC.as_posix()]
+
+    alone = cli(project, "run", "--local", "-p", "model_type=elastic_net", "-p", "l1_ratio=0.3")
+    assert alone.returncode == 0, alone.stderr
+    statuses = {entry["name"]: entry["status"] for entry in latest_run(project)["steps"]}
+    assert statuses["train"] == "completed"
+
+    side_by_side = cli(project, "run", "--local", "-p", "model_type=auto")  # every regressor, the new one too
+    assert side_by_side.returncode == 0, side_by_side.stderr
+    selection = json.loads(next(project.glob("runs/*/select/selection/selection.json")).read_text())
+    assert set(selection["candidates"]) == {*declared_regressors(), "elastic_net"}
