@@ -236,7 +236,8 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     trains = [name for name in jobs if name.startswith("train")]
     if baked.value("model") == "auto":
         assert sorted(trains) == ["train_hist_gradient_boosting", "train_random_forest", "train_ridge"]
-        assert jobs["select"]["inputs"]["ridge"]["path"] == "${{parent.jobs.train_ridge.outputs.model}}"
+        candidates = {port["path"] for name, port in jobs["select"]["inputs"].items() if name.startswith("candidate_")}
+        assert candidates == {"${{parent.jobs." + train + ".outputs.model}}" for train in trains}
         model_source = "select"
     else:
         assert trains == ["train"]

@@ -18,7 +18,12 @@ from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
 from {{ cookiecutter.package_name }}.azure_ml import submit_scoring
 from {{ cookiecutter.package_name }}.cli import main
-from {{ cookiecutter.package_name }}.local_runs import UsageError, latest_local_model, rows_without_target, score_locally
+from {{ cookiecutter.package_name }}.local_runs import (
+    UsageError,
+    latest_local_model,
+    rows_without_target,
+    score_locally,
+)
 from {{ cookiecutter.package_name }}.pipeline import (
     azure_score_pipeline,
     load_score_component,

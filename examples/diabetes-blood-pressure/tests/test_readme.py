@@ -7,7 +7,11 @@ from pathlib import Path
 from aml_pipeline_kit.aml_graph import plan_from_job
 
 from diabetes_blood_pressure.cli import build_parser
-from diabetes_blood_pressure.pipeline import local_monitor_pipeline, local_pipeline, local_score_pipeline
+from diabetes_blood_pressure.pipeline import (
+    local_monitor_pipeline,
+    local_pipeline,
+    local_score_pipeline,
+)
 from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")

@@ -18,7 +18,12 @@ from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
 from diabetes_blood_pressure.azure_ml import submit_scoring
 from diabetes_blood_pressure.cli import main
-from diabetes_blood_pressure.local_runs import UsageError, latest_local_model, rows_without_target, score_locally
+from diabetes_blood_pressure.local_runs import (
+    UsageError,
+    latest_local_model,
+    rows_without_target,
+    score_locally,
+)
 from diabetes_blood_pressure.pipeline import (
     azure_score_pipeline,
     load_score_component,

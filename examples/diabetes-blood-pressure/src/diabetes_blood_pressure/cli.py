@@ -106,14 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
-    where = score.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", action="store_true", help="on this machine, with a local model")
-    where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
-    score.add_argument(
-        "--model",
-        help="local: a model folder (default: the latest completed local run's); "
-        "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
-    )
+    add_place_and_model(score)
     score.add_argument(
         "--data",
         help="CSV to score (default, local only: the project's CSV without its target column); "
@@ -144,16 +137,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
-    monitor = commands.add_parser("monitor", help="compare a new batch of rows with the training data: drift, quality")
-    where = monitor.add_mutually_exclusive_group(required=True)
+def add_place_and_model(command: argparse.ArgumentParser) -> None:
+    """--local or --azure, and --model: what the commands that use a model take."""
+    where = command.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="on this machine, with a local model")
     where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
-    monitor.add_argument(
+    command.add_argument(
         "--model",
         help="local: a model folder (default: the latest completed local run's); "
         "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
     )
+
+
+def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
+    monitor = commands.add_parser("monitor", help="compare a new batch of rows with the training data: drift, quality")
+    add_place_and_model(monitor)
     monitor.add_argument(
         "--data",
         help="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
