@@ -91,6 +91,7 @@ Next steps:
   make run         # run the pipeline on this machine, tracked with MLflow
   make test        # the project's own tests, offline
   make score       # batch predictions with the last local model
+  make monitor     # drift and quality of new rows against the training data
   make serve       # the last local model behind MLflow's HTTP server
   make submit      # submit to Azure ML (after `az login`; see README.md)
 """

@@ -60,6 +60,7 @@ def test_exact_file_set(baked: Bake) -> None:
         "aml/deployment.yml",
         "aml/endpoint.yml",
         "aml/environment.yml",
+        "aml/monitor-schedule.yml",
         "components/data_prep/component.py",
         "components/data_prep/csv_rules.py",
         "components/data_prep/prep.py",
@@ -69,6 +70,9 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/train/train.py",
         "components/train/training.py",
         "components/train/train.yml",
+        "components/monitor/drift.py",
+        "components/monitor/monitor.py",
+        "components/monitor/monitor.yml",
         "components/register/register.py",
         "components/register/register.yml",
         "components/score/score.py",
@@ -125,6 +129,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_local_run",
                 "test_local_runner",
                 "test_lock",
+                "test_monitoring",
                 "test_readme",
                 "test_regressors",
                 "test_scoring",
@@ -250,6 +255,51 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert set(azure["outputs"]) == {"model", "report", "decision"} | (
         {"selection"} if model_source == "select" else set()
     )
+
+
+MONITORING_PROBE = """
+import json
+from {package}.azure_ml import monitor_schedule
+from aml_pipeline_kit.aml_graph import serialised
+from {package}.pipeline import azure_monitor_pipeline
+from {package}.settings import Settings
+
+settings = Settings.load()
+job = azure_monitor_pipeline(settings)
+schedule = monitor_schedule(settings, job)
+print(json.dumps({{
+    "valid": job._validate().passed,
+    "job": serialised(job),
+    "schedule": schedule._to_rest_object().as_dict(),
+    "schedule_name": schedule.name,
+}}))
+"""
+
+
+def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked: Bake) -> None:
+    """For every option combination: the monitoring job on Azure ML's inputs, and the body of its schedule."""
+    result = run([sys.executable, "-c", MONITORING_PROBE.format(package=baked.package)], baked.path)
+    assert result.returncode == 0, result.stderr
+    loaded = json.loads(result.stdout)
+    assert loaded["valid"]
+    inputs = loaded["job"]["inputs"]
+    assert inputs["model"]["path"] == f"azureml:{baked.value('__registered_model_name')}@latest"
+    assert inputs["training_data"]["path"] == f"azureml:{baked.value('__data_asset_name')}:1"
+    assert inputs["batch"]["path"].endswith(f"/{baked.value('project_slug')}/monitoring/batch.csv")
+    assert set(loaded["job"]["jobs"]) == {"data_prep", "evaluate", "score", "monitor"}
+    assert loaded["job"]["settings"]["default_compute"] == f"azureml:{baked.value('__compute_name')}"
+    assert loaded["job"]["settings"]["force_rerun"] is True
+    assert loaded["schedule_name"] == f"{baked.value('project_slug')}-monitor"
+    properties = loaded["schedule"]["properties"]
+    assert properties["trigger"] == {
+        "triggerType": "Recurrence",
+        "frequency": "day",
+        "interval": 1,
+        "schedule": {"hours": [6], "minutes": [0]},
+        "timeZone": "UTC",
+    }
+    assert properties["action"]["actionType"] == "CreateJob"
+    assert properties["action"]["jobDefinition"]["jobType"] == "Pipeline"
 
 
 CLEAN_CHECK = re.compile(r"^check: \d+ components, \d+ bindings, \d+ scripts, \d+ packages — no findings$")

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import TEMPLATE_DIR, bake
 from test_bake import run
 
@@ -66,7 +67,9 @@ def dataset_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
     return bake({"project_name": f"Dataset {request.param}", "data_path": str(csv), **values}, folder / "out")
 
 
-def test_the_local_run_beats_the_baseline_and_its_model_scores_every_row(dataset_project: Path) -> None:
+def test_the_local_run_beats_the_baseline_its_model_scores_every_row_and_monitoring_flags_new_rows(
+    dataset_project: Path,
+) -> None:
     package = next((dataset_project / "src").iterdir()).name
     result = run([sys.executable, "-m", package, "run", "--local"], dataset_project)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -83,3 +86,29 @@ def test_the_local_run_beats_the_baseline_and_its_model_scores_every_row(dataset
     assert len(predictions) == len(pd.read_csv(data))
     assert predictions.columns[-1].startswith("predicted_")
     assert np.isfinite(predictions.iloc[:, -1]).all()
+
+    monitored = run([sys.executable, "-m", package, "monitor", "--local"], dataset_project)  # its own CSV: no drift
+    assert monitored.returncode == 0, monitored.stdout + monitored.stderr
+    assert "no threshold crossed" in monitored.stdout
+    changed, batch = changed_rows(dataset_project, data)
+    alarmed = run([sys.executable, "-m", package, "monitor", "--local", "--data", str(batch)], dataset_project)
+    assert alarmed.returncode == 1, alarmed.stdout + alarmed.stderr
+    (error,) = alarmed.stderr.splitlines()
+    assert error.startswith("error: step 'monitor' failed: monitoring thresholds crossed: "), error
+    assert f"unseen categories above 5% of the rows in {changed!r}" in error or f"drift in {changed!r} (" in error
+
+
+def changed_rows(project: Path, data: Path) -> tuple[str, Path]:
+    """The project's CSV without its target, a third of its first categorical feature's values replaced by a category
+    training never saw (or, without one, its first varying numeric feature shifted); the feature's name and the file."""
+    config = yaml.safe_load((project / "config.yml").read_text())
+    rows = pd.read_csv(data).drop(columns=[config["target_column"]])
+    if config["features"]["categorical"]:
+        changed = config["features"]["categorical"][0]
+        rows[changed] = rows[changed].astype(object)
+        rows.loc[rows.sample(frac=1 / 3, random_state=3).index, changed] = "a category training never saw"
+    else:
+        changed = next(name for name in config["features"]["numeric"] if rows[name].std() > 0)
+        rows[changed] = rows[changed] + 2 * rows[changed].std()
+    rows.to_csv(project / "new-rows.csv", index=False)
+    return changed, project / "new-rows.csv"

@@ -51,6 +51,14 @@ BROKEN = {
         ("components/train/train.yml", "prepped_data:\n    type: uri_folder", "prepped_data:\n    type: uri_file"),
         ("components/train/train.yml", "binding-type", "which is uri_folder"),
     ),
+    "the monitoring schedule's recurrence is one Azure ML does not know": (
+        ("config.yml", "frequency: day", "frequency: fortnight"),
+        ("aml/monitor-schedule.yml", "spec-load", "'fortnight' passed is not in set"),
+    ),
+    "a monitoring threshold is out of its input's range": (
+        ("config.yml", "    psi: 0.2", "    psi: -0.2"),
+        ("config.yml", "input-value", "psi: -0.2 is below the minimum 0, for monitor.inputs.psi"),
+    ),
     "the environment lacks a package the scripts import": (
         ("aml/conda.yml", "      - scikit-learn==1.7.2\n", ""),
         ("aml/conda.yml", "env-missing", "sklearn is imported by the scripts in"),
@@ -135,7 +143,8 @@ def test_the_unmodified_project_passes(project: Settings) -> None:
     assert report.findings == [], report.text()
     summary = CLEAN_SUMMARY.match(report.summary())
     assert summary, report.summary()
-    folders = {step.code for step in plan_from_job(pipeline.local_pipeline(project)).steps}  # one per component
+    graphs = pipeline.checked_graphs(project).values()  # training and monitoring
+    folders = {step.code for job in graphs for step in plan_from_job(job).steps}  # one per component
     assert int(summary[1]) == int(summary[2]) == len(folders)  # and each runs a Python script
 
 

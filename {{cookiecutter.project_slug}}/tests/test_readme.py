@@ -6,7 +6,11 @@ import re
 from aml_pipeline_kit.aml_graph import plan_from_job
 
 from {{ cookiecutter.__package_name }}.cli import build_parser
-from {{ cookiecutter.__package_name }}.pipeline import local_pipeline, local_score_pipeline
+from {{ cookiecutter.__package_name }}.pipeline import (
+    local_monitor_pipeline,
+    local_pipeline,
+    local_score_pipeline,
+)
 from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings
 
 README = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
@@ -49,7 +53,11 @@ def test_every_command_is_shown() -> None:
 def test_the_run_folders_shown_are_outputs_the_pipelines_write() -> None:
     settings = Settings.load()
     model, rows = settings.root / "components", settings.local_data_path  # any folder and CSV that exist
-    jobs = (local_pipeline(settings), local_score_pipeline(settings, model, rows))
+    jobs = (
+        local_pipeline(settings),
+        local_score_pipeline(settings, model, rows),
+        local_monitor_pipeline(settings, model, rows),
+    )
     writes = {f"{step.name}/{output}" for job in jobs for step in plan_from_job(job).steps for output in step.outputs}
     for shown in set(re.findall(r"runs/<run id>/(\w+/\w+)", README)):
         assert shown in writes, f"README.md shows runs/<run id>/{shown}, which this pipeline never writes"

@@ -1,5 +1,6 @@
 """Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML, then use the
-model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online.
+model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online,
+and watch it: ``monitor`` a new batch for drift and quality (locally, on Azure ML, or on a schedule there).
 
 Runs and submissions start only when ``check`` finds nothing. Only the commands' own
 modules are imported, when they run: ``--help`` stays instant. Every error ends in one line
@@ -39,6 +40,8 @@ from .local_runs import (
     UsageError,
     check_report,
     latest_local_model,
+    local_model_and_rows,
+    monitor_locally,
     passed_check,
     rows_without_target,
     run_pipeline_locally,
@@ -109,20 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
-    where = score.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", action="store_true", help="on this machine, with a local model")
-    where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
-    score.add_argument(
-        "--model",
-        help="local: a model folder (default: the latest completed local run's); "
-        "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
-    )
+    add_place_and_model(score)
     score.add_argument(
         "--data",
         help="CSV to score (default, local only: the project's CSV without its target column); "
         "on Azure also a data asset, azureml:<name>:<version>",
     )
-    for command in (submit, score):
+    monitor = add_monitor_parser(commands)
+    for command in (submit, score, monitor):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
     submit.add_argument(
         "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
@@ -144,6 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
             help="set a pipeline parameter for this run, e.g. -p model_type=random_forest",
         )
     return parser
+
+
+def add_place_and_model(command: argparse.ArgumentParser) -> None:
+    """--local or --azure, and --model: what the commands that use a model take."""
+    where = command.add_mutually_exclusive_group(required=True)
+    where.add_argument("--local", action="store_true", help="on this machine, with a local model")
+    where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
+    command.add_argument(
+        "--model",
+        help="local: a model folder (default: the latest completed local run's); "
+        "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
+    )
+
+
+def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
+    monitor = commands.add_parser("monitor", help="compare a new batch of rows with the training data: drift, quality")
+    add_place_and_model(monitor)
+    monitor.add_argument(
+        "--data",
+        help="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+    )
+    monitor.add_argument(
+        "--schedule",
+        action="store_true",
+        help="Azure ML: create or update the schedule of aml/monitor-schedule.yml instead of running once",
+    )
+    return monitor
 
 
 def selection_table(selection: dict[str, Any]) -> str:
@@ -232,12 +257,7 @@ def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_r
 def score_local(settings: Settings, model: str | None, data: str | None) -> int:
     from aml_pipeline_kit.local_runner import StepFailed
 
-    model_dir = Path(model) if model else latest_local_model(settings)
-    rows = Path(data) if data else rows_without_target(settings)
-    if not (model_dir / "MLmodel").is_file():
-        raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
-    if not rows.is_file():
-        raise UsageError(f"--data {rows}: no such file")
+    model_dir, rows = local_model_and_rows(settings, model, data, lambda: rows_without_target(settings))
     try:
         result = score_locally(settings, model_dir, rows, check=True)
     except StepFailed as failure:
@@ -258,6 +278,35 @@ def score_azure(settings: Settings, model: str | None, data: str | None, stream:
 
     passed_check(settings)
     submit_scoring(settings, ml_client(settings), data, model, stream=stream)
+    return 0
+
+
+def monitor_local(settings: Settings, model: str | None, data: str | None) -> int:
+    """Monitoring on this machine; prints the monitor step's table, and fails (1) past a threshold."""
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    model_dir, batch = local_model_and_rows(settings, model, data, lambda: settings.local_data_path)
+    try:
+        result = monitor_locally(settings, model_dir, batch, check=True)
+    except StepFailed as failure:
+        if failure.step == "monitor":  # a crossed threshold: its table says where, the error line below what
+            log = failure.log.read_text(encoding="utf-8", errors="replace").splitlines()
+            print("\n".join(line for line in log if not line.startswith("error: ")))
+        return failed(failure)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nmonitored {batch} with model {model_dir}")
+    print((result.run_dir / "monitor" / "step.log").read_text(encoding="utf-8", errors="replace"), end="")
+    print(f"report: {result.outputs['report']}")
+    return 0
+
+
+def monitor_azure(settings: Settings, model: str | None, data: str | None, stream: bool, schedule: bool) -> int:
+    from .azure_ml import ml_client, schedule_monitoring, submit_monitoring
+
+    passed_check(settings)
+    if schedule:
+        schedule_monitoring(settings, ml_client(settings), data, model)
+    else:
+        submit_monitoring(settings, ml_client(settings), data, model, stream=stream)
     return 0
 
 
@@ -300,6 +349,12 @@ def dispatch(args: argparse.Namespace) -> int:
         return score_local(settings, args.model, args.data)
     if args.command == "score":
         return score_azure(settings, args.model, args.data, stream=not args.no_stream)
+    if args.command == "monitor" and args.schedule and args.local:
+        raise UsageError("--schedule is for --azure: locally, run `monitor --local` from cron or CI instead")
+    if args.command == "monitor":
+        if args.local:
+            return monitor_local(settings, args.model, args.data)
+        return monitor_azure(settings, args.model, args.data, stream=not args.no_stream, schedule=args.schedule)
     if args.command == "serve":
         return serve(settings, args.model, args.port)
     if args.command == "deploy":

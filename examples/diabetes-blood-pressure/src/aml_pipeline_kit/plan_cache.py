@@ -48,9 +48,10 @@ def training_plan(overrides: dict[str, Any]) -> dict[str, Any]:
     return {"kind": "training", "overrides": overrides}
 
 
-def scoring_plan(model: Path, data: Path) -> dict[str, Any]:
-    """The kind of the scoring pipeline's plan for this model and these rows (their places, not their contents)."""
-    return {"kind": "scoring", "model": str(model.resolve()), "data": str(data.resolve())}
+def model_plan(kind: str, model: Path, data: Path) -> dict[str, Any]:
+    """The kind of a pipeline's plan that runs this model on these rows, scoring or monitoring them: their places,
+    not their contents."""
+    return {"kind": kind, "model": str(model.resolve()), "data": str(data.resolve())}
 
 
 def file_digest(path: Path) -> str | None:

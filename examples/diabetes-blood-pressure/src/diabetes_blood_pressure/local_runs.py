@@ -1,5 +1,5 @@
-"""Runs on this machine: the project's pipelines (training and scoring) through the template's local runner, after
-its ``check``; and what they leave behind (the latest model, the rows to score)."""
+"""Runs on this machine: the project's pipelines (training, scoring and monitoring) through the template's local
+runner, after its ``check``; and what they leave behind (the latest model, the rows to score)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from aml_pipeline_kit.check import CheckFailed, Report, check_project
+from aml_pipeline_kit.check import CheckFailed, Finding, Report, check_project
 from aml_pipeline_kit.local_runner import Interrupted
-from aml_pipeline_kit.plan_cache import PlanCache, scoring_plan, training_plan
+from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
 
 from .settings import Settings
 
@@ -30,14 +30,21 @@ class UsageError(ValueError):
 
 
 def check_report(settings: Settings) -> Report:
-    """``check`` on the project at ``settings.root``, its training pipeline built by pipeline.py."""
+    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
+    schedule's spec."""
 
-    def build() -> PipelineJob:
+    def build() -> dict[str, PipelineJob]:
         from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
 
-        return pipeline.local_pipeline(settings)
+        return pipeline.checked_graphs(settings)
 
-    return check_project(settings.root, build, Path(__file__).with_name("pipeline.py"), plan_cache(settings))
+    def schedule_findings() -> list[Finding]:
+        from .azure_ml import schedule_findings
+
+        return schedule_findings(settings)
+
+    pipeline_file = Path(__file__).with_name("pipeline.py")
+    return check_project(settings.root, build, pipeline_file, plan_cache(settings), schedule_findings)
 
 
 def plan_cache(settings: Settings) -> PlanCache:
@@ -135,7 +142,33 @@ def score_locally(
 
         return local_score_pipeline(settings, model, data)
 
-    return run_locally(settings, scoring_plan(model, data), build, check=check, host=host)
+    return run_locally(settings, model_plan("scoring", model, data), build, check=check, host=host)
+
+
+def monitor_locally(
+    settings: Settings, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
+) -> RunResult:
+    """The monitoring pipeline on this machine: ``batch`` and ``model``'s predictions on it vs. the training data."""
+
+    def build() -> PipelineJob:
+        from .pipeline import local_monitor_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+
+        return local_monitor_pipeline(settings, model, batch)
+
+    return run_locally(settings, model_plan("monitoring", model, batch), build, check=check, host=host)
+
+
+def local_model_and_rows(
+    settings: Settings, model: str | None, data: str | None, rows: Callable[[], Path]
+) -> tuple[Path, Path]:
+    """``--model`` (default: the latest local run's) and ``--data`` (default: ``rows()``), checked to exist."""
+    model_dir = Path(model) if model else latest_local_model(settings)
+    data_file = Path(data) if data else rows()
+    if not (model_dir / "MLmodel").is_file():
+        raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
+    if not data_file.is_file():
+        raise UsageError(f"--data {data_file}: no such file")
+    return model_dir, data_file
 
 
 def latest_local_model(settings: Settings) -> Path:

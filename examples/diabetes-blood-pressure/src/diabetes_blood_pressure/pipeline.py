@@ -1,9 +1,9 @@
-"""The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register)
-and batch scoring (score).
+"""The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register),
+batch scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
 
 Each graph is the single description of its pipeline. Azure ML runs it on a
 compute cluster (``submit``, ``score --azure``); the local runner runs the same
-nodes and command lines on this machine (``run --local``, ``score --local``).
+nodes and command lines on this machine (``run --local``, ``score --local``, ``monitor --local``).
 Nothing here contacts Azure.
 """
 
@@ -153,6 +153,12 @@ def registered_model_uri(settings: Settings) -> str:
     return f"azureml:{settings.setting('azure', 'registered_model_name')}@latest"
 
 
+def encoded_id_column(settings: Settings) -> str | None:
+    """config.yml's scoring.id_column as the score step takes it: a column name, base64-encoded JSON, as data_prep's."""
+    id_column = settings.setting("scoring", "id_column")
+    return None if id_column is None else encoded(str(id_column))
+
+
 def score_pipeline(settings: Settings, model_input: Input, data_input: Input) -> PipelineJob:
     """The batch-scoring job: the MLflow model ``model_input`` predicts every row of the CSV ``data_input``."""
     score_component = load_score_component(settings.root / "components")
@@ -172,9 +178,7 @@ def score_pipeline(settings: Settings, model_input: Input, data_input: Input) ->
         score = score_component(model=model, data=data, id_column=id_column)
         return {"predictions": score.outputs.predictions}
 
-    id_column = settings.setting("scoring", "id_column")  # a column name: base64-encoded JSON, like data_prep's
-    encoded_id = None if id_column is None else encoded(str(id_column))
-    job = scoring_pipeline(model=model_input, data=data_input, id_column=encoded_id)
+    job = scoring_pipeline(model=model_input, data=data_input, id_column=encoded_id_column(settings))
     job.experiment_name = experiment
     return job
 
@@ -194,3 +198,137 @@ def azure_score_pipeline(settings: Settings, data: str, model: str | None = None
     version of the one the training pipeline registers."""
     model_input = Input(type="mlflow_model", path=model or registered_model_uri(settings))
     return score_pipeline(settings, model_input, Input(type="uri_file", path=data))
+
+
+# --- monitoring ----------------------------------------------------------------------------------------------------
+
+MONITORING_THRESHOLDS = ("psi", "p_value", "missing_rate_increase", "unseen_rate", "rmse_ratio")
+
+
+def monitoring_thresholds(settings: Settings) -> dict[str, float]:
+    """config.yml's monitoring.thresholds, one pipeline input each."""
+    thresholds = settings.setting("monitoring", "thresholds")
+    if not isinstance(thresholds, dict) or set(thresholds) != set(MONITORING_THRESHOLDS):
+        found = ", ".join(thresholds) if isinstance(thresholds, dict) else repr(thresholds)
+        raise SettingsError(
+            f"{settings.root / 'config.yml'}: monitoring.thresholds must set exactly {', '.join(MONITORING_THRESHOLDS)}"
+            f" (found: {found})"
+        )
+    return thresholds
+
+
+def load_monitor_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandComponent]:
+    """What the monitoring graph runs: the training pipeline's data_prep and evaluate, score, and monitor."""
+    components = load_components(components_dir)
+    return {
+        "data_prep": components["data_prep"],
+        "evaluate": components["evaluate"],
+        "score": load_score_component(components_dir),
+        "monitor": load_component(components_dir / "monitor" / "monitor.yml"),
+    }
+
+
+def monitor_pipeline(settings: Settings, model_input: Input, training_data: Input, batch_input: Input) -> PipelineJob:
+    """The monitoring job: ``model_input`` on the CSV ``batch_input`` against the training data it came from.
+
+    data_prep splits ``training_data`` as the training pipeline does (config.yml's target, features, test_size and
+    seed), so the reference is the train split and evaluate gives the model's test metrics; score predicts the batch
+    (and refuses rows the model cannot score); monitor compares, reports and fails past a threshold.
+    """
+    components = load_monitor_components(settings.root / "components")
+    experiment = settings.setting("azure", "experiment_name")
+    training = settings.pipeline_inputs_with(None)
+
+    @dsl.pipeline(
+        name=experiment.replace("-", "_") + "_monitor",
+        display_name="Model monitoring",
+        description="Drift of the features and predictions, missing and unseen values, and quality of a new batch.",
+        default_compute=settings.compute["name"],
+    )
+    def monitoring_pipeline(
+        model: Input(type="mlflow_model"),
+        training_data: Input(type="uri_file"),
+        batch: Input(type="uri_file"),
+        target_column: str,
+        numeric_columns: Input(type="string", optional=True),
+        categorical_columns: Input(type="string", optional=True),
+        test_size: float,
+        random_seed: int,
+        id_column: Input(type="string", optional=True),
+        psi: float,
+        p_value: float,
+        missing_rate_increase: float,
+        unseen_rate: float,
+        rmse_ratio: float,
+    ) -> dict[str, Any]:
+        data_prep = components["data_prep"](
+            input_data=training_data,
+            target_column=target_column,
+            numeric_columns=numeric_columns,
+            categorical_columns=categorical_columns,
+            test_size=test_size,
+            validation_size=0.0,  # the reference is the whole train split
+            random_seed=random_seed,
+        )
+        evaluate = components["evaluate"](model=model, prepped_data=data_prep.outputs.prepped_data)
+        score = components["score"](model=model, data=batch, id_column=id_column)
+        monitor = components["monitor"](
+            model=model,
+            prepped_data=data_prep.outputs.prepped_data,
+            test_report=evaluate.outputs.report,
+            batch=batch,
+            predictions=score.outputs.predictions,
+            psi=psi,
+            p_value=p_value,
+            missing_rate_increase=missing_rate_increase,
+            unseen_rate=unseen_rate,
+            rmse_ratio=rmse_ratio,
+        )
+        return {"report": monitor.outputs.report, "predictions": score.outputs.predictions}
+
+    job = monitoring_pipeline(
+        model=model_input,
+        training_data=training_data,
+        batch=batch_input,
+        **{name: training[name] for name in ("target_column", "numeric_columns", "categorical_columns")},
+        **{name: training[name] for name in ("test_size", "random_seed")},
+        id_column=encoded_id_column(settings),
+        **monitoring_thresholds(settings),
+    )
+    job.experiment_name = experiment
+    return job
+
+
+def local_monitor_pipeline(settings: Settings, model: Path, batch: Path) -> PipelineJob:
+    """Monitoring on this machine, against the project's CSV; the paths are made absolute for the steps."""
+    return monitor_pipeline(
+        settings,
+        Input(type="mlflow_model", path=str(model.resolve())),
+        Input(type="uri_file", path=str(settings.local_data_path)),
+        Input(type="uri_file", path=str(batch.resolve())),
+    )
+
+
+def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: str | None = None) -> PipelineJob:
+    """Monitoring on Azure ML, against the registered data asset: ``batch`` (default: config.yml's
+    monitoring.batch_path) is a datastore path, a data asset or a local CSV that azure-ai-ml uploads; ``model``
+    a registered model, by default the newest version of the one the training pipeline registers."""
+    job = monitor_pipeline(
+        settings,
+        Input(type="mlflow_model", path=model or registered_model_uri(settings)),
+        Input(type="uri_file", path=settings.data_asset_uri),
+        Input(type="uri_file", path=batch or settings.setting("monitoring", "batch_path")),
+    )
+    # A datastore path keeps its name while new rows replace its content, and a schedule resolves the model when it
+    # is created: Azure ML must run every step anew rather than reuse an earlier run's outputs.
+    job.settings.force_rerun = True
+    return job
+
+
+def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
+    """Every graph ``check`` verifies, as the local runner builds them: training, and monitoring (which holds the
+    scoring step too). No model is needed to check the wiring: any folder that exists stands in for one."""
+    return {
+        "training": local_pipeline(settings),
+        "monitoring": local_monitor_pipeline(settings, settings.root / "components", settings.local_data_path),
+    }

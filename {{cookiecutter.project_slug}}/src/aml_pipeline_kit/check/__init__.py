@@ -47,10 +47,16 @@ __all__ = ["CheckFailed", "Finding", "Report", "check_project"]
 
 
 def check_project(
-    root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path, cache: PlanCache | None = None
+    root: Path,
+    build_pipeline: Callable[[], Any],
+    pipeline_file: Path,
+    cache: PlanCache | None = None,
+    more_findings: Callable[[], list[Finding]] = list,
 ) -> Report:
-    """Every check on the project at ``root``, whose training pipeline ``build_pipeline()`` builds (from the
-    ``@dsl.pipeline`` in ``pipeline_file``). Raises ``SettingsError`` if config.yml itself is wrong.
+    """Every check on the project at ``root``, whose pipelines ``build_pipeline()`` builds (from the ``@dsl.pipeline``
+    graphs in ``pipeline_file``): one pipeline job, or several by name, the training one named ``training``.
+    ``more_findings()`` checks the project's other azure-ai-ml specs. Raises ``SettingsError`` if config.yml itself
+    is wrong.
 
     With a ``cache``, the half that needs azure-ai-ml (specs, build, validation, commands, bindings, values) is
     skipped while everything it read is as it was when the whole check last found nothing; the rules on scripts
@@ -61,7 +67,7 @@ def check_project(
         report = scripts_checked(root, Definitions.from_data(stored))
     else:
         with collector_paused():
-            report = checked(root, build_pipeline, pipeline_file, cache)
+            report = checked(root, build_pipeline, pipeline_file, cache, more_findings)
     report.source_root = pipeline_file.parents[2]  # <project>/src/<package>/pipeline.py
     return report
 
@@ -95,38 +101,49 @@ class Definitions:
         return cls({name: step_from_data(step) for name, step in data["components"].items()}, data["bindings"])
 
 
-def checked(root: Path, build_pipeline: Callable[[], Any], pipeline_file: Path, cache: PlanCache | None) -> Report:
+def checked(
+    root: Path,
+    build_pipeline: Callable[[], Any],
+    pipeline_file: Path,
+    cache: PlanCache | None,
+    more_findings: Callable[[], list[Finding]],
+) -> Report:
     with cache.tracing() if cache else nullcontext({}) as reads:  # what azure-ai-ml's half reads, and only that
-        findings = spec_findings(root / "aml")
+        findings = [*spec_findings(root / "aml"), *more_findings()]
         try:
-            job = build_pipeline()
+            built = build_pipeline()
         except SettingsError:
             raise
         except Exception as error:  # whatever a component spec or pipeline.py makes azure-ai-ml raise
             return Report(root, [*findings, build_finding(error, root, pipeline_file)], built=False)
-        nodes = command_nodes(serialised(job))
-        validation_errors = job._validate().error_messages
-    steps: dict[str, Step] = {}
-    specs: dict[str, Path] = {}
-    components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps is checked once
-    for name, node in nodes.items():
-        try:
-            step = step_from_node(name, node)
-        except PlanError as error:  # its other findings would follow from this one
-            unreadable = Finding(pipeline_file, "binding-target", str(error), "bind only inputs the component declares")
-            return Report(root, [*findings, unreadable], built=False)
-        steps[name], specs[name] = step, spec_file(step.code, component_name(node))
-        components.setdefault(component_name(node), (step, specs[name]))
-    findings += validation_findings(validation_errors, specs, pipeline_file)
+        jobs = built if isinstance(built, dict) else {"training": built}
+        graphs = [(job, command_nodes(serialised(job)), job._validate().error_messages) for job in jobs.values()]
+    components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps or graphs is checked once
+    binding_problems: list[Finding] = []
+    bindings = 0
+    for job, nodes, validation_errors in graphs:
+        steps: dict[str, Step] = {}
+        specs: dict[str, Path] = {}
+        for name, node in nodes.items():
+            try:
+                step = step_from_node(name, node)
+            except PlanError as error:  # its other findings would follow from this one
+                hint = "bind only inputs the component declares"
+                unreadable = Finding(pipeline_file, "binding-target", str(error), hint)
+                return Report(root, [*findings, unreadable], built=False)
+            steps[name], specs[name] = step, spec_file(step.code, component_name(node))
+            components.setdefault(component_name(node), (step, specs[name]))
+        findings += validation_findings(validation_errors, specs, pipeline_file)
+        problems, count = binding_findings(steps, specs, pipeline_input_types(job), pipeline_file)
+        binding_problems += [*problems, *value_findings(steps, job, root / "config.yml")]
+        bindings += count
     command_problems = {name: command_findings(step, spec) for name, (step, spec) in components.items()}
-    binding_problems, bindings = binding_findings(steps, specs, pipeline_input_types(job), pipeline_file)
-    binding_problems += value_findings(steps, job, root / "config.yml")
     definitions = Definitions({name: step for name, (step, _) in components.items()}, bindings)
     report = scripts_checked(root, definitions, findings, command_problems, binding_problems)
     if cache and not report.findings:  # a run starts from here: the next one needs no azure-ai-ml
         cache.store(VERDICT, definitions.to_data(), reads)
-        with suppress(PlanError):  # a job the local runner cannot run: the run says so itself
-            cache.store(training_plan({}), plan_to_data(plan_from_job(job)), reads)
+        with suppress(PlanError, KeyError):  # no training graph, or one the local runner cannot run: it says so itself
+            cache.store(training_plan({}), plan_to_data(plan_from_job(jobs["training"])), reads)
     return report
 
 
