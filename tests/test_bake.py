@@ -41,7 +41,7 @@ def test_exact_file_set(baked: Bake) -> None:
     package = baked.package
     data_file = Path(baked.value("data_path")).name
     ci_files = {
-        "github": {".github/workflows/ci.yml", ".github/workflows/submit.yml"},
+        "github": {".github/dependabot.yml", ".github/workflows/ci.yml", ".github/workflows/submit.yml"},
         "azure-devops": {"azure-pipelines.yml"},
         "none": set(),
     }[baked.value("ci")]
@@ -191,6 +191,25 @@ def test_ruff_passes(baked: Bake) -> None:
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
         result = run([sys.executable, "-m", "ruff", *command], baked.path)
         assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_github_files_pass_zizmor_and_githubs_schemas(baked: Bake) -> None:
+    """zizmor's strictest persona (pinned SHAs, no persisted credentials, least privilege, ...) finds nothing, offline,
+    and the workflows and dependabot.yml validate against the schemas check-jsonschema ships (SchemaStore's)."""
+    github = baked.path / ".github"
+    if baked.value("ci") != "github":
+        assert not github.exists()
+        return
+    workflows = sorted(str(path) for path in (github / "workflows").glob("*.yml"))
+    assert workflows
+    tools = Path(sys.executable).parent
+    zizmor = run([str(tools / "zizmor"), "--offline", "--persona=pedantic", "--no-progress", str(github)], baked.path)
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    assert "No findings to report" in zizmor.stdout
+    dependabot = [str(github / "dependabot.yml")]
+    for schema, paths in (("vendor.github-workflows", workflows), ("vendor.dependabot", dependabot)):
+        checked = run([str(tools / "check-jsonschema"), "--builtin-schema", schema, *paths], baked.path)
+        assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 SPEC_PROBE = """

@@ -28,12 +28,15 @@ DEFAULT_SLUG, DEFAULT_PACKAGE = DEFAULTS["project_slug"], DEFAULTS["__package_na
 EXAMPLE = TEMPLATE_DIR / "examples" / DEFAULT_SLUG
 CI_CHOICES = ("github", "azure-devops", "none")
 CI_FILES = {
-    "github": {".github/workflows/ci.yml", ".github/workflows/submit.yml"},
+    "github": {".github/dependabot.yml", ".github/workflows/ci.yml", ".github/workflows/submit.yml"},
     "azure-devops": {"azure-pipelines.yml"},
     "none": set(),
 }
 CI_COMMANDS = ["make install", "make lint", "make check", "make test", "make test-e2e", "make run"]
+GITHUB_WORKFLOWS = sorted(name for name in CI_FILES["github"] if name.startswith(".github/workflows/"))
 PINNED_REV = re.compile(r"v\d+\.\d+\.\d+")
+# An action pinned to a full commit SHA, the release it is in a comment (what dependabot reads and updates).
+PINNED_ACTION = re.compile(r"^\s*(?:- )?uses: [\w.-]+/[\w./-]+@[0-9a-f]{40}  # v\d+\.\d+\.\d+$")
 GITHUB_EXPRESSION = re.compile(r"\$\{\{ (vars|github)\.[A-Za-z_.]+ \}\}")
 
 
@@ -137,7 +140,7 @@ def test_each_ci_choice_renders_only_its_own_files(renders: dict[str, Path], ci:
 
 
 def test_github_workflows_survive_rendering_verbatim(renders: dict[str, Path]) -> None:
-    for name in CI_FILES["github"]:
+    for name in GITHUB_WORKFLOWS:
         source = (TEMPLATE_DIR / TEMPLATE_PROJECT / name).read_text(encoding="utf-8")
         rendered = (renders["github"] / name).read_text(encoding="utf-8")
         assert rendered == source, name
@@ -150,8 +153,9 @@ def test_github_ci_workflow_lints_checks_tests_and_runs_on_pull_requests(renders
     assert "pull_request" in on
     assert on["push"]["branches"] == ["main"]
     assert "workflow_dispatch" not in on
-    assert "id-token" not in workflow.get("permissions", {})
+    assert workflow["permissions"] == {}
     (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read"}
     steps = job["steps"]
     assert step_uses(steps, "actions/checkout")
     (setup,) = step_uses(steps, "actions/setup-python")
@@ -170,8 +174,9 @@ def test_github_submit_workflow_is_manual_and_signs_in_with_renewable_oidc(rende
     text = path.read_text(encoding="utf-8")
     workflow = load_yaml(path)
     assert set(triggers(workflow)) == {"workflow_dispatch"}
-    assert workflow["permissions"] == {"id-token": "write", "contents": "read"}
+    assert workflow["permissions"] == {}
     (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"id-token": "write", "contents": "read"}
     # The project's credential exchanges a fresh GitHub OIDC token whenever it needs an Azure token; no Azure CLI
     # session, which cannot renew itself after about ten minutes (Azure/azure-cli#28708).
     assert job["env"] == {
@@ -195,6 +200,25 @@ def test_github_submit_workflow_is_manual_and_signs_in_with_renewable_oidc(rende
         "${{ vars.AZUREML_WORKSPACE_NAME }}",
     ):
         assert expression in text
+
+
+def test_github_actions_are_pinned_to_commits_and_checkouts_keep_no_credentials(renders: dict[str, Path]) -> None:
+    for name in GITHUB_WORKFLOWS:
+        text = (renders["github"] / name).read_text(encoding="utf-8")
+        uses = [line for line in text.splitlines() if re.match(r"^\s*(- )?uses:", line)]
+        assert uses, name
+        assert [line for line in uses if not PINNED_ACTION.match(line)] == [], name
+        for job in load_yaml(renders["github"] / name)["jobs"].values():
+            for checkout in step_uses(job["steps"], "actions/checkout"):
+                assert checkout["with"]["persist-credentials"] is False, name
+
+
+def test_dependabot_keeps_the_action_and_python_pins_current(renders: dict[str, Path]) -> None:
+    updates = load_yaml(renders["github"] / ".github/dependabot.yml")["updates"]
+    assert {(update["package-ecosystem"], update["directory"]) for update in updates} == {
+        ("github-actions", "/"),
+        ("pip", "/"),
+    }
 
 
 def test_azure_pipelines_test_pull_requests_and_submit_only_by_hand(renders: dict[str, Path]) -> None:
