@@ -1,11 +1,18 @@
-"""The project's settings: ``config.yml`` and the Azure ML specs in ``aml/``, read once."""
+"""The project's settings: ``config.yml`` and the Azure ML specs in ``aml/``, read once.
+
+``python -m {{ cookiecutter.__package_name }}.settings tracking-uri|local-outputs`` prints config.yml's local
+MLflow store, or what local runs leave behind (one absolute path a line): what the Makefile asks, so that it names
+no path config.yml decides.
+"""
 
 from __future__ import annotations
 
 import base64
 import importlib.util
 import json
+import os
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +22,30 @@ from typing import Any
 from aml_pipeline_kit.config_files import SettingsError, read_yaml
 from aml_pipeline_kit.data_refs import reference_key
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# Set, the project's folder wherever this package is installed or run from.
+ROOT_VARIABLE = "{{ cookiecutter.__package_name | upper }}_ROOT"
+LOCAL_ARTIFACTS_DIR = "mlartifacts"  # under the project root: the artifacts of local runs' MLflow runs
+
+
+def is_project(folder: Path) -> bool:
+    return (folder / "config.yml").is_file() and (folder / "components").is_dir()
+
+
+def find_project_root(module_file: Path, cwd: Path, environ: Mapping[str, str]) -> Path:
+    """The project's folder: ``$<PACKAGE>_ROOT`` if set; else the nearest folder holding config.yml and components/
+    above this module (a checkout, editable install, or a venv inside the project), or above the working
+    directory (an install elsewhere, run from within the project). Found nowhere: the working directory, whose
+    missing config.yml ``Settings.load`` reports."""
+    if environ.get(ROOT_VARIABLE):
+        return Path(environ[ROOT_VARIABLE]).resolve()
+    for start in (module_file.resolve().parent, cwd.resolve()):
+        found = next((folder for folder in (start, *start.parents) if is_project(folder)), None)
+        if found is not None:
+            return found
+    return cwd.resolve()
+
+
+PROJECT_ROOT = find_project_root(Path(__file__), Path.cwd(), os.environ)
 AML_DIR = PROJECT_ROOT / "aml"
 COMPONENTS_DIR = PROJECT_ROOT / "components"
 
@@ -61,6 +91,11 @@ class Settings:
 
     @classmethod
     def load(cls, root: Path = PROJECT_ROOT) -> Settings:
+        if not is_project(root):
+            raise SettingsError(
+                f"{root} is not this project's folder (no config.yml and components/ here or above): "
+                f"run from within the project, or set {ROOT_VARIABLE} to its folder"
+            )
         return cls(
             root=root,
             config=read_yaml(root / "config.yml"),
@@ -122,6 +157,24 @@ class Settings:
             return prefix + str(self.root / uri.removeprefix(prefix))
         return uri
 
+    @property
+    def local_runs_dir(self) -> Path:
+        """config.yml's local.runs_dir: one folder per local run, relative to the project root."""
+        return self.root / str(self.setting("local", "runs_dir"))
+
+    @property
+    def local_artifacts_dir(self) -> Path:
+        return self.root / LOCAL_ARTIFACTS_DIR
+
+    def local_outputs(self) -> list[Path]:
+        """What local runs leave behind: their folders, the artifacts, and a SQLite MLflow store with its lock."""
+        outputs = [self.local_runs_dir, self.local_artifacts_dir]
+        prefix = "sqlite:///"
+        if self.local_tracking_uri.startswith(prefix):
+            database = Path(self.local_tracking_uri.removeprefix(prefix))
+            outputs += [database, database.with_name(database.name + ".lock")]
+        return outputs
+
     def pipeline_inputs_with(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
         """The pipeline's parameters with ``overrides`` applied; an unknown name is an error."""
         parameters = self.pipeline_inputs()
@@ -150,3 +203,28 @@ class Settings:
             "registered_model_name": self.setting("azure", "registered_model_name"),
             "min_r2": self.setting("registration", "min_r2"),
         }
+
+
+LOCAL_QUERIES = {
+    "tracking-uri": lambda settings: [settings.local_tracking_uri],
+    "local-outputs": Settings.local_outputs,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    query = list(sys.argv[1:] if argv is None else argv)
+    if len(query) != 1 or query[0] not in LOCAL_QUERIES:
+        usage = f"python -m {{ cookiecutter.__package_name }}.settings {' | '.join(LOCAL_QUERIES)}"
+        print(f"error: expected one of: {usage}", file=sys.stderr)
+        return 2
+    try:
+        values = LOCAL_QUERIES[query[0]](Settings.load())
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(str(value) for value in values))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

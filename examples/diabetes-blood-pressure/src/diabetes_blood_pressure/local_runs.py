@@ -64,7 +64,7 @@ def tracking_target(settings: Settings) -> TrackingTarget:
     from aml_pipeline_kit.step_host import TrackingTarget
 
     return TrackingTarget(
-        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.root / "mlartifacts"
+        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.local_artifacts_dir
     )
 
 
@@ -77,7 +77,7 @@ def start_step_host(settings: Settings) -> StepHost:
 
 
 def runs_dir(settings: Settings) -> Path:
-    return settings.root / settings.setting("local", "runs_dir")
+    return settings.local_runs_dir
 
 
 def run_locally(
