@@ -82,12 +82,12 @@ test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `chec
 	$(call hermetic_pytest,$(XDIST) -m "not slow" tests)
 
 lint: $(INSTALLED)
-	$(PYTHON) -m ruff check hooks tests benchmarks scripts
-	$(PYTHON) -m ruff format --check hooks tests benchmarks scripts
+	$(PYTHON) -m ruff check hooks local_extensions.py tests benchmarks scripts
+	$(PYTHON) -m ruff format --check hooks local_extensions.py tests benchmarks scripts
 
 format: $(INSTALLED)
-	$(PYTHON) -m ruff check --fix hooks tests benchmarks scripts
-	$(PYTHON) -m ruff format hooks tests benchmarks scripts
+	$(PYTHON) -m ruff check --fix hooks local_extensions.py tests benchmarks scripts
+	$(PYTHON) -m ruff format hooks local_extensions.py tests benchmarks scripts
 
 # The local run against a plain script: cold, after editing one step's script, without reuse (medians of 3).
 # SIZES=10000,1000000 adds synthetic data of those sizes.

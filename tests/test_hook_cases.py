@@ -16,10 +16,12 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
+import jinja2
 import pandas as pd
 import pytest
 import yaml
@@ -267,6 +269,40 @@ def test_column_names_from_the_header_render_as_data(cookies: Cookies, tmp_path:
     source = write_input(tmp_path, "data.csv", content)
     project = assert_rendered(bake(cookies, data_path=str(source), target_column="price"))
     assert load_yaml(project / "config.yml")["features"] == {"numeric": HOSTILE_NAMES, "categorical": []}
+
+
+# Typed free text (description, author) and what a TOML writer must escape: quotes, backslashes, controls.
+FREE_TEXTS = [
+    'Patients\' pressure: "diastolic" # mmHg',
+    "C:\\data\\new.csv and a literal \\u0027",
+    "ünïcödé — ✓ 血压",
+    "tab\there, new\nline, bell\a, delete\x7f",
+]
+
+
+def toml_filter() -> jinja2.Template:
+    spec = importlib.util.spec_from_file_location("template_local_extensions", TEMPLATE / "local_extensions.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return jinja2.Environment(extensions=[module.toml_string]).from_string("value = {{ value | toml_string }}")
+
+
+@pytest.mark.parametrize("text", FREE_TEXTS, ids=repr)
+def test_the_toml_filter_writes_what_toml_reads_back(text: str) -> None:
+    line = toml_filter().render(value=text)
+    assert tomllib.loads(line) == {"value": text}
+    assert all(char in line for char in text if char.isprintable())  # apostrophes and letters stay as typed
+
+
+def test_free_text_lands_in_pyproject_as_typed(cookies: Cookies) -> None:
+    description, author = FREE_TEXTS[0] + " " + FREE_TEXTS[2], 'O\'Brien: "ML" #2 \\ Ünïcödé'
+    project = assert_rendered(bake(cookies, description=description, author_name=author))
+    text = (project / "pyproject.toml").read_text(encoding="utf-8")
+    assert tomllib.loads(text)["project"]["description"] == description
+    assert tomllib.loads(text)["project"]["authors"] == [{"name": author}]
+    assert 'description = "Patients\' pressure: \\"diastolic\\" # mmHg ünïcödé — ✓ 血压"' in text.splitlines()
+    assert 'authors = [{ name = "O\'Brien: \\"ML\\" #2 \\\\ Ünïcödé" }]' in text.splitlines()
 
 
 # --- never destroy what exists -----------------------------------------------------------------------------------
