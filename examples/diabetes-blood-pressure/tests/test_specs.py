@@ -114,6 +114,18 @@ def test_environment_pins_match_the_local_install() -> None:
         assert pip_pins[package] == local_pins[package], package
 
 
+DATED_IMAGE = re.compile(r"^mcr\.microsoft\.com/azureml/[\w.-]+:\d{8}\.v\d+$")  # Microsoft's builds: 20250701.v1
+
+
+def test_azure_ml_runs_on_one_dated_build_of_microsofts_image() -> None:
+    """`latest` would change what runs on Azure ML without a change here; README's table names the build."""
+    steps = yaml.safe_load((PROJECT_ROOT / "aml" / "environment.yml").read_text())["image"]
+    deployment = yaml.safe_load((PROJECT_ROOT / "aml" / "deployment.yml").read_text())["environment"]["image"]
+    assert DATED_IMAGE.match(steps), steps
+    assert deployment == steps
+    assert f"| `{steps}` |" in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+
+
 KNOWN_GOOD_ROW = re.compile(r"^\| `([A-Za-z0-9_.-]+)==([^`]+)` \|", re.MULTILINE)
 
 
