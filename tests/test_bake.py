@@ -134,6 +134,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_regressors",
                 "test_scoring",
                 "test_serve",
+                "test_settings",
                 "test_specs",
                 "test_steps",
                 "test_submit",
