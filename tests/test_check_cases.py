@@ -82,6 +82,14 @@ BROKEN = {
         ("aml/conda.yml", "      - scikit-learn==1.7.2\n", ""),
         ("aml/conda.yml", "env-missing", "sklearn is imported by the scripts in"),
     ),
+    "the environment's base image is latest": (
+        ("aml/environment.yml", "-ubuntu22.04:20250701.v1", "-ubuntu22.04:latest"),
+        ("aml/environment.yml", "env-image", "openmpi4.1.0-ubuntu22.04:latest is not pinned"),
+    ),
+    "the environment's base image has no tag": (
+        ("aml/environment.yml", "-ubuntu22.04:20250701.v1", "-ubuntu22.04"),
+        ("aml/environment.yml", "env-image", "openmpi4.1.0-ubuntu22.04 is not pinned"),
+    ),
     "the environment does not pin a package": (
         ("aml/conda.yml", "pandas==2.3.3", "pandas>=2.3"),
         ("aml/conda.yml", "env-unpinned", "pandas>=2.3"),

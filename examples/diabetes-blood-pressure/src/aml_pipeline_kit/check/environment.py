@@ -1,6 +1,7 @@
 # Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
 # update with `cruft update`, don't edit here (the template's own tests cover this file).
-"""Rule: the AML environment's conda file pins (==) every third-party package the step scripts import."""
+"""Rule: the AML environment names one build of its base image, and its conda file pins (==) every third-party
+package the step scripts import."""
 
 from __future__ import annotations
 
@@ -50,10 +51,12 @@ def environment_findings(environment: Path, steps: Iterable[Step]) -> tuple[list
         for module in sorted({name.split(".")[0] for name in modules}):
             importers.setdefault(module, []).append(folder.name)
     try:
-        conda_file = read_yaml(environment).get("conda_file")
+        spec = read_yaml(environment)
+        conda_file = spec.get("conda_file")
         requirements = conda_requirements(environment.parent / conda_file) if conda_file else None
     except SettingsError:  # an unreadable spec: spec-load reports it
         return findings, len(importers)
+    findings += image_findings(environment, spec.get("image"))
     if requirements is None:
         message = f"the environment has no conda_file, so nothing shows it provides {', '.join(importers)}"
         findings.append(Finding(environment, "env-missing", message, "add conda_file: conda.yml pinning them"))
@@ -69,6 +72,18 @@ def environment_findings(environment: Path, steps: Iterable[Step]) -> tuple[list
             message = f"{provided[0].text} ({users}) is not pinned with =="
             findings.append(Finding(conda, "env-unpinned", message, pin_hint(module), provided[0].line))
     return findings, len(importers)
+
+
+def image_findings(environment: Path, image: object) -> list[Finding]:
+    """A base image must name one build: ``latest``, or no tag, changes what the steps run on without an edit here."""
+    if not isinstance(image, str) or "@sha256:" in image:
+        return []
+    repository, _, tag = image.rpartition(":")
+    if repository and "/" not in tag and tag != "latest":
+        return []
+    message = f"image {image} is not pinned: whatever it is tagged with next is what the steps run on"
+    hint = "pin a build by its dated tag (the image's release notes list them) or by @sha256 digest"
+    return [Finding(environment, "env-image", message, hint, line_of(environment, r"^image:"))]
 
 
 def folder_syntax_findings(folder: Path) -> list[Finding]:
