@@ -127,7 +127,6 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_cli",
                 "test_data_prep_cases",
                 "test_local_run",
-                "test_local_runner",
                 "test_lock",
                 "test_monitoring",
                 "test_readme",

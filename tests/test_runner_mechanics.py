@@ -1,0 +1,135 @@
+"""The local runner's mechanics on hand-made plans: inputs, command lines, order, reuse keys.
+
+The runner has no template variables: these run once here, on the default bake's copy of it, rather than in every
+render.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from machinery import MACHINERY, imported
+
+
+@pytest.fixture(scope="module")
+def kit(default_project: Path) -> SimpleNamespace:
+    """The default bake's plan and local_runner modules."""
+    return imported(default_project, {"plan": MACHINERY, "local_runner": MACHINERY})
+
+
+COMMAND = (
+    "python train.py --data ${{inputs.data}} --alpha ${{inputs.alpha}} "
+    "$[[--depth ${{inputs.depth}}]] --model ${{outputs.model}}"
+)
+
+
+def make_step(kit: SimpleNamespace, name: str, code: Path, **inputs: Any) -> Any:
+    return kit.plan.Step(name, name, COMMAND, code, inputs, outputs={"model": "uri_folder"})
+
+
+def train_step(kit: SimpleNamespace, code: Path) -> Any:
+    return make_step(
+        kit,
+        "train",
+        code,
+        data=kit.plan.StepInput("uri_folder", kit.plan.Binding(node="prep", output="out")),
+        alpha=kit.plan.StepInput("number", kit.plan.Binding(pipeline_input="alpha"), default="1.0"),
+        depth=kit.plan.StepInput("integer", kit.plan.Binding(pipeline_input="depth"), optional=True),
+    )
+
+
+def test_inputs_resolve_from_upstream_outputs_pipeline_inputs_and_defaults(
+    kit: SimpleNamespace, tmp_path: Path
+) -> None:
+    produced = {("prep", "out"): tmp_path / "prep" / "out"}
+    values = kit.local_runner.resolve_inputs(train_step(kit, tmp_path), {"alpha": 0.5}, produced)
+    assert values == {"data": tmp_path / "prep" / "out", "alpha": 0.5, "depth": None}
+    assert kit.local_runner.resolve_inputs(train_step(kit, tmp_path), {}, produced)["alpha"] == "1.0"
+
+
+def test_a_required_input_without_value_or_default_is_an_error(kit: SimpleNamespace, tmp_path: Path) -> None:
+    step = make_step(
+        kit, "train", tmp_path, data=kit.plan.StepInput("uri_folder", kit.plan.Binding(pipeline_input="missing"))
+    )
+    with pytest.raises(kit.plan.PlanError, match="step 'train' input 'data' has no value and no default"):
+        kit.local_runner.resolve_inputs(step, {}, {})
+
+
+def test_command_fills_placeholders_and_drops_unset_optional_blocks(kit: SimpleNamespace, tmp_path: Path) -> None:
+    outputs = {"model": tmp_path / "my model"}
+    argv = kit.local_runner.render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": None}, outputs)
+    assert argv == [sys.executable, "train.py", "--data", "/in", "--alpha", "0.5", "--model", str(outputs["model"])]
+    argv = kit.local_runner.render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": 3}, outputs)
+    assert argv[6:8] == ["--depth", "3"]
+
+
+@pytest.mark.parametrize(
+    ("command", "message"),
+    [
+        ("python x.py --a ${{inputs.nope}}", "does not declare"),
+        ("python x.py --o ${{outputs.nope}}", "does not declare"),
+        ("python x.py --d ${{inputs.depth}}", "outside a \\$\\[\\[...\\]\\] block"),
+    ],
+)
+def test_command_errors_name_the_placeholder(kit: SimpleNamespace, command: str, message: str) -> None:
+    with pytest.raises(kit.plan.PlanError, match=message):
+        kit.local_runner.render_command(command, {"depth": None}, {})
+
+
+def test_steps_are_ordered_by_their_inputs_and_cycles_are_refused(kit: SimpleNamespace, tmp_path: Path) -> None:
+    prep = make_step(kit, "prep", tmp_path)
+    train = train_step(kit, tmp_path)
+    assert [step.name for step in kit.plan.in_dependency_order([train, prep])] == ["prep", "train"]
+    looped = make_step(
+        kit, "prep", tmp_path, data=kit.plan.StepInput("uri_folder", kit.plan.Binding(node="train", output="model"))
+    )
+    with pytest.raises(kit.plan.PlanError, match="cycle"):
+        kit.plan.in_dependency_order([train, looped])
+    with pytest.raises(kit.plan.PlanError, match="unknown step 'prep'"):
+        kit.plan.in_dependency_order([train])
+
+
+def test_step_key_follows_code_parameters_and_upstream(kit: SimpleNamespace, tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("print('v1')\n")
+    step = train_step(kit, tmp_path)
+    values = {"data": tmp_path, "alpha": 0.5, "depth": None}
+    key = kit.local_runner.step_key(step, values, {"prep": "upstream-1"})
+    assert kit.local_runner.step_key(step, values, {"prep": "upstream-1"}) == key
+    assert kit.local_runner.step_key(step, {**values, "alpha": 0.6}, {"prep": "upstream-1"}) != key
+    assert kit.local_runner.step_key(step, values, {"prep": "upstream-2"}) != key
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"noise")
+    assert kit.local_runner.step_key(step, values, {"prep": "upstream-1"}) == key
+    (tmp_path / "train.py").write_text("print('v2')\n")
+    assert kit.local_runner.step_key(step, values, {"prep": "upstream-1"}) != key
+
+
+def test_content_digest_sees_file_contents_not_paths(kit: SimpleNamespace, tmp_path: Path) -> None:
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    first.write_text("x,y\n1,2\n")
+    second.write_text("x,y\n1,2\n")
+    assert kit.local_runner.content_digest(first) != kit.local_runner.content_digest(tmp_path)
+    second.write_text("x,y\n1,3\n")
+    assert kit.local_runner.content_digest(first) != kit.local_runner.content_digest(second)
+
+
+def test_reuse_index_forgets_entries_whose_outputs_are_gone(kit: SimpleNamespace, tmp_path: Path) -> None:
+    index = kit.local_runner.ReuseIndex(tmp_path)
+    output = tmp_path / "run-1" / "train" / "model"
+    output.mkdir(parents=True)
+    index.record("key", "run-1", {"model": output}, "mlflow-1")
+    entry, changed = index.lookup("key")
+    assert changed is None
+    assert entry == {
+        "run_id": "run-1",
+        "outputs": {"model": str(output)},
+        "manifests": {"model": {}},
+        "mlflow_run_id": "mlflow-1",
+    }
+    output.rmdir()
+    assert index.lookup("key") == (None, f"{output} is gone")
+    assert index.lookup("other") == (None, None)
