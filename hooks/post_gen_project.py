@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import yaml
+
 # The values as JSON data: a raw string, because JSON's escapes must reach json.loads untouched.
 VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
@@ -34,17 +36,22 @@ def load_rules() -> ModuleType:
 is_number = load_rules().is_number
 
 
+def yaml_flow(value: str | list[str]) -> str:
+    """A column name, or a list of them, as YAML in one line (PyYAML's escapes: any name reads back as it is)."""
+    return yaml.safe_dump(value, allow_unicode=True, default_flow_style=True, default_style='"', width=math.inf).strip()
+
+
 def write_features(config: Path, features: dict[str, list[str]], dropped: dict[str, str]) -> None:
-    """Append the features to config.yml, as JSON lists (valid YAML for any column name)."""
-    left_out = "".join(f"\n#   {json.dumps(name)}: {reason}" for name, reason in dropped.items())
+    """Append the features to config.yml, as double-quoted YAML lists: letters as typed, escapes where YAML needs."""
+    left_out = "".join(f"\n#   {yaml_flow(name)}: {reason}" for name, reason in dropped.items())
     config.write_text(
         config.read_text()
         + "\n# The feature columns, inferred from the CSV's header and first rows when the project was\n"
         + "# rendered. data_prep uses exactly these and fails on a missing one; edit them freely.\n"
         + "# Empty lists make data_prep infer them on every run."
         + (f"\n# Left out:{left_out}" if left_out else "")
-        + f"\nfeatures:\n  numeric: {json.dumps(features['numeric'])}\n"
-        + f"  categorical: {json.dumps(features['categorical'])}\n"
+        + f"\nfeatures:\n  numeric: {yaml_flow(features['numeric'])}\n"
+        + f"  categorical: {yaml_flow(features['categorical'])}\n"
     )
 
 

@@ -269,6 +269,8 @@ def test_column_names_from_the_header_render_as_data(cookies: Cookies, tmp_path:
     source = write_input(tmp_path, "data.csv", content)
     project = assert_rendered(bake(cookies, data_path=str(source), target_column="price"))
     assert load_yaml(project / "config.yml")["features"] == {"numeric": HOSTILE_NAMES, "categorical": []}
+    assert "\"x'; touch pwned; echo '\"" in (project / "config.yml").read_text()  # as typed, not \u0027
+    assert '"ünï cödé ✓"' in (project / "config.yml").read_text()
 
 
 # Typed free text (description, author) and what a TOML writer must escape: quotes, backslashes, controls.
@@ -280,18 +282,24 @@ FREE_TEXTS = [
 ]
 
 
-def toml_filter() -> jinja2.Template:
+def template_filter(name: str) -> jinja2.Template:
+    """``value: {{ value | <name> }}``, rendered with the template's own filter."""
     spec = importlib.util.spec_from_file_location("template_local_extensions", TEMPLATE / "local_extensions.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return jinja2.Environment(extensions=[module.toml_string]).from_string("value = {{ value | toml_string }}")
+    return jinja2.Environment(extensions=[getattr(module, name)]).from_string(f"value = {{{{ value | {name} }}}}")
 
 
-@pytest.mark.parametrize("text", FREE_TEXTS, ids=repr)
-def test_the_toml_filter_writes_what_toml_reads_back(text: str) -> None:
-    line = toml_filter().render(value=text)
-    assert tomllib.loads(line) == {"value": text}
+@pytest.mark.parametrize("text", [*FREE_TEXTS, "line\x85breaks\u2028of\u2029yaml"], ids=repr)
+@pytest.mark.parametrize(
+    ("name", "load"),
+    [("toml_string", tomllib.loads), ("yaml_string", lambda line: yaml.safe_load(line.replace(" =", ":", 1)))],
+)
+def test_the_filters_write_what_toml_and_yaml_read_back(name: str, load: Callable, text: str) -> None:
+    line = template_filter(name).render(value=text)
+    assert load(line) == {"value": text}
+    assert len(line.splitlines()) == 1
     assert all(char in line for char in text if char.isprintable())  # apostrophes and letters stay as typed
 
 
