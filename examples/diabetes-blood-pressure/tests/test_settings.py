@@ -114,3 +114,28 @@ def test_plain_make_lists_every_command_it_describes() -> None:
     phony = makefile.split(".PHONY:", 1)[1].splitlines()[0].split()
     listed = [line.split()[0] for line in shown.stdout.splitlines()[1:]]
     assert sorted(listed) == sorted(phony)  # every command has its ## line
+
+
+def test_make_clean_deletes_what_config_yml_names_and_nothing_else(tmp_path: Path) -> None:
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    project = tmp_path / "project"
+    for part in ("aml", "components"):
+        shutil.copytree(PROJECT_ROOT / part, project / part)
+    shutil.copy2(PROJECT_ROOT / "Makefile", project / "Makefile")
+    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())
+    config["local"].update(runs_dir="my runs", tracking_uri="sqlite:///my store/t.db")
+    (project / "config.yml").write_text(yaml.safe_dump(config))
+    outputs = [project / "my runs" / "run 1" / "run.json", project / "my store" / "t.db", project / "mlartifacts" / "a"]
+    kept = [project / "runs" / "kept.txt", project / "mlruns.db", project / "my store" / "notes.txt"]
+    for path in [*outputs, *kept]:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    environment = {**os.environ, ROOT_VARIABLE: str(project), "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    # The venv is this interpreter's: nothing to install.
+    command = ["make", "--no-print-directory", "clean", f"PYTHON={sys.executable}", "INSTALLED="]
+    cleaned = subprocess.run(command, cwd=project, env=environment, capture_output=True, text=True, timeout=60)
+    assert cleaned.returncode == 0, cleaned.stderr
+    assert not (project / "my runs").exists() and not (project / "mlartifacts").exists()
+    assert not (project / "my store" / "t.db").exists()
+    assert all(path.exists() for path in kept)
