@@ -33,6 +33,11 @@ CI_FILES = {
     "none": set(),
 }
 CI_COMMANDS = ["make install", "make lint", "make check", "make test", "make test-e2e", "make run"]
+# Where the report is: config.yml's local.runs_dir, asked through the project's settings (`make runs-dir`).
+RUNS_DIR_STEP = {
+    "github": 'echo "runs-dir=$(make --silent runs-dir)" >> "$GITHUB_OUTPUT"',
+    "azure-devops": 'echo "##vso[task.setvariable variable=runsDir]`make --silent runs-dir`"',
+}
 GITHUB_WORKFLOWS = sorted(name for name in CI_FILES["github"] if name.startswith(".github/workflows/"))
 PINNED_REV = re.compile(r"v\d+\.\d+\.\d+")
 # An action pinned to a full commit SHA, the release it is in a comment (what dependabot reads and updates).
@@ -160,11 +165,11 @@ def test_github_ci_workflow_lints_checks_tests_and_runs_on_pull_requests(renders
     assert step_uses(steps, "actions/checkout")
     (setup,) = step_uses(steps, "actions/setup-python")
     assert str(setup["with"]["python-version"]) == "3.11"
-    assert [step["run"] for step in steps if "run" in step] == CI_COMMANDS
+    assert [step["run"] for step in steps if "run" in step] == [*CI_COMMANDS, RUNS_DIR_STEP["github"]]
     (upload,) = step_uses(steps, "actions/upload-artifact")
-    assert steps.index(upload) > next(index for index, step in enumerate(steps) if step.get("run") == "make run")
-    assert upload["with"]["path"].startswith("runs/")
-    assert "evaluate/report" in upload["with"]["path"]
+    (runs_dir,) = [step for step in steps if step.get("run") == RUNS_DIR_STEP["github"]]
+    assert steps.index(upload) > steps.index(runs_dir)
+    assert upload["with"]["path"] == f"${{{{ steps.{runs_dir['id']}.outputs.runs-dir }}}}/*/evaluate/report/"
     text = (renders["github"] / ".github/workflows/ci.yml").read_text(encoding="utf-8")
     assert "secrets." not in text
 
@@ -236,11 +241,11 @@ def test_azure_pipelines_test_pull_requests_and_submit_only_by_hand(renders: dic
     (python,) = [step for step in ci_steps if step.get("task") == "UsePythonVersion@0"]
     assert python["inputs"]["versionSpec"] == "$(pythonVersion)"
     assert str(pipeline["variables"]["pythonVersion"]) == "3.11"
-    assert [step["script"] for step in ci_steps if "script" in step] == CI_COMMANDS
+    assert [step["script"] for step in ci_steps if "script" in step] == [*CI_COMMANDS, RUNS_DIR_STEP["azure-devops"]]
     tasks = [step.get("task") for step in ci_steps]
     assert tasks.index("PublishPipelineArtifact@1") > tasks.index("CopyFiles@2")
     (copy,) = [step for step in ci_steps if step.get("task") == "CopyFiles@2"]
-    assert copy["inputs"]["SourceFolder"] == "runs"
+    assert copy["inputs"]["SourceFolder"] == "$(runsDir)"
     assert "evaluate/report" in copy["inputs"]["Contents"]
 
     submit = stages["Submit"]
@@ -260,6 +265,7 @@ def test_azure_pipelines_test_pull_requests_and_submit_only_by_hand(renders: dic
     text = path.read_text(encoding="utf-8")
     macros = set(re.findall(r"\$\(([\w.]+)\)", text))
     expected = {"pythonVersion", "azureServiceConnection", "Build.ArtifactStagingDirectory", "System.AccessToken"}
+    expected.add("runsDir")  # set by the step that asks config.yml where the runs are
     assert macros == expected, macros
     assert text == (TEMPLATE_DIR / TEMPLATE_PROJECT / "azure-pipelines.yml").read_text(encoding="utf-8")
 

@@ -1,8 +1,8 @@
 """The project's settings: ``config.yml`` and the Azure ML specs in ``aml/``, read once.
 
-``python -m diabetes_blood_pressure.settings tracking-uri|local-outputs`` prints config.yml's local
-MLflow store, or what local runs leave behind (one absolute path a line): what the Makefile asks, so that it names
-no path config.yml decides.
+``python -m diabetes_blood_pressure.settings runs-dir|tracking-uri|local-outputs`` prints config.yml's
+folder of local runs, its local MLflow store, or all that local runs leave behind (one absolute path a line): what
+the Makefile and CI ask, so that they name no path config.yml decides.
 """
 
 from __future__ import annotations
@@ -206,6 +206,7 @@ class Settings:
 
 
 LOCAL_QUERIES = {
+    "runs-dir": lambda settings: [settings.local_runs_dir],
     "tracking-uri": lambda settings: [settings.local_tracking_uri],
     "local-outputs": Settings.local_outputs,
 }
