@@ -177,8 +177,8 @@ def tamper(monkeypatch: pytest.MonkeyPatch, pipeline: Any, edit: Callable[[dict]
     """Let ``edit`` change the built job's serialised YAML: wiring that pipeline.py's dsl itself would refuse."""
     build = pipeline.local_pipeline
 
-    def tampered(settings: Any, overrides: dict | None = None) -> Any:
-        job = build(settings, overrides)
+    def tampered(settings: Any, *args: Any, **kwargs: Any) -> Any:
+        job = build(settings, *args, **kwargs)
         dump = job.dump
 
         def dump_edited(stream: io.StringIO) -> None:
