@@ -45,7 +45,6 @@ from .local_runs import (
     passed_check,
     rows_without_target,
     run_pipeline_locally,
-    runs_dir,
     score_locally,
     tracking_target,
 )
@@ -235,7 +234,9 @@ def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, 
     print(report.summary())
     parallel = {"parallel": args.max_parallel} if args.max_parallel else {}
     try:
-        result = run_job_file(plan, runs_dir(settings), tracking_target(settings), reuse=not args.no_reuse, **parallel)
+        result = run_job_file(
+            plan, settings.local_runs_dir, tracking_target(settings), reuse=not args.no_reuse, **parallel
+        )
     except StepFailed as failure:
         return failed(failure)
     print(f"\nrun {result.run_id} completed: {result.run_dir}")

@@ -49,7 +49,7 @@ def check_report(settings: Settings) -> Report:
 
 def plan_cache(settings: Settings) -> PlanCache:
     """The plans and check's verdict kept under runs/ for as long as what they were built from is unchanged."""
-    return PlanCache(settings.root, runs_dir(settings) / ".plans", [Path(__file__).parent])
+    return PlanCache(settings.root, settings.local_runs_dir / ".plans", [Path(__file__).parent])
 
 
 def passed_check(settings: Settings) -> None:
@@ -76,10 +76,6 @@ def start_step_host(settings: Settings) -> StepHost:
     return StepHost(tracking_target(settings), components)
 
 
-def runs_dir(settings: Settings) -> Path:
-    return settings.local_runs_dir
-
-
 def run_locally(
     settings: Settings,
     kind: dict[str, Any],
@@ -104,7 +100,7 @@ def run_locally(
             passed_check(settings)
         plan = plan_cache(settings).plan(kind, build)
         parallel = {"parallel": max_parallel} if max_parallel else {}
-        return LocalRunner(runs_dir(settings), host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
+        return LocalRunner(settings.local_runs_dir, host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
     except Interrupted:
         host.interrupt()  # whether a run had started or not, nothing may outlive the command
         raise
@@ -173,12 +169,12 @@ def local_model_and_rows(
 
 def latest_local_model(settings: Settings) -> Path:
     """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
-    for summary in sorted(runs_dir(settings).glob("*/run.json"), reverse=True):
+    for summary in sorted(settings.local_runs_dir.glob("*/run.json"), reverse=True):
         run = json.loads(summary.read_text())
         model = run["outputs"].get("model")
         if run["status"] == "completed" and model and Path(model).is_dir():
             return Path(model)
-    raise UsageError(f"no completed local run with a model in {runs_dir(settings)}: `make run` trains one")
+    raise UsageError(f"no completed local run with a model in {settings.local_runs_dir}: `make run` trains one")
 
 
 def rows_without_target(settings: Settings) -> Path:
@@ -189,7 +185,7 @@ def rows_without_target(settings: Settings) -> Path:
     source, target = settings.local_data_path, settings.setting("target_column")
     if not source.is_file():
         raise UsageError(f"the project's CSV {source} is gone (aml/data.yml names it): restore it, or pass --data")
-    destination = runs_dir(settings) / SCORE_INPUT_DIR / source.name
+    destination = settings.local_runs_dir / SCORE_INPUT_DIR / source.name
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
     with (
