@@ -48,7 +48,7 @@ from .local_runs import (
     score_locally,
     tracking_target,
 )
-from .settings import PROJECT_ROOT, Settings, SettingsError
+from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from aml_pipeline_kit.local_runner import StepFailed
@@ -57,7 +57,6 @@ METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 SHOWN_PREDICTIONS = 5
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
-ERROR_LOGS = PROJECT_ROOT / "runs" / "errors"  # the tracebacks of unforeseen errors
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -371,11 +370,19 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
     raise Interrupted(signum)
 
 
+def error_logs() -> list[Path]:
+    """Where unforeseen errors' tracebacks go: errors/ in the local runs' folder, if config.yml says where that is."""
+    try:
+        return [Settings.load().local_runs_dir / "errors"]
+    except SettingsError:
+        return []
+
+
 def log_unforeseen(error: BaseException) -> Path:
     """The traceback of an error no handler foresaw, in a file of its own under runs/errors/ (or the temp folder)."""
     name = f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{os.getpid()}.log"
     text = "".join(traceback.format_exception(error))
-    for folder in (ERROR_LOGS, Path(tempfile.gettempdir())):
+    for folder in (*error_logs(), Path(tempfile.gettempdir())):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             (folder / name).write_text(text)
