@@ -157,10 +157,6 @@ REFUSED = {
         {"folder": "{type: uri_folder, path: azureml://datastores/workspaceblobstore/paths/data/}"},
         ["node 'step' input 'folder'", "azureml://datastores/workspaceblobstore/paths/data/", "needs a workspace"],
     ),
-    "web URL": (
-        {"folder": "{type: uri_file, path: https://example.com/data.csv}"},
-        ["node 'step' input 'folder'", "https://example.com/data.csv", "downloads nothing"],
-    ),
     "cloud storage": (
         {"folder": "{type: uri_file, path: wasbs://data@account.blob.core.windows.net/x.csv}"},
         ["node 'step' input 'folder'", "wasbs://data@account.blob.core.windows.net/x.csv", "cloud storage"],
@@ -236,6 +232,21 @@ def test_a_refused_job_runs_nothing(default_project: Path, fixtures: Path, tmp_p
     checked = cli(project, "check", "--job", str(path))
     assert checked.returncode == 1
     assert "[local-run] node 'step' input 'folder' reads 'my-data@latest'" in checked.stdout
+
+
+def test_a_web_url_reaches_its_step_as_the_url_with_a_note(kit: SimpleNamespace, fixtures: Path) -> None:
+    url = "https://example.com/data.csv"
+    path = job_file(fixtures, "web-url", folder=f"{{type: uri_file, path: {url}}}")
+    plan, report = kit.job_file.checked_job(path, {}, None)
+    assert plan.step("step").inputs["folder"].binding.value == url  # as mode direct gives it: nothing downloaded
+    assert plan.notes == (
+        f"node 'step' input 'folder': {url} reaches the step as the URL itself, as mode direct would give it "
+        "(Azure ML downloads it for the step; the local runner downloads nothing): for a local copy, map it to a "
+        "local path under local.data_substitutes in config.yml",
+    )
+    substituted, _ = kit.job_file.checked_job(path, {url: fixtures / "data" / "rows.csv"}, None)
+    assert substituted.step("step").inputs["folder"].binding.value == str(fixtures / "data" / "rows.csv")
+    assert substituted.notes == ()
 
 
 def test_check_finds_a_command_that_uses_an_undeclared_input(kit: SimpleNamespace, fixtures: Path) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from . import sweep
-from .data_refs import local_data
+from .data_refs import local_data, web_url_note
 from .plan import Binding, Plan, PlanError, Step, StepInput, in_dependency_order
 from .shell import PYTHON_COMMANDS, environment_setup, program
 
@@ -178,7 +178,12 @@ class GraphReader:
         path, data_type, mode = data_reference(value)
         if path is None:
             return value
-        return local_data(path, data_type, mode, base, self.substitutes, f"pipeline input {name!r}")
+        return self.local_data(path, data_type, mode, base, f"pipeline input {name!r}")
+
+    def local_data(self, path: str, data_type: str | None, mode: str | None, base: Path, where: str) -> str:
+        if note := web_url_note(path, mode, self.substitutes, where):
+            self.notes.append(note)
+        return local_data(path, data_type, mode, base, self.substitutes, where)
 
     def binding(self, raw: Any, scope: dict[str, Binding] | None, prefix: str, base: Path, where: str) -> Binding:
         """A node input's binding (``_to_job_input()``): in a pipeline component, ``${{parent.inputs.x}}`` is
@@ -197,7 +202,7 @@ class GraphReader:
                 return Binding(node=prefix + match["node"], output=match["output"], mode=mode)
             raise PlanError(f"{where} is bound to {reference!r}; the local runner reads whole bindings only")
         if path is not None:
-            return Binding(value=local_data(path, data_type, mode, base, self.substitutes, where), mode=mode)
+            return Binding(value=self.local_data(path, data_type, mode, base, where), mode=mode)
         return Binding(value=raw)
 
     def node_bindings(

@@ -190,7 +190,7 @@ def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) 
     for name, spec in step.inputs.items():
         if spec.binding.node:
             inputs[name] = {"step": upstream_keys[spec.binding.node], "output": spec.binding.output}
-        elif spec.is_path and values[name] is not None:
+        elif spec.is_path and values[name] is not None and Path(values[name]).exists():  # not a URL
             inputs[name] = {"content": content_digest(Path(values[name]))}
         else:
             inputs[name] = values[name]
