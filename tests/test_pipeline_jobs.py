@@ -237,7 +237,7 @@ def test_a_refused_job_runs_nothing(default_project: Path, fixtures: Path, tmp_p
 def test_a_web_url_reaches_its_step_as_the_url_with_a_note(kit: SimpleNamespace, fixtures: Path) -> None:
     url = "https://example.com/data.csv"
     path = job_file(fixtures, "web-url", folder=f"{{type: uri_file, path: {url}}}")
-    plan, report = kit.job_file.checked_job(path, {}, None)
+    plan, _ = kit.job_file.checked_job(path, {}, None)
     assert plan.step("step").inputs["folder"].binding.value == url  # as mode direct gives it: nothing downloaded
     assert plan.notes == (
         f"node 'step' input 'folder': {url} reaches the step as the URL itself, as mode direct would give it "

@@ -52,8 +52,8 @@ def kind_of(path: str) -> str:
 def local_data(
     path: str, data_type: str | None, mode: str | None, base: Path, substitutes: Mapping[str, Path], where: str
 ) -> str:
-    """The local path (or, for a web URL or ``mode: direct``, the URI itself) a step is given for a data input declared as
-    ``path`` in a file in ``base``; ``where`` names the input in the one-line refusal."""
+    """The local path (or, for a web URL or ``mode: direct``, the URI itself) a step is given for a data input
+    declared as ``path`` in a file in ``base``; ``where`` names the input in the one-line refusal."""
     reference = reference_key(str(path))
     if reference in substitutes:
         return checked_path(substitutes[reference], data_type, f"{where} ({reference}, substituted in config.yml)")
