@@ -114,6 +114,40 @@ def test_a_sweep_runs_its_trials_and_passes_on_the_best(default_project: Path, f
     assert "tune.trial_2                             loss = 0.0  <- best" in (run_dir / "tune" / "step.log").read_text()
 
 
+def sweep_failing_for(fixtures: Path, name: str, values: str) -> Path:
+    """sweep.yml with x searched over ``values``, the trial of x = 2 (the best) failing."""
+    text = (fixtures / "sweep.yml").read_text()
+    text = text.replace("use_offset: false", "use_offset: false\n      fail_for: 2").replace("[0, 1, 2, 3]", values)
+    path = fixtures / f"{name}.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(
+    default_project: Path, fixtures: Path, tmp_path: Path
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    run_dir, stdout = run_job(project, sweep_failing_for(fixtures, "sweep-losing-one", "[0, 1, 2, 3]"))
+    assert "tune.trial_2: failed (exit code 1), left out of its sweep" in stdout
+    statuses = {step["name"]: step["status"] for step in latest_run(project)["steps"]}
+    assert statuses["tune.trial_2"] == "failed"
+    assert {statuses[f"tune.trial_{i}"] for i in (0, 1, 3)} == {"completed"}
+    assert latest_run(project)["status"] == "completed"
+    assert not (run_dir / "tune.trial_2" / "model").exists()
+    assert json.loads((run_dir / "tune" / "model" / "model.json").read_text())["x"] == 1  # loss 1.5, tied with 3
+    assert "1 of 4 trials failed" in (run_dir / "tune" / "step.log").read_text()
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_sweep_whose_trials_all_fail_fails(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    result = cli(project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]")))
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: step 'tune' failed: every trial failed (1 of 1): there is no best trial")
+    assert latest_run(project)["status"] == "failed"
+
+
 @pytest.mark.slow  # runs a pipeline
 def test_a_data_asset_runs_from_its_local_substitute(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
     project = copy_project(default_project, tmp_path / "project")

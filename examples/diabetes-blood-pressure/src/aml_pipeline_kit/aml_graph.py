@@ -302,6 +302,7 @@ class GraphReader:
             self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
             refuse_missing_packages(qualified, spec["environment"])
         step = step_from_component(qualified + trial, {**spec, "command": command}, bindings)
+        step = replace(step, may_fail=bool(trial))  # a sweep trial may fail: the sweep picks from the others
         self.steps.append(step)
         source = getattr(component, "_source_path", None)
         self.sources[step.name] = Path(source) if source else None  # None: defined inline, in the job's file
@@ -413,20 +414,20 @@ def is_installed(distribution: str) -> bool:
 def best_trial_step(name: str, objective: Any, trials: list[Step]) -> Step:
     """The step that copies the best trial's outputs into its own, which are the sweep node's outputs."""
     outputs = trials[0].outputs
-    inputs = {
+    inputs = {  # optional: a trial that failed has no outputs, and the best of the others is picked
         f"{trial.name.rsplit('.', 1)[1]}_{output}": StepInput(
-            type=kind, binding=Binding(node=trial.name, output=output)
+            type=kind, binding=Binding(node=trial.name, output=output), optional=True
         )
         for trial in trials
         for output, kind in outputs.items()
     }
     words = ["python", str(SWEEP_SCRIPT), "--metric", objective.primary_metric, "--goal", objective.goal]
-    words += ["--output-names", *outputs]
+    words += ["--trials", str(len(trials)), "--output-names", *outputs]
     command = shlex.join(words) + " --outputs " + " ".join(placeholder("outputs", output) for output in outputs)
     for trial in trials:
         short = trial.name.rsplit(".", 1)[1]
         placeholders = " ".join(placeholder("inputs", f"{short}_{output}") for output in outputs)
-        command += f" --trial {shlex.quote(trial.name)} {placeholders}"
+        command += f" $[[--trial {shlex.quote(trial.name)} {placeholders}]]"
     return Step(
         name=name,
         display_name=f"best of {len(trials)} trials by {objective.primary_metric} ({objective.goal})",

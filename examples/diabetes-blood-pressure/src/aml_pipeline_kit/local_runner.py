@@ -75,6 +75,7 @@ class Started:
     key: str
     log: Path
     mlflow_run_id: str
+    may_fail: bool = False
 
 
 @dataclass
@@ -96,7 +97,7 @@ def resolve_inputs(
         binding = spec.binding
         if binding.node:
             value: Any = produced.get((binding.node, binding.output or ""))
-            if value is None:
+            if value is None and not spec.optional:  # optional: a sweep trial's output, the trial may have failed
                 source = f"{binding.node}.{binding.output}"
                 raise PlanError(f"step {step.name!r} input {name!r} reads {source}, which no step produced")
         elif binding.pipeline_input:
@@ -442,13 +443,19 @@ class LocalRunner:
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
-        return Started(step.name, started, outputs, key, log, reply["run_id"])
+        return Started(step.name, started, outputs, key, log, reply["run_id"], step.may_fail)
 
     def end_step(self, started: Started, returncode: int, others: dict[str, Started], run_id: str) -> StepResult:
         seconds = time.perf_counter() - started.at
         if returncode != 0:
             for path in started.outputs.values():
                 shutil.rmtree(path, ignore_errors=True)
+            if started.may_fail:  # a sweep trial, as on Azure ML: the sweep picks the best of those that succeed
+                self.progress(
+                    f"      {started.name}: failed (exit code {returncode}), left out of its sweep; its log: "
+                    f"{started.log}"
+                )
+                return StepResult(started.name, "failed", seconds, {})
             while others:  # no step is left running behind the failure
                 others.pop(self.host.request("wait_step")["step"])
             raise StepFailed(started.name, returncode, started.log)
