@@ -71,6 +71,9 @@ def test_a_pipeline_of_every_node_shape_runs(default_project: Path, fixtures: Pa
     assert (shell / "listing.txt").read_text() == "seen.json\n"
     assert (shell / "cwd.txt").read_text() == f"{run_dir / 'shell_step' / '.code'}\n"
     assert "hello from a step without inputs or outputs" in (run_dir / "hello" / "step.log").read_text()
+    note = seen(run_dir, "read_note")  # a uri_file output: a file named as the output, in a folder made for it
+    assert note["rows_path"] == str(run_dir / "shell_step" / "note" / "note")
+    assert note["rows"] == "written by shell_step\n"
 
     assert latest_run(project)["outputs"] == {
         "report": str(run_dir / "inspect_folder" / "report"),

@@ -228,6 +228,12 @@ def downloaded(step: Step, values: dict[str, Any], step_dir: Path) -> dict[str, 
     return delivered
 
 
+def output_path(folder: Path, kind: str) -> Path:
+    """Where a step writes an output kept in ``folder``: the folder itself, or for a ``uri_file`` a file in it named
+    as the output, as Azure ML gives it (``.../wd/<output>/<output>``, the folder there, the file not yet)."""
+    return folder / folder.name if kind == "uri_file" else folder
+
+
 def link_tree(source: Path, destination: Path) -> None:
     """A copy of ``source`` that shares the files' storage where the file system allows."""
 
@@ -399,19 +405,23 @@ class LocalRunner:
                 self.progress(f"[{len(plan.steps) - len(waiting)}/{len(plan.steps)}] {step.name}: {step.display_name}")
                 started = self.start_step(step, plan, result, produced, keys)
                 if isinstance(started, StepResult):  # reused: its outputs exist already
-                    self.finish(started, result, produced)
+                    self.finish(started, step, result, produced)
                     break  # what it produced may make more steps ready
                 running[step.name] = started
             else:
                 if running:
                     reply = self.host.request("wait_step")
                     ended = self.end_step(running.pop(reply["step"]), reply["returncode"], running, result.run_id)
-                    self.finish(ended, result, produced)
+                    self.finish(ended, plan.step(ended.name), result, produced)
         return produced
 
-    def finish(self, step_result: StepResult, result: RunResult, produced: dict[tuple[str, str], Path]) -> None:
+    def finish(
+        self, step_result: StepResult, step: Step, result: RunResult, produced: dict[tuple[str, str], Path]
+    ) -> None:
+        """Record a step that ended; what it produced is what the steps after it read (a file, for ``uri_file``)."""
         result.steps.append(step_result)
-        produced.update({(step_result.name, name): path for name, path in step_result.outputs.items()})
+        for name, folder in step_result.outputs.items():
+            produced[(step_result.name, name)] = output_path(folder, step.outputs[name])
 
     def start_step(
         self,
@@ -439,7 +449,8 @@ class LocalRunner:
         for path in outputs.values():
             path.mkdir(parents=True)
         workdir = fresh_code_copy(step, step_dir)
-        argv = render_command(step.command, downloaded(step, values, step_dir), outputs)
+        given = {name: output_path(folder, step.outputs[name]) for name, folder in outputs.items()}
+        argv = render_command(step.command, downloaded(step, values, step_dir), given)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
