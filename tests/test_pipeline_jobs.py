@@ -147,8 +147,49 @@ def test_a_sweep_whose_trials_all_fail_fails(default_project: Path, fixtures: Pa
     project = copy_project(default_project, tmp_path / "project")
     result = cli(project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]")))
     assert result.returncode == 1
-    assert result.stderr.startswith("error: step 'tune' failed: every trial failed (1 of 1): there is no best trial")
+    last_line = result.stderr.splitlines()[-1]
+    assert last_line.startswith("error: step 'tune' failed: every trial failed (1 of 1): there is no best trial")
     assert latest_run(project)["status"] == "failed"
+
+
+WRITER = """
+type: pipeline
+settings: {{default_compute: azureml:cpu-cluster}}
+jobs:
+  writer:
+    type: command
+    component:
+      type: command
+      environment: {{image: python:3.11-slim}}
+      inputs: {{folder: {{type: uri_folder}}}}
+      command: echo more >> ${{{{inputs.folder}}}}/a.txt
+    inputs:
+      folder: {{type: uri_folder, path: {folder}{mode}}}
+"""
+
+
+@pytest.mark.slow  # runs pipelines
+@pytest.mark.parametrize("mode", [None, "ro_mount", "download"])
+def test_a_step_that_writes_into_a_read_only_input_fails(
+    default_project: Path, tmp_path: Path, mode: str | None
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    job = tmp_path / "writer.yml"
+    job.write_text(WRITER.format(folder=folder, mode=f", mode: {mode}" if mode else ""))
+    result = cli(project, "run", "--local", "--job", str(job))
+    if mode != "download":  # None: Azure ML's default for an input, a read-only mount; no input mode is writable
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines()[-1].startswith(
+            "error: step 'writer' failed: its input 'folder' is mounted read-only on Azure ML (mode ro_mount), but the "
+            f"step wrote into it: {folder / 'a.txt'} changed; write to an output, or give the input mode download"
+        )
+        assert latest_run(project)["status"] == "failed"
+    else:
+        assert result.returncode == 0, result.stderr
+    assert (folder / "a.txt").read_text() == ("a\n" if mode == "download" else "a\nmore\n")  # detected, not stopped
 
 
 @pytest.mark.slow  # runs a pipeline

@@ -76,6 +76,7 @@ class Started:
     log: Path
     mlflow_run_id: str
     may_fail: bool = False
+    read_only: dict[str, tuple[Path, dict[str, list[int]]]] = field(default_factory=dict)  # input -> its files
 
 
 @dataclass
@@ -234,6 +235,30 @@ def output_path(folder: Path, kind: str) -> Path:
     return folder / folder.name if kind == "uri_file" else folder
 
 
+def read_only_inputs(step: Step, values: dict[str, Any]) -> dict[str, tuple[Path, dict[str, list[int]]]]:
+    """The files of each input the step gets read-only, taken as it starts: every data input but those of mode
+    download (a copy of its own); Azure ML's default is ro_mount, and an input has no writable mode."""
+    paths = {
+        name: Path(values[name])
+        for name, spec in step.inputs.items()
+        if spec.is_path and spec.binding.mode != "download" and values[name] is not None
+    }
+    return {name: (path, file_states(path)) for name, path in paths.items() if path.exists()}
+
+
+def written_input(started: Started) -> str | None:
+    """What a step that ended wrote into an input it had read-only, in one line; None if it wrote into none. A
+    read-only mount needs privileges a local run lacks: the files are compared instead (names, sizes, times)."""
+    for name, (path, before) in started.read_only.items():
+        after = file_states(path) if path.exists() else {}
+        if change := difference(path, before, after):
+            return (
+                f"its input {name!r} is mounted read-only on Azure ML (mode ro_mount), but the step wrote into it: "
+                f"{change}; write to an output, or give the input mode download (a copy of the step's own)"
+            )
+    return None
+
+
 def link_tree(source: Path, destination: Path) -> None:
     """A copy of ``source`` that shares the files' storage where the file system allows."""
 
@@ -259,7 +284,21 @@ def manifest_difference(folder: Path, expected: dict[str, list[Any]]) -> str | N
     """How ``folder`` differs from its manifest, in a few words; None if every file is as it was."""
     if not folder.is_dir():
         return f"{folder} is gone"
-    found = manifest(folder)
+    return difference(folder, expected, manifest(folder))
+
+
+def file_states(path: Path) -> dict[str, list[int]]:
+    """Every file at ``path`` (a file or a folder): its relative name, size and modification time. Cheap: what
+    tells whether a step wrote into an input, where hashing every file would cost as much as reading it."""
+    files = [path] if path.is_file() else sorted(item for item in path.rglob("*") if item.is_file())
+    return {
+        (file.relative_to(path).as_posix() if file != path else ""): [file.stat().st_size, file.stat().st_mtime_ns]
+        for file in files
+    }
+
+
+def difference(folder: Path, expected: dict[str, list[Any]], found: dict[str, list[Any]]) -> str | None:
+    """The first file whose entry differs between ``expected`` and ``found`` (names relative to ``folder``)."""
     for name in sorted(expected.keys() | found.keys()):
         if name not in found:
             return f"{folder / name} is gone"
@@ -453,11 +492,16 @@ class LocalRunner:
         argv = render_command(step.command, downloaded(step, values, step_dir), given)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
+        read_only = read_only_inputs(step, values)
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
-        return Started(step.name, started, outputs, key, log, reply["run_id"], step.may_fail)
+        return Started(step.name, started, outputs, key, log, reply["run_id"], step.may_fail, read_only)
 
     def end_step(self, started: Started, returncode: int, others: dict[str, Started], run_id: str) -> StepResult:
         seconds = time.perf_counter() - started.at
+        if returncode == 0 and (written := written_input(started)):
+            with started.log.open("a") as log:  # the step's last word, as on Azure ML, where the write itself fails
+                log.write(f"error: {written}\n")
+            returncode = 1
         if returncode != 0:
             for path in started.outputs.values():
                 shutil.rmtree(path, ignore_errors=True)
