@@ -2,18 +2,15 @@
 # update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A warm process that runs local pipeline steps and their MLflow bookkeeping.
 
-Starting Python and importing pandas, scikit-learn and MLflow costs seconds, and
-a local run would pay it once per step. The host pays it once, while the runner
-builds the pipeline graph in parallel, then runs each step's command line
-``python <script> <args>`` in a forked child: same argv, working folder,
-environment and ``__main__`` semantics as a fresh interpreter, without the
-imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
+Starting Python and importing pandas, scikit-learn and MLflow costs seconds, and a local run would pay it once per
+step. The host pays it once, while the runner builds the pipeline graph in parallel, then runs each step's command
+line ``python <script> <args>`` in a forked child: same argv, working folder, environment and ``__main__`` semantics
+as a fresh interpreter, without the imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
 
-Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host
-(``main``) and talks to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner
-interrupted) or the end of its input (the runner gone) stops the host: it stops the running steps,
-each in a process group of its own, ends their MLflow runs and the pipeline's as killed, says which
-steps it stopped, and exits.
+Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host (``main``) and talks
+to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner interrupted) or the end of its input (the
+runner gone) stops the host: it stops the running steps, each in a process group of its own, ends their MLflow runs
+and the pipeline's as killed, says which steps it stopped, and exits.
 """
 
 from __future__ import annotations
