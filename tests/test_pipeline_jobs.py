@@ -33,7 +33,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
     """The default bake's machinery modules this file tests, imported in this process."""
-    return imported(default_project, dict.fromkeys(["job_file", "plan", "shell", "sweep"], MACHINERY))
+    return imported(default_project, dict.fromkeys(["job_file", "plan", "shell", "step_io", "sweep"], MACHINERY))
 
 
 def seen(run_dir: Path, step: str, output: str = "report") -> dict:
@@ -190,6 +190,23 @@ def test_a_step_that_writes_into_a_read_only_input_fails(
     else:
         assert result.returncode == 0, result.stderr
     assert (folder / "a.txt").read_text() == ("a\n" if mode == "download" else "a\nmore\n")  # detected, not stopped
+
+
+def test_an_input_holding_the_runs_folder_is_not_checked_for_writes(kit: SimpleNamespace, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    plan = kit.plan
+    inputs = {
+        name: plan.StepInput(type="uri_folder", binding=plan.Binding(value=str(tmp_path / folder)))
+        for name, folder in (("data", "data"), ("project", ""))
+    }
+    step = plan.Step("s", "s", "python s.py", None, inputs, {})
+    values = {"data": str(tmp_path / "data"), "project": str(tmp_path)}
+    read_only = kit.step_io.read_only_inputs(step, values, tmp_path / "runs")
+    assert read_only == {"data": (tmp_path / "data", {"a.txt": [1, (tmp_path / "data" / "a.txt").stat().st_mtime_ns]})}
+    assert kit.step_io.written_input(read_only) is None
+    (tmp_path / "data" / "b.txt").write_text("b")
+    assert f"{tmp_path / 'data' / 'b.txt'} was added" in kit.step_io.written_input(read_only)
 
 
 @pytest.mark.slow  # runs a pipeline

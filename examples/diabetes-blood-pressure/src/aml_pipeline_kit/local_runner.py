@@ -275,7 +275,7 @@ class LocalRunner:
         argv = render_command(step.command, downloaded(step, values, step_dir), given)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
-        read_only = read_only_inputs(step, values)
+        read_only = read_only_inputs(step, values, self.runs_dir)
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
         return Started(step.name, started, outputs, key, log, reply["run_id"], step.may_fail, read_only)
 

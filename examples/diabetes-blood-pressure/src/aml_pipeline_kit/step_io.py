@@ -118,15 +118,20 @@ def file_states(path: Path) -> dict[str, list[int]]:
     }
 
 
-def read_only_inputs(step: Step, values: dict[str, Any]) -> ReadOnly:
+def read_only_inputs(step: Step, values: dict[str, Any], runs_dir: Path) -> ReadOnly:
     """The files of each input the step gets read-only, taken as it starts: every data input but those of mode
-    download (a copy of its own); Azure ML's default is ro_mount, and an input has no writable mode."""
+    download (a copy of its own); Azure ML's default is ro_mount, and an input has no writable mode. An input
+    holding ``runs_dir`` (the project's folder, say) is left out: the run itself writes into it."""
     paths = {
         name: Path(values[name])
         for name, spec in step.inputs.items()
         if spec.is_path and spec.binding.mode != "download" and values[name] is not None
     }
-    return {name: (path, file_states(path)) for name, path in paths.items() if path.exists()}
+    return {
+        name: (path, file_states(path))
+        for name, path in paths.items()
+        if path.exists() and not runs_dir.resolve().is_relative_to(path.resolve())
+    }
 
 
 def written_input(read_only: ReadOnly) -> str | None:
