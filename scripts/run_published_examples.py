@@ -6,12 +6,12 @@ committed here, as its files are Microsoft's) and it runs the 20 ``pipeline.yml`
 ``python -m <package> run --local --job <file>`` in a scratch copy of ``examples/diabetes-blood-pressure``:
 
     .venv/bin/python scripts/run_published_examples.py ~/src/azureml-examples
-    .venv/bin/python scripts/run_published_examples.py ~/src/azureml-examples \\
-        --data local-folder-example@latest=cli/jobs/pipelines-with-components/basics/4d_data_input/data
 
-``--data REFERENCE=PATH`` (PATH relative to the examples folder) goes to the project's
-``local.data_substitutes``. Each example ends completed, refused (one line, before anything ran) or failed (a
-step failed: the line names it).
+The project's ``local.data_substitutes`` map what a user of these examples would map to local copies from the
+same repository (``SUBSTITUTES``): 4d's data asset to the folder its ``data.yml`` registers, the sweep's
+``wasbs://`` iris.csv to the iris.csv of the repository's Spark example. ``--data REFERENCE=PATH`` (PATH
+relative to the examples folder) adds or replaces one. Each example ends completed, refused (one line, before
+anything ran) or failed (a step failed: the line names it).
 """
 
 from __future__ import annotations
@@ -53,6 +53,12 @@ EXAMPLES = {  # issue 15's twenty, by the short names the issue uses
     "ppc nyc_taxi": "pipeline_with_pipeline_component/nyc_taxi_data_regression_with_pipeline_component",
     "ppc train_eval": "pipeline_with_pipeline_component/pipeline_with_train_eval_pipeline_component",
 }
+SUBSTITUTES = {
+    "local-folder-example@latest": f"{PIPELINES}/basics/4d_data_input/data",
+    "wasbs://datasets@azuremlexamples.blob.core.windows.net/iris.csv": (
+        "cli/jobs/pipelines/add-column-and-word-count-using-spark/data/iris.csv"
+    ),
+}
 REASON_WIDTH = 150
 
 
@@ -67,15 +73,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("examples", type=Path, help="a copy of Azure/azureml-examples (the folder holding cli/)")
     parser.add_argument("--data", type=substitute, action="append", default=[], metavar="REFERENCE=PATH")
+    parser.add_argument("--only", action="append", choices=EXAMPLES, help="run this example only (repeatable)")
     return parser
 
 
-def scratch_project(folder: Path, examples: Path, substitutes: list[tuple[str, str]]) -> Path:
+def scratch_project(folder: Path, examples: Path, substitutes: dict[str, str]) -> Path:
     project = folder / "project"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("runs", "mlruns.db*", "mlartifacts", ".venv"))
     config_file = project / "config.yml"
     config = yaml.safe_load(config_file.read_text())
-    config["local"]["data_substitutes"] = {reference: str(examples / path) for reference, path in substitutes}
+    config["local"]["data_substitutes"] = {reference: str(examples / path) for reference, path in substitutes.items()}
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
     return project
 
@@ -99,10 +106,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.examples}: no {PIPELINES} folder in it (give a copy of Azure/azureml-examples)")
         return 2
     with tempfile.TemporaryDirectory(prefix="published-examples-") as scratch:
-        project = scratch_project(Path(scratch), args.examples.resolve(), args.data)
+        substitutes = {**SUBSTITUTES, **dict(args.data)}
+        project = scratch_project(Path(scratch), args.examples.resolve(), substitutes)
         environment = {**os.environ, "PYTHONPATH": str(project / "src")}
         rows = []
         for name, folder in EXAMPLES.items():
+            if args.only and name not in args.only:
+                continue
             started = time.perf_counter()
             result = subprocess.run(
                 [sys.executable, "-m", PACKAGE, "run", "--local", "--job", str(root / folder / "pipeline.yml")],

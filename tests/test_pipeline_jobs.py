@@ -33,7 +33,7 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
     """The default bake's machinery modules this file tests, imported in this process."""
-    return imported(default_project, dict.fromkeys(["job_file", "plan", "shell", "sweep"], MACHINERY))
+    return imported(default_project, dict.fromkeys(["job_file", "plan", "shell", "step_io", "sweep"], MACHINERY))
 
 
 def seen(run_dir: Path, step: str, output: str = "report") -> dict:
@@ -71,6 +71,9 @@ def test_a_pipeline_of_every_node_shape_runs(default_project: Path, fixtures: Pa
     assert (shell / "listing.txt").read_text() == "seen.json\n"
     assert (shell / "cwd.txt").read_text() == f"{run_dir / 'shell_step' / '.code'}\n"
     assert "hello from a step without inputs or outputs" in (run_dir / "hello" / "step.log").read_text()
+    note = seen(run_dir, "read_note")  # a uri_file output: a file named as the output, in a folder made for it
+    assert note["rows_path"] == str(run_dir / "shell_step" / "note" / "note")
+    assert note["rows"] == "written by shell_step\n"
 
     assert latest_run(project)["outputs"] == {
         "report": str(run_dir / "inspect_folder" / "report"),
@@ -112,6 +115,98 @@ def test_a_sweep_runs_its_trials_and_passes_on_the_best(default_project: Path, f
     assert json.loads((run_dir / "tune" / "model" / "model.json").read_text())["x"] == 2  # the least loss
     assert seen(run_dir, "use_best")["folder"] == str(run_dir / "tune" / "model")
     assert "tune.trial_2                             loss = 0.0  <- best" in (run_dir / "tune" / "step.log").read_text()
+
+
+def sweep_failing_for(fixtures: Path, name: str, values: str) -> Path:
+    """sweep.yml with x searched over ``values``, the trial of x = 2 (the best) failing."""
+    text = (fixtures / "sweep.yml").read_text()
+    text = text.replace("use_offset: false", "use_offset: false\n      fail_for: 2").replace("[0, 1, 2, 3]", values)
+    path = fixtures / f"{name}.yml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(
+    default_project: Path, fixtures: Path, tmp_path: Path
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    run_dir, stdout = run_job(project, sweep_failing_for(fixtures, "sweep-losing-one", "[0, 1, 2, 3]"))
+    assert "tune.trial_2: failed (exit code 1), left out of its sweep" in stdout
+    statuses = {step["name"]: step["status"] for step in latest_run(project)["steps"]}
+    assert statuses["tune.trial_2"] == "failed"
+    assert {statuses[f"tune.trial_{i}"] for i in (0, 1, 3)} == {"completed"}
+    assert latest_run(project)["status"] == "completed"
+    assert not (run_dir / "tune.trial_2" / "model").exists()
+    assert json.loads((run_dir / "tune" / "model" / "model.json").read_text())["x"] == 1  # loss 1.5, tied with 3
+    assert "1 of 4 trials failed" in (run_dir / "tune" / "step.log").read_text()
+
+
+@pytest.mark.slow  # runs a pipeline
+def test_a_sweep_whose_trials_all_fail_fails(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    result = cli(project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]")))
+    assert result.returncode == 1
+    last_line = result.stderr.splitlines()[-1]
+    assert last_line.startswith("error: step 'tune' failed: every trial failed (1 of 1): there is no best trial")
+    assert latest_run(project)["status"] == "failed"
+
+
+WRITER = """
+type: pipeline
+settings: {{default_compute: azureml:cpu-cluster}}
+jobs:
+  writer:
+    type: command
+    component:
+      type: command
+      environment: {{image: python:3.11-slim}}
+      inputs: {{folder: {{type: uri_folder}}}}
+      command: echo more >> ${{{{inputs.folder}}}}/a.txt
+    inputs:
+      folder: {{type: uri_folder, path: {folder}{mode}}}
+"""
+
+
+@pytest.mark.slow  # runs pipelines
+@pytest.mark.parametrize("mode", [None, "ro_mount", "download"])
+def test_a_step_that_writes_into_a_read_only_input_fails(
+    default_project: Path, tmp_path: Path, mode: str | None
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    job = tmp_path / "writer.yml"
+    job.write_text(WRITER.format(folder=folder, mode=f", mode: {mode}" if mode else ""))
+    result = cli(project, "run", "--local", "--job", str(job))
+    if mode != "download":  # None: Azure ML's default for an input, a read-only mount; no input mode is writable
+        assert result.returncode == 1, result.stderr
+        assert result.stderr.splitlines()[-1].startswith(
+            "error: step 'writer' failed: its input 'folder' is mounted read-only on Azure ML (mode ro_mount), but the "
+            f"step wrote into it: {folder / 'a.txt'} changed; write to an output, or give the input mode download"
+        )
+        assert latest_run(project)["status"] == "failed"
+    else:
+        assert result.returncode == 0, result.stderr
+    assert (folder / "a.txt").read_text() == ("a\n" if mode == "download" else "a\nmore\n")  # detected, not stopped
+
+
+def test_an_input_holding_the_runs_folder_is_not_checked_for_writes(kit: SimpleNamespace, tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a")
+    plan = kit.plan
+    inputs = {
+        name: plan.StepInput(type="uri_folder", binding=plan.Binding(value=str(tmp_path / folder)))
+        for name, folder in (("data", "data"), ("project", ""))
+    }
+    step = plan.Step("s", "s", "python s.py", None, inputs, {})
+    values = {"data": str(tmp_path / "data"), "project": str(tmp_path)}
+    read_only = kit.step_io.read_only_inputs(step, values, tmp_path / "runs")
+    assert read_only == {"data": (tmp_path / "data", {"a.txt": [1, (tmp_path / "data" / "a.txt").stat().st_mtime_ns]})}
+    assert kit.step_io.written_input(read_only) is None
+    (tmp_path / "data" / "b.txt").write_text("b")
+    assert f"{tmp_path / 'data' / 'b.txt'} was added" in kit.step_io.written_input(read_only)
 
 
 @pytest.mark.slow  # runs a pipeline
@@ -156,10 +251,6 @@ REFUSED = {
     "datastore URI": (
         {"folder": "{type: uri_folder, path: azureml://datastores/workspaceblobstore/paths/data/}"},
         ["node 'step' input 'folder'", "azureml://datastores/workspaceblobstore/paths/data/", "needs a workspace"],
-    ),
-    "web URL": (
-        {"folder": "{type: uri_file, path: https://example.com/data.csv}"},
-        ["node 'step' input 'folder'", "https://example.com/data.csv", "downloads nothing"],
     ),
     "cloud storage": (
         {"folder": "{type: uri_file, path: wasbs://data@account.blob.core.windows.net/x.csv}"},
@@ -236,6 +327,21 @@ def test_a_refused_job_runs_nothing(default_project: Path, fixtures: Path, tmp_p
     checked = cli(project, "check", "--job", str(path))
     assert checked.returncode == 1
     assert "[local-run] node 'step' input 'folder' reads 'my-data@latest'" in checked.stdout
+
+
+def test_a_web_url_reaches_its_step_as_the_url_with_a_note(kit: SimpleNamespace, fixtures: Path) -> None:
+    url = "https://example.com/data.csv"
+    path = job_file(fixtures, "web-url", folder=f"{{type: uri_file, path: {url}}}")
+    plan, _ = kit.job_file.checked_job(path, {}, None)
+    assert plan.step("step").inputs["folder"].binding.value == url  # as mode direct gives it: nothing downloaded
+    assert plan.notes == (
+        f"node 'step' input 'folder': {url} reaches the step as the URL itself, as mode direct would give it "
+        "(Azure ML downloads it for the step; the local runner downloads nothing): for a local copy, map it to a "
+        "local path under local.data_substitutes in config.yml",
+    )
+    substituted, _ = kit.job_file.checked_job(path, {url: fixtures / "data" / "rows.csv"}, None)
+    assert substituted.step("step").inputs["folder"].binding.value == str(fixtures / "data" / "rows.csv")
+    assert substituted.notes == ()
 
 
 def test_check_finds_a_command_that_uses_an_undeclared_input(kit: SimpleNamespace, fixtures: Path) -> None:

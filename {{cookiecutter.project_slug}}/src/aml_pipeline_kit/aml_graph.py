@@ -7,112 +7,57 @@ pipeline YAML file with ``load_job``: its serialised YAML loses what a local run
 ``azureml:./data`` relative to nothing, ``False`` becomes ``0``, unbound outputs vanish). Pipeline components
 are flattened into their steps (``outer.inner``), a sweep node into one step per trial and a step that keeps
 the best trial's outputs. What needs a workspace, a cluster or a program not installed here is refused in one
-line naming the node, before anything runs. ``check`` reads the serialised YAML of the project's own pipeline
-(``serialised``, ``command_nodes``, ``step_from_node``). The azure-ai-ml range it is tested with is pinned in
-pyproject.toml; its tests fail if an SDK upgrade changes either.
+line naming the node, before anything runs (``local_limits``). ``check`` reads the serialised YAML of the
+project's own pipeline (``job_yaml``: ``serialised``, ``command_nodes``, ``step_from_node``, importable from here
+too). The azure-ai-ml range it is tested with is pinned in pyproject.toml; its tests fail if an SDK upgrade
+changes either.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
-import io
-import re
 import shlex
-import shutil
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from . import sweep
-from .data_refs import local_data
-from .plan import Binding, Plan, PlanError, Step, StepInput, in_dependency_order
-from .shell import PYTHON_COMMANDS, environment_setup, program
-
-PARENT_INPUT = re.compile(r"^\$\{\{parent\.inputs\.(?P<name>[\w]+)\}\}$")
-NODE_OUTPUT = re.compile(r"^\$\{\{parent\.jobs\.(?P<node>[\w]+)\.outputs\.(?P<output>[\w]+)\}\}$")
-PARENT_OUTPUT = re.compile(r"^\$\{\{parent\.outputs\.(?P<name>[\w]+)\}\}$")
-SWEEP_SCRIPT = Path(sweep.__file__).resolve()
-SHELL_BUILTINS = frozenset(
-    {".", "[", "cd", "echo", "eval", "exec", "exit", "export", "printf", "set", "source", "test"}
+from .data_refs import local_data, web_url_note
+from .job_yaml import (
+    NODE_OUTPUT,
+    PARENT_INPUT,
+    PARENT_OUTPUT,
+    binding,
+    command_nodes,
+    component_name,
+    pipeline_input_types,
+    serialised,
+    step_from_component,
+    step_from_node,
 )
+from .local_limits import (
+    environment_name,
+    reference_name,
+    refuse_distribution,
+    refuse_missing_packages,
+    refuse_missing_program,
+)
+from .plan import Binding, Plan, PlanError, Step, StepInput, in_dependency_order
+from .shell import environment_setup
 
-
-def serialised(job: Any) -> dict[str, Any]:
-    """The pipeline job as the YAML document azure-ai-ml would submit."""
-    buffer = io.StringIO()
-    job.dump(buffer)
-    return yaml.safe_load(buffer.getvalue())
-
-
-def binding(raw: Any) -> Binding:
-    """A serialised binding (``{path: ...}`` or a bare value) as a ``Binding`` of the top-level pipeline."""
-    if raw is None:
-        return Binding()
-    reference = raw.get("path") if isinstance(raw, dict) else raw
-    if isinstance(reference, str):
-        if match := PARENT_INPUT.match(reference):
-            return Binding(pipeline_input=match["name"])
-        if match := NODE_OUTPUT.match(reference):
-            return Binding(node=match["node"], output=match["output"])
-    return Binding(value=reference)
-
-
-def command_nodes(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The serialised job's command nodes by name: what ``step_from_node`` reads."""
-    return {name: node for name, node in (document.get("jobs") or {}).items() if node.get("type") == "command"}
-
-
-def component_name(node: dict[str, Any]) -> str:
-    """The name a node's component declares in its spec."""
-    return str(node["component"].get("name") or "")
-
-
-def pipeline_input_types(job: Any) -> dict[str, str]:
-    """Each pipeline input's declared type, unset optional ones included: the YAML carries only values."""
-    return {name: spec.type for name, spec in job.component.inputs.items()}
-
-
-def limit(value: Any) -> float | None:
-    """A min or max of a component input (the serialised spec holds them as text)."""
-    return None if value is None else float(value)
-
-
-def step_from_node(name: str, node: dict[str, Any]) -> Step:
-    """A serialised command node as a step (what ``check`` reads)."""
-    component = node["component"]
-    bound = node.get("inputs") or {}
-    unknown = sorted(set(bound) - set(component.get("inputs") or {}))
-    if unknown:
-        raise PlanError(f"step {name!r} binds {unknown[0]!r}, which its component does not declare")
-    return step_from_component(name, component, {input_name: binding(raw) for input_name, raw in bound.items()})
-
-
-def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[str, Binding]) -> Step:
-    """A step running ``component`` (its spec as a dict, code absolute) with its inputs bound by ``bindings``."""
-    inputs = {
-        input_name: StepInput(
-            type=spec["type"],
-            binding=bindings.get(input_name) or Binding(),
-            default=spec.get("default"),
-            optional=bool(spec.get("optional", False)),
-            enum=tuple(str(value) for value in spec.get("enum") or ()),
-            minimum=limit(spec.get("min")),
-            maximum=limit(spec.get("max")),
-        )
-        for input_name, spec in (component.get("inputs") or {}).items()
-    }
-    return Step(
-        name=name,
-        display_name=component.get("display_name") or name,
-        command=component["command"],
-        code=Path(component["code"]) if component.get("code") else None,
-        inputs=inputs,
-        outputs={output: spec["type"] for output, spec in (component.get("outputs") or {}).items()},
-        deterministic=bool(component.get("is_deterministic", True)),
-    )
+# Names check and the tests import from here, where they lived before job_yaml.py.
+__all__ = [
+    "binding",
+    "command_nodes",
+    "component_name",
+    "data_reference",
+    "pipeline_input_types",
+    "plan_from_job",
+    "read_job",
+    "serialised",
+    "step_from_node",
+]
+SWEEP_SCRIPT = Path(sweep.__file__).resolve()
 
 
 def plan_from_job(job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None) -> Plan:
@@ -146,20 +91,6 @@ def read_job(
     return plan, reader.sources
 
 
-def environment_name(environment: Any) -> str:
-    """An environment as a node names it: a reference (``azureml:name@latest``, a registry URI) or what an
-    anonymous one is built from."""
-    if isinstance(environment, str):
-        return environment
-    image = environment.get("image") if isinstance(environment, dict) else getattr(environment, "image", None)
-    return f"an anonymous environment on image {image}" if image else "an anonymous environment"
-
-
-def reference_name(reference: str) -> str:
-    """``azureml:name@latest`` / ``azureml:name:1`` -> ``name``: a workspace environment whatever its version."""
-    return re.split(r"[@:]", reference.removeprefix("azureml:"), maxsplit=1)[0]
-
-
 class GraphReader:
     """Walks a pipeline job's nodes, and its pipeline components' nodes, into steps."""
 
@@ -178,7 +109,12 @@ class GraphReader:
         path, data_type, mode = data_reference(value)
         if path is None:
             return value
-        return local_data(path, data_type, mode, base, self.substitutes, f"pipeline input {name!r}")
+        return self.local_data(path, data_type, mode, base, f"pipeline input {name!r}")
+
+    def local_data(self, path: str, data_type: str | None, mode: str | None, base: Path, where: str) -> str:
+        if note := web_url_note(path, mode, self.substitutes, where):
+            self.notes.append(note)
+        return local_data(path, data_type, mode, base, self.substitutes, where)
 
     def binding(self, raw: Any, scope: dict[str, Binding] | None, prefix: str, base: Path, where: str) -> Binding:
         """A node input's binding (``_to_job_input()``): in a pipeline component, ``${{parent.inputs.x}}`` is
@@ -197,7 +133,7 @@ class GraphReader:
                 return Binding(node=prefix + match["node"], output=match["output"], mode=mode)
             raise PlanError(f"{where} is bound to {reference!r}; the local runner reads whole bindings only")
         if path is not None:
-            return Binding(value=local_data(path, data_type, mode, base, self.substitutes, where), mode=mode)
+            return Binding(value=self.local_data(path, data_type, mode, base, where), mode=mode)
         return Binding(value=raw)
 
     def node_bindings(
@@ -259,7 +195,7 @@ class GraphReader:
                     "the local runner runs components from their spec files (component: ./<spec>.yml)"
                 )
             if kind == "command":
-                self.refuse_distribution(node, qualified)
+                refuse_distribution(node, qualified)
                 bindings = self.node_bindings(node, scope, prefix, base, qualified)
                 self.add_step(qualified, node.component, bindings)
             elif kind == "pipeline":
@@ -273,17 +209,6 @@ class GraphReader:
                 )
             self.bind_outputs(node, qualified, parent)
 
-    def refuse_distribution(self, node: Any, qualified: str) -> None:
-        distribution = getattr(node, "distribution", None) or getattr(node.component, "distribution", None)
-        resources = getattr(node, "resources", None) or getattr(node.component, "resources", None)
-        instances = getattr(resources, "instance_count", None) or (resources or {}).get("instance_count", 1)
-        if distribution is not None or (instances or 1) > 1:
-            kind = getattr(distribution, "type", None) or "multi-node"
-            raise PlanError(
-                f"node {qualified!r} runs {kind} distributed training on {instances or 1} instance(s), which needs "
-                "an Azure ML cluster: the local runner runs single-process steps"
-            )
-
     def add_step(self, qualified: str, component: Any, bindings: dict[str, Binding], trial: str = "") -> Step:
         spec = component._to_dict()
         if spec.get("code") and not Path(spec["code"]).is_dir():
@@ -292,23 +217,16 @@ class GraphReader:
         if skipped:
             setup = "; ".join(skipped)
             self.notes.append(f"node {qualified!r}: `{setup}` not run (environments are not built locally)")
-        self.refuse_missing_program(qualified, command)
+        refuse_missing_program(qualified, command)
         if spec.get("environment"):
             self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
             refuse_missing_packages(qualified, spec["environment"])
         step = step_from_component(qualified + trial, {**spec, "command": command}, bindings)
+        step = replace(step, may_fail=bool(trial))  # a sweep trial may fail: the sweep picks from the others
         self.steps.append(step)
         source = getattr(component, "_source_path", None)
         self.sources[step.name] = Path(source) if source else None  # None: defined inline, in the job's file
         return step
-
-    def refuse_missing_program(self, qualified: str, command: str) -> None:
-        name = program(command)
-        if name and name not in PYTHON_COMMANDS | SHELL_BUILTINS and shutil.which(name) is None:
-            raise PlanError(
-                f"node {qualified!r}: its command runs {name!r}, which is not installed here "
-                "(environments are not built locally: steps run in this project's environment)"
-            )
 
     def read_pipeline_node(
         self, node: Any, qualified: str, scope: dict[str, Binding] | None, prefix: str, base: Path
@@ -377,51 +295,23 @@ class GraphReader:
             )
 
 
-def refuse_missing_packages(qualified: str, environment: Any) -> None:
-    """An anonymous environment's conda file names pip packages its steps need: each must be installed here, where
-    the steps run instead (conda's own entries, Python and pip, are the image's business)."""
-    conda = environment.get("conda_file") if isinstance(environment, dict) else None
-    if not isinstance(conda, dict):
-        return
-    from .check.environment import REQUIREMENT  # check reads this module: imported when there is a conda file
-
-    pip = [
-        dependency.get("pip") or [] for dependency in conda.get("dependencies") or [] if isinstance(dependency, dict)
-    ]
-    for entry in (str(entry) for entries in pip for entry in entries):
-        match = REQUIREMENT.match(entry.strip())
-        if match and not is_installed(match["name"]):
-            raise PlanError(
-                f"node {qualified!r}: its environment's conda file asks for {entry!r}, which this project's "
-                "environment lacks (environments are not built locally): add it to pyproject.toml, or run on Azure ML"
-            )
-
-
-def is_installed(distribution: str) -> bool:
-    try:
-        importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def best_trial_step(name: str, objective: Any, trials: list[Step]) -> Step:
     """The step that copies the best trial's outputs into its own, which are the sweep node's outputs."""
     outputs = trials[0].outputs
-    inputs = {
+    inputs = {  # optional: a trial that failed has no outputs, and the best of the others is picked
         f"{trial.name.rsplit('.', 1)[1]}_{output}": StepInput(
-            type=kind, binding=Binding(node=trial.name, output=output)
+            type=kind, binding=Binding(node=trial.name, output=output), optional=True
         )
         for trial in trials
         for output, kind in outputs.items()
     }
     words = ["python", str(SWEEP_SCRIPT), "--metric", objective.primary_metric, "--goal", objective.goal]
-    words += ["--output-names", *outputs]
+    words += ["--trials", str(len(trials)), "--output-names", *outputs]
     command = shlex.join(words) + " --outputs " + " ".join(placeholder("outputs", output) for output in outputs)
     for trial in trials:
         short = trial.name.rsplit(".", 1)[1]
         placeholders = " ".join(placeholder("inputs", f"{short}_{output}") for output in outputs)
-        command += f" --trial {shlex.quote(trial.name)} {placeholders}"
+        command += f" $[[--trial {shlex.quote(trial.name)} {placeholders}]]"
     return Step(
         name=name,
         display_name=f"best of {len(trials)} trials by {objective.primary_metric} ({objective.goal})",

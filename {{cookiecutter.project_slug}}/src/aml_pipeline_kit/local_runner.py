@@ -11,29 +11,47 @@ successful step is reused instead of run. Imports no azure-ai-ml.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import signal
-import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
-from .shell import SHELL, needs_shell, shell_line
+from .plan import PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
+from .reuse import ReuseIndex, content_digest, link_tree, step_key
 from .step_host import StepHost, TrackingTarget
+from .step_io import (
+    ReadOnly,
+    downloaded,
+    fresh_code_copy,
+    output_path,
+    read_only_inputs,
+    render_command,
+    resolve_inputs,
+    written_input,
+)
 
-IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
-CODE_COPY = ".code"  # in a step's run folder: the copy of its code it runs in
-INPUT_COPIES = ".inputs"  # in a step's run folder: its inputs of mode download, copied
+# Names other modules and the tests import from here, where they lived before reuse.py and step_io.py.
+__all__ = [
+    "Interrupted",
+    "LocalRunner",
+    "ReuseIndex",
+    "RunResult",
+    "StepFailed",
+    "StepHost",
+    "StepResult",
+    "content_digest",
+    "plan_problem",
+    "render_command",
+    "resolve_inputs",
+    "step_key",
+]
 
 
 class StepFailed(RuntimeError):
@@ -75,6 +93,8 @@ class Started:
     key: str
     log: Path
     mlflow_run_id: str
+    may_fail: bool = False
+    read_only: ReadOnly = field(default_factory=dict)
 
 
 @dataclass
@@ -85,59 +105,6 @@ class RunResult:
     steps: list[StepResult] = field(default_factory=list)
     outputs: dict[str, Path] = field(default_factory=dict)
     mlflow_run_id: str | None = None
-
-
-def resolve_inputs(
-    step: Step, pipeline_inputs: dict[str, Any], produced: dict[tuple[str, str], Path]
-) -> dict[str, Any]:
-    """Each input's local value: a pipeline input, an upstream output folder, a literal, or the default."""
-    values: dict[str, Any] = {}
-    for name, spec in step.inputs.items():
-        binding = spec.binding
-        if binding.node:
-            value: Any = produced.get((binding.node, binding.output or ""))
-            if value is None:
-                source = f"{binding.node}.{binding.output}"
-                raise PlanError(f"step {step.name!r} input {name!r} reads {source}, which no step produced")
-        elif binding.pipeline_input:
-            value = pipeline_inputs.get(binding.pipeline_input)
-        else:
-            value = binding.value
-        if value is None:
-            value = spec.default
-        if value is None and not spec.optional:
-            raise PlanError(f"step {step.name!r} input {name!r} has no value and no default")
-        values[name] = value
-    return values
-
-
-def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Path]) -> list[str]:
-    """The command's argv with ``${{inputs.x}}``, ``${{outputs.y}}`` and ``$[[optional]]`` blocks resolved.
-
-    The command is split into words first, as a shell splits it, then each placeholder is filled in once: a value
-    is never searched for placeholders itself, whatever it holds (a column named ``${{outputs.model}}``).
-    """
-
-    def keep_optional(block: re.Match[str]) -> str:
-        names = INPUT_PLACEHOLDER.findall(block[1])
-        return block[1] if all(inputs.get(name) is not None for name in names) else ""
-
-    def value(match: re.Match[str]) -> str:
-        kind, name = match[1], match[2]
-        declared = inputs if kind == "inputs" else outputs
-        if name not in declared:
-            raise PlanError(f"command uses {match[0]}, which the component does not declare")
-        if declared[name] is None:
-            raise PlanError(f"command uses optional input {name!r} outside a $[[...]] block, but it is unset")
-        return str(declared[name])
-
-    command = OPTIONAL_BLOCK.sub(keep_optional, command)
-    if needs_shell(command):  # Azure ML runs every command in a shell; a plain `python x.py` needs none
-        return [SHELL, "-c", shell_line(command, value)]
-    argv = [PLACEHOLDER.sub(value, token) for token in shlex.split(command)]
-    if argv and argv[0] in {"python", "python3"}:
-        argv[0] = sys.executable
-    return argv
 
 
 def plan_problem(plan: Plan) -> str | None:
@@ -158,144 +125,6 @@ def plan_problem(plan: Plan) -> str | None:
                 given = f"pipeline parameter {source!r}" if source else "its value"
                 return f"step {step.name!r} input {name!r} ({given}): {problem}"
     return None
-
-
-def iter_files(folder: Path) -> Iterator[Path]:
-    for path in sorted(folder.rglob("*")):
-        if path.is_file() and not IGNORED_CODE_PARTS.intersection(path.parts) and path.suffix != ".pyc":
-            yield path
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def content_digest(path: Path) -> str:
-    """sha256 of a file, or of every file (with its relative name) in a folder."""
-    digest = hashlib.sha256()
-    files = [path] if path.is_file() else list(iter_files(path))
-    for file in files:
-        digest.update(str(file.relative_to(path) if file != path else file.name).encode())
-        digest.update(file_sha256(file).encode())
-    return digest.hexdigest()
-
-
-def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) -> str:
-    """What makes a step's outputs what they are: code, command, parameters and input contents."""
-    inputs: dict[str, Any] = {}
-    for name, spec in step.inputs.items():
-        if spec.binding.node:
-            inputs[name] = {"step": upstream_keys[spec.binding.node], "output": spec.binding.output}
-        elif spec.is_path and values[name] is not None:
-            inputs[name] = {"content": content_digest(Path(values[name]))}
-        else:
-            inputs[name] = values[name]
-    code = content_digest(step.code) if step.code else None
-    identity = {"command": step.command, "code": code, "inputs": inputs}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def fresh_code_copy(step: Step, step_dir: Path) -> Path:
-    """The folder a step runs in: a fresh copy of its code, as Azure ML snapshots code per job (what a step writes
-    beside its script stays in its run); an empty folder for a step without code."""
-    workdir = step_dir / CODE_COPY
-    if step.code is None:
-        workdir.mkdir(parents=True)
-    else:
-        shutil.copytree(step.code, workdir, ignore=shutil.ignore_patterns(*IGNORED_CODE_PARTS, "*.pyc"))
-    return workdir
-
-
-def downloaded(step: Step, values: dict[str, Any], step_dir: Path) -> dict[str, Any]:
-    """``values`` with each ``mode: download`` data input copied into the step's run folder, as Azure ML gives it:
-    a copy of the step's own, which it may change without touching the source."""
-    delivered = dict(values)
-    for name, spec in step.inputs.items():
-        source = Path(values[name]) if spec.is_path and values[name] is not None else None
-        if spec.binding.mode == "download" and source and source.exists():
-            copy = step_dir / INPUT_COPIES / name
-            if source.is_dir():
-                shutil.copytree(source, copy)
-            else:
-                copy.mkdir(parents=True)
-                copy = Path(shutil.copy2(source, copy))
-            delivered[name] = str(copy)
-    return delivered
-
-
-def link_tree(source: Path, destination: Path) -> None:
-    """A copy of ``source`` that shares the files' storage where the file system allows."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
-    shutil.copytree(source, destination, copy_function=link_or_copy)
-
-
-def manifest(folder: Path) -> dict[str, list[Any]]:
-    """Every file in ``folder``: its relative name, size and sha256."""
-    return {
-        path.relative_to(folder).as_posix(): [path.stat().st_size, file_sha256(path)]
-        for path in sorted(folder.rglob("*"))
-        if path.is_file()
-    }
-
-
-def manifest_difference(folder: Path, expected: dict[str, list[Any]]) -> str | None:
-    """How ``folder`` differs from its manifest, in a few words; None if every file is as it was."""
-    if not folder.is_dir():
-        return f"{folder} is gone"
-    found = manifest(folder)
-    for name in sorted(expected.keys() | found.keys()):
-        if name not in found:
-            return f"{folder / name} is gone"
-        if name not in expected:
-            return f"{folder / name} was added"
-        if found[name] != expected[name]:
-            return f"{folder / name} changed"
-    return None
-
-
-class ReuseIndex:
-    """Earlier successful steps by key: ``runs/.reuse/<key>.json``, with a manifest of each output (names, sizes,
-    sha256) taken when the step succeeded. An entry whose outputs no longer match it is never reused."""
-
-    def __init__(self, runs_dir: Path) -> None:
-        self.folder = runs_dir / ".reuse"
-
-    def lookup(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
-        """The entry for ``key`` if its outputs are intact; otherwise None, and why (None if there is no entry)."""
-        path = self.folder / f"{key}.json"
-        if not path.is_file():
-            return None, None
-        entry = json.loads(path.read_text())
-        manifests = entry.get("manifests") or {}
-        for name, output in entry["outputs"].items():
-            if name not in manifests:
-                return None, f"{output} has no manifest"
-            if difference := manifest_difference(Path(output), manifests[name]):
-                return None, difference
-        return entry, None
-
-    def record(self, key: str, run_id: str, outputs: dict[str, Path], mlflow_run_id: str | None) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        entry = {
-            "run_id": run_id,
-            "outputs": {name: str(path) for name, path in outputs.items()},
-            "manifests": {name: manifest(path) for name, path in outputs.items()},
-            "mlflow_run_id": mlflow_run_id,
-        }
-        # A name of its own: runs in parallel may record the same key at the same moment.
-        temporary = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-        temporary.write_text(json.dumps(entry))
-        temporary.replace(self.folder / f"{key}.json")
 
 
 def new_run_id() -> str:
@@ -398,19 +227,23 @@ class LocalRunner:
                 self.progress(f"[{len(plan.steps) - len(waiting)}/{len(plan.steps)}] {step.name}: {step.display_name}")
                 started = self.start_step(step, plan, result, produced, keys)
                 if isinstance(started, StepResult):  # reused: its outputs exist already
-                    self.finish(started, result, produced)
+                    self.finish(started, step, result, produced)
                     break  # what it produced may make more steps ready
                 running[step.name] = started
             else:
                 if running:
                     reply = self.host.request("wait_step")
                     ended = self.end_step(running.pop(reply["step"]), reply["returncode"], running, result.run_id)
-                    self.finish(ended, result, produced)
+                    self.finish(ended, plan.step(ended.name), result, produced)
         return produced
 
-    def finish(self, step_result: StepResult, result: RunResult, produced: dict[tuple[str, str], Path]) -> None:
+    def finish(
+        self, step_result: StepResult, step: Step, result: RunResult, produced: dict[tuple[str, str], Path]
+    ) -> None:
+        """Record a step that ended; what it produced is what the steps after it read (a file, for ``uri_file``)."""
         result.steps.append(step_result)
-        produced.update({(step_result.name, name): path for name, path in step_result.outputs.items()})
+        for name, folder in step_result.outputs.items():
+            produced[(step_result.name, name)] = output_path(folder, step.outputs[name])
 
     def start_step(
         self,
@@ -438,17 +271,29 @@ class LocalRunner:
         for path in outputs.values():
             path.mkdir(parents=True)
         workdir = fresh_code_copy(step, step_dir)
-        argv = render_command(step.command, downloaded(step, values, step_dir), outputs)
+        given = {name: output_path(folder, step.outputs[name]) for name, folder in outputs.items()}
+        argv = render_command(step.command, downloaded(step, values, step_dir), given)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
+        read_only = read_only_inputs(step, values, self.runs_dir)
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
-        return Started(step.name, started, outputs, key, log, reply["run_id"])
+        return Started(step.name, started, outputs, key, log, reply["run_id"], step.may_fail, read_only)
 
     def end_step(self, started: Started, returncode: int, others: dict[str, Started], run_id: str) -> StepResult:
         seconds = time.perf_counter() - started.at
+        if returncode == 0 and (written := written_input(started.read_only)):
+            with started.log.open("a") as log:  # the step's last word, as on Azure ML, where the write itself fails
+                log.write(f"error: {written}\n")
+            returncode = 1
         if returncode != 0:
             for path in started.outputs.values():
                 shutil.rmtree(path, ignore_errors=True)
+            if started.may_fail:  # a sweep trial, as on Azure ML: the sweep picks the best of those that succeed
+                self.progress(
+                    f"      {started.name}: failed (exit code {returncode}), left out of its sweep; its log: "
+                    f"{started.log}"
+                )
+                return StepResult(started.name, "failed", seconds, {})
             while others:  # no step is left running behind the failure
                 others.pop(self.host.request("wait_step")["step"])
             raise StepFailed(started.name, returncode, started.log)

@@ -146,6 +146,7 @@ class Step:
     inputs: dict[str, StepInput]
     outputs: dict[str, str]
     deterministic: bool = True
+    may_fail: bool = False  # a sweep trial: its failure is recorded and the run goes on, the sweep picks from the rest
 
     @property
     def upstream(self) -> set[str]:

@@ -2,18 +2,15 @@
 # update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A warm process that runs local pipeline steps and their MLflow bookkeeping.
 
-Starting Python and importing pandas, scikit-learn and MLflow costs seconds, and
-a local run would pay it once per step. The host pays it once, while the runner
-builds the pipeline graph in parallel, then runs each step's command line
-``python <script> <args>`` in a forked child: same argv, working folder,
-environment and ``__main__`` semantics as a fresh interpreter, without the
-imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
+Starting Python and importing pandas, scikit-learn and MLflow costs seconds, and a local run would pay it once per
+step. The host pays it once, while the runner builds the pipeline graph in parallel, then runs each step's command
+line ``python <script> <args>`` in a forked child: same argv, working folder, environment and ``__main__`` semantics
+as a fresh interpreter, without the imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
 
-Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host
-(``main``) and talks to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner
-interrupted) or the end of its input (the runner gone) stops the host: it stops the running steps,
-each in a process group of its own, ends their MLflow runs and the pipeline's as killed, says which
-steps it stopped, and exits.
+Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host (``main``) and talks
+to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner interrupted) or the end of its input (the
+runner gone) stops the host: it stops the running steps, each in a process group of its own, ends their MLflow runs
+and the pipeline's as killed, says which steps it stopped, and exits.
 """
 
 from __future__ import annotations
@@ -127,12 +124,14 @@ def own_group(pid: int) -> None:
         os.setpgid(pid, pid)
 
 
-def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
-    """Start a step's command line without waiting for it; returns its pid."""
+def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> tuple[int, subprocess.Popen | None]:
+    """Start a step's command line without waiting for it; returns its pid, and its ``Popen`` if it has one: kept
+    until the host reaps it, as a ``Popen`` dropped earlier reaps its process itself, which the host then misses."""
     if is_python_script(argv):
-        return start_script_in_child(argv, cwd, env, log)
+        return start_script_in_child(argv, cwd, env, log), None
     with open(log, "w") as handle:
-        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, process_group=0).pid
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, process_group=0)
+    return process.pid, process
 
 
 class Host:
@@ -142,6 +141,7 @@ class Host:
         self.stores: dict[tuple[str, str, str], LocalTracking] = {}
         self.tracking: LocalTracking | None = None
         self.running: dict[int, tuple[str, str]] = {}  # pid -> (step, MLflow run id)
+        self.processes: dict[int, subprocess.Popen] = {}  # pid -> the Popen of a step that is no Python script
         self.ended: list[dict[str, Any]] = []  # steps that ended, not yet reported by wait_step
 
     def open_store(self, tracking_uri: str, experiment: str, artifacts_dir: str) -> LocalTracking:
@@ -158,8 +158,10 @@ class Host:
         assert self.tracking is not None, "start_pipeline comes first"
         if action == "start_step":
             run_id, env = self.tracking.start_step(request["step"])
-            pid = start_command(request["argv"], request["cwd"], env, request["log"])
+            pid, process = start_command(request["argv"], request["cwd"], env, request["log"])
             self.running[pid] = (request["step"], run_id)
+            if process:
+                self.processes[pid] = process
             return {"run_id": run_id}
         if action == "record_reused_step":
             self.tracking.record_reused_step(request["step"], request["earlier_run_id"])
@@ -181,6 +183,8 @@ class Host:
         if pid not in self.running:
             return
         step, run_id = self.running.pop(pid)
+        if process := self.processes.pop(pid, None):
+            process.returncode = returncode  # reaped here: its Popen must not wait for the pid, reused by then
         assert self.tracking is not None  # a step runs only within a pipeline run
         self.tracking.end_step(run_id, "KILLED" if stopped else "FINISHED" if returncode == 0 else "FAILED")
         if not stopped:

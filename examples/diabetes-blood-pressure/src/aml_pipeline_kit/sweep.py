@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--goal", required=True, choices=["minimize", "maximize"])
     parser.add_argument("--output-names", nargs="*", default=[])
     parser.add_argument("--outputs", nargs="*", default=[], type=Path, help="this step's outputs, in name order")
+    parser.add_argument("--trials", type=int, help="how many trials the sweep ran, failed ones included")
     parser.add_argument(
-        "--trial", nargs="+", action="append", required=True, metavar="NAME OUTPUT", help="a trial and its outputs"
+        "--trial", nargs="+", action="append", default=[], metavar="NAME OUTPUT", help="a successful trial, its outputs"
     )
     return parser
 
@@ -122,7 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     trials = {name: [Path(output) for output in outputs] for name, *outputs in args.trial}
+    ran = max(args.trials or 0, len(trials))
+    if ran > len(trials):
+        print(f"{ran - len(trials)} of {ran} trials failed: left out, as Azure ML leaves out failed trials")
     try:
+        if not trials:
+            raise SweepError(f"every trial failed ({ran} of {ran}): there is no best trial")
         metrics = logged_metrics(args.metric, list(trials))
         winner = best_trial(metrics, args.goal)
     except SweepError as error:

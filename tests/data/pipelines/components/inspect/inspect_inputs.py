@@ -18,6 +18,7 @@ seen = {
     "folder": str(args.folder),
     "files": sorted(path.relative_to(args.folder).as_posix() for path in args.folder.rglob("*") if path.is_file()),
     "rows": args.rows.read_text() if args.rows else None,
+    "rows_path": str(args.rows) if args.rows else None,
     "label": args.label,
     "ratio": args.ratio,
     "flag": args.flag,
