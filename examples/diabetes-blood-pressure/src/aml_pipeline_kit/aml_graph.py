@@ -61,8 +61,15 @@ def binding(raw: Any) -> Binding:
 
 
 def command_nodes(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The serialised job's command nodes by name: what ``step_from_node`` reads."""
-    return {name: node for name, node in (document.get("jobs") or {}).items() if node.get("type") == "command"}
+    """The serialised job's command nodes by name, a sweep node as a command node of its trial component (the
+    inputs it searches unbound, as its trials' values are sampled): what ``step_from_node`` reads."""
+    nodes = {}
+    for name, node in (document.get("jobs") or {}).items():
+        if node.get("type") == "command":
+            nodes[name] = node
+        elif node.get("type") == "sweep" and isinstance(node.get("trial"), dict):
+            nodes[name] = {**node, "component": node["trial"]}
+    return nodes
 
 
 def component_name(node: dict[str, Any]) -> str:
