@@ -14,6 +14,7 @@ from azure.ai.ml import load_job
 from aml_pipeline_kit.aml_graph import serialised
 from aml_pipeline_kit.step_host import StepHost
 
+from diabetes_blood_pressure import azure_ml, cli
 from diabetes_blood_pressure.cli import main
 from diabetes_blood_pressure.local_runs import run_pipeline_locally
 from diabetes_blood_pressure.pipeline import azure_pipeline
@@ -157,3 +158,32 @@ def test_a_local_tuning_run_beats_the_default_hyperparameters_on_validation(
     }
     assert len(trials) == 8 and all(value is not None for value in trials.values())  # each trial a tracked child run
     assert min(trials.values()) == pytest.approx(validation_rmse(tuned))
+
+
+def test_tune_azure_submits_the_sweeps_then_writes_the_streamed_jobs_winner_into_config_yml(
+    project: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_submit import RecordingClient
+
+    client = RecordingClient()
+    selection = {
+        "winner": "ridge",
+        "candidates": {"ridge": {"validation_rmse": 1.0, "validation_r2": 0.5, "hyperparameters": {"alpha": 30.0}}},
+    }
+
+    def download(name: str, download_path: str, output_name: str) -> None:
+        assert (name, output_name) == ("job-1", "selection")  # the submitted job's, once streamed
+        folder = Path(download_path) / "named-outputs" / output_name  # where azure-ai-ml puts a named output
+        folder.mkdir(parents=True)
+        (folder / "selection.json").write_text(json.dumps(selection))
+
+    client.jobs.download = download
+    monkeypatch.setattr(azure_ml, "ml_client", lambda settings: client)
+    assert cli.run_azure(project, {"model_type": "auto"}, stream=True, tune=True) == 0
+    (job,) = client.jobs.created
+    assert {name for name, node in job.jobs.items() if node.type == "sweep"} == {
+        f"tune_{name}" for name in project.model_candidates()
+    }
+    assert client.streamed == ["job-1"]
+    model = Settings.load(project.root).setting("model")
+    assert (model["type"], model["alpha"]) == ("ridge", 30.0)
