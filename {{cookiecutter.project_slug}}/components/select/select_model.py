@@ -38,6 +38,8 @@ def validation_scores(prepped_data: Path, candidates: list[Path]) -> dict[str, d
     for folder in candidates:
         model = mlflow.pyfunc.load_model(str(folder))
         metadata = model.metadata.metadata
+        if metadata["model_type"] in scores:  # selection.json names the winner by it, for the refit
+            raise ValueError(f"--candidate {folder}: a second one trained as {metadata['model_type']!r}")
         predicted = np.asarray(model.predict(rows), dtype=float)
         scores[metadata["model_type"]] = {
             "validation_rmse": float(root_mean_squared_error(actual, predicted)),
@@ -61,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         print("error: data_prep wrote no validation split: set validation_size above 0", file=sys.stderr)
         return 1
     with mlflow.start_run():
-        scores = validation_scores(args.prepped_data, args.candidate)
+        try:
+            scores = validation_scores(args.prepped_data, args.candidate)
+        except ValueError as error:
+            print(f"error: {error}; each candidate must be of another model type", file=sys.stderr)
+            return 1
         winner = pick(scores)
         for name, values in scores.items():
             mlflow.log_metrics({f"{name}_{metric}": values[metric] for metric in ("validation_rmse", "validation_r2")})
