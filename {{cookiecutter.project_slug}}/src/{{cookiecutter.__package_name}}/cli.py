@@ -285,14 +285,16 @@ def run_azure(
     if dry_run:
         print(submit_dry_run(settings, overrides, tune))
         return 0
-    submitted = submit(settings, ml_client(settings), overrides, stream=stream, tune=tune)
+    client = ml_client(settings)
+    submitted = submit(settings, client, overrides, stream=stream, tune=tune)
     if tune and stream:
         from .azure_ml import download_output
 
         with tempfile.TemporaryDirectory() as scratch:
-            write_tuned(settings, download_output(ml_client(settings), submitted.name, "selection", Path(scratch)))
+            write_tuned(settings, download_output(client, submitted.name, "selection", Path(scratch)))
     elif tune:
-        print(f"when {submitted.name} completes: `az ml job download --name {submitted.name} --output-name selection`")
+        fetch = f"az ml job download --name {submitted.name} --output-name selection"
+        print(f"config.yml is not changed without streaming: the winner will be in selection.json (`{fetch}`)")
     return 0
 
 
