@@ -17,7 +17,7 @@ from aml_pipeline_kit.step_host import StepHost
 from diabetes_blood_pressure import azure_ml, cli
 from diabetes_blood_pressure.cli import main
 from diabetes_blood_pressure.local_runs import run_pipeline_locally
-from diabetes_blood_pressure.pipeline import azure_pipeline
+from diabetes_blood_pressure.pipeline import azure_pipeline, checked_graphs, local_pipeline
 from diabetes_blood_pressure.settings import Settings, SettingsError
 from diabetes_blood_pressure.tuning import tuning_settings, write_tuned_model
 
@@ -187,3 +187,11 @@ def test_tune_azure_submits_the_sweeps_then_writes_the_streamed_jobs_winner_into
     assert client.streamed == ["job-1"]
     model = Settings.load(project.root).setting("model")
     assert (model["type"], model["alpha"]) == ("ridge", 30.0)
+
+
+def test_without_validation_rows_check_passes_and_tune_says_what_to_set(project: Settings) -> None:
+    replace_once(project.root / "config.yml", "validation_size: 0.25", "validation_size: 0.0")
+    project = Settings.load(project.root)
+    assert "tuning" not in checked_graphs(project)
+    with pytest.raises(SettingsError, match="tuning scores its trials on validation rows: set validation_size above 0"):
+        local_pipeline(project, {"model_type": "ridge"}, tune=True)

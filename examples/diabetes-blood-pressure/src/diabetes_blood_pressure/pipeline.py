@@ -409,9 +409,11 @@ def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: 
 def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
     """Every graph ``check`` verifies, as the local runner builds them: training, tuning (its sweep nodes), and
     monitoring (which holds the scoring step too). No model is needed to check the wiring: any folder that exists
-    stands in for one."""
+    stands in for one. Without validation rows (validation_size 0) there is no tuning graph: `tune` says so itself,
+    and a project that never tunes still runs."""
+    tuning = {"tuning": local_pipeline(settings, tune=True)} if settings.setting("validation_size") else {}
     return {
         "training": local_pipeline(settings),
-        "tuning": local_pipeline(settings, tune=True),
+        **tuning,
         "monitoring": local_monitor_pipeline(settings, settings.root / "components", settings.local_data_path),
     }
