@@ -15,7 +15,7 @@ EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 # writes on every render under build/ instead of ~/.cookiecutter_replay: nothing is written into HOME.
 COOKIECUTTER_CONFIG := build/cookiecutter.yml
 
-.PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback clean
+.PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback benchmark-model-choice clean
 
 # The venv holds exactly the versions in $(LOCK), installed by uv (the version the lock pins, from PyPI
 # into the venv): seconds where pip takes minutes (`make benchmark-feedback` measures both). Compiled
@@ -96,6 +96,10 @@ benchmark: $(INSTALLED)
 
 benchmark-feedback: $(INSTALLED)
 	$(PYTHON) benchmarks/feedback.py
+
+# Test RMSE of model=auto (the default) against ridge, on the diabetes sample and on nonlinear synthetic data.
+benchmark-model-choice: $(INSTALLED)
+	$(PYTHON) benchmarks/model_choice.py --friedman 2000
 
 clean:
 	rm -rf $(VENV) build

@@ -96,6 +96,7 @@ Next steps:
   cd {VALUES["project_slug"]}
   make install     # create .venv and install the project
   make run         # run the pipeline on this machine, tracked with MLflow
+  make tune        # sweep the model's hyperparameters; the best go into config.yml
   make test        # the project's own tests, offline
   make score       # batch predictions with the last local model
   make monitor     # drift and quality of new rows against the training data

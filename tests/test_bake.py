@@ -86,7 +86,7 @@ def test_exact_file_set(baked: Bake) -> None:
         "online/score.py",
         *(
             f"src/{package}/{module}.py"
-            for module in ("__init__", "__main__", "azure_ml", "cli", "local_runs", "pipeline", "settings")
+            for module in ("__init__", "__main__", "azure_ml", "cli", "local_runs", "pipeline", "settings", "tuning")
         ),
         *(
             f"src/aml_pipeline_kit/{module}.py"
@@ -141,6 +141,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "test_specs",
                 "test_steps",
                 "test_submit",
+                "test_tuning",
             )
         ),
     }
@@ -223,17 +224,18 @@ from {package}.pipeline import azure_pipeline, load_components, local_pipeline
 from {package}.settings import Settings
 
 settings = Settings.load()
-local, azure = local_pipeline(settings), azure_pipeline(settings)
+local, azure, tuning = local_pipeline(settings), azure_pipeline(settings), azure_pipeline(settings, tune=True)
 dumps = []
-for job in (local, azure):
+for job in (local, azure, tuning):
     buffer = io.StringIO()
     job.dump(buffer)
     dumps.append(buffer.getvalue())
 components = load_components()
 print(json.dumps({{
-    "valid": [local._validate().passed, azure._validate().passed],
+    "valid": [local._validate().passed, azure._validate().passed, tuning._validate().passed],
     "local": dumps[0],
     "azure": dumps[1],
+    "tuning": dumps[2],
     "compute": load_compute("aml/compute.yml")._to_dict(),
     "environment": load_environment("aml/environment.yml")._to_dict(),
     "data": load_data("aml/data.yml")._to_dict(),
@@ -246,7 +248,7 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     result = run([sys.executable, "-c", SPEC_PROBE.format(package=baked.package)], baked.path)
     assert result.returncode == 0, result.stderr
     loaded = json.loads(result.stdout)
-    assert loaded["valid"] == [True, True]
+    assert loaded["valid"] == [True, True, True]
     assert loaded["compute"]["name"] == baked.value("__compute_name")
     assert loaded["compute"]["tier"] == baked.value("__compute_tier")
     assert loaded["environment"]["name"] == baked.value("__environment_name")
@@ -260,13 +262,14 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert azure["settings"]["default_compute"] == f"azureml:{baked.value('__compute_name')}"
     assert azure["inputs"]["input_data"]["path"] == f"azureml:{baked.value('__data_asset_name')}:1"
     jobs = azure["jobs"]
-    # model=auto fans out one train node per candidate and selects; any other model trains once
+    # model=auto fans out one train node per candidate, selects, and refits the winner; any other model trains once
     trains = [name for name in jobs if name.startswith("train")]
     if baked.value("model") == "auto":
         assert sorted(trains) == ["train_hist_gradient_boosting", "train_random_forest", "train_ridge"]
         fed = {port["path"] for name, port in jobs["select"]["inputs"].items() if name.startswith("candidate_")}
         assert fed == {f"${{{{parent.jobs.{train}.outputs.model}}}}" for train in trains}
-        model_source = "select"
+        assert jobs["refit"]["inputs"]["selection"]["path"] == "${{parent.jobs.select.outputs.selection}}"
+        model_source = "refit"
     else:
         assert trains == ["train"]
         model_source = "train"
@@ -276,8 +279,19 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
     assert jobs["register"]["inputs"]["report"]["path"] == "${{parent.jobs.evaluate.outputs.report}}"
     assert set(azure["outputs"]) == {"model", "report", "decision"} | (
-        {"selection"} if model_source == "select" else set()
+        {"selection"} if model_source == "refit" else set()
     )
+    # tuning: a sweep node per candidate (with a single model, that one), its best trial selected and refitted
+    tuning = yaml.safe_load(loaded["tuning"])["jobs"]
+    sweeps = {name: node for name, node in tuning.items() if node["type"] == "sweep"}
+    tuned = (
+        ["ridge", "random_forest", "hist_gradient_boosting"]
+        if baked.value("model") == "auto"
+        else [baked.value("model")]
+    )
+    assert sorted(sweeps) == sorted(f"tune_{name}" for name in tuned)
+    assert all(node["objective"]["primary_metric"] == "validation_rmse" for node in sweeps.values())
+    assert tuning["refit"]["inputs"]["selection"]["path"] == "${{parent.jobs.select.outputs.selection}}"
 
 
 MONITORING_PROBE = """
@@ -388,7 +402,7 @@ def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_ste
     assert metrics["r2"] > 0.1 > metrics["baseline_r2"]
     second = run(command, project)
     assert second.returncode == 0, second.stdout + second.stderr
-    assert second.stdout.count("reused outputs of run") == 3
+    assert second.stdout.count("reused outputs of run") == 7  # auto's eight steps but register
     fresh = run([*command, "--no-reuse"], project)
     assert fresh.returncode == 0, fresh.stdout + fresh.stderr
     assert "reused" not in fresh.stdout

@@ -194,7 +194,7 @@ def test_pre_gen_rejects_bad_value(
         pytest.param(
             {"model": "svm"},
             "svm provided for choice variable model, but the choices are "
-            "['ridge', 'random_forest', 'hist_gradient_boosting', 'auto'].",
+            "['auto', 'ridge', 'random_forest', 'hist_gradient_boosting'].",
             id="model",
         ),
     ],

@@ -29,9 +29,9 @@ def declared_regressors() -> list[str]:
     return list(module.REGRESSORS)
 
 
-def test_the_model_choices_are_the_declared_regressors_and_auto() -> None:
+def test_the_model_choices_are_auto_first_then_the_declared_regressors() -> None:
     context = json.loads((TEMPLATE_DIR / "cookiecutter.json").read_text())
-    assert context["model"] == [*declared_regressors(), "auto"]
+    assert context["model"] == ["auto", *declared_regressors()]  # the first choice is the default
     assert list(context["__prompts__"]["model"]) == ["__prompt__", *context["model"]]
 
 

@@ -119,6 +119,10 @@ def test_a_value_is_never_searched_for_placeholders(machinery: SimpleNamespace) 
     assert argv[2:] == ["--x", "${{outputs.out}} $(id)", "--out", "/o"]
 
 
+# The default model (auto) trains a node per candidate, then refits: the tests of one step follow the one train node.
+SINGLE_MODEL = {"model_type": "ridge"}
+SINGLE_MODEL_RUN = ("-p", "model_type=ridge")
+
 # -p NAME=VALUE -> the one line that refuses the run before anything starts
 OVERRIDES = {
     "-p alpha=-1": ({"alpha": -1}, "step 'train' input 'alpha' (pipeline parameter 'alpha'): -1 is below the minimum"),
@@ -150,7 +154,7 @@ def test_a_value_no_step_can_take_is_refused_before_the_run(
     machinery: SimpleNamespace, default_project: Path, overrides: dict, message: str
 ) -> None:
     settings = machinery.settings.Settings.load(default_project)
-    plan = machinery.aml_graph.plan_from_job(machinery.pipeline.local_pipeline(settings, overrides))
+    plan = machinery.aml_graph.plan_from_job(machinery.pipeline.local_pipeline(settings, {**SINGLE_MODEL, **overrides}))
     assert machinery.local_runner.plan_problem(plan).startswith(message)
 
 
@@ -263,7 +267,7 @@ def test_a_step_whose_recorded_outputs_changed_is_run_again(
     default_project: Path, tmp_path: Path, path: str, action: str, step: str, reason: str
 ) -> None:
     project = copy_project(default_project, tmp_path / "project")
-    assert cli(project, "run", "--local").returncode == 0
+    assert cli(project, "run", "--local", *SINGLE_MODEL_RUN).returncode == 0
     first = project / "runs" / latest_run(project)["run_id"]
     target = first / path
     if action == "delete":
@@ -275,7 +279,7 @@ def test_a_step_whose_recorded_outputs_changed_is_run_again(
     else:
         target.write_text("mine\n")
 
-    second = cli(project, "run", "--local")
+    second = cli(project, "run", "--local", *SINGLE_MODEL_RUN)
 
     assert second.returncode == 0, second.stderr
     statuses = {entry["name"]: entry["status"] for entry in latest_run(project)["steps"]}
@@ -310,7 +314,7 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
     project = copy_project(default_project, tmp_path / "project")
     train = project / "components" / "train" / "train.py"
     train.write_text(train.read_text().replace(SLOW_TRAIN, SLOW_TRAIN + "    __import__('time').sleep(120)\n", 1))
-    running = start_cli(project, "run", "--local")
+    running = start_cli(project, "run", "--local", *SINGLE_MODEL_RUN)
     deadline = time.monotonic() + 120
     while not list(project.glob("runs/2*/train/step.log")) and running.poll() is None:
         assert time.monotonic() < deadline, "train never started"

@@ -29,16 +29,39 @@ def test_plan_has_the_steps_in_dependency_order(settings: Settings, single_model
     }
 
 
-def test_auto_fans_out_one_train_step_per_candidate_then_selects(settings: Settings) -> None:
+def test_auto_fans_out_one_train_step_per_candidate_then_selects_and_refits(settings: Settings) -> None:
     plan = plan_from_job(local_pipeline(settings, {"model_type": "auto"}))
     trains = [f"train_{name}" for name in settings.model_candidates()]
-    assert {step.name for step in plan.steps} == {"data_prep", *trains, "select", "evaluate", "register"}
+    assert {step.name for step in plan.steps} == {"data_prep", *trains, "select", "refit", "evaluate", "register"}
     assert all(plan.step(name).upstream == {"data_prep"} for name in trains)
     assert {plan.step(name).inputs["model_type"].binding.value for name in trains} == set(settings.model_candidates())
     assert plan.step("select").upstream == {"data_prep", *trains}
-    assert plan.step("evaluate").upstream == {"data_prep", "select"}
-    assert plan.outputs["model"] == ("select", "model")
+    assert plan.step("refit").upstream == {"data_prep", "select"}
+    assert plan.step("refit").inputs["selection"].binding.node == "select"
+    assert plan.step("evaluate").upstream == {"data_prep", "refit"}
+    assert plan.outputs["model"] == ("refit", "model")
     assert plan.outputs["selection"] == ("select", "selection")
+    assert plan.inputs["validation_size"] == settings.setting("validation_size") > 0
+
+
+def test_tuning_sweeps_each_candidate_trial_by_trial_then_selects_and_refits(settings: Settings) -> None:
+    plan = plan_from_job(local_pipeline(settings, {"model_type": "auto"}, tune=True))
+    trials = settings.setting("tuning", "max_total_trials")
+    for candidate in settings.model_candidates():
+        space = settings.regressors.search_space(candidate)
+        steps = [plan.step(f"tune_{candidate}.trial_{number}") for number in range(trials)]
+        for step in steps:
+            assert step.inputs["model_type"].binding.value == candidate
+            assert all(step.inputs[name].binding.value in values for name, values in space.items())
+        assert plan.step(f"tune_{candidate}").upstream == {step.name for step in steps}  # the best trial's model
+    assert plan.step("select").upstream == {"data_prep", *(f"tune_{name}" for name in settings.model_candidates())}
+    assert plan.outputs["model"] == ("refit", "model")
+
+
+def test_tuning_a_single_model_sweeps_it_alone(settings: Settings, single_model: dict[str, str]) -> None:
+    plan = plan_from_job(local_pipeline(settings, single_model, tune=True))
+    sweeps = {step.name.split(".")[0] for step in plan.steps if step.name.startswith("tune_")}
+    assert sweeps == {f"tune_{single_model['model_type']}"}
     assert plan.inputs["validation_size"] == settings.setting("validation_size") > 0
 
 

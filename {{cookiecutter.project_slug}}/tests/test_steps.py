@@ -132,6 +132,26 @@ def test_every_model_fits_raw_rows_and_ignores_unknown_categories(tmp_path: Path
     assert len(model.predict(unseen)) == 3
 
 
+def test_a_refit_takes_the_winners_hyperparameters_and_every_row_of_the_train_split(tmp_path: Path) -> None:
+    prepped, selection = tmp_path / "prepped", tmp_path / "selection"
+    prep.prepare(_write(messy_frame(60), tmp_path / "data.csv"), "pressure", 0.2, 3, prepped, validation_size=0.25)
+    winner = {"n_estimators": 30, "max_depth": 4, "min_samples_leaf": 2, "max_features": 1.0}
+    selection.mkdir()
+    (selection / "selection.json").write_text(
+        json.dumps({"winner": "random_forest", "candidates": {"random_forest": {"hyperparameters": winner}}})
+    )
+    argv = ["--prepped-data", str(prepped), "--model-type", "ridge", "--model", str(tmp_path / "model")]
+    args = train.refit_arguments(train.build_parser().parse_args([*argv, "--selection", str(selection)]))
+    assert (args.model_type, args.refit) == ("random_forest", True)
+    assert training.tunable(args) == winner
+    (x, _), _, validation = training.training_rows(args)
+    rows = sum(len(pd.read_parquet(prepped / f"{name}.parquet")) for name in ("train", "validation"))
+    assert (len(x), validation) == (rows, None)  # the validation rows are learnt from, not held out
+    candidate = argparse.Namespace(**{**vars(args), "refit": False})
+    (x, _), _, (validation_x, _) = training.training_rows(candidate)
+    assert len(x) + len(validation_x) == rows
+
+
 def _write(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path

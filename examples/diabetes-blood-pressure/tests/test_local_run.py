@@ -105,13 +105,16 @@ def test_a_failing_later_step_leaves_the_earlier_steps_outputs(
     assert failure.value.last_line().startswith("NameError")
 
 
-def test_auto_trains_every_candidate_and_keeps_the_best_on_validation(project: Settings, step_host: StepHost) -> None:
+def test_auto_selects_the_best_on_validation_then_refits_it_on_the_whole_train_split(
+    project: Settings, step_host: StepHost
+) -> None:
     result = run_pipeline_locally(project, {"model_type": "auto"}, host=step_host)
     candidates = project.model_candidates()
     assert {step.name for step in result.steps} == {
         "data_prep",
         *(f"train_{name}" for name in candidates),
         "select",
+        "refit",
         "evaluate",
         "register",
     }
@@ -119,6 +122,17 @@ def test_auto_trains_every_candidate_and_keeps_the_best_on_validation(project: S
     assert list(selection["candidates"]) == candidates
     scores = {name: values["validation_rmse"] for name, values in selection["candidates"].items()}
     assert selection["winner"] == min(scores, key=scores.get)
-    winner_model = result.run_dir / f"train_{selection['winner']}" / "model" / "MLmodel"
-    assert (result.outputs["model"] / "MLmodel").read_text() == winner_model.read_text()
-    assert (result.run_dir / "data_prep" / "prepped_data" / "validation.parquet").is_file()
+    prepped = result.run_dir / "data_prep" / "prepped_data"
+    train_rows, validation_rows = (
+        len(pd.read_parquet(prepped / f"{name}.parquet")) for name in ("train", "validation")
+    )
+    refit = mlflow.pyfunc.load_model(str(result.outputs["model"])).metadata.metadata
+    assert refit["model_type"] == selection["winner"]
+    assert refit["hyperparameters"] == selection["candidates"][selection["winner"]]["hyperparameters"]
+    client = mlflow.MlflowClient(project.local_tracking_uri)
+    runs = client.search_runs([client.get_run(result.mlflow_run_id).info.experiment_id])
+    rows = {
+        run.info.run_name: int(run.data.params["n_train_rows"]) for run in runs if "n_train_rows" in run.data.params
+    }
+    assert rows[f"train_{selection['winner']}"] == train_rows  # chosen on rows it never saw...
+    assert rows["refit"] == train_rows + validation_rows  # ...then trained on every row of the train split

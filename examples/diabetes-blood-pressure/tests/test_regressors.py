@@ -39,14 +39,15 @@ def test_train_yml_passes_every_hyperparameter() -> None:
         assert wanted in command, f"train.yml: the command must pass {wanted}"
 
 
-def test_every_regressor_takes_declared_hyperparameters_and_a_search_range_within_bounds() -> None:
+def test_every_regressor_takes_declared_hyperparameters_and_search_values_within_bounds() -> None:
     for name, regressor in REGRESSORS.items():
         assert set(regressor.hyperparameters) <= set(HYPERPARAMETERS), name
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name), f"{name}: a model type is a lowercase word (a shell word too)"
     for name, declared in HYPERPARAMETERS.items():
-        if declared.search:
-            low, high = declared.search
-            assert declared.low <= low < high <= declared.high, f"{name}: search range outside its bounds"
+        for value in declared.search:
+            assert isinstance(value, declared.kind), f"{name}: search value {value!r} is not a {declared.kind.__name__}"
+            assert declared.low <= value <= declared.high, f"{name}: search value {value} outside its bounds"
+        assert len(set(declared.search)) == len(declared.search), f"{name}: a search value is listed twice"
 
 
 def test_select_has_a_port_for_every_candidate() -> None:

@@ -1,7 +1,7 @@
 """Evaluate the model on the test split against a mean-predictor baseline.
 
-The baseline predicts the mean target of the train split for every row: a model
-that does not beat it has learned nothing from the features.
+The baseline predicts the mean target of the train split (validation rows included)
+for every row: a model that does not beat it has learned nothing from the features.
 """
 
 from __future__ import annotations
@@ -57,7 +57,9 @@ def plot(actual: pd.Series, predicted: np.ndarray, target: str, path: Path) -> N
 def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, float]:
     features = json.loads((prepped_data / "features.json").read_text())
     target = features["target"]
-    train_target = pd.read_parquet(prepped_data / "train.parquet", columns=[target])[target]
+    # The whole train split, validation rows included: what the evaluated model (refitted, with auto) learnt from.
+    splits = [prepped_data / name for name in ("train.parquet", "validation.parquet")]
+    train_target = pd.concat([pd.read_parquet(path, columns=[target])[target] for path in splits if path.is_file()])
     test = pd.read_parquet(prepped_data / "test.parquet")
     model = mlflow.pyfunc.load_model(str(model_dir))
     predicted = np.asarray(model.predict(test.drop(columns=[target])), dtype=float)

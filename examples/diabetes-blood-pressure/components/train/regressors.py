@@ -1,5 +1,7 @@
 """The regressors this project trains and their hyperparameters, declared once.
 
+The search space of ``tune`` is declared here too, next to each hyperparameter (``search``).
+
 To add a regressor: add it to REGRESSORS (and any new hyperparameter to HYPERPARAMETERS) here, then its name to
 ``model_type``'s enum in train.yml (and a new hyperparameter as an input and a flag of its command there). Everything
 else follows from this file: train.py's options, the pipeline's inputs (pipeline.py reads train.yml's), what ``auto``
@@ -21,8 +23,9 @@ class Hyperparameter:
     default: int | float | None  # None: unset, the estimator's own default (the input is optional)
     low: float
     high: float = math.inf
-    # Where a hyperparameter search looks (low, high), within the allowed range; None: not searched.
-    search: tuple[float, float] | None = None
+    # The values `tune` tries (a sweep's choice, so grid, random and bayesian sampling all take it, and whole
+    # numbers stay whole), each within low..high; empty: not tuned.
+    search: tuple[int | float, ...] = ()
     help: str = ""
 
 
@@ -35,17 +38,21 @@ class Regressor:
 
 
 HYPERPARAMETERS = {
-    "alpha": Hyperparameter(float, 1.0, 0.0, search=(0.01, 100.0), help="L2 regularisation strength"),
-    "n_estimators": Hyperparameter(int, 200, 1, search=(50, 500), help="number of trees"),
-    "max_depth": Hyperparameter(int, None, 1, search=(2, 20), help="tree depth; unset means unlimited"),
+    "alpha": Hyperparameter(
+        float, 1.0, 0.0, search=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0), help="L2 regularisation strength"
+    ),
+    "n_estimators": Hyperparameter(int, 200, 1, search=(50, 100, 200, 400), help="number of trees"),
+    "max_depth": Hyperparameter(int, None, 1, search=(2, 3, 4, 6, 8, 12, 16), help="tree depth; unset means unlimited"),
     "min_samples_leaf": Hyperparameter(
-        int, 10, 1, search=(1, 50), help="fewest rows per leaf; higher smooths noisy targets"
+        int, 10, 1, search=(1, 2, 5, 10, 20, 50), help="fewest rows per leaf; higher smooths noisy targets"
     ),
     "max_features": Hyperparameter(
-        float, 0.5, 0.01, 1.0, search=(0.1, 1.0), help="fraction of features each split considers"
+        float, 0.5, 0.01, 1.0, search=(0.2, 0.35, 0.5, 0.7, 1.0), help="fraction of features each split considers"
     ),
-    "learning_rate": Hyperparameter(float, 0.05, 0.0001, search=(0.01, 0.3), help="shrinkage per iteration"),
-    "max_iter": Hyperparameter(int, 100, 1, search=(50, 500), help="boosting iterations"),
+    "learning_rate": Hyperparameter(
+        float, 0.05, 0.0001, search=(0.01, 0.02, 0.05, 0.1, 0.2, 0.3), help="shrinkage per iteration"
+    ),
+    "max_iter": Hyperparameter(int, 100, 1, search=(50, 100, 200, 400), help="boosting iterations"),
 }
 
 REGRESSORS = {
@@ -62,3 +69,9 @@ REGRESSORS = {
         seeded=True,
     ),
 }
+
+
+def search_space(model_type: str) -> dict[str, tuple[int | float, ...]]:
+    """The values ``tune`` tries for each of ``model_type``'s hyperparameters that has a search declared."""
+    names = REGRESSORS[model_type].hyperparameters
+    return {name: HYPERPARAMETERS[name].search for name in names if HYPERPARAMETERS[name].search}

@@ -18,7 +18,7 @@ import skops.io
 from regressors import REGRESSORS
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import root_mean_squared_error
+from sklearn.metrics import r2_score, root_mean_squared_error
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -30,11 +30,15 @@ MAX_CATEGORIES = 30
 SERVING_REQUIREMENTS = ("azureml-inference-server-http==1.5.1", "azureml-ai-monitoring==1.0.0")
 
 
+def tunable(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen regressor's hyperparameters, by name: what select reports and a refit takes over."""
+    return {name: getattr(args, name) for name in REGRESSORS[args.model_type].hyperparameters}
+
+
 def hyperparameters(args: argparse.Namespace) -> dict[str, Any]:
     """The values the chosen regressor takes, by hyperparameter name (its random seed included)."""
-    regressor = REGRESSORS[args.model_type]
-    seed = {"random_seed": args.random_seed} if regressor.seeded else {}
-    return {**{name: getattr(args, name) for name in regressor.hyperparameters}, **seed}
+    seed = {"random_seed": args.random_seed} if REGRESSORS[args.model_type].seeded else {}
+    return {**tunable(args), **seed}
 
 
 def build_regressor(args: argparse.Namespace) -> Any:
@@ -68,18 +72,46 @@ def runtime_requirements() -> list[str]:
     return [*loading, f"numpy=={np.__version__}", *SERVING_REQUIREMENTS]
 
 
+Rows = tuple[pd.DataFrame, pd.Series]  # features, target
+
+
+def training_rows(args: argparse.Namespace) -> tuple[Rows, dict, Rows | None]:
+    """The rows to fit on, their features, and the validation rows to score (None when there are none to hold out).
+
+    A refit learns from the whole train split: the validation rows did their job when select chose the winner.
+    """
+    x, y, features = load_split(args.prepped_data, "train")
+    if not (args.prepped_data / "validation.parquet").is_file():
+        return (x, y), features, None
+    validation_x, validation_y, _ = load_split(args.prepped_data, "validation")
+    if args.refit:
+        whole = pd.concat([x, validation_x], ignore_index=True), pd.concat([y, validation_y], ignore_index=True)
+        return whole, features, None
+    return (x, y), features, (validation_x, validation_y)
+
+
+def validation_scores(model: Pipeline, validation: Rows) -> dict[str, float]:
+    """The metrics select compares candidates by and a sweep optimises (config.yml's tuning.primary_metric)."""
+    rows, actual = validation
+    predicted = model.predict(rows)
+    return {"validation_rmse": root_mean_squared_error(actual, predicted), "validation_r2": r2_score(actual, predicted)}
+
+
 def train(args: argparse.Namespace) -> int:
     """Fit the model train.py's options describe, log it with MLflow and save it as an MLflow model."""
-    x, y, features = load_split(args.prepped_data, "train")
+    (x, y), features, validation = training_rows(args)
     model = build_model(args, features["numeric"], features["categorical"])
     with mlflow.start_run():
         mlflow.log_params(
             {"model_type": args.model_type, **hyperparameters(args), "n_train_rows": len(x), "n_features": x.shape[1]}
         )
+        mlflow.set_tag("refit", str(args.refit).lower())
         model.fit(x, y)
         predictions = model.predict(x)
         train_rmse = root_mean_squared_error(y, predictions)
         mlflow.log_metric("train_rmse", train_rmse)
+        scored = validation_scores(model, validation) if validation is not None else {}
+        mlflow.log_metrics(scored)
         mlflow.sklearn.save_model(
             model,
             args.model,
@@ -88,7 +120,11 @@ def train(args: argparse.Namespace) -> int:
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
             # No input signature: MLflow would reject whole numbers in a column it saw as decimals (a column
             # with gaps), so raw CSV rows would not score. The fitted preprocessing checks the columns instead.
-            metadata={"features": features, "model_type": args.model_type},  # select names candidates by it
+            # select names candidates by their model type and reports their hyperparameters, which a refit takes over.
+            metadata={"features": features, "model_type": args.model_type, "hyperparameters": tunable(args)},
         )
-    print(f"trained {args.model_type} on {len(x)} rows, {x.shape[1]} features; train RMSE {train_rmse:.3f}")
+    refit = " (refit on the whole train split)" if args.refit else ""
+    validated = f"; validation RMSE {scored['validation_rmse']:.3f}" if scored else ""
+    shape = f"{len(x)} rows, {x.shape[1]} features"
+    print(f"trained {args.model_type}{refit} on {shape}; train RMSE {train_rmse:.3f}{validated}")
     return 0

@@ -281,18 +281,27 @@ def job_yaml(job: Any) -> str:
     return yaml.safe_dump(job._to_dict(), sort_keys=False)
 
 
-def submit(settings: Settings, client: Any, overrides: dict[str, Any] | None = None, stream: bool = True) -> Any:
-    """Submit the training pipeline; its register step registers the model, when it is better, in the workspace."""
+def submit(
+    settings: Settings, client: Any, overrides: dict[str, Any] | None = None, stream: bool = True, tune: bool = False
+) -> Any:
+    """Submit the training pipeline (with ``tune``, the tuning pipeline); its register step registers the model, when
+    it is better, in the workspace."""
     from .pipeline import azure_pipeline
 
-    return submit_job(client, workspace_assets(settings), azure_pipeline(settings, overrides), stream)
+    return submit_job(client, workspace_assets(settings), azure_pipeline(settings, overrides, tune), stream)
 
 
-def submit_dry_run(settings: Settings, overrides: dict[str, Any] | None = None) -> str:
+def submit_dry_run(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> str:
     """What ``submit`` would do, built from the specs alone: no credentials, no request to Azure."""
     from .pipeline import azure_pipeline
 
-    return dry_run(workspace_assets(settings), azure_pipeline(settings, overrides))
+    return dry_run(workspace_assets(settings), azure_pipeline(settings, overrides, tune))
+
+
+def download_output(client: Any, job_name: str, output_name: str, destination: Path) -> Path:
+    """A finished job's named output, downloaded into ``destination``; the folder that holds it."""
+    client.jobs.download(job_name, download_path=str(destination), output_name=output_name)
+    return destination / "named-outputs" / output_name
 
 
 def submit_scoring(settings: Settings, client: Any, data: str, model: str | None = None, stream: bool = True) -> Any:

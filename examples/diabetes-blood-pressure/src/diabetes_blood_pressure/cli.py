@@ -1,6 +1,7 @@
 """Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML, then use the
 model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online,
 and watch it: ``monitor`` a new batch for drift and quality (locally, on Azure ML, or on a schedule there).
+``tune`` sweeps the model's hyperparameters (locally or on Azure ML) and writes the best into config.yml.
 
 Runs and submissions start only when ``check`` finds nothing. Only the commands' own
 modules are imported, when they run: ``--help`` stays instant. Every error ends in one line
@@ -51,7 +52,7 @@ from .local_runs import (
 from .settings import Settings, SettingsError
 
 if TYPE_CHECKING:
-    from aml_pipeline_kit.local_runner import StepFailed
+    from aml_pipeline_kit.local_runner import RunResult, StepFailed
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
@@ -98,16 +99,22 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the pipeline")
     for command in (check, run):
         command.add_argument("--job", type=Path, help="a pipeline job YAML file instead of the project's pipeline")
-    where = run.add_mutually_exclusive_group(required=True)
-    where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
-    where.add_argument("--azure", action="store_true", help="on Azure ML (the same as `submit`)")
-    run.add_argument("--no-reuse", action="store_true", help="run every step, even if an earlier run can be reused")
-    run.add_argument(
-        "--max-parallel",
-        type=whole_number(1),
-        metavar="N",
-        help="run at most N steps at once (default: one per CPU core)",
+    tune = commands.add_parser(
+        "tune", help="sweep the model's hyperparameters on the validation split, write the best to config.yml"
     )
+    for command in (run, tune):
+        where = command.add_mutually_exclusive_group(required=True)
+        where.add_argument("--local", action="store_true", help="on this machine, tracked with MLflow in a local store")
+        where.add_argument("--azure", action="store_true", help="on Azure ML (`run --azure` is `submit`)")
+        command.add_argument(
+            "--no-reuse", action="store_true", help="run every step, even if an earlier run can be reused"
+        )
+        command.add_argument(
+            "--max-parallel",
+            type=whole_number(1),
+            metavar="N",
+            help="run at most N steps at once (default: one per CPU core)",
+        )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
     add_place_and_model(score)
@@ -117,18 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
         "on Azure also a data asset, azureml:<name>:<version>",
     )
     monitor = add_monitor_parser(commands)
-    for command in (submit, score, monitor):
+    for command in (submit, score, monitor, tune):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
-    submit.add_argument(
-        "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
-    )
+    for command in (submit, tune):
+        command.add_argument(
+            "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
+        )
     serve = commands.add_parser("serve", help="serve a local model over HTTP with MLflow's scoring server")
     serve.add_argument("--model", type=Path, help="model folder (default: the latest completed local run's)")
     serve.add_argument(
         "--port", type=whole_number(1, 65535), default=SERVE_PORT, help="port on 127.0.0.1 (default: %(default)s)"
     )
     commands.add_parser("deploy", help="deploy the newest registered model to the Azure ML online endpoint in aml/")
-    for command in (run, submit):
+    for command in (run, submit, tune):
         command.add_argument(
             "-p",
             "--param",
@@ -170,10 +178,11 @@ def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
 
 
 def selection_table(selection: dict[str, Any]) -> str:
-    lines = [f"{'candidate':<24}{'valid. RMSE':>12}{'valid. R²':>11}"]
+    lines = [f"{'candidate':<24}{'valid. RMSE':>12}{'valid. R²':>11}  hyperparameters"]
     for name, scores in selection["candidates"].items():
+        values = " ".join(f"{key}={value}" for key, value in scores["hyperparameters"].items())
         winner = "  <- selected" if name == selection["winner"] else ""
-        lines.append(f"{name:<24}{scores['validation_rmse']:>12.3f}{scores['validation_r2']:>11.3f}{winner}")
+        lines.append(f"{name:<24}{scores['validation_rmse']:>12.3f}{scores['validation_r2']:>11.3f}  {values}{winner}")
     return "\n".join(lines) + "\n"
 
 
@@ -197,13 +206,36 @@ def failed(failure: StepFailed) -> int:
     return 1
 
 
-def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None) -> int:
+def run_local(
+    settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None, tune: bool = False
+) -> int:
+    """The training pipeline (with ``tune``, the tuning pipeline) on this machine; prints its tables. Tuning writes the
+    selected model type and hyperparameters into config.yml."""
     from aml_pipeline_kit.local_runner import StepFailed
 
     try:
-        result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel)
+        result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
     except StepFailed as failure:
         return failed(failure)
+    show_training(result)
+    if tune:
+        write_tuned(settings, result.outputs["selection"])
+    return 0
+
+
+def write_tuned(settings: Settings, selection_dir: Path) -> None:
+    """The tuned winner of ``selection_dir``'s selection.json into config.yml's model section."""
+    from .tuning import write_tuned_model
+
+    selection = json.loads((selection_dir / "selection.json").read_text())
+    winner = selection["winner"]
+    values = selection["candidates"][winner]["hyperparameters"]
+    write_tuned_model(settings.root / "config.yml", winner, values)
+    shown = ", ".join(f"{name}: {value}" for name, value in values.items())
+    print(f"config.yml: model set to {winner} ({shown}); `git diff config.yml` shows the change, `make run` trains it")
+
+
+def show_training(result: RunResult) -> None:
     report = result.outputs["report"]
     print(f"\nrun {result.run_id} completed: {result.run_dir}")
     if "selection" in result.outputs:
@@ -212,7 +244,6 @@ def run_local(settings: Settings, overrides: dict[str, Any], reuse: bool, max_pa
     decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
     print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
     print(f"model:  {result.outputs['model']}\nreport: {report}")
-    return 0
 
 
 def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
@@ -243,14 +274,27 @@ def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, 
     return 0
 
 
-def run_azure(settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False) -> int:
+def run_azure(
+    settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False, tune: bool = False
+) -> int:
+    """The training pipeline (with ``tune``, the tuning pipeline) on Azure ML. A streamed tuning job's selection is
+    downloaded and its winner written into config.yml."""
     from .azure_ml import ml_client, submit, submit_dry_run
 
     passed_check(settings)
     if dry_run:
-        print(submit_dry_run(settings, overrides))
+        print(submit_dry_run(settings, overrides, tune))
         return 0
-    submit(settings, ml_client(settings), overrides, stream=stream)
+    client = ml_client(settings)
+    submitted = submit(settings, client, overrides, stream=stream, tune=tune)
+    if tune and stream:
+        from .azure_ml import download_output
+
+        with tempfile.TemporaryDirectory() as scratch:
+            write_tuned(settings, download_output(client, submitted.name, "selection", Path(scratch)))
+    elif tune:
+        fetch = f"az ml job download --name {submitted.name} --output-name selection"
+        print(f"config.yml is not changed without streaming: the winner will be in selection.json (`{fetch}`)")
     return 0
 
 
@@ -343,8 +387,9 @@ def dispatch(args: argparse.Namespace) -> int:
         return job_file(settings, args, overrides)
     if args.command == "check":
         return show_check(settings)
-    if args.command == "run" and args.local:
-        return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel)
+    if args.command in {"run", "tune"} and args.local:
+        tune = args.command == "tune"
+        return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)
     if args.command == "score" and args.local:
         return score_local(settings, args.model, args.data)
     if args.command == "score":
@@ -360,7 +405,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "deploy":
         return deploy_online(settings)
     stream, dry_run = not getattr(args, "no_stream", False), getattr(args, "dry_run", False)
-    return run_azure(settings, overrides, stream=stream, dry_run=dry_run)
+    return run_azure(settings, overrides, stream=stream, dry_run=dry_run, tune=args.command == "tune")
 
 
 def interrupt(signum: int, frame: FrameType | None) -> None:

@@ -116,16 +116,19 @@ def run_pipeline_locally(
     check: bool = False,
     host: StepHost | None = None,
     max_parallel: int | None = None,
+    tune: bool = False,
 ) -> RunResult:
-    """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them."""
+    """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them; with
+    ``tune``, the tuning pipeline (its sweeps' trials side by side, up to ``max_parallel``)."""
     settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
 
     def build() -> PipelineJob:
         from .pipeline import local_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
 
-        return local_pipeline(settings, overrides)
+        return local_pipeline(settings, overrides, tune)
 
-    return run_locally(settings, training_plan(overrides), build, reuse, check, host, max_parallel)
+    kind = {**training_plan(overrides), "kind": "tuning"} if tune else training_plan(overrides)
+    return run_locally(settings, kind, build, reuse, check, host, max_parallel)
 
 
 def score_locally(

@@ -1,5 +1,6 @@
-"""The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register),
-batch scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
+"""The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register; with
+``auto``, candidates -> select -> refit before evaluate), tuning (the same with a sweep node per candidate), batch
+scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
 
 Each graph is the single description of its pipeline. Azure ML runs it on a
 compute cluster (``submit``, ``score --azure``); the local runner runs the same
@@ -12,12 +13,23 @@ import inspect
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from azure.ai.ml import Input, dsl, load_component
 from azure.ai.ml.entities import CommandComponent, PipelineJob
+from azure.ai.ml.sweep import (
+    BanditPolicy,
+    BayesianSamplingAlgorithm,
+    Choice,
+    GridSamplingAlgorithm,
+    MedianStoppingPolicy,
+    RandomSamplingAlgorithm,
+    TruncationSelectionPolicy,
+)
 
 from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError, encoded
+from .tuning import tuning_settings
 
 # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
@@ -57,18 +69,28 @@ def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..
     return declared
 
 
-def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
+def build_pipeline(
+    settings: Settings, data: Input, overrides: dict[str, Any] | None = None, tune: bool = False
+) -> PipelineJob:
     """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them.
 
-    With ``model_type: auto`` the graph fans out: one train node per candidate (run in
-    parallel by Azure ML and by the local runner), then a select node picks the winner on the
-    validation split; otherwise a single train node. Evaluation and registration follow either way.
+    With ``model_type: auto`` the graph fans out: one train node per candidate (run in parallel by Azure ML and
+    by the local runner), then a select node picks the winner on the validation split and a refit node trains it
+    again on the whole train split; otherwise a single train node on the whole train split. ``tune`` makes each
+    candidate (with a single model type, that one) a sweep node over its search space (regressors.py), with
+    config.yml's tuning settings, its best trial the candidate. Evaluation and registration follow either way.
     """
     components = load_components(settings.root / "components")
     parameters = settings.pipeline_inputs_with(overrides)
-    candidates = settings.model_candidates() if parameters["model_type"] == AUTO else []
+    model_type = parameters["model_type"]
+    candidates = settings.model_candidates() if model_type == AUTO else [model_type] if tune else []
     if not candidates:
         parameters["validation_size"] = 0.0  # a single model needs no validation rows: train on them all
+    sweep = sweep_settings(settings) if tune else None
+    if sweep and not parameters["validation_size"]:
+        raise SettingsError(
+            f"{settings.root / 'config.yml'}: tuning scores its trials on validation rows: set validation_size above 0"
+        )
 
     hyperparameters = list(settings.regressors.HYPERPARAMETERS)  # each also an input of train.yml
     train_inputs = components["train"].inputs
@@ -87,9 +109,14 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
     }
 
     @dsl.pipeline(
-        name=settings.setting("azure", "experiment_name").replace("-", "_"),
-        display_name="Regression pipeline",
-        description="Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
+        name=settings.setting("azure", "experiment_name").replace("-", "_") + ("_tune" if tune else ""),
+        display_name="Tuning pipeline" if tune else "Regression pipeline",
+        description=(
+            "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the "
+            "whole train split, evaluate it against a baseline, register it if better."
+            if tune
+            else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better."
+        ),
         default_compute=settings.compute["name"],
     )
     @taking(inputs)
@@ -107,16 +134,19 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
         training = {name: inputs[name] for name in [*hyperparameters, "random_seed"]}
         outputs: dict[str, Any] = {}
         if candidates:
-            trained = []
-            for candidate in candidates:
-                train = components["train"](prepped_data=prepped_data, model_type=candidate, **training)
-                train.name = f"train_{candidate}"
-                trained.append(train.outputs.model)
+            trained = [
+                candidate_model(components["train"], candidate, prepped_data, training, sweep, settings.regressors)
+                for candidate in candidates
+            ]
             # select's ports are generic: it names each candidate by the model type its model was trained as.
             select = components["select"](
                 prepped_data=prepped_data, **{f"candidate_{number}": model for number, model in enumerate(trained, 1)}
             )
-            model, outputs["selection"] = select.outputs.model, select.outputs.selection
+            refit = components["train"](
+                prepped_data=prepped_data, selection=select.outputs.selection, random_seed=inputs["random_seed"]
+            )
+            refit.name = "refit"
+            model, outputs["selection"] = refit.outputs.model, select.outputs.selection
         else:
             train = components["train"](prepped_data=prepped_data, model_type=inputs["model_type"], **training)
             model = train.outputs.model
@@ -134,14 +164,65 @@ def build_pipeline(settings: Settings, data: Input, overrides: dict[str, Any] | 
     return job
 
 
-def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None) -> PipelineJob:
-    """The pipeline on the CSV behind the data asset, for the local runner."""
-    return build_pipeline(settings, Input(type="uri_file", path=str(settings.local_data_path)), overrides)
+def candidate_model(
+    train: CommandComponent,
+    model_type: str,
+    prepped_data: Any,
+    training: dict[str, Any],
+    sweep: dict[str, Any] | None,
+    regressors: ModuleType,
+) -> Any:
+    """A candidate's model: a train node of ``model_type`` (``train_<type>``), or with ``sweep`` settings a sweep
+    node over the values regressors.py declares for ``tune`` (``tune_<type>``), whose output is its best trial's."""
+    if sweep is None:
+        node = train(prepped_data=prepped_data, model_type=model_type, **training)
+        node.name = f"train_{model_type}"
+        return node.outputs.model
+    space = {name: Choice(list(values)) for name, values in regressors.search_space(model_type).items()}
+    trial = train(prepped_data=prepped_data, model_type=model_type, **{**training, **space})
+    node = trial.sweep(**sweep)
+    node.name = f"tune_{model_type}"
+    return node.outputs.model
 
 
-def azure_pipeline(settings: Settings, overrides: dict[str, Any] | None = None) -> PipelineJob:
-    """The pipeline on the registered data asset, for Azure ML."""
-    return build_pipeline(settings, Input(type="uri_file", path=settings.data_asset_uri), overrides)
+def sweep_settings(settings: Settings) -> dict[str, Any]:
+    """config.yml's tuning section as the keywords of azure-ai-ml's ``sweep()``."""
+    tuning = tuning_settings(settings)
+    sampling = {"random": RandomSamplingAlgorithm, "grid": GridSamplingAlgorithm, "bayesian": BayesianSamplingAlgorithm}
+    # The pipeline's seed makes random sampling repeatable, on Azure ML as in the local runner.
+    seeded = {"seed": settings.setting("random_seed")} if tuning["sampling"] == "random" else {}
+    termination = tuning["early_termination"]
+    policy = None
+    if termination:
+        policies = {
+            "bandit": BanditPolicy,
+            "median_stopping": MedianStoppingPolicy,
+            "truncation_selection": TruncationSelectionPolicy,
+        }
+        options = {key: value for key, value in termination.items() if key != "policy"}
+        try:
+            policy = policies[termination["policy"]](**options)
+        except TypeError as error:
+            raise SettingsError(f"{settings.root / 'config.yml'}: tuning.early_termination: {error}") from None
+    return {
+        "primary_metric": tuning["primary_metric"],
+        "goal": tuning["goal"],
+        "sampling_algorithm": sampling[tuning["sampling"]](**seeded),
+        "max_total_trials": tuning["max_total_trials"],
+        "max_concurrent_trials": tuning["max_concurrent_trials"],
+        "timeout": tuning["timeout_minutes"] * 60,
+        "early_termination_policy": policy,
+    }
+
+
+def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
+    """The pipeline on the CSV behind the data asset, for the local runner; with ``tune``, the tuning pipeline."""
+    return build_pipeline(settings, Input(type="uri_file", path=str(settings.local_data_path)), overrides, tune)
+
+
+def azure_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
+    """The pipeline on the registered data asset, for Azure ML; with ``tune``, the tuning pipeline."""
+    return build_pipeline(settings, Input(type="uri_file", path=settings.data_asset_uri), overrides, tune)
 
 
 def load_score_component(components_dir: Path = COMPONENTS_DIR) -> CommandComponent:
@@ -326,9 +407,13 @@ def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: 
 
 
 def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
-    """Every graph ``check`` verifies, as the local runner builds them: training, and monitoring (which holds the
-    scoring step too). No model is needed to check the wiring: any folder that exists stands in for one."""
+    """Every graph ``check`` verifies, as the local runner builds them: training, tuning (its sweep nodes), and
+    monitoring (which holds the scoring step too). No model is needed to check the wiring: any folder that exists
+    stands in for one. Without validation rows (validation_size 0) there is no tuning graph: `tune` says so itself,
+    and a project that never tunes still runs."""
+    tuning = {"tuning": local_pipeline(settings, tune=True)} if settings.setting("validation_size") else {}
     return {
         "training": local_pipeline(settings),
+        **tuning,
         "monitoring": local_monitor_pipeline(settings, settings.root / "components", settings.local_data_path),
     }
