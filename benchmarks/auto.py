@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from local_run import BenchmarkError, measure, synthetic_frame
+from local_run import TEMPLATE_DIR, BenchmarkError, measure, render, synthetic_frame
 
-TEMPLATE = Path(__file__).resolve().parents[1]
 PACKAGE = "diabetes_blood_pressure"
 
 
@@ -29,12 +27,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each mode per data set; the median is shown")
     parser.add_argument("--timeout", type=float, default=900, help="seconds one run may take")
     return parser
-
-
-def render(destination: Path) -> Path:
-    argv = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), "model=auto", "--output-dir"]
-    subprocess.run([*argv, str(destination)], check=True, capture_output=True)
-    return destination / "diabetes-blood-pressure"
 
 
 def timings(project: Path, repeat: int, timeout: float) -> dict[str, float]:
@@ -52,7 +44,7 @@ def timings(project: Path, repeat: int, timeout: float) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="auto-benchmark-") as scratch:
-        project = render(Path(scratch))
+        project = render(TEMPLATE_DIR, Path(sys.executable), Path(scratch), "model=auto")
         data = project / "data" / "diabetes.csv"
         datasets = {"shipped (632 rows)": None}
         if args.rows:

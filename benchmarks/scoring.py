@@ -40,6 +40,7 @@ from pathlib import Path
 import pandas as pd
 from local_run import (
     MIB,
+    PLAIN_SCRIPT_MODEL,
     RUN_COMPLETED,
     TEMPLATE_DIR,
     BenchmarkError,
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         say("Using the model of the default project: batch scoring and online latency, on this machine")
         say(f"  python:   {args.python}, {os.cpu_count()} CPUs, {platform.platform()}")
         say(f"  load avg: {load_average()} at start (other work on this machine skews the figures)")
-        project = load_project(render(args.template, args.python, workdir / "render"))
+        project = load_project(render(args.template, args.python, workdir / "render", PLAIN_SCRIPT_MODEL))
         train = [str(args.python), "-m", project.package, "run", "--local"]
         trained = measure(train, project.path, env, args.python, args.timeout)
         say(f"  trained:  `run --local` on the shipped CSV in {trained.seconds:.1f}s")
