@@ -4,6 +4,7 @@ If an azure-ai-ml upgrade changes how jobs serialise or how pipeline inputs
 report their values, these tests fail before a local run does.
 """
 
+import math
 from pathlib import Path
 
 import pytest
@@ -45,13 +46,17 @@ def test_auto_fans_out_one_train_step_per_candidate_then_selects_and_refits(sett
 
 def test_tuning_sweeps_each_candidate_trial_by_trial_then_selects_and_refits(settings: Settings) -> None:
     plan = plan_from_job(local_pipeline(settings, {"model_type": "auto"}, tune=True))
-    trials = settings.setting("tuning", "max_total_trials")
+    limit = settings.setting("tuning", "max_total_trials")
     for candidate in settings.model_candidates():
         space = settings.regressors.search_space(candidate)
+        combinations = math.prod(len(values) for values in space.values())
+        trials = min(limit, combinations)
         steps = [plan.step(f"tune_{candidate}.trial_{number}") for number in range(trials)]
         for step in steps:
             assert step.inputs["model_type"].binding.value == candidate
             assert all(step.inputs[name].binding.value in values for name, values in space.items())
+        if combinations <= limit:  # a space the trials cover: each combination once (grid), none twice
+            assert len({tuple(step.inputs[name].binding.value for name in space) for step in steps}) == combinations
         assert plan.step(f"tune_{candidate}").upstream == {step.name for step in steps}  # the best trial's model
     assert plan.step("select").upstream == {"data_prep", *(f"tune_{name}" for name in settings.model_candidates())}
     assert plan.outputs["model"] == ("refit", "model")

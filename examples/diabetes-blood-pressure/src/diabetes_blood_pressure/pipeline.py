@@ -11,6 +11,7 @@ Nothing here contacts Azure.
 import importlib.util
 import inspect
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -178,8 +179,13 @@ def candidate_model(
         node = train(prepped_data=prepped_data, model_type=model_type, **training)
         node.name = f"train_{model_type}"
         return node.outputs.model
-    space = {name: Choice(list(values)) for name, values in regressors.search_space(model_type).items()}
+    values = regressors.search_space(model_type)
+    space = {name: Choice(list(choices)) for name, choices in values.items()}
     trial = train(prepped_data=prepped_data, model_type=model_type, **{**training, **space})
+    combinations = math.prod(len(choices) for choices in values.values())
+    if isinstance(sweep["sampling_algorithm"], RandomSamplingAlgorithm) and combinations <= sweep["max_total_trials"]:
+        # The trials would cover the whole space anyway, with repeats: try each combination once instead.
+        sweep = {**sweep, "sampling_algorithm": GridSamplingAlgorithm(), "max_total_trials": combinations}
     node = trial.sweep(**sweep)
     node.name = f"tune_{model_type}"
     return node.outputs.model
