@@ -23,9 +23,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
+from local_run import TEMPLATE_DIR, render
 from sklearn.datasets import make_friedman1
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+PYTHON = Path(sys.executable)
 PACKAGE = "diabetes_blood_pressure"  # the package of every render here: the project name stays the default
 
 
@@ -33,12 +34,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--friedman", type=int, default=0, help="rows of Friedman #1 data to add (0: skip)")
     return parser
-
-
-def render(destination: Path, *context: str) -> Path:
-    argv = [sys.executable, "-m", "cookiecutter", "--no-input", str(TEMPLATE), *context, "--output-dir"]
-    subprocess.run([*argv, str(destination)], check=True, capture_output=True)
-    return destination / "diabetes-blood-pressure"
 
 
 def test_result(project: Path, *parameters: str) -> tuple[float, str]:
@@ -64,11 +59,11 @@ def friedman_csv(rows: int, path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="model-choice-") as scratch:
-        default = render(Path(scratch) / "diabetes")
+        default = render(TEMPLATE_DIR, PYTHON, Path(scratch) / "diabetes")
         projects = {f"diabetes sample ({len(pd.read_csv(default / 'data' / 'diabetes.csv'))} rows)": default}
         if args.friedman:
             csv = friedman_csv(args.friedman, Path(scratch) / "friedman.csv")
-            friedman = render(Path(scratch) / "friedman", f"data_path={csv}", "target_column=y")
+            friedman = render(TEMPLATE_DIR, PYTHON, Path(scratch) / "friedman", f"data_path={csv}", "target_column=y")
             projects[f"Friedman #1 ({args.friedman:,} rows)"] = friedman
         print(f"{'data':<30}{'ridge RMSE':>12}{'auto RMSE':>11}  {'auto chose':<24}{'auto / ridge':>12}")
         for label, project in projects.items():
