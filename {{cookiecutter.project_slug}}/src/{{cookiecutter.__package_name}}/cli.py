@@ -97,14 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
             help="run at most N steps at once (default: one per CPU core)",
         )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
-    score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
-    add_place_and_model(score)
-    score.add_argument(
-        "--data",
-        help="CSV to score (default, local only: the project's CSV without its target column); "
+    score = add_model_command(
+        commands,
+        "score",
+        "predict the target of every row of a CSV (batch scoring)",
+        data="CSV to score (default, local only: the project's CSV without its target column); "
         "on Azure also a data asset, azureml:<name>:<version>",
     )
-    monitor = add_monitor_parser(commands)
+    monitor = add_model_command(
+        commands,
+        "monitor",
+        "compare a new batch of rows with the training data: drift, quality",
+        data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+    )
+    monitor.add_argument(
+        "--schedule",
+        action="store_true",
+        help="Azure ML: create or update the schedule of aml/monitor-schedule.yml instead of running once",
+    )
     for command in (submit, score, monitor, tune):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
     for command in (submit, tune):
@@ -130,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_place_and_model(command: argparse.ArgumentParser) -> None:
-    """--local or --azure, and --model: what the commands that use a model take."""
+def add_model_command(commands: Any, name: str, description: str, data: str) -> argparse.ArgumentParser:
+    """A command that uses a model on rows: --local or --azure, --model, and --data (``data`` says what it is)."""
+    command = commands.add_parser(name, help=description)
     where = command.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="on this machine, with a local model")
     where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
@@ -140,22 +152,8 @@ def add_place_and_model(command: argparse.ArgumentParser) -> None:
         help="local: a model folder (default: the latest completed local run's); "
         "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
     )
-
-
-def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
-    monitor = commands.add_parser("monitor", help="compare a new batch of rows with the training data: drift, quality")
-    add_place_and_model(monitor)
-    monitor.add_argument(
-        "--data",
-        help="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
-        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
-    )
-    monitor.add_argument(
-        "--schedule",
-        action="store_true",
-        help="Azure ML: create or update the schedule of aml/monitor-schedule.yml instead of running once",
-    )
-    return monitor
+    command.add_argument("--data", help=data)
+    return command
 
 
 def serve_command(model: Path, port: int = SERVE_PORT) -> list[str]:

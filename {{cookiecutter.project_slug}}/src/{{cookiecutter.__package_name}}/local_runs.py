@@ -13,7 +13,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aml_pipeline_kit.check import CheckFailed, Finding, Report, check_project
 from aml_pipeline_kit.config_files import read_yaml
@@ -146,26 +146,33 @@ def score_locally(
     settings: Settings, model: Path, data: Path, check: bool = False, host: StepHost | None = None
 ) -> RunResult:
     """The scoring pipeline on this machine: ``model`` predicts every row of ``data``."""
-
-    def build() -> PipelineJob:
-        from .pipeline import local_score_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
-
-        return local_score_pipeline(settings, model, data)
-
-    return run_locally(settings, model_plan("scoring", model, data), build, check=check, host=host)
+    return run_with_model(settings, "scoring", model, data, check, host)
 
 
 def monitor_locally(
     settings: Settings, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
 ) -> RunResult:
     """The monitoring pipeline on this machine: ``batch`` and ``model``'s predictions on it vs. the training data."""
+    return run_with_model(settings, "monitoring", model, batch, check, host)
+
+
+def run_with_model(
+    settings: Settings,
+    kind: Literal["scoring", "monitoring"],
+    model: Path,
+    rows: Path,
+    check: bool,
+    host: StepHost | None,
+) -> RunResult:
+    """A graph of pipeline.py that puts ``model`` to work on ``rows``, on this machine."""
 
     def build() -> PipelineJob:
-        from .pipeline import local_monitor_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+        from . import pipeline  # azure-ai-ml: seconds to import, while the step host warms up
 
-        return local_monitor_pipeline(settings, model, batch)
+        graphs = {"scoring": pipeline.local_score_pipeline, "monitoring": pipeline.local_monitor_pipeline}
+        return graphs[kind](settings, model, rows)
 
-    return run_locally(settings, model_plan("monitoring", model, batch), build, check=check, host=host)
+    return run_locally(settings, model_plan(kind, model, rows), build, check=check, host=host)
 
 
 def local_model_and_rows(

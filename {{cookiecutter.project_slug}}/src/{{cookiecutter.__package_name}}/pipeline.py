@@ -59,6 +59,13 @@ def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..
     return declared
 
 
+def named_on_the_cluster(settings: Settings, suffix: str) -> dict[str, str]:
+    """What every graph's ``@dsl.pipeline`` shares: a name, the experiment's with ``suffix`` (a Python name, as the
+    dsl wants it), and the project's compute cluster for its steps."""
+    name = settings.setting("azure", "experiment_name").replace("-", "_") + suffix
+    return {"name": name, "default_compute": settings.compute["name"]}
+
+
 def build_pipeline(
     settings: Settings, data: Input, overrides: dict[str, Any] | None = None, tune: bool = False
 ) -> PipelineJob:
@@ -99,7 +106,7 @@ def build_pipeline(
     }
 
     @dsl.pipeline(
-        name=settings.setting("azure", "experiment_name").replace("-", "_") + ("_tune" if tune else ""),
+        **named_on_the_cluster(settings, "_tune" if tune else ""),
         display_name="Tuning pipeline" if tune else "Regression pipeline",
         description=(
             "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the "
@@ -107,7 +114,6 @@ def build_pipeline(
             if tune
             else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better."
         ),
-        default_compute=settings.compute["name"],
     )
     @taking(inputs)
     def regression_pipeline(**inputs: Any) -> dict[str, Any]:
@@ -185,10 +191,9 @@ def score_pipeline(settings: Settings, model_input: Input, data_input: Input) ->
     experiment = settings.setting("azure", "experiment_name")
 
     @dsl.pipeline(
-        name=experiment.replace("-", "_") + "_score",
+        **named_on_the_cluster(settings, "_score"),
         display_name="Batch scoring",
         description="Check the rows against the model's features, predict each one, write predictions.csv.",
-        default_compute=settings.compute["name"],
     )
     def scoring_pipeline(
         model: Input(type="mlflow_model"),
@@ -260,10 +265,9 @@ def monitor_pipeline(settings: Settings, model_input: Input, training_data: Inpu
     training = settings.pipeline_inputs_with(None)
 
     @dsl.pipeline(
-        name=experiment.replace("-", "_") + "_monitor",
+        **named_on_the_cluster(settings, "_monitor"),
         display_name="Model monitoring",
         description="Drift of the features and predictions, missing and unseen values, and quality of a new batch.",
-        default_compute=settings.compute["name"],
     )
     def monitoring_pipeline(
         model: Input(type="mlflow_model"),
