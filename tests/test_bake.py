@@ -86,7 +86,19 @@ def test_exact_file_set(baked: Bake) -> None:
         "online/score.py",
         *(
             f"src/{package}/{module}.py"
-            for module in ("__init__", "__main__", "azure_ml", "cli", "local_runs", "pipeline", "settings", "tuning")
+            for module in (
+                "__init__",
+                "__main__",
+                "azure_credentials",
+                "azure_ml",
+                "azure_monitoring",
+                "cli",
+                "local_runs",
+                "pipeline",
+                "settings",
+                "sweeps",
+                "tuning",
+            )
         ),
         *(
             f"src/aml_pipeline_kit/{module}.py"
@@ -296,7 +308,7 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
 
 MONITORING_PROBE = """
 import json
-from {package}.azure_ml import monitor_schedule
+from {package}.azure_monitoring import monitor_schedule
 from aml_pipeline_kit.aml_graph import serialised
 from {package}.pipeline import azure_monitor_pipeline
 from {package}.settings import Settings

@@ -7,7 +7,8 @@ import pytest
 
 from aml_pipeline_kit.step_host import script_imports
 
-from {{ cookiecutter.__package_name }}.cli import build_parser, main, metrics_table, parameter
+from {{ cookiecutter.__package_name }}.cli import build_parser, main, parameter
+from {{ cookiecutter.__package_name }}.local_runs import metrics_table
 from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT
 
 

@@ -19,7 +19,11 @@ from aml_pipeline_kit.check.script import script_findings
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
 from {{ cookiecutter.__package_name }} import cli, local_runs
-from {{ cookiecutter.__package_name }}.azure_ml import monitor_schedule, schedule_monitoring, submit_monitoring
+from {{ cookiecutter.__package_name }}.azure_monitoring import (
+    monitor_schedule,
+    schedule_monitoring,
+    submit_monitoring,
+)
 from {{ cookiecutter.__package_name }}.pipeline import (
     MONITORING_THRESHOLDS,
     azure_monitor_pipeline,

@@ -19,11 +19,13 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.identity import AzurePipelinesCredential, ClientAssertionCredential
 
 from {{ cookiecutter.__package_name }} import cli
-from {{ cookiecutter.__package_name }}.azure_ml import (
+from {{ cookiecutter.__package_name }}.azure_credentials import (
     AZURE_PIPELINES_VARIABLES,
-    AzureAccessError,
     azure_credential,
     github_oidc_token,
+)
+from {{ cookiecutter.__package_name }}.azure_ml import (
+    AzureAccessError,
     ml_client,
     submit,
     workspace_assets,

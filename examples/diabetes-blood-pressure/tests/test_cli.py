@@ -7,7 +7,8 @@ import pytest
 
 from aml_pipeline_kit.step_host import script_imports
 
-from diabetes_blood_pressure.cli import build_parser, main, metrics_table, parameter
+from diabetes_blood_pressure.cli import build_parser, main, parameter
+from diabetes_blood_pressure.local_runs import metrics_table
 from diabetes_blood_pressure.settings import PROJECT_ROOT
 
 

@@ -19,7 +19,11 @@ from aml_pipeline_kit.check.script import script_findings
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
 from diabetes_blood_pressure import cli, local_runs
-from diabetes_blood_pressure.azure_ml import monitor_schedule, schedule_monitoring, submit_monitoring
+from diabetes_blood_pressure.azure_monitoring import (
+    monitor_schedule,
+    schedule_monitoring,
+    submit_monitoring,
+)
 from diabetes_blood_pressure.pipeline import (
     MONITORING_THRESHOLDS,
     azure_monitor_pipeline,

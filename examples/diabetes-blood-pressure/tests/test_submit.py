@@ -19,11 +19,13 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.identity import AzurePipelinesCredential, ClientAssertionCredential
 
 from diabetes_blood_pressure import cli
-from diabetes_blood_pressure.azure_ml import (
+from diabetes_blood_pressure.azure_credentials import (
     AZURE_PIPELINES_VARIABLES,
-    AzureAccessError,
     azure_credential,
     github_oidc_token,
+)
+from diabetes_blood_pressure.azure_ml import (
+    AzureAccessError,
     ml_client,
     submit,
     workspace_assets,

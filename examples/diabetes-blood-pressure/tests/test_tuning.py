@@ -15,7 +15,7 @@ from azure.ai.ml import load_job
 from aml_pipeline_kit.aml_graph import serialised
 from aml_pipeline_kit.step_host import StepHost
 
-from diabetes_blood_pressure import azure_ml, cli
+from diabetes_blood_pressure import azure_ml
 from diabetes_blood_pressure.cli import main
 from diabetes_blood_pressure.local_runs import run_pipeline_locally
 from diabetes_blood_pressure.pipeline import azure_pipeline, checked_graphs, local_pipeline
@@ -182,7 +182,7 @@ def test_tune_azure_submits_the_sweeps_then_writes_the_streamed_jobs_winner_into
 
     client.jobs.download = download
     monkeypatch.setattr(azure_ml, "ml_client", lambda settings: client)
-    assert cli.run_azure(project, {"model_type": "auto"}, stream=True, tune=True) == 0
+    assert azure_ml.run_azure(project, {"model_type": "auto"}, stream=True, tune=True) == 0
     (job,) = client.jobs.created
     assert {name for name, node in job.jobs.items() if node.type == "sweep"} == {
         f"tune_{name}" for name in project.model_candidates()

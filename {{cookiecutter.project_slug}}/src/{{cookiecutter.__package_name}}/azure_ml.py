@@ -1,5 +1,6 @@
-"""Azure ML: workspace client, resources, pipeline jobs (training, batch scoring, monitoring and its schedule),
-online deployment.
+"""Azure ML: workspace client, resources, pipeline jobs (training and tuning, batch scoring), online deployment, and
+the ``submit``/``tune``/``score``/``deploy`` commands' Azure side. Sign-in: azure_credentials.py; monitoring and its
+schedule: azure_monitoring.py.
 
 Nothing here runs at import time; azure-ai-ml is imported by the functions that
 need it, so the CLI starts fast for local commands.
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .local_runs import UsageError, passed_check
 from .settings import Settings, SettingsError
-
-if TYPE_CHECKING:
-    from aml_pipeline_kit.check.report import Finding
+from .tuning import write_tuned
 
 SAMPLE_REQUEST = Path("docs") / "sample-request.json"  # two rows of the CSV in the online endpoints' body format
 WORKSPACE_VARIABLES = {
@@ -39,83 +40,12 @@ class AzureAccessError(RuntimeError):
     The message says what is missing or different and how to fix it."""
 
 
-ARM_SCOPE = "https://management.azure.com/.default"
-GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"
-GITHUB_OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")
-AZURE_PIPELINES_VARIABLES = (
-    "SYSTEM_OIDCREQUESTURI",
-    "SYSTEM_ACCESSTOKEN",
-    "AZURESUBSCRIPTION_TENANT_ID",
-    "AZURESUBSCRIPTION_CLIENT_ID",
-    "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID",
-)
-NO_CREDENTIALS = (
-    "no Azure credentials: sign in with `az login` (then `az account set --subscription <id>`), or set "
-    "AZURE_CLIENT_ID, AZURE_TENANT_ID and AZURE_CLIENT_SECRET for a service principal; in CI, sign in with a "
-    "federated credential as README.md describes"
-)
-
-
-def github_oidc_token() -> str:
-    """A fresh GitHub Actions OIDC token for Entra ID's token exchange (the job's id-token permission allows it).
-
-    Asked for anew whenever azure-identity needs an Azure token, so a long submission never outlives its sign-in,
-    as an `azure/login` session does after about ten minutes (Azure/azure-cli#28708).
-    """
-    import json
-    import urllib.parse
-    import urllib.request
-
-    url = os.environ["ACTIONS_ID_TOKEN_REQUEST_URL"]
-    url += ("&" if "?" in url else "?") + urllib.parse.urlencode({"audience": GITHUB_OIDC_AUDIENCE})
-    authorization = f"bearer {os.environ['ACTIONS_ID_TOKEN_REQUEST_TOKEN']}"
-    request = urllib.request.Request(url, headers={"Authorization": authorization})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return json.loads(response.read())["value"]
-
-
-def azure_credential() -> Any:
-    """The credential of this environment: in CI a workload identity that renews its own sign-in, else
-    ``DefaultAzureCredential`` (environment variables, managed identity, `az login`, ...)."""
-    from azure.identity import AzurePipelinesCredential, ClientAssertionCredential, DefaultAzureCredential
-
-    if all(os.environ.get(name) for name in ("AZURE_CLIENT_ID", "AZURE_TENANT_ID", *GITHUB_OIDC_VARIABLES)):
-        # https://learn.microsoft.com/python/api/azure-identity/azure.identity.clientassertioncredential
-        tenant, client = os.environ["AZURE_TENANT_ID"], os.environ["AZURE_CLIENT_ID"]
-        return ClientAssertionCredential(tenant, client, github_oidc_token)
-    if all(os.environ.get(name) for name in AZURE_PIPELINES_VARIABLES):
-        # The AzureCLI@2 task sets the AZURESUBSCRIPTION_* variables for its workload identity service connection.
-        return AzurePipelinesCredential(
-            tenant_id=os.environ["AZURESUBSCRIPTION_TENANT_ID"],
-            client_id=os.environ["AZURESUBSCRIPTION_CLIENT_ID"],
-            service_connection_id=os.environ["AZURESUBSCRIPTION_SERVICE_CONNECTION_ID"],
-            system_access_token=os.environ["SYSTEM_ACCESSTOKEN"],
-        )
-    return DefaultAzureCredential()
-
-
-def signed_in(credential: Any) -> Any:
-    """``credential`` once it has proven it can get a token; else AzureAccessError saying how to sign in."""
-    import logging
-
-    from azure.core.exceptions import ClientAuthenticationError
-
-    identity_log = logging.getLogger("azure.identity")
-    level = identity_log.level
-    identity_log.setLevel(logging.ERROR)  # its ten-line warning of every source tried would bury the one line below
-    try:
-        credential.get_token(ARM_SCOPE)
-    except ClientAuthenticationError:
-        raise AzureAccessError(NO_CREDENTIALS) from None
-    finally:
-        identity_log.setLevel(level)
-    return credential
-
-
 def ml_client(settings: Settings) -> Any:
-    """An ``MLClient`` for the workspace, signed in (see ``azure_credential``); the workspace is named first, so a
+    """An ``MLClient`` for the workspace, signed in (see ``azure_credentials``); the workspace is named first, so a
     missing name fails before any sign-in is tried."""
     from azure.ai.ml import MLClient
+
+    from .azure_credentials import azure_credential, signed_in
 
     coordinates = workspace_coordinates(settings)
     if coordinates:
@@ -314,92 +244,6 @@ def submit_scoring(settings: Settings, client: Any, data: str, model: str | None
     return submit_job(client, scoring_assets(settings), azure_score_pipeline(settings, data, model), stream)
 
 
-def monitoring_assets(settings: Settings) -> dict[str, list[Any]]:
-    """The resources the monitoring pipeline needs: the training data asset is its reference."""
-    from azure.ai.ml import load_data
-
-    from .pipeline import load_monitor_components
-
-    return {
-        **runtime_assets(settings),
-        "data": [load_data(settings.root / "aml" / "data.yml")],
-        "components": list(load_monitor_components(settings.root / "components").values()),
-    }
-
-
-def submit_monitoring(
-    settings: Settings, client: Any, batch: str | None = None, model: str | None = None, stream: bool = True
-) -> Any:
-    """Submit the monitoring pipeline once: ``batch`` (default: config.yml's monitoring.batch_path) against the
-    training data asset, with ``model`` (default: the newest registered version). It fails past a threshold;
-    report.json and drift.png are its ``report`` output and in the monitor step's MLflow run."""
-    from .pipeline import azure_monitor_pipeline
-
-    return submit_job(client, monitoring_assets(settings), azure_monitor_pipeline(settings, batch, model), stream)
-
-
-MONITOR_SCHEDULE = Path("aml") / "monitor-schedule.yml"
-RECURRENCE_PATTERN = ("hours", "minutes", "week_days", "month_days")  # the trigger's `schedule:` fields
-# azure-ai-ml's JobSchedule schema requires create_job, a job file or an existing job; the job is built by
-# pipeline.py instead, so this reference stands in while the spec loads and the built job replaces it at once.
-STAND_IN_JOB = "azureml:monitoring-pipeline"
-
-
-def load_monitor_schedule(settings: Settings) -> Any:
-    """aml/monitor-schedule.yml as azure-ai-ml loads it, with config.yml's monitoring.schedule as its recurrence and
-    a stand-in for its job. SettingsError, in one line, if azure-ai-ml refuses them."""
-    from azure.ai.ml.entities._load_functions import load_schedule
-
-    from aml_pipeline_kit.check.report import one_line
-
-    recurrence = settings.setting("monitoring", "schedule")
-    if not isinstance(recurrence, dict):
-        raise SettingsError(f"{settings.root / 'config.yml'}: monitoring.schedule must be a mapping")
-    pattern = {key: value for key, value in recurrence.items() if key in RECURRENCE_PATTERN}
-    fields = {f"trigger.{key}": value for key, value in recurrence.items() if key not in RECURRENCE_PATTERN}
-    override = {**fields, **({"trigger.schedule": pattern} if pattern else {}), "create_job": STAND_IN_JOB}
-    try:
-        return load_schedule(settings.root / MONITOR_SCHEDULE, params_override=[override])
-    except Exception as error:  # azure-ai-ml's schema and file errors alike
-        raise SettingsError(
-            f"{settings.root / MONITOR_SCHEDULE} with config.yml's monitoring.schedule: {one_line(error)}"
-        ) from None
-
-
-def monitor_schedule(settings: Settings, job: Any) -> Any:
-    """The monitoring schedule of aml/monitor-schedule.yml and config.yml, starting ``job`` at each recurrence."""
-    schedule = load_monitor_schedule(settings)
-    schedule.create_job = job
-    return schedule
-
-
-def schedule_findings(settings: Settings) -> list[Finding]:
-    """``check``'s finding on the monitoring schedule's spec, loaded as ``monitor --azure --schedule`` loads it."""
-    from aml_pipeline_kit.check.report import Finding
-
-    try:
-        load_monitor_schedule(settings)
-    except SettingsError as error:
-        message = str(error).removeprefix(f"{settings.root / MONITOR_SCHEDULE} ")
-        hint = "fix it against the spec's $schema; its recurrence is config.yml's monitoring.schedule"
-        return [Finding(settings.root / MONITOR_SCHEDULE, "spec-load", message, hint)]
-    return []
-
-
-def schedule_monitoring(settings: Settings, client: Any, batch: str | None = None, model: str | None = None) -> Any:
-    """Create or update the schedule of aml/monitor-schedule.yml, which runs the monitoring pipeline on ``batch``
-    (default: config.yml's monitoring.batch_path) with ``model`` at each recurrence. azure-ai-ml resolves
-    ``@latest`` when the schedule is created: run this again after registering a better model."""
-    from .pipeline import azure_monitor_pipeline
-
-    align_assets(client, monitoring_assets(settings))
-    schedule = monitor_schedule(settings, azure_monitor_pipeline(settings, batch, model))
-    created = client.schedules.begin_create_or_update(schedule).result()
-    trigger = created.trigger
-    print(f"schedule {created.name}: every {trigger.interval} {trigger.frequency}(s), runs the monitoring pipeline")
-    return created
-
-
 def deploy(settings: Settings, client: Any) -> Any:
     """Create or update the online endpoint of aml/endpoint.yml, deploy aml/deployment.yml's model to it (the newest
     registered version), then send the endpoint all its traffic: the deployment must exist before it gets any."""
@@ -432,3 +276,39 @@ def invoke_command(client: Any, endpoint_name: str, request_file: Path) -> str:
             *("--resource-group", client.resource_group_name, "--workspace-name", client.workspace_name),
         ]
     )
+
+
+# --- the commands' Azure side ------------------------------------------------------------------------------------
+
+
+def run_azure(
+    settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False, tune: bool = False
+) -> int:
+    """The training pipeline (with ``tune``, the tuning pipeline) on Azure ML. A streamed tuning job's selection is
+    downloaded and its winner written into config.yml."""
+    passed_check(settings)
+    if dry_run:
+        print(submit_dry_run(settings, overrides, tune))
+        return 0
+    client = ml_client(settings)
+    submitted = submit(settings, client, overrides, stream=stream, tune=tune)
+    if tune and stream:
+        with tempfile.TemporaryDirectory() as scratch:
+            write_tuned(settings, download_output(client, submitted.name, "selection", Path(scratch)))
+    elif tune:
+        fetch = f"az ml job download --name {submitted.name} --output-name selection"
+        print(f"config.yml is not changed without streaming: the winner will be in selection.json (`{fetch}`)")
+    return 0
+
+
+def score_azure(settings: Settings, model: str | None, data: str | None, stream: bool) -> int:
+    if not data:
+        raise UsageError("score --azure needs --data: a data asset (azureml:<name>:<version>) or a local CSV")
+    passed_check(settings)
+    submit_scoring(settings, ml_client(settings), data, model, stream=stream)
+    return 0
+
+
+def deploy_online(settings: Settings) -> int:
+    deploy(settings, ml_client(settings))
+    return 0

@@ -1,27 +1,38 @@
-"""Runs on this machine: the project's pipelines (training, scoring and monitoring) through the template's local
-runner, after its ``check``; and what they leave behind (the latest model, the rows to score)."""
+"""Runs on this machine: the project's pipelines (training, tuning, scoring and monitoring) through the template's
+local runner, after its ``check``; what they leave behind (the latest model, the rows to score); and the local side
+of the commands (``check``, ``run --local``, ``tune --local``, ``score --local``, ``monitor --local``): what they
+print, and their exit code."""
 
 from __future__ import annotations
 
 import csv
+import gc
+import itertools
 import json
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from aml_pipeline_kit.check import CheckFailed, Finding, Report, check_project
+from aml_pipeline_kit.config_files import read_yaml
 from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
 
 from .settings import Settings
+from .tuning import write_tuned
 
 if TYPE_CHECKING:
+    import argparse
+
     from azure.ai.ml.entities import PipelineJob
 
-    from aml_pipeline_kit.local_runner import RunResult
+    from aml_pipeline_kit.local_runner import RunResult, StepFailed
     from aml_pipeline_kit.step_host import StepHost, TrackingTarget
 
+METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
+SHOWN_PREDICTIONS = 5
 SCORE_INPUT_DIR = "score-input"  # under runs/: the project's CSV without its target, the default rows to score
 
 
@@ -39,7 +50,7 @@ def check_report(settings: Settings) -> Report:
         return pipeline.checked_graphs(settings)
 
     def schedule_findings() -> list[Finding]:
-        from .azure_ml import schedule_findings
+        from .azure_monitoring import schedule_findings
 
         return schedule_findings(settings)
 
@@ -135,26 +146,33 @@ def score_locally(
     settings: Settings, model: Path, data: Path, check: bool = False, host: StepHost | None = None
 ) -> RunResult:
     """The scoring pipeline on this machine: ``model`` predicts every row of ``data``."""
-
-    def build() -> PipelineJob:
-        from .pipeline import local_score_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
-
-        return local_score_pipeline(settings, model, data)
-
-    return run_locally(settings, model_plan("scoring", model, data), build, check=check, host=host)
+    return run_with_model(settings, "scoring", model, data, check, host)
 
 
 def monitor_locally(
     settings: Settings, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
 ) -> RunResult:
     """The monitoring pipeline on this machine: ``batch`` and ``model``'s predictions on it vs. the training data."""
+    return run_with_model(settings, "monitoring", model, batch, check, host)
+
+
+def run_with_model(
+    settings: Settings,
+    kind: Literal["scoring", "monitoring"],
+    model: Path,
+    rows: Path,
+    check: bool,
+    host: StepHost | None,
+) -> RunResult:
+    """A graph of pipeline.py that puts ``model`` to work on ``rows``, on this machine."""
 
     def build() -> PipelineJob:
-        from .pipeline import local_monitor_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+        from . import pipeline  # azure-ai-ml: seconds to import, while the step host warms up
 
-        return local_monitor_pipeline(settings, model, batch)
+        graphs = {"scoring": pipeline.local_score_pipeline, "monitoring": pipeline.local_monitor_pipeline}
+        return graphs[kind](settings, model, rows)
 
-    return run_locally(settings, model_plan("monitoring", model, batch), build, check=check, host=host)
+    return run_locally(settings, model_plan(kind, model, rows), build, check=check, host=host)
 
 
 def local_model_and_rows(
@@ -203,3 +221,126 @@ def rows_without_target(settings: Settings) -> Path:
         writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in rows)
     partial.replace(destination)
     return destination
+
+
+# --- the commands' local side: run, then print what came out --------------------------------------------------
+
+
+def show_check(settings: Settings) -> int:
+    report = check_report(settings)
+    print(report.text())
+    # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
+    gc.freeze()
+    return 1 if report.findings else 0
+
+
+def failed(failure: StepFailed) -> int:
+    reason = failure.last_line().removeprefix("error: ")
+    print(f"error: step {failure.step!r} failed: {reason} (its log: {failure.log})", file=sys.stderr)
+    return 1
+
+
+def run_local(
+    settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None, tune: bool = False
+) -> int:
+    """The training pipeline (with ``tune``, the tuning pipeline) on this machine; prints its tables. Tuning writes the
+    selected model type and hyperparameters into config.yml."""
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    try:
+        result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
+    except StepFailed as failure:
+        return failed(failure)
+    show_training(result)
+    if tune:
+        write_tuned(settings, result.outputs["selection"])
+    return 0
+
+
+def show_training(result: RunResult) -> None:
+    report = result.outputs["report"]
+    print(f"\nrun {result.run_id} completed: {result.run_dir}")
+    if "selection" in result.outputs:
+        print(selection_table(json.loads((result.outputs["selection"] / "selection.json").read_text())))
+    print(metrics_table(json.loads((report / "metrics.json").read_text())))
+    decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
+    print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
+    print(f"model:  {result.outputs['model']}\nreport: {report}")
+
+
+def selection_table(selection: dict[str, Any]) -> str:
+    lines = [f"{'candidate':<24}{'valid. RMSE':>12}{'valid. R²':>11}  hyperparameters"]
+    for name, scores in selection["candidates"].items():
+        values = " ".join(f"{key}={value}" for key, value in scores["hyperparameters"].items())
+        winner = "  <- selected" if name == selection["winner"] else ""
+        lines.append(f"{name:<24}{scores['validation_rmse']:>12.3f}{scores['validation_r2']:>11.3f}  {values}{winner}")
+    return "\n".join(lines) + "\n"
+
+
+def metrics_table(metrics: dict[str, float]) -> str:
+    lines = [f"{'metric':<8}{'model':>10}{'baseline':>10}"]
+    lines += [f"{label:<8}{metrics[key]:>10.3f}{metrics['baseline_' + key]:>10.3f}" for label, key in METRIC_ROWS]
+    return "\n".join(lines)
+
+
+def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """``check --job`` / ``run --local --job``: a pipeline job YAML file, where the project's pipeline would be."""
+    from aml_pipeline_kit.job_file import check_job_file, checked_job, run_job_file
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    environment = read_yaml(settings.root / "aml" / "environment.yml").get("name")
+    if args.command == "check":
+        report = check_job_file(args.job, settings.data_substitutes, environment)
+        print(report.text())
+        return 1 if report.findings else 0
+    if not args.local:
+        raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
+    plan, report = checked_job(args.job, settings.data_substitutes, environment, overrides)
+    if report.findings:
+        raise CheckFailed(report)
+    print(report.summary())
+    parallel = {"parallel": args.max_parallel} if args.max_parallel else {}
+    try:
+        result = run_job_file(
+            plan, settings.local_runs_dir, tracking_target(settings), reuse=not args.no_reuse, **parallel
+        )
+    except StepFailed as failure:
+        return failed(failure)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}")
+    print("".join(f"{name}: {path}\n" for name, path in result.outputs.items()), end="")
+    return 0
+
+
+def score_local(settings: Settings, model: str | None, data: str | None) -> int:
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    model_dir, rows = local_model_and_rows(settings, model, data, lambda: rows_without_target(settings))
+    try:
+        result = score_locally(settings, model_dir, rows, check=True)
+    except StepFailed as failure:
+        return failed(failure)
+    predictions = result.outputs["predictions"] / "predictions.csv"
+    with predictions.open(encoding="utf-8") as handle:
+        shown = list(itertools.islice(handle, SHOWN_PREDICTIONS + 1))  # the header and the first rows
+        count = len(shown) - 1 + sum(1 for _ in handle)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {rows}")
+    print(f"with model {model_dir}\npredictions: {predictions}\n{''.join(shown)}", end="")
+    return 0
+
+
+def monitor_local(settings: Settings, model: str | None, data: str | None) -> int:
+    """Monitoring on this machine; prints the monitor step's table, and fails (1) past a threshold."""
+    from aml_pipeline_kit.local_runner import StepFailed
+
+    model_dir, batch = local_model_and_rows(settings, model, data, lambda: settings.local_data_path)
+    try:
+        result = monitor_locally(settings, model_dir, batch, check=True)
+    except StepFailed as failure:
+        if failure.step == "monitor":  # a crossed threshold: its table says where, the error line below what
+            log = failure.log.read_text(encoding="utf-8", errors="replace").splitlines()
+            print("\n".join(line for line in log if not line.startswith("error: ")))
+        return failed(failure)
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nmonitored {batch} with model {model_dir}")
+    print((result.run_dir / "monitor" / "step.log").read_text(encoding="utf-8", errors="replace"), end="")
+    print(f"report: {result.outputs['report']}")
+    return 0

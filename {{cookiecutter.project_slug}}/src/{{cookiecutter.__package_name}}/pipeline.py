@@ -1,6 +1,6 @@
 """The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register; with
-``auto``, candidates -> select -> refit before evaluate), tuning (the same with a sweep node per candidate), batch
-scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
+``auto``, candidates -> select -> refit before evaluate), tuning (the same with a sweep node per candidate, which
+sweeps.py builds), batch scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
 
 Each graph is the single description of its pipeline. Azure ML runs it on a
 compute cluster (``submit``, ``score --azure``); the local runner runs the same
@@ -11,26 +11,15 @@ Nothing here contacts Azure.
 import importlib.util
 import inspect
 import logging
-import math
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from azure.ai.ml import Input, dsl, load_component
 from azure.ai.ml.entities import CommandComponent, PipelineJob
-from azure.ai.ml.sweep import (
-    BanditPolicy,
-    BayesianSamplingAlgorithm,
-    Choice,
-    GridSamplingAlgorithm,
-    MedianStoppingPolicy,
-    RandomSamplingAlgorithm,
-    TruncationSelectionPolicy,
-)
 
 from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError, encoded
-from .tuning import tuning_settings
+from .sweeps import candidate_model, sweep_settings
 
 # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
@@ -68,6 +57,13 @@ def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..
         return function
 
     return declared
+
+
+def named_on_the_cluster(settings: Settings, suffix: str) -> dict[str, str]:
+    """What every graph's ``@dsl.pipeline`` shares: a name, the experiment's with ``suffix`` (a Python name, as the
+    dsl wants it), and the project's compute cluster for its steps."""
+    name = settings.setting("azure", "experiment_name").replace("-", "_") + suffix
+    return {"name": name, "default_compute": settings.compute["name"]}
 
 
 def build_pipeline(
@@ -110,7 +106,7 @@ def build_pipeline(
     }
 
     @dsl.pipeline(
-        name=settings.setting("azure", "experiment_name").replace("-", "_") + ("_tune" if tune else ""),
+        **named_on_the_cluster(settings, "_tune" if tune else ""),
         display_name="Tuning pipeline" if tune else "Regression pipeline",
         description=(
             "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the "
@@ -118,7 +114,6 @@ def build_pipeline(
             if tune
             else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better."
         ),
-        default_compute=settings.compute["name"],
     )
     @taking(inputs)
     def regression_pipeline(**inputs: Any) -> dict[str, Any]:
@@ -165,62 +160,6 @@ def build_pipeline(
     return job
 
 
-def candidate_model(
-    train: CommandComponent,
-    model_type: str,
-    prepped_data: Any,
-    training: dict[str, Any],
-    sweep: dict[str, Any] | None,
-    regressors: ModuleType,
-) -> Any:
-    """A candidate's model: a train node of ``model_type`` (``train_<type>``), or with ``sweep`` settings a sweep
-    node over the values regressors.py declares for ``tune`` (``tune_<type>``), whose output is its best trial's."""
-    if sweep is None:
-        node = train(prepped_data=prepped_data, model_type=model_type, **training)
-        node.name = f"train_{model_type}"
-        return node.outputs.model
-    values = regressors.search_space(model_type)
-    space = {name: Choice(list(choices)) for name, choices in values.items()}
-    trial = train(prepped_data=prepped_data, model_type=model_type, **{**training, **space})
-    combinations = math.prod(len(choices) for choices in values.values())
-    if isinstance(sweep["sampling_algorithm"], RandomSamplingAlgorithm) and combinations <= sweep["max_total_trials"]:
-        # The trials would cover the whole space anyway, with repeats: try each combination once instead.
-        sweep = {**sweep, "sampling_algorithm": GridSamplingAlgorithm(), "max_total_trials": combinations}
-    node = trial.sweep(**sweep)
-    node.name = f"tune_{model_type}"
-    return node.outputs.model
-
-
-def sweep_settings(settings: Settings) -> dict[str, Any]:
-    """config.yml's tuning section as the keywords of azure-ai-ml's ``sweep()``."""
-    tuning = tuning_settings(settings)
-    sampling = {"random": RandomSamplingAlgorithm, "grid": GridSamplingAlgorithm, "bayesian": BayesianSamplingAlgorithm}
-    # The pipeline's seed makes random sampling repeatable, on Azure ML as in the local runner.
-    seeded = {"seed": settings.setting("random_seed")} if tuning["sampling"] == "random" else {}
-    termination = tuning["early_termination"]
-    policy = None
-    if termination:
-        policies = {
-            "bandit": BanditPolicy,
-            "median_stopping": MedianStoppingPolicy,
-            "truncation_selection": TruncationSelectionPolicy,
-        }
-        options = {key: value for key, value in termination.items() if key != "policy"}
-        try:
-            policy = policies[termination["policy"]](**options)
-        except TypeError as error:
-            raise SettingsError(f"{settings.root / 'config.yml'}: tuning.early_termination: {error}") from None
-    return {
-        "primary_metric": tuning["primary_metric"],
-        "goal": tuning["goal"],
-        "sampling_algorithm": sampling[tuning["sampling"]](**seeded),
-        "max_total_trials": tuning["max_total_trials"],
-        "max_concurrent_trials": tuning["max_concurrent_trials"],
-        "timeout": tuning["timeout_minutes"] * 60,
-        "early_termination_policy": policy,
-    }
-
-
 def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
     """The pipeline on the CSV behind the data asset, for the local runner; with ``tune``, the tuning pipeline."""
     return build_pipeline(settings, Input(type="uri_file", path=str(settings.local_data_path)), overrides, tune)
@@ -252,10 +191,9 @@ def score_pipeline(settings: Settings, model_input: Input, data_input: Input) ->
     experiment = settings.setting("azure", "experiment_name")
 
     @dsl.pipeline(
-        name=experiment.replace("-", "_") + "_score",
+        **named_on_the_cluster(settings, "_score"),
         display_name="Batch scoring",
         description="Check the rows against the model's features, predict each one, write predictions.csv.",
-        default_compute=settings.compute["name"],
     )
     def scoring_pipeline(
         model: Input(type="mlflow_model"),
@@ -327,10 +265,9 @@ def monitor_pipeline(settings: Settings, model_input: Input, training_data: Inpu
     training = settings.pipeline_inputs_with(None)
 
     @dsl.pipeline(
-        name=experiment.replace("-", "_") + "_monitor",
+        **named_on_the_cluster(settings, "_monitor"),
         display_name="Model monitoring",
         description="Drift of the features and predictions, missing and unseen values, and quality of a new batch.",
-        default_compute=settings.compute["name"],
     )
     def monitoring_pipeline(
         model: Input(type="mlflow_model"),

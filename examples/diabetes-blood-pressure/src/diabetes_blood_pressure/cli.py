@@ -13,9 +13,6 @@ goes to a log file that the line names.
 from __future__ import annotations
 
 import argparse
-import gc
-import itertools
-import json
 import os
 import signal
 import sys
@@ -26,37 +23,21 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import Any, NoReturn
 
 import yaml
 
 from aml_pipeline_kit.check import CheckFailed
-from aml_pipeline_kit.config_files import read_yaml
 from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan import PlanError
 from aml_pipeline_kit.step_host import StepHostError
 
-from .azure_ml import AzureAccessError
-from .local_runs import (
-    UsageError,
-    check_report,
-    latest_local_model,
-    local_model_and_rows,
-    monitor_locally,
-    passed_check,
-    rows_without_target,
-    run_pipeline_locally,
-    score_locally,
-    tracking_target,
-)
+from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
+from .azure_monitoring import monitor_azure
+from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
 from .settings import Settings, SettingsError
 
-if TYPE_CHECKING:
-    from aml_pipeline_kit.local_runner import RunResult, StepFailed
-
-METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
-SHOWN_PREDICTIONS = 5
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
 
 
@@ -116,14 +97,25 @@ def build_parser() -> argparse.ArgumentParser:
             help="run at most N steps at once (default: one per CPU core)",
         )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
-    score = commands.add_parser("score", help="predict the target of every row of a CSV (batch scoring)")
-    add_place_and_model(score)
-    score.add_argument(
-        "--data",
-        help="CSV to score (default, local only: the project's CSV without its target column); "
+    score = add_model_command(
+        commands,
+        "score",
+        "predict the target of every row of a CSV (batch scoring)",
+        data="CSV to score (default, local only: the project's CSV without its target column); "
         "on Azure also a data asset, azureml:<name>:<version>",
     )
-    monitor = add_monitor_parser(commands)
+    monitor = add_model_command(
+        commands,
+        "monitor",
+        "compare a new batch of rows with the training data: drift, quality",
+        data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+    )
+    monitor.add_argument(
+        "--schedule",
+        action="store_true",
+        help="Azure ML: create or update the schedule of aml/monitor-schedule.yml instead of running once",
+    )
     for command in (submit, score, monitor, tune):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
     for command in (submit, tune):
@@ -149,8 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_place_and_model(command: argparse.ArgumentParser) -> None:
-    """--local or --azure, and --model: what the commands that use a model take."""
+def add_model_command(commands: Any, name: str, description: str, data: str) -> argparse.ArgumentParser:
+    """A command that uses a model on rows: --local or --azure, --model, and --data (``data`` says what it is)."""
+    command = commands.add_parser(name, help=description)
     where = command.add_mutually_exclusive_group(required=True)
     where.add_argument("--local", action="store_true", help="on this machine, with a local model")
     where.add_argument("--azure", action="store_true", help="on Azure ML, with a registered model")
@@ -159,199 +152,8 @@ def add_place_and_model(command: argparse.ArgumentParser) -> None:
         help="local: a model folder (default: the latest completed local run's); "
         "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
     )
-
-
-def add_monitor_parser(commands: Any) -> argparse.ArgumentParser:
-    monitor = commands.add_parser("monitor", help="compare a new batch of rows with the training data: drift, quality")
-    add_place_and_model(monitor)
-    monitor.add_argument(
-        "--data",
-        help="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
-        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
-    )
-    monitor.add_argument(
-        "--schedule",
-        action="store_true",
-        help="Azure ML: create or update the schedule of aml/monitor-schedule.yml instead of running once",
-    )
-    return monitor
-
-
-def selection_table(selection: dict[str, Any]) -> str:
-    lines = [f"{'candidate':<24}{'valid. RMSE':>12}{'valid. R²':>11}  hyperparameters"]
-    for name, scores in selection["candidates"].items():
-        values = " ".join(f"{key}={value}" for key, value in scores["hyperparameters"].items())
-        winner = "  <- selected" if name == selection["winner"] else ""
-        lines.append(f"{name:<24}{scores['validation_rmse']:>12.3f}{scores['validation_r2']:>11.3f}  {values}{winner}")
-    return "\n".join(lines) + "\n"
-
-
-def metrics_table(metrics: dict[str, float]) -> str:
-    lines = [f"{'metric':<8}{'model':>10}{'baseline':>10}"]
-    lines += [f"{label:<8}{metrics[key]:>10.3f}{metrics['baseline_' + key]:>10.3f}" for label, key in METRIC_ROWS]
-    return "\n".join(lines)
-
-
-def show_check(settings: Settings) -> int:
-    report = check_report(settings)
-    print(report.text())
-    # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
-    gc.freeze()
-    return 1 if report.findings else 0
-
-
-def failed(failure: StepFailed) -> int:
-    reason = failure.last_line().removeprefix("error: ")
-    print(f"error: step {failure.step!r} failed: {reason} (its log: {failure.log})", file=sys.stderr)
-    return 1
-
-
-def run_local(
-    settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None, tune: bool = False
-) -> int:
-    """The training pipeline (with ``tune``, the tuning pipeline) on this machine; prints its tables. Tuning writes the
-    selected model type and hyperparameters into config.yml."""
-    from aml_pipeline_kit.local_runner import StepFailed
-
-    try:
-        result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
-    except StepFailed as failure:
-        return failed(failure)
-    show_training(result)
-    if tune:
-        write_tuned(settings, result.outputs["selection"])
-    return 0
-
-
-def write_tuned(settings: Settings, selection_dir: Path) -> None:
-    """The tuned winner of ``selection_dir``'s selection.json into config.yml's model section."""
-    from .tuning import write_tuned_model
-
-    selection = json.loads((selection_dir / "selection.json").read_text())
-    winner = selection["winner"]
-    values = selection["candidates"][winner]["hyperparameters"]
-    write_tuned_model(settings.root / "config.yml", winner, values)
-    shown = ", ".join(f"{name}: {value}" for name, value in values.items())
-    print(f"config.yml: model set to {winner} ({shown}); `git diff config.yml` shows the change, `make run` trains it")
-
-
-def show_training(result: RunResult) -> None:
-    report = result.outputs["report"]
-    print(f"\nrun {result.run_id} completed: {result.run_dir}")
-    if "selection" in result.outputs:
-        print(selection_table(json.loads((result.outputs["selection"] / "selection.json").read_text())))
-    print(metrics_table(json.loads((report / "metrics.json").read_text())))
-    decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
-    print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
-    print(f"model:  {result.outputs['model']}\nreport: {report}")
-
-
-def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    """``check --job`` / ``run --local --job``: a pipeline job YAML file, where the project's pipeline would be."""
-    from aml_pipeline_kit.job_file import check_job_file, checked_job, run_job_file
-    from aml_pipeline_kit.local_runner import StepFailed
-
-    environment = read_yaml(settings.root / "aml" / "environment.yml").get("name")
-    if args.command == "check":
-        report = check_job_file(args.job, settings.data_substitutes, environment)
-        print(report.text())
-        return 1 if report.findings else 0
-    if not args.local:
-        raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
-    plan, report = checked_job(args.job, settings.data_substitutes, environment, overrides)
-    if report.findings:
-        raise CheckFailed(report)
-    print(report.summary())
-    parallel = {"parallel": args.max_parallel} if args.max_parallel else {}
-    try:
-        result = run_job_file(
-            plan, settings.local_runs_dir, tracking_target(settings), reuse=not args.no_reuse, **parallel
-        )
-    except StepFailed as failure:
-        return failed(failure)
-    print(f"\nrun {result.run_id} completed: {result.run_dir}")
-    print("".join(f"{name}: {path}\n" for name, path in result.outputs.items()), end="")
-    return 0
-
-
-def run_azure(
-    settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False, tune: bool = False
-) -> int:
-    """The training pipeline (with ``tune``, the tuning pipeline) on Azure ML. A streamed tuning job's selection is
-    downloaded and its winner written into config.yml."""
-    from .azure_ml import ml_client, submit, submit_dry_run
-
-    passed_check(settings)
-    if dry_run:
-        print(submit_dry_run(settings, overrides, tune))
-        return 0
-    client = ml_client(settings)
-    submitted = submit(settings, client, overrides, stream=stream, tune=tune)
-    if tune and stream:
-        from .azure_ml import download_output
-
-        with tempfile.TemporaryDirectory() as scratch:
-            write_tuned(settings, download_output(client, submitted.name, "selection", Path(scratch)))
-    elif tune:
-        fetch = f"az ml job download --name {submitted.name} --output-name selection"
-        print(f"config.yml is not changed without streaming: the winner will be in selection.json (`{fetch}`)")
-    return 0
-
-
-def score_local(settings: Settings, model: str | None, data: str | None) -> int:
-    from aml_pipeline_kit.local_runner import StepFailed
-
-    model_dir, rows = local_model_and_rows(settings, model, data, lambda: rows_without_target(settings))
-    try:
-        result = score_locally(settings, model_dir, rows, check=True)
-    except StepFailed as failure:
-        return failed(failure)
-    predictions = result.outputs["predictions"] / "predictions.csv"
-    with predictions.open(encoding="utf-8") as handle:
-        shown = list(itertools.islice(handle, SHOWN_PREDICTIONS + 1))  # the header and the first rows
-        count = len(shown) - 1 + sum(1 for _ in handle)
-    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {rows}")
-    print(f"with model {model_dir}\npredictions: {predictions}\n{''.join(shown)}", end="")
-    return 0
-
-
-def score_azure(settings: Settings, model: str | None, data: str | None, stream: bool) -> int:
-    if not data:
-        raise UsageError("score --azure needs --data: a data asset (azureml:<name>:<version>) or a local CSV")
-    from .azure_ml import ml_client, submit_scoring
-
-    passed_check(settings)
-    submit_scoring(settings, ml_client(settings), data, model, stream=stream)
-    return 0
-
-
-def monitor_local(settings: Settings, model: str | None, data: str | None) -> int:
-    """Monitoring on this machine; prints the monitor step's table, and fails (1) past a threshold."""
-    from aml_pipeline_kit.local_runner import StepFailed
-
-    model_dir, batch = local_model_and_rows(settings, model, data, lambda: settings.local_data_path)
-    try:
-        result = monitor_locally(settings, model_dir, batch, check=True)
-    except StepFailed as failure:
-        if failure.step == "monitor":  # a crossed threshold: its table says where, the error line below what
-            log = failure.log.read_text(encoding="utf-8", errors="replace").splitlines()
-            print("\n".join(line for line in log if not line.startswith("error: ")))
-        return failed(failure)
-    print(f"\nrun {result.run_id} completed: {result.run_dir}\nmonitored {batch} with model {model_dir}")
-    print((result.run_dir / "monitor" / "step.log").read_text(encoding="utf-8", errors="replace"), end="")
-    print(f"report: {result.outputs['report']}")
-    return 0
-
-
-def monitor_azure(settings: Settings, model: str | None, data: str | None, stream: bool, schedule: bool) -> int:
-    from .azure_ml import ml_client, schedule_monitoring, submit_monitoring
-
-    passed_check(settings)
-    if schedule:
-        schedule_monitoring(settings, ml_client(settings), data, model)
-    else:
-        submit_monitoring(settings, ml_client(settings), data, model, stream=stream)
-    return 0
+    command.add_argument("--data", help=data)
+    return command
 
 
 def serve_command(model: Path, port: int = SERVE_PORT) -> list[str]:
@@ -371,13 +173,6 @@ def serve(settings: Settings, model: Path | None, port: int) -> NoReturn:
     argv = serve_command(model, port)
     print(f"serving {model} at http://{SERVE_HOST}:{port}/invocations (Ctrl-C stops it)", flush=True)
     os.execvpe(argv[0], argv, serve_environment())  # the server takes this process over, Ctrl-C included
-
-
-def deploy_online(settings: Settings) -> int:
-    from .azure_ml import deploy, ml_client
-
-    deploy(settings, ml_client(settings))
-    return 0
 
 
 def dispatch(args: argparse.Namespace) -> int:

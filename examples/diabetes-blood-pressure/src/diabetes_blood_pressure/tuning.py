@@ -6,6 +6,7 @@ Plain YAML and text: nothing here imports azure-ai-ml (pipeline.py turns these s
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -84,3 +85,13 @@ def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[
     partial = config_file.with_name(f".{config_file.name}.{os.getpid()}")
     partial.write_text(text, encoding="utf-8")
     partial.replace(config_file)
+
+
+def write_tuned(settings: Settings, selection_dir: Path) -> None:
+    """The tuned winner of ``selection_dir``'s selection.json into config.yml's model section."""
+    selection = json.loads((selection_dir / "selection.json").read_text())
+    winner = selection["winner"]
+    values = selection["candidates"][winner]["hyperparameters"]
+    write_tuned_model(settings.root / "config.yml", winner, values)
+    shown = ", ".join(f"{name}: {value}" for name, value in values.items())
+    print(f"config.yml: model set to {winner} ({shown}); `git diff config.yml` shows the change, `make run` trains it")
