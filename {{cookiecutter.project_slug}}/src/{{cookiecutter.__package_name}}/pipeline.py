@@ -314,8 +314,10 @@ def monitor_pipeline(settings: Settings, model_input: Input, training_data: Inpu
         model=model_input,
         training_data=training_data,
         batch=batch_input,
-        **{name: training[name] for name in ("target_column", "numeric_columns", "categorical_columns")},
-        **{name: training[name] for name in ("test_size", "random_seed")},
+        **{
+            name: training[name]
+            for name in ("target_column", "numeric_columns", "categorical_columns", "test_size", "random_seed")
+        },
         id_column=encoded_id_column(settings),
         **monitoring_thresholds(settings),
     )
