@@ -348,17 +348,20 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
     assert no_step_host_left(project)
 
 
-def test_an_interrupted_check_ends_in_one_line(default_project: Path) -> None:
-    running = start_cli(default_project, "run", "--local")
+def test_an_interrupted_check_ends_in_one_line(default_project: Path, tmp_path: Path) -> None:
+    # A project of its own: in the shared one, another test's run may have cached check's verdict, and then this
+    # run skips check and completes before the signal.
+    project = copy_project(default_project, tmp_path / "project")
+    running = start_cli(project, "run", "--local")
     # The step host starts just before check, which takes seconds (azure-ai-ml): a fixed wait raced a fast machine.
     deadline = time.monotonic() + 60
-    while not step_hosts(default_project) and running.poll() is None and time.monotonic() < deadline:
+    while not step_hosts(project) and running.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=60)
     assert running.returncode == 130
     assert stderr.splitlines() == ["interrupted by SIGINT"]
-    assert no_step_host_left(default_project)
+    assert no_step_host_left(project)
 
 
 # --- two runs at once --------------------------------------------------------------------------------------------
