@@ -13,10 +13,12 @@ from the template's own copy: pandas decides the same way when data_prep reads t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import importlib.util
 import itertools
 import json
 import keyword
+import math
 import os
 import re
 import sys
@@ -90,7 +92,7 @@ RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
 # The rules shared with data_prep, in the template (cookiecutter copies the file into the project unrendered).
 RULES_FILE = Path("{% raw %}{{cookiecutter.project_slug}}{% endraw %}", "components", "data_prep", "csv_rules.py")
 SHIPPED_SAMPLE = Path("data/diabetes.csv")
-SAMPLE_ROWS = 2000  # rows whose fields decide the column types; every row is counted
+SAMPLE_ROWS = 2000  # rows whose fields decide the column types; every row is counted and checked against them
 HANDOFF = Path(".render-data.json")  # in the project folder; post_gen_project reads and removes it
 REQUEST_ROWS = 2  # rows of the CSV handed on for docs/sample-request.json
 
@@ -232,6 +234,12 @@ def cell(row: list[str], index: int) -> str:
 
 
 @dataclass(frozen=True)
+class LateField:
+    line: int
+    value: str
+
+
+@dataclass(frozen=True)
 class Table:
     """The CSV as the hook sees it: the header, the first rows, and how many rows have a target value."""
 
@@ -239,6 +247,12 @@ class Table:
     header: list[str]
     sample: list[list[str]]
     rows_with_target: int
+    # A column of numbers in the sample that holds text or an infinite number further down, where pandas sees it.
+    late: dict[str, LateField]
+
+    def late_problem(self, name: str) -> str:
+        found = self.late[name]
+        return f"{self.path.name} holds {found.value!r} on line {found.line}, after {len(self.sample)} rows of numbers"
 
     def column(self, name: str) -> list[str]:
         index = self.header.index(name)
@@ -271,12 +285,53 @@ def read_table(path: Path, target: str, rules: ModuleType) -> Table:
             index = header.index(target)
             rows = data_rows(path, reader, len(header))
             sample = list(itertools.islice(rows, SAMPLE_ROWS))
-            with_target = sum(1 for row in itertools.chain(sample, rows) if not rules.is_missing(cell(row, index)))
+            with_target, late = scan_rows(
+                itertools.chain(sample, rows), index, numeric_columns(header, sample, rules), rules, reader
+            )
     except (UnicodeDecodeError, csv.Error) as error:
         raise DataError(f"data_path={str(path)!r} is invalid: not a UTF-8 CSV file ({error})") from None
     if not sample:
         raise DataError(f"data_path={str(path)!r} is invalid: the file has a header but no data rows")
-    return Table(path, header, sample, with_target)
+    return Table(path, header, sample, with_target, late)
+
+
+# A finite number in every reading, pandas' and Python's: most fields of a numeric column, matched fast.
+PLAIN_NUMBER = r"-?[0-9]{1,15}(?:\.[0-9]{0,30})?"
+
+
+def scan_rows(
+    rows: Iterator[list[str]], target: int, numeric: list[tuple[str, int]], rules: ModuleType, reader: Any
+) -> tuple[int, dict[str, LateField]]:
+    """How many rows have a target value, and the first field of each ``numeric`` column that is not a finite
+    number (the sample's rows pass; a row whose numeric fields are all plain numbers is checked in one match)."""
+    with_target = 0
+    late: dict[str, LateField] = {}
+    # The separator cannot be in a plain number: the match holds only if every field is one.
+    all_plain = re.compile("\0".join([PLAIN_NUMBER] * len(numeric)))
+    for row in rows:
+        with_target += not rules.is_missing(cell(row, target))
+        fields = [cell(row, position) for _, position in numeric]
+        if not numeric or all_plain.fullmatch("\0".join(fields)):
+            continue
+        for (name, _), value in zip(numeric, fields, strict=True):
+            if name not in late and not (rules.is_missing(value) or finite(value, rules)):
+                late[name] = LateField(reader.line_num, value)
+    return with_target, late
+
+
+def numeric_columns(header: list[str], sample: list[list[str]], rules: ModuleType) -> list[tuple[str, int]]:
+    """The columns, with their positions, whose sampled fields are filled in places and finite numbers in all."""
+    found = []
+    for position, name in enumerate(header):
+        filled = [value for value in (cell(row, position) for row in sample) if not rules.is_missing(value)]
+        if filled and all(finite(value, rules) for value in filled):
+            found.append((name, position))
+    return found
+
+
+def finite(value: str, rules: ModuleType) -> bool:
+    number = rules.number(value)
+    return number is not None and math.isfinite(number)
 
 
 def check_header(path: Path, header: list[str], target: str) -> None:
@@ -310,6 +365,10 @@ def check_target(table: Table, target: str, rules: ModuleType) -> None:
     if found.infinite:
         raise DataError(
             f"target_column={target!r} must hold finite numbers, but {table.path.name} holds {found.infinite[0]!r}"
+        )
+    if target in table.late:
+        raise DataError(
+            f"target_column={target!r} must hold finite numbers on every row, but {table.late_problem(target)}"
         )
     if table.rows_with_target < rules.MIN_ROWS:
         raise DataError(
@@ -361,6 +420,13 @@ def feature_type(table: Table, name: str, rules: ModuleType, named: bool) -> Any
             f"column {name!r} of {table.path.name} holds {found.infinite[0]!r}: numbers must be finite; "
             "make those fields empty (or NA), or list the column in drop_columns"
         )
+    if name in table.late and not named:
+        raise DataError(
+            f"column {name!r}: {table.late_problem(name)}: make such fields empty (or NA) if they mean missing, "
+            "list the column in drop_columns, or name it in feature_columns to keep it as a category"
+        )
+    if name in table.late:
+        return dataclasses.replace(found, kind="mixed", text=[table.late[name].value])
     return found
 
 

@@ -188,6 +188,19 @@ REFUSED = {
         "fields empty (or NA) if they mean missing, list the column in drop_columns, or name it in feature_columns "
         "to keep it as a category",
     ),
+    "a target with text after the rows that typed it": (
+        {},
+        houses(2100, price=lambda i: "high" if i == 2050 else 1000 + i),
+        "target_column='price' must hold finite numbers on every row, but data.csv holds 'high' on line 2052, "
+        "after 2000 rows of numbers",
+    ),
+    "a numeric feature with text after the rows that typed it": (
+        {},
+        houses(2100, area=lambda i: "inf" if i == 2050 else 30 + i % 7),
+        "column 'area': data.csv holds 'inf' on line 2052, after 2000 rows of numbers: make such fields empty (or "
+        "NA) if they mean missing, list the column in drop_columns, or name it in feature_columns to keep it as a "
+        "category",
+    ),
     "a header column without a name": (
         {},
         houses().replace("rooms,area", "rooms,", 1),
@@ -244,6 +257,15 @@ def test_a_column_of_codes_named_in_feature_columns_is_a_category(cookies: Cooki
         bake(cookies, data_path=str(source), target_column="price", feature_columns="rooms, cylinders")
     )
     assert load_yaml(project / "config.yml")["features"] == {"numeric": ["rooms"], "categorical": ["cylinders"]}
+
+
+def test_a_named_column_with_text_after_the_rows_that_typed_it_is_a_category(cookies: Cookies, tmp_path: Path) -> None:
+    """The same column as in the refusal above: data_prep's pandas reads the whole file, the hook too."""
+    content = houses(2100, area=lambda i: "unknown" if i == 2050 else 30 + i % 7)
+    source = write_input(tmp_path, "data.csv", content)
+    project = assert_rendered(bake(cookies, data_path=str(source), target_column="price", feature_columns="area, city"))
+    assert load_yaml(project / "config.yml")["features"] == {"numeric": [], "categorical": ["area", "city"]}
+    assert pd.read_csv(source)["area"].dtype == object
 
 
 HOSTILE_NAMES = [
