@@ -1,11 +1,15 @@
 """Run Azure ML's published pipeline jobs through the default render's local runner, and tabulate what happens.
 
-Not part of the test suite, and it fetches nothing: give it a copy of Azure/azureml-examples (MIT licence; not
-committed here, as its files are Microsoft's) and it runs the 20 ``pipeline.yml`` files under
-``cli/jobs/pipelines-with-components/`` that issue 15 names, each with
-``python -m <package> run --local --job <file>`` in a scratch copy of ``examples/diabetes-blood-pressure``:
+The 20 ``pipeline.yml`` files of Azure/azureml-examples' ``cli/jobs/pipelines-with-components/`` that issue 15
+names ship with the tests, in tests/data/azureml-examples (MIT licence, Microsoft; tests/data/README.md names the
+commit). By default this runs those; give it another copy of the repository (a newer checkout) to run its files:
 
-    .venv/bin/python scripts/run_published_examples.py ~/src/azureml-examples
+    .venv/bin/python scripts/run_published_examples.py [~/src/azureml-examples]
+
+Each runs as ``python -m <package> run --local --no-reuse --job <file>`` would, in a scratch copy of
+``examples/diabetes-blood-pressure``: one interpreter calls the CLI's ``main`` for every file in turn, as
+azure-ai-ml, which loads the files, takes seconds to import. tests/test_published_pipelines.py runs them the
+same way (``run_examples``) and asserts on what each leaves.
 
 The project's ``local.data_substitutes`` map what a user of these examples would map to local copies from the
 same repository (``SUBSTITUTES``): 4d's data asset to the folder its ``data.yml`` registers, the sweep's
@@ -17,12 +21,17 @@ anything ran) or failed (a step failed: the line names it).
 from __future__ import annotations
 
 import argparse
+import importlib
+import io
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import redirect_stderr, redirect_stdout
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import yaml
@@ -30,6 +39,7 @@ import yaml
 TEMPLATE = Path(__file__).resolve().parents[1]
 PROJECT = TEMPLATE / "examples" / "diabetes-blood-pressure"
 PACKAGE = "diabetes_blood_pressure"
+VENDORED = TEMPLATE / "tests" / "data" / "azureml-examples"
 PIPELINES = "cli/jobs/pipelines-with-components"
 EXAMPLES = {  # issue 15's twenty, by the short names the issue uses
     "1a": "basics/1a_e2e_local_components",
@@ -59,7 +69,35 @@ SUBSTITUTES = {
         "cli/jobs/pipelines/add-column-and-word-count-using-spark/data/iris.csv"
     ),
 }
+# Runs in the project's folder, with its src/ and this folder on the path (``run_examples``).
+IN_PROJECT = "import sys; from run_published_examples import run_here; run_here(sys.argv[1], sys.argv[2:])"
 REASON_WIDTH = 150
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What ``run --local --job`` did with one example: its exit code and output, and the folders it left under
+    the project's runs/ (none: nothing ran)."""
+
+    name: str
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    left: list[str]
+
+    @property
+    def status(self) -> str:
+        return {0: "completed", 2: "refused"}.get(self.returncode, "failed")
+
+    @property
+    def reason(self) -> str:
+        """The line that says why it was refused or failed: check's first finding, else the CLI's last line."""
+        if not self.returncode:
+            return ""
+        lines = [line for line in self.stderr.splitlines() if line.strip()]
+        findings = [line for line in lines if "] " in line and ": [" in line]
+        return findings[0] if findings else lines[-1].removeprefix("error: ") if lines else ""
 
 
 def substitute(text: str) -> tuple[str, str]:
@@ -71,15 +109,20 @@ def substitute(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("examples", type=Path, help="a copy of Azure/azureml-examples (the folder holding cli/)")
+    parser.add_argument(
+        "examples",
+        type=Path,
+        nargs="?",
+        default=VENDORED,
+        help="a copy of Azure/azureml-examples (the folder holding cli/); default: the one the tests ship",
+    )
     parser.add_argument("--data", type=substitute, action="append", default=[], metavar="REFERENCE=PATH")
     parser.add_argument("--only", action="append", choices=EXAMPLES, help="run this example only (repeatable)")
     return parser
 
 
-def scratch_project(folder: Path, examples: Path, substitutes: dict[str, str]) -> Path:
-    project = folder / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("runs", "mlruns.db*", "mlartifacts", ".venv"))
+def with_substitutes(project: Path, examples: Path, substitutes: dict[str, str]) -> Path:
+    """``project`` with its config.yml's ``local.data_substitutes`` set to ``substitutes``, paths in ``examples``."""
     config_file = project / "config.yml"
     config = yaml.safe_load(config_file.read_text())
     config["local"]["data_substitutes"] = {reference: str(examples / path) for reference, path in substitutes.items()}
@@ -87,46 +130,67 @@ def scratch_project(folder: Path, examples: Path, substitutes: dict[str, str]) -
     return project
 
 
-def outcome(result: subprocess.CompletedProcess[str]) -> tuple[str, str]:
-    """completed / refused / failed, and the line that says why."""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    last = lines[-1].removeprefix("error: ") if lines else ""
-    if result.returncode == 0:
-        return "completed", ""
-    if result.returncode == 2:
-        return "refused", last
-    findings = [line for line in [*result.stderr.splitlines()] if "] " in line and ": [" in line]
-    return "failed", findings[0] if findings else last
+def scratch_project(folder: Path, examples: Path, substitutes: dict[str, str]) -> Path:
+    project = folder / "project"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("runs", "mlruns.db*", "mlartifacts", ".venv"))
+    return with_substitutes(project, examples, substitutes)
+
+
+def job_files(examples: Path, names: list[str]) -> dict[str, Path]:
+    return {name: examples / PIPELINES / EXAMPLES[name] / "pipeline.yml" for name in names}
+
+
+def run_examples(project: Path, jobs: dict[str, Path], env: dict[str, str] | None = None) -> dict[str, Outcome]:
+    """Each of ``jobs`` (name -> pipeline.yml) run in ``project`` with ``run --local --no-reuse --job``, in turn, by
+    one interpreter; a line per example on stderr as it ends."""
+    environment = {
+        **(env or os.environ),
+        "PYTHONPATH": os.pathsep.join([str(project / "src"), str(Path(__file__).parent)]),
+    }
+    with tempfile.TemporaryDirectory(prefix="published-examples-") as scratch:
+        results = Path(scratch) / "outcomes.json"
+        arguments = [str(results), *(f"{name}={path}" for name, path in jobs.items())]
+        finished = subprocess.run([sys.executable, "-c", IN_PROJECT, *arguments], cwd=project, env=environment)
+        if finished.returncode:
+            raise RuntimeError(f"the examples' interpreter ended with exit code {finished.returncode}")
+        return {outcome["name"]: Outcome(**outcome) for outcome in json.loads(results.read_text())}
+
+
+def run_here(results: str, jobs: list[str]) -> None:
+    """In a project's folder: its CLI's ``main`` for each ``NAME=PATH`` of ``jobs``; their outcomes into ``results``."""
+    settings = importlib.import_module(f"{PACKAGE}.settings").Settings.load()
+    cli_main = importlib.import_module(f"{PACKAGE}.cli").main
+    outcomes = []
+    for job in jobs:
+        name, _, path = job.partition("=")
+        before = set(settings.local_runs_dir.glob("*"))
+        stdout, stderr = io.StringIO(), io.StringIO()
+        started = time.perf_counter()
+        with redirect_stdout(stdout), redirect_stderr(stderr):
+            returncode = cli_main(["run", "--local", "--no-reuse", "--job", path])
+        seconds = time.perf_counter() - started
+        left = sorted(str(folder) for folder in set(settings.local_runs_dir.glob("*")) - before)
+        outcomes.append(Outcome(name, returncode, stdout.getvalue(), stderr.getvalue(), seconds, left))
+        print(row(outcomes[-1]), file=sys.stderr, flush=True)
+    Path(results).write_text(json.dumps([asdict(outcome) for outcome in outcomes]))
+
+
+def row(outcome: Outcome) -> str:
+    return f"{outcome.name:<36}{outcome.status:<11}{outcome.seconds:>6.1f}s  {outcome.reason[:REASON_WIDTH]}"
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    root = args.examples.resolve() / PIPELINES
-    if not root.is_dir():
+    examples = args.examples.resolve()
+    if not (examples / PIPELINES).is_dir():
         print(f"error: {args.examples}: no {PIPELINES} folder in it (give a copy of Azure/azureml-examples)")
         return 2
     with tempfile.TemporaryDirectory(prefix="published-examples-") as scratch:
-        substitutes = {**SUBSTITUTES, **dict(args.data)}
-        project = scratch_project(Path(scratch), args.examples.resolve(), substitutes)
-        environment = {**os.environ, "PYTHONPATH": str(project / "src")}
-        rows = []
-        for name, folder in EXAMPLES.items():
-            if args.only and name not in args.only:
-                continue
-            started = time.perf_counter()
-            result = subprocess.run(
-                [sys.executable, "-m", PACKAGE, "run", "--local", "--job", str(root / folder / "pipeline.yml")],
-                cwd=project,
-                env=environment,
-                capture_output=True,
-                text=True,
-                check=False,
-            )
-            status, reason = outcome(result)
-            rows.append((name, status, time.perf_counter() - started, reason))
-            print(f"{name:<36}{status:<11}{rows[-1][2]:>6.1f}s  {reason[:REASON_WIDTH]}", flush=True)
-    counts = {status: sum(row[1] == status for row in rows) for status in ("completed", "refused", "failed")}
-    print(f"\n{counts['completed']} of {len(rows)} completed, {counts['refused']} refused, {counts['failed']} failed")
+        project = scratch_project(Path(scratch), examples, {**SUBSTITUTES, **dict(args.data)})
+        outcomes = run_examples(project, job_files(examples, args.only or list(EXAMPLES))).values()
+    counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("completed", "refused")}
+    failed = len(outcomes) - sum(counts.values())
+    print(f"\n{counts['completed']} of {len(outcomes)} completed, {counts['refused']} refused, {failed} failed")
     return 0
 
 
