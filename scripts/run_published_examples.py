@@ -1,8 +1,9 @@
 """Run Azure ML's published pipeline jobs through the default render's local runner, and tabulate what happens.
 
 The 20 ``pipeline.yml`` files of Azure/azureml-examples' ``cli/jobs/pipelines-with-components/`` that issue 15
-names ship with the tests, in tests/data/azureml-examples (MIT licence, Microsoft; tests/data/README.md names the
-commit). By default this runs those; give it another copy of the repository (a newer checkout) to run its files:
+names ship with the tests, in tests/data/third_party/azureml-examples (MIT licence, Microsoft; tests/data/README.md
+names the commit). By default this runs those; give it another copy of the repository (a newer checkout) to run
+its files:
 
     .venv/bin/python scripts/run_published_examples.py [~/src/azureml-examples]
 
@@ -39,7 +40,7 @@ import yaml
 TEMPLATE = Path(__file__).resolve().parents[1]
 PROJECT = TEMPLATE / "examples" / "diabetes-blood-pressure"
 PACKAGE = "diabetes_blood_pressure"
-VENDORED = TEMPLATE / "tests" / "data" / "azureml-examples"
+VENDORED = TEMPLATE / "tests" / "data" / "third_party" / "azureml-examples"
 PIPELINES = "cli/jobs/pipelines-with-components"
 EXAMPLES = {  # issue 15's twenty, by the short names the issue uses
     "1a": "basics/1a_e2e_local_components",

@@ -5,7 +5,7 @@ The fixtures in data/pipelines/ are our own, with the shapes of the pipelines in
 and MLTable folders declared relative to their file; a shell command; pipeline components used twice and
 nested; a sweep; an asset run from a local substitute. What needs a workspace, a cluster or a program
 missing here is refused in one line before anything runs. test_published_pipelines.py runs the published
-examples themselves (data/azureml-examples).
+examples themselves (data/third_party/azureml-examples).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Azure ML's own published pipeline jobs, run offline by the default render's ``run --local --job``.
 
-data/azureml-examples holds the 20 ``pipeline.yml`` files of Azure/azureml-examples'
+data/third_party/azureml-examples holds the 20 ``pipeline.yml`` files of Azure/azureml-examples'
 ``cli/jobs/pipelines-with-components/`` that issue 15 names, as Microsoft publishes them (data/README.md).
 Those that need no workspace complete, and each is held to what its scripts write; those that need Azure, a
 cluster or a program missing here are refused in one line before anything runs; the two NYC taxi pipelines
