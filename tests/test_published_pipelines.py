@@ -29,6 +29,7 @@ _spec = importlib.util.spec_from_file_location(
 published = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = published  # its dataclass looks its module up there
 _spec.loader.exec_module(published)
+Outcome = published.Outcome
 
 BASICS = published.VENDORED / published.PIPELINES / "basics"
 SWEEP = "pipeline_with_hyperparameter_sweep"
@@ -69,7 +70,7 @@ def tree(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*")}
 
 
-def run(project: Path, names: list[str], env: dict[str, str] | None = None) -> dict:
+def run(project: Path, names: list[str], env: dict[str, str] | None = None) -> dict[str, Outcome]:
     """The outcomes of ``names``, ``env`` added to the tests' environment; the examples' folder is left as it was
     (steps write into copies only)."""
     before = tree(published.VENDORED)
@@ -80,13 +81,13 @@ def run(project: Path, names: list[str], env: dict[str, str] | None = None) -> d
     return outcomes
 
 
-def run_dir_of(outcome) -> Path:
+def run_dir_of(outcome: Outcome) -> Path:
     """The one run folder ``outcome`` left (beside it, the first run of a project creates runs/.reuse)."""
     (run_dir,) = [Path(folder) for folder in outcome.left if (Path(folder) / "run.json").is_file()]
     return run_dir
 
 
-def completed(outcome, steps: list[str]) -> tuple[Path, dict]:
+def completed(outcome: Outcome, steps: list[str]) -> tuple[Path, dict]:
     """The run folder and summary of an example that completed, every one of ``steps`` with it."""
     assert (outcome.returncode, outcome.stderr) == (0, ""), outcome.stderr
     run_dir = run_dir_of(outcome)
@@ -110,7 +111,7 @@ def timestamped_file(folder: Path) -> Path:
     return written
 
 
-def check_1a(outcome) -> None:
+def check_1a(outcome: Outcome) -> None:
     run_dir, summary = completed(outcome, ["train_job", "score_job", "evaluate_job"])
     model = (run_dir / "train_job" / "model_output" / "model.txt").read_text()
     assert re.fullmatch(r"This is a dummy model with id: [0-9a-f-]{36} generated at: .+\n", model)
@@ -128,14 +129,14 @@ def check_1a(outcome) -> None:
     }
 
 
-def check_hello(outcome, environment: str) -> None:
+def check_hello(outcome: Outcome, environment: str) -> None:
     """2a, 5a, 5b: one step, no inputs or outputs, ``python hello.py``; its environment named in a note."""
     run_dir, _ = completed(outcome, ["hello_python_world_job"])
     assert log(run_dir, "hello_python_world_job").startswith("Hello Python World\n")
     assert f"in this project's environment, not in {environment} (1 step)" in outcome.stdout
 
 
-def check_input_output(outcome, input_string: str) -> str:
+def check_input_output(outcome: Outcome, input_string: str) -> str:
     """2b, 4a, 4c: one step given a folder (or URL) and a string, writing a file into the pipeline's output."""
     run_dir, summary = completed(outcome, ["hello_python_world_job"])
     output = run_dir / "hello_python_world_job" / "sample_output_data"
@@ -146,13 +147,13 @@ def check_input_output(outcome, input_string: str) -> str:
     return step_log
 
 
-def check_3a(outcome) -> None:
+def check_3a(outcome: Outcome) -> None:
     run_dir, _ = completed(outcome, ["component_a", "component_b", "component_c"])  # no edges: side by side
     for letter in "ABC":
         assert log(run_dir, f"component_{letter.lower()}") == f"Hello Python World...\nI'm component {letter} :-)\n"
 
 
-def check_3b(outcome) -> None:
+def check_3b(outcome: Outcome) -> None:
     run_dir, summary = completed(outcome, ["component_a", "component_b", "component_c"])
     for reader, writer in (("component_b", "component_a"), ("component_c", "component_b")):  # each the one before
         written = timestamped_file(run_dir / writer / f"{writer}_output")
@@ -162,7 +163,7 @@ def check_3b(outcome) -> None:
     assert summary["outputs"] == {"final_pipeline_output": str(final)}
 
 
-def check_4d(outcome) -> None:
+def check_4d(outcome: Outcome) -> None:
     run_dir, _ = completed(outcome, ["python_hello_step", "python_world_step"])
     for step, word in (("python_hello_step", "Hello"), ("python_world_step", "World")):
         timestamped_file(run_dir / step / "sample_output_data")
@@ -173,7 +174,7 @@ def check_4d(outcome) -> None:
         assert "files in input_data path: \n['sample.csv']\n" in step_log
 
 
-def check_train_eval(outcome) -> None:
+def check_train_eval(outcome: Outcome) -> None:
     """A pipeline component used twice, then compare: the sub-graphs flattened under their node names."""
     inner = ["train_job", "score_job", "evaluate_job"]
     nodes = ["train_and_evaluate_model1", "train_and_evaluate_model2"]
@@ -198,7 +199,7 @@ def check_train_eval(outcome) -> None:
     }
 
 
-def check_web_url(outcome) -> None:
+def check_web_url(outcome: Outcome) -> None:
     """4c: the URL reaches the script as itself (nothing is downloaded offline), which it says and goes on."""
     url = "https://dprepdata.blob.core.windows.net/demo/Titanic.csv"
     step_log = check_input_output(outcome, "Hello_Pipeline_World")
