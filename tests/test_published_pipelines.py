@@ -15,6 +15,7 @@ import csv
 import importlib.util
 import json
 import re
+import shlex
 import sqlite3
 import sys
 from pathlib import Path
@@ -251,6 +252,15 @@ def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(project:
     for node in ("sweep_step", "predict_step"):
         assert f"note: node '{node}': `pip install 'mlflow<2.19' -q` not run" in outcome.stdout
 
+    iris = published.VENDORED / published.SUBSTITUTES["wasbs://datasets@azuremlexamples.blob.core.windows.net/iris.csv"]
+    for trial in trials:  # a sample of the search space each, the literals as Azure ML passes them
+        arguments = shlex.split((run_dir / trial / "command.txt").read_text())
+        values = dict(zip(arguments[2::2], arguments[3::2], strict=True))
+        assert (values["--data"], values["--shrinking"], values["--max_iter"]) == (str(iris), "False", "-1")
+        assert 0.5 <= float(values["--C"]) <= 0.9
+        assert values["--kernel"] in {"rbf", "linear", "poly"}
+        assert 0.1 <= float(values["--coef0"]) <= 1
+
     # each trial's training_f1_score, as mlflow.autolog() logged it into the trial's own MLflow run
     with sqlite3.connect(project / "mlruns.db") as store:
         logged = store.execute(
@@ -259,15 +269,22 @@ def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(project:
         ).fetchall()
     scores = dict(logged)
     assert sorted(scores) == trials
-    best = min(scores, key=scores.get)  # the objective: minimize training_f1_score
     table = log(run_dir, "sweep_step")
     for trial, score in scores.items():
         assert re.search(rf"^{re.escape(trial)} +training_f1_score = {score!r}( +<- best)?$", table, re.MULTILINE)
-    assert re.search(rf"^{re.escape(best)} +training_f1_score = .* <- best$", table, re.MULTILINE)
+    (best,) = re.findall(r"^(\S+) +training_f1_score = .* <- best$", table, re.MULTILINE)
+    assert scores[best] == min(scores.values())  # the objective: minimize training_f1_score (trials may tie)
 
     # the best trial's outputs are the sweep node's, and predict read them
     for output, file in (("model_output", "MLmodel"), ("test_data", "X_test.csv"), ("test_data", "y_test.csv")):
         assert (run_dir / "sweep_step" / output / file).read_bytes() == (run_dir / best / output / file).read_bytes()
+    predict = shlex.split((run_dir / "predict_step" / "command.txt").read_text())
+    assert predict[2:6] == [
+        "--model",
+        str(run_dir / "sweep_step" / "model_output"),
+        "--test_data",
+        str(run_dir / "sweep_step" / "test_data"),
+    ]
     with (run_dir / "predict_step" / "predict_result" / "predict_result.csv").open() as handle:
         predictions = list(csv.DictReader(handle))
     assert len(predictions) == 30  # 20 % of iris' 150 rows
