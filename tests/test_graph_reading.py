@@ -27,7 +27,7 @@ pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
     """The default bake's graph reading, snapshot and pipeline modules, imported in this process."""
-    machinery = dict.fromkeys(["aml_graph", "job_file", "plan", "snapshot"], MACHINERY)
+    machinery = dict.fromkeys(["aml_graph", "job_file", "local_runner", "plan", "snapshot"], MACHINERY)
     return imported(default_project, {**machinery, **dict.fromkeys(["pipeline", "settings"], PACKAGE)})
 
 
@@ -116,6 +116,20 @@ def test_the_job_serialised_for_azure_carries_the_includes(kit: SimpleNamespace,
     assert "additional_includes" not in training["evaluate"]["component"]
     for name in ("score", "monitor"):
         assert monitoring[name]["component"]["additional_includes"] == ["../common/argument_types.py"]
+
+
+def test_the_reuse_key_follows_what_the_includes_hold(kit: SimpleNamespace, tmp_path: Path) -> None:
+    code, shared = tmp_path / "code", tmp_path / "shared.py"
+    code.mkdir()
+    (code / "step.py").write_text("import shared\n")
+    shared.write_text("VALUE = 1\n")
+    step = kit.plan.Step("step", "step", "python step.py", code, {}, {}, includes=(shared,))
+    assert kit.plan.step_from_data(kit.plan.step_to_data(step)) == step  # as a cached plan keeps it
+    key = kit.local_runner.step_key(step, {}, {})
+    shared.touch()
+    assert kit.local_runner.step_key(step, {}, {}) == key  # a time stamp counts for nothing
+    shared.write_text("VALUE = 2\n")
+    assert kit.local_runner.step_key(step, {}, {}) != key
 
 
 @pytest.mark.slow  # runs a pipeline
