@@ -61,7 +61,7 @@ def test_a_node_that_binds_an_undeclared_input_is_refused(kit: SimpleNamespace, 
     node = kit.aml_graph.command_nodes(kit.aml_graph.serialised(job))["train"]
     node["inputs"]["n_trees"] = {"path": "${{parent.inputs.alpha}}"}  # what a hand-edited job's YAML could hold
     with pytest.raises(kit.plan.PlanError, match="step 'train' binds 'n_trees'"):
-        kit.aml_graph.step_from_node("train", node)
+        kit.aml_graph.step_from_node("train", node, default_project / "components" / "train")
 
 
 # --- additional_includes -------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ def include_errors(job: Any, seen: set[Any] | None = None, prefix: str = "jobs."
     return errors
 
 
-def step_from_node(name: str, node: dict[str, Any], folder: Path | None = None) -> Step:
+def step_from_node(name: str, node: dict[str, Any], folder: Path) -> Step:
     """A serialised command node as a step (what ``check`` reads); its component defined in ``folder``."""
     component = node["component"]
     bound = node.get("inputs") or {}
@@ -112,15 +112,10 @@ def step_from_node(name: str, node: dict[str, Any], folder: Path | None = None) 
     return step_from_component(name, component, bindings, folder)
 
 
-def step_from_component(
-    name: str, component: dict[str, Any], bindings: Mapping[str, Binding], folder: Path | None = None
-) -> Step:
+def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[str, Binding], folder: Path) -> Step:
     """A step running ``component`` (its spec as a dict, code absolute, defined in ``folder``, where its relative
     additional includes start from, as azure-ai-ml resolves them) with its inputs bound by ``bindings``."""
-    includes = tuple(
-        Path(include) if folder is None else (folder / include).resolve()
-        for include in component.get("additional_includes") or ()
-    )
+    includes = tuple((folder / include).resolve() for include in component.get("additional_includes") or ())
     inputs = {
         input_name: StepInput(
             type=spec["type"],

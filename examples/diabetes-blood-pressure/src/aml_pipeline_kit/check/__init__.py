@@ -129,7 +129,7 @@ def checked(
         folders = component_folders(job)
         for name, node in nodes.items():
             try:
-                step = step_from_node(name, node, folders.get(name))
+                step = step_from_node(name, node, folders[name])
             except PlanError as error:  # its other findings would follow from this one
                 hint = "bind only inputs the component declares"
                 unreadable = Finding(pipeline_file, "binding-target", str(error), hint)
