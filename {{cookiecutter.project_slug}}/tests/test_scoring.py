@@ -14,6 +14,7 @@ from aml_pipeline_kit.aml_graph import command_nodes, plan_from_job, serialised,
 from aml_pipeline_kit.check.command import command_findings
 from aml_pipeline_kit.check.environment import environment_findings
 from aml_pipeline_kit.check.script import script_findings
+from aml_pipeline_kit.job_yaml import component_folders
 from aml_pipeline_kit.local_runner import RunResult, StepFailed
 from aml_pipeline_kit.step_host import StepHost
 
@@ -76,7 +77,8 @@ def test_the_score_plan_runs_one_step_on_absolute_paths(
 def test_the_score_component_keeps_the_contracts_check_verifies(settings: Settings, tmp_path: Path) -> None:
     job = local_score_pipeline(settings, tmp_path, settings.local_data_path)
     assert job._validate().passed
-    steps = [step_from_node(name, node) for name, node in command_nodes(serialised(job)).items()]
+    folders = component_folders(job)
+    steps = [step_from_node(name, node, folders[name]) for name, node in command_nodes(serialised(job)).items()]
     spec = settings.root / "components" / "score" / "score.yml"
     for step in steps:
         assert command_findings(step, spec) == []

@@ -25,17 +25,19 @@ RUNS_STEPS = {"step_host", "completed_run"}
 
 
 def load_script(component: str, script: str) -> ModuleType:
-    """A step script imported in-process, finding the modules beside it as ``python <script>`` would."""
-    folder = COMPONENTS_DIR / component
-    spec = importlib.util.spec_from_file_location(f"step_{script}", folder / f"{script}.py")
+    """A step script imported in-process, finding the modules beside it as ``python <script>`` would, and the shared
+    ones its spec's additional_includes copy beside it (components/common/)."""
+    folders = [str(COMPONENTS_DIR / component), str(COMPONENTS_DIR / "common")]
+    spec = importlib.util.spec_from_file_location(f"step_{script}", COMPONENTS_DIR / component / f"{script}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
-    sys.path.insert(0, str(folder))
+    sys.path[:0] = folders
     try:
         spec.loader.exec_module(module)
     finally:
-        sys.path.remove(str(folder))
+        for folder in folders:
+            sys.path.remove(folder)
     return module
 
 

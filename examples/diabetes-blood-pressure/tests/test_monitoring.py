@@ -16,6 +16,7 @@ from test_submit import RecordingClient, RecordingOperations
 from aml_pipeline_kit.aml_graph import command_nodes, serialised, step_from_node
 from aml_pipeline_kit.check.command import command_findings
 from aml_pipeline_kit.check.script import script_findings
+from aml_pipeline_kit.job_yaml import component_folders
 from aml_pipeline_kit.local_runner import RunResult, StepFailed, StepHost
 
 from diabetes_blood_pressure import cli, local_runs
@@ -140,7 +141,7 @@ def test_the_monitoring_graph_keeps_the_contracts_check_verifies(settings: Setti
     assert job._validate().passed
     nodes = command_nodes(serialised(job))
     assert set(nodes) == {"data_prep", "evaluate", "score", "monitor"}
-    step = step_from_node("monitor", nodes["monitor"])
+    step = step_from_node("monitor", nodes["monitor"], component_folders(job)["monitor"])
     spec = settings.root / "components" / "monitor" / "monitor.yml"
     assert command_findings(step, spec) == [] and script_findings(step, spec) == []
     assert nodes["monitor"]["inputs"]["predictions"]["path"] == "${{parent.jobs.score.outputs.predictions}}"

@@ -8,12 +8,16 @@ from pathlib import Path
 
 from azure.ai.ml import Input, Output, command
 
+HERE = Path(__file__).parent
+
 data_prep = command(
     name={{ (cookiecutter.__package_name ~ "_data_prep") | tojson }},
     version="1",
     display_name="Prepare data",
     description="Validate the CSV, drop rows without a target and unusable columns, split into train and test.",
-    code=Path(__file__).parent,
+    code=HERE,
+    # Shared with other components: Azure ML copies it beside prep.py when it uploads this folder, as local runs do.
+    additional_includes=[str(HERE.parent / "common" / "argument_types.py")],
     # {% raw %}Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts, and runs the command in a
     # shell: string inputs stand in single quotes (`check` insists), and column names, which come from the
     # CSV and may hold anything, arrive base64-encoded JSON. $[[...]] drops an option whose input is unset.

@@ -20,6 +20,7 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from argument_types import ranged
 from drift import ColumnDrift, Thresholds, categorical_drift, numeric_drift
 from mlflow.models import Model
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
@@ -30,25 +31,12 @@ from matplotlib import pyplot as plt  # the backend is chosen first
 PREDICTION = "prediction"
 CHARTED_COLUMNS = 40  # the largest shifts; a wider table is in report.json
 MIN_QUALITY_ROWS = 2  # R² needs two rows with a target
+SHARE = ranged(float, 0.0, 1.0)  # the spec's min and max of a share
+NON_NEGATIVE = ranged(float, 0.0)
 
 
 class MonitoringError(ValueError):
     """The inputs cannot be compared; the message names the file and what is wrong."""
-
-
-def share(text: str) -> float:
-    """An argparse type: a number from 0 to 1."""
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text} is outside the allowed 0 to 1")
-    return value
-
-
-def non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be 0 or more")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,11 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--test-report", type=Path, required=True, help="Output of evaluate: metrics.json.")
     parser.add_argument("--batch", type=Path, required=True, help="CSV of the new rows; the target may be absent.")
     parser.add_argument("--predictions", type=Path, required=True, help="Output of score on the batch.")
-    parser.add_argument("--psi", type=non_negative, required=True, help="PSI of a large shift.")
-    parser.add_argument("--p-value", type=share, required=True, help="p-value below which it is no chance.")
-    parser.add_argument("--missing-rate-increase", type=share, required=True, help="Largest rise in missing share.")
-    parser.add_argument("--unseen-rate", type=share, required=True, help="Largest share of unseen categories.")
-    parser.add_argument("--rmse-ratio", type=non_negative, required=True, help="Largest batch RMSE / test RMSE.")
+    parser.add_argument("--psi", type=NON_NEGATIVE, required=True, help="PSI of a large shift.")
+    parser.add_argument("--p-value", type=SHARE, required=True, help="p-value below which it is no chance.")
+    parser.add_argument("--missing-rate-increase", type=SHARE, required=True, help="Largest rise in missing share.")
+    parser.add_argument("--unseen-rate", type=SHARE, required=True, help="Largest share of unseen categories.")
+    parser.add_argument("--rmse-ratio", type=NON_NEGATIVE, required=True, help="Largest batch RMSE / test RMSE.")
     parser.add_argument("--report", type=Path, required=True, help="Output folder for report.json and drift.png.")
     return parser
 

@@ -9,11 +9,8 @@ inside scikit-learn.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import csv
 import io
-import json
 import sys
 from pathlib import Path
 
@@ -22,6 +19,7 @@ import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 import pyarrow.csv
+from argument_types import column_name
 from mlflow.exceptions import MlflowException
 from mlflow.models import Model
 
@@ -30,17 +28,6 @@ ROW_COLUMN = "row"  # identifies a row by its position in the CSV when the data 
 
 class ScoringError(ValueError):
     """The rows or the model cannot be used; the message names the file and the columns."""
-
-
-def column_name(text: str) -> str:
-    """An argparse type: a column name sent as base64-encoded JSON, which is safe in any command line."""
-    try:
-        name = json.loads(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError):
-        name = None
-    if not isinstance(name, str):
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a column name as base64-encoded JSON")
-    return name
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,27 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
+from argument_types import ranged
 from regressors import HYPERPARAMETERS, REGRESSORS
-
-
-def ranged(kind: Callable[[str], float], low: float, high: float = math.inf) -> Callable[[str], float]:
-    """An argparse type: a finite number from ``low`` to ``high``, the min and max of the input in train.yml."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{text} is outside the allowed {low} to {high}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

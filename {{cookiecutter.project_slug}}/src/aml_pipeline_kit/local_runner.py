@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .plan import PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
 from .reuse import ReuseIndex, content_digest, link_tree, step_key
+from .snapshot import missing_include
 from .step_host import StepHost, TrackingTarget
 from .step_io import (
     ReadOnly,
@@ -108,10 +109,12 @@ class RunResult:
 
 
 def plan_problem(plan: Plan) -> str | None:
-    """The first thing that makes ``plan`` unsafe or certain to fail, known before any step runs: a string value
-    outside quotes that a shell would not read as one plain word, a value its input refuses (a ``-p`` override,
-    config.yml, a default). None if there is none."""
+    """The first thing that makes ``plan`` unsafe or certain to fail, known before any step runs: an additional
+    include that is not there, a string value outside quotes that a shell would not read as one plain word, a value
+    its input refuses (a ``-p`` override, config.yml, a default). None if there is none."""
     for step in plan.steps:
+        if problem := missing_include(step):
+            return problem
         unquoted = unquoted_strings(step.command, step.inputs)
         for name, spec in step.inputs.items():
             if spec.binding.node:

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .plan import Step
-
-IGNORED_CODE_PARTS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+from .snapshot import IGNORED_CODE_PARTS, included
 
 
 def iter_files(folder: Path) -> Iterator[Path]:
@@ -44,7 +43,8 @@ def content_digest(path: Path) -> str:
 
 
 def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) -> str:
-    """What makes a step's outputs what they are: code, command, parameters and input contents."""
+    """What makes a step's outputs what they are: code (its additional includes too), command, parameters and input
+    contents."""
     inputs: dict[str, Any] = {}
     for name, spec in step.inputs.items():
         if spec.binding.node:
@@ -54,7 +54,8 @@ def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) 
         else:
             inputs[name] = values[name]
     code = content_digest(step.code) if step.code else None
-    identity = {"command": step.command, "code": code, "inputs": inputs}
+    includes = [[include.name, content_digest(included(include))] for include in step.includes]
+    identity = {"command": step.command, "code": code, "includes": includes, "inputs": inputs}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 

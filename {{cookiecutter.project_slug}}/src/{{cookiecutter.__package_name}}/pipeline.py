@@ -47,7 +47,8 @@ def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandC
 
 def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """A decorator: ``function(**inputs)`` shown to the dsl as a function of one parameter per input, annotated
-    with its type, as the dsl reads pipeline inputs (so the hyperparameters follow regressors.py)."""
+    with its type, as the dsl reads pipeline inputs: a graph's inputs declared as data (so the hyperparameters
+    follow regressors.py, and the training and monitoring graphs share data_prep's)."""
 
     def declared(function: Callable[..., Any]) -> Callable[..., Any]:
         function.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
@@ -59,11 +60,51 @@ def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..
     return declared
 
 
-def named_on_the_cluster(settings: Settings, suffix: str) -> dict[str, str]:
-    """What every graph's ``@dsl.pipeline`` shares: a name, the experiment's with ``suffix`` (a Python name, as the
-    dsl wants it), and the project's compute cluster for its steps."""
-    name = settings.setting("azure", "experiment_name").replace("-", "_") + suffix
-    return {"name": name, "default_compute": settings.compute["name"]}
+def project_pipeline(
+    settings: Settings, suffix: str, display_name: str, description: str
+) -> Callable[[Callable[..., Any]], Callable[..., PipelineJob]]:
+    """``@dsl.pipeline`` as every graph of the project takes it: the project's experiment, a name (the experiment's
+    with ``suffix``, a Python name, as the dsl wants it) and the project's compute cluster for its steps."""
+    experiment = settings.setting("azure", "experiment_name")
+    return dsl.pipeline(
+        name=experiment.replace("-", "_") + suffix,
+        experiment_name=experiment,
+        default_compute=settings.compute["name"],
+        display_name=display_name,
+        description=description,
+    )
+
+
+def split_inputs() -> dict[str, Any]:
+    """data_prep's inputs that the training and the monitoring graph both take as their own, by type (a new dict each
+    time: the dsl keeps what it is given): monitoring splits the training data as training did."""
+    return {
+        "target_column": str,
+        "numeric_columns": Input(type="string", optional=True),
+        "categorical_columns": Input(type="string", optional=True),
+        "test_size": float,
+        "random_seed": int,
+    }
+
+
+def rows(csv: str | Path) -> Input:
+    """A CSV as a graph's input: a file on this machine (made absolute: the steps run in their own folders), or a
+    reference Azure ML resolves (a data asset, a datastore path)."""
+    return Input(type="uri_file", path=str(csv.resolve()) if isinstance(csv, Path) else csv)
+
+
+def model_input(model: str | Path | None, settings: Settings) -> Input:
+    """The model a scoring or monitoring graph runs: a model folder on this machine (made absolute), a registered
+    model (``azureml:<name>@latest`` or ``:<version>``), by default the newest version of the one the training
+    pipeline registers."""
+    if isinstance(model, Path):
+        return Input(type="mlflow_model", path=str(model.resolve()))
+    return Input(type="mlflow_model", path=model or registered_model_uri(settings))
+
+
+def registered_model_uri(settings: Settings) -> str:
+    """The newest version of the model the training pipeline registers, as Azure ML names it."""
+    return f"azureml:{settings.setting('azure', 'registered_model_name')}@latest"
 
 
 def build_pipeline(
@@ -93,38 +134,29 @@ def build_pipeline(
     train_inputs = components["train"].inputs
     inputs = {
         "input_data": Input(type="uri_file"),
-        "target_column": str,
-        "numeric_columns": Input(type="string", optional=True),
-        "categorical_columns": Input(type="string", optional=True),
-        "test_size": float,
+        **split_inputs(),
         "validation_size": float,
-        "random_seed": int,
         "model_type": str,
         **{name: Input(type=train_inputs[name].type, optional=train_inputs[name].optional) for name in hyperparameters},
         "registered_model_name": str,
         "min_r2": float,
     }
 
-    @dsl.pipeline(
-        **named_on_the_cluster(settings, "_tune" if tune else ""),
-        display_name="Tuning pipeline" if tune else "Regression pipeline",
-        description=(
-            "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the "
-            "whole train split, evaluate it against a baseline, register it if better."
-            if tune
-            else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better."
-        ),
+    @project_pipeline(
+        settings,
+        "_tune" if tune else "",
+        "Tuning pipeline" if tune else "Regression pipeline",
+        "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the whole "
+        "train split, evaluate it against a baseline, register it if better."
+        if tune
+        else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
     )
     @taking(inputs)
     def regression_pipeline(**inputs: Any) -> dict[str, Any]:
         data_prep = components["data_prep"](
             input_data=inputs["input_data"],
-            target_column=inputs["target_column"],
-            numeric_columns=inputs["numeric_columns"],
-            categorical_columns=inputs["categorical_columns"],
-            test_size=inputs["test_size"],
             validation_size=inputs["validation_size"],
-            random_seed=inputs["random_seed"],
+            **{name: inputs[name] for name in split_inputs()},
         )
         prepped_data = data_prep.outputs.prepped_data
         training = {name: inputs[name] for name in [*hyperparameters, "random_seed"]}
@@ -155,28 +187,21 @@ def build_pipeline(
         )
         return {"model": model, "report": evaluate.outputs.report, "decision": register.outputs.decision, **outputs}
 
-    job = regression_pipeline(input_data=data, **parameters)
-    job.experiment_name = settings.setting("azure", "experiment_name")
-    return job
+    return regression_pipeline(input_data=data, **parameters)
 
 
 def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
     """The pipeline on the CSV behind the data asset, for the local runner; with ``tune``, the tuning pipeline."""
-    return build_pipeline(settings, Input(type="uri_file", path=str(settings.local_data_path)), overrides, tune)
+    return build_pipeline(settings, rows(settings.local_data_path), overrides, tune)
 
 
 def azure_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
     """The pipeline on the registered data asset, for Azure ML; with ``tune``, the tuning pipeline."""
-    return build_pipeline(settings, Input(type="uri_file", path=settings.data_asset_uri), overrides, tune)
+    return build_pipeline(settings, rows(settings.data_asset_uri), overrides, tune)
 
 
 def load_score_component(components_dir: Path = COMPONENTS_DIR) -> CommandComponent:
     return load_component(components_dir / "score" / "score.yml")
-
-
-def registered_model_uri(settings: Settings) -> str:
-    """The newest version of the model the training pipeline registers, as Azure ML names it."""
-    return f"azureml:{settings.setting('azure', 'registered_model_name')}@latest"
 
 
 def encoded_id_column(settings: Settings) -> str | None:
@@ -185,15 +210,15 @@ def encoded_id_column(settings: Settings) -> str | None:
     return None if id_column is None else encoded(str(id_column))
 
 
-def score_pipeline(settings: Settings, model_input: Input, data_input: Input) -> PipelineJob:
-    """The batch-scoring job: the MLflow model ``model_input`` predicts every row of the CSV ``data_input``."""
+def score_pipeline(settings: Settings, model: Input, data: Input) -> PipelineJob:
+    """The batch-scoring job: the MLflow model ``model`` predicts every row of the CSV ``data``."""
     score_component = load_score_component(settings.root / "components")
-    experiment = settings.setting("azure", "experiment_name")
 
-    @dsl.pipeline(
-        **named_on_the_cluster(settings, "_score"),
-        display_name="Batch scoring",
-        description="Check the rows against the model's features, predict each one, write predictions.csv.",
+    @project_pipeline(
+        settings,
+        "_score",
+        "Batch scoring",
+        "Check the rows against the model's features, predict each one, write predictions.csv.",
     )
     def scoring_pipeline(
         model: Input(type="mlflow_model"),
@@ -203,26 +228,19 @@ def score_pipeline(settings: Settings, model_input: Input, data_input: Input) ->
         score = score_component(model=model, data=data, id_column=id_column)
         return {"predictions": score.outputs.predictions}
 
-    job = scoring_pipeline(model=model_input, data=data_input, id_column=encoded_id_column(settings))
-    job.experiment_name = experiment
-    return job
+    return scoring_pipeline(model=model, data=data, id_column=encoded_id_column(settings))
 
 
 def local_score_pipeline(settings: Settings, model: Path, data: Path) -> PipelineJob:
     """Scoring on this machine: the steps run in their component folders, so the paths are made absolute."""
-    return score_pipeline(
-        settings,
-        Input(type="mlflow_model", path=str(model.resolve())),
-        Input(type="uri_file", path=str(data.resolve())),
-    )
+    return score_pipeline(settings, model_input(model, settings), rows(data))
 
 
 def azure_score_pipeline(settings: Settings, data: str, model: str | None = None) -> PipelineJob:
     """Scoring on Azure ML: ``data`` is a data asset (``azureml:<name>:<version>``) or a local CSV that azure-ai-ml
     uploads; ``model`` a registered model (``azureml:<name>@latest`` or ``:<version>``), by default the newest
     version of the one the training pipeline registers."""
-    model_input = Input(type="mlflow_model", path=model or registered_model_uri(settings))
-    return score_pipeline(settings, model_input, Input(type="uri_file", path=data))
+    return score_pipeline(settings, model_input(model, settings), rows(data))
 
 
 # --- monitoring ----------------------------------------------------------------------------------------------------
@@ -253,98 +271,71 @@ def load_monitor_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, 
     }
 
 
-def monitor_pipeline(settings: Settings, model_input: Input, training_data: Input, batch_input: Input) -> PipelineJob:
-    """The monitoring job: ``model_input`` on the CSV ``batch_input`` against the training data it came from.
+def monitor_pipeline(settings: Settings, model: Input, training_data: Input, batch: Input) -> PipelineJob:
+    """The monitoring job: ``model`` on the CSV ``batch`` against the training data it came from.
 
     data_prep splits ``training_data`` as the training pipeline does (config.yml's target, features, test_size and
     seed), so the reference is the train split and evaluate gives the model's test metrics; score predicts the batch
     (and refuses rows the model cannot score); monitor compares, reports and fails past a threshold.
     """
     components = load_monitor_components(settings.root / "components")
-    experiment = settings.setting("azure", "experiment_name")
     training = settings.pipeline_inputs_with(None)
+    inputs = {
+        "model": Input(type="mlflow_model"),
+        "training_data": Input(type="uri_file"),
+        "batch": Input(type="uri_file"),
+        **split_inputs(),
+        "id_column": Input(type="string", optional=True),
+        **dict.fromkeys(MONITORING_THRESHOLDS, float),
+    }
 
-    @dsl.pipeline(
-        **named_on_the_cluster(settings, "_monitor"),
-        display_name="Model monitoring",
-        description="Drift of the features and predictions, missing and unseen values, and quality of a new batch.",
+    @project_pipeline(
+        settings,
+        "_monitor",
+        "Model monitoring",
+        "Drift of the features and predictions, missing and unseen values, and quality of a new batch.",
     )
-    def monitoring_pipeline(
-        model: Input(type="mlflow_model"),
-        training_data: Input(type="uri_file"),
-        batch: Input(type="uri_file"),
-        target_column: str,
-        numeric_columns: Input(type="string", optional=True),
-        categorical_columns: Input(type="string", optional=True),
-        test_size: float,
-        random_seed: int,
-        id_column: Input(type="string", optional=True),
-        psi: float,
-        p_value: float,
-        missing_rate_increase: float,
-        unseen_rate: float,
-        rmse_ratio: float,
-    ) -> dict[str, Any]:
+    @taking(inputs)
+    def monitoring_pipeline(**inputs: Any) -> dict[str, Any]:
+        model, batch = inputs["model"], inputs["batch"]
         data_prep = components["data_prep"](
-            input_data=training_data,
-            target_column=target_column,
-            numeric_columns=numeric_columns,
-            categorical_columns=categorical_columns,
-            test_size=test_size,
+            input_data=inputs["training_data"],
             validation_size=0.0,  # the reference is the whole train split
-            random_seed=random_seed,
+            **{name: inputs[name] for name in split_inputs()},
         )
         evaluate = components["evaluate"](model=model, prepped_data=data_prep.outputs.prepped_data)
-        score = components["score"](model=model, data=batch, id_column=id_column)
+        score = components["score"](model=model, data=batch, id_column=inputs["id_column"])
         monitor = components["monitor"](
             model=model,
             prepped_data=data_prep.outputs.prepped_data,
             test_report=evaluate.outputs.report,
             batch=batch,
             predictions=score.outputs.predictions,
-            psi=psi,
-            p_value=p_value,
-            missing_rate_increase=missing_rate_increase,
-            unseen_rate=unseen_rate,
-            rmse_ratio=rmse_ratio,
+            **{name: inputs[name] for name in MONITORING_THRESHOLDS},
         )
         return {"report": monitor.outputs.report, "predictions": score.outputs.predictions}
 
-    job = monitoring_pipeline(
-        model=model_input,
+    return monitoring_pipeline(
+        model=model,
         training_data=training_data,
-        batch=batch_input,
-        **{
-            name: training[name]
-            for name in ("target_column", "numeric_columns", "categorical_columns", "test_size", "random_seed")
-        },
+        batch=batch,
+        **{name: training[name] for name in split_inputs()},
         id_column=encoded_id_column(settings),
         **monitoring_thresholds(settings),
     )
-    job.experiment_name = experiment
-    return job
 
 
 def local_monitor_pipeline(settings: Settings, model: Path, batch: Path) -> PipelineJob:
     """Monitoring on this machine, against the project's CSV; the paths are made absolute for the steps."""
-    return monitor_pipeline(
-        settings,
-        Input(type="mlflow_model", path=str(model.resolve())),
-        Input(type="uri_file", path=str(settings.local_data_path)),
-        Input(type="uri_file", path=str(batch.resolve())),
-    )
+    return monitor_pipeline(settings, model_input(model, settings), rows(settings.local_data_path), rows(batch))
 
 
 def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: str | None = None) -> PipelineJob:
     """Monitoring on Azure ML, against the registered data asset: ``batch`` (default: config.yml's
     monitoring.batch_path) is a datastore path, a data asset or a local CSV that azure-ai-ml uploads; ``model``
     a registered model, by default the newest version of the one the training pipeline registers."""
-    job = monitor_pipeline(
-        settings,
-        Input(type="mlflow_model", path=model or registered_model_uri(settings)),
-        Input(type="uri_file", path=settings.data_asset_uri),
-        Input(type="uri_file", path=batch or settings.setting("monitoring", "batch_path")),
-    )
+    batch = batch or settings.setting("monitoring", "batch_path")
+    job = monitor_pipeline(settings, model_input(model, settings), rows(settings.data_asset_uri), rows(batch))
     # A datastore path keeps its name while new rows replace its content, and a schedule resolves the model when it
     # is created: Azure ML must run every step anew rather than reuse an earlier run's outputs.
     job.settings.force_rerun = True

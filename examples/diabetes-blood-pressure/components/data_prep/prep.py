@@ -14,17 +14,14 @@ applied when it wrote the features into config.yml.
 from __future__ import annotations
 
 import argparse
-import base64
-import binascii
 import json
 import math
 import sys
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
+from argument_types import column_name, column_names, ranged
 from csv_rules import MIN_ROWS, NA_VALUES, ColumnType, column_type, split_problem, unusable
 
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_state
@@ -32,44 +29,6 @@ SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_stat
 
 class DataError(ValueError):
     """The data cannot be used; the message names the file, the column and the rule."""
-
-
-def decoded(text: str, what: str, valid: Callable[[object], bool]) -> Any:
-    """A value sent as base64-encoded JSON, which is safe in any command line; ``ArgumentTypeError`` if it is not."""
-    try:
-        value = json.loads(base64.b64decode(text, validate=True))
-    except (binascii.Error, ValueError):
-        value = None
-    if not valid(value):
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not {what} as base64-encoded JSON")
-    return value
-
-
-def column_name(text: str) -> str:
-    """An argparse type: one column name."""
-    return decoded(text, "a column name", lambda value: isinstance(value, str) and bool(value))
-
-
-def column_names(text: str) -> list[str]:
-    """An argparse type: a list of column names."""
-    return decoded(
-        text, "a list of column names", lambda value: isinstance(value, list) and all(isinstance(n, str) for n in value)
-    )
-
-
-def ranged(kind: Callable[[str], float], low: float, high: float) -> Callable[[str], float]:
-    """An argparse type: a finite number from ``low`` to ``high``, the min and max of the component spec."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'whole ' if kind is int else ''}number") from None
-        if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{text} is outside the allowed {low} to {high}")
-        return value
-
-    return parse
 
 
 def build_parser() -> argparse.ArgumentParser:

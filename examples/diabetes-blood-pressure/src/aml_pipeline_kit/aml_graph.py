@@ -221,7 +221,8 @@ class GraphReader:
         if spec.get("environment"):
             self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
             refuse_missing_packages(qualified, spec["environment"])
-        step = step_from_component(qualified + trial, {**spec, "command": command}, bindings)
+        folder = Path(component._base_path)  # where its additional includes start from
+        step = step_from_component(qualified + trial, {**spec, "command": command}, bindings, folder)
         step = replace(step, may_fail=bool(trial))  # a sweep trial may fail: the sweep picks from the others
         self.steps.append(step)
         source = getattr(component, "_source_path", None)

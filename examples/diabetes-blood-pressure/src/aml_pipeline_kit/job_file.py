@@ -23,8 +23,10 @@ from .check.command import command_findings
 from .check.report import Finding, Report, one_line
 from .check.script import script_call, script_findings
 from .data_refs import local_data
+from .job_yaml import include_errors
 from .local_runner import Interrupted, LocalRunner, RunResult
 from .plan import Plan, PlanError, Step
+from .snapshot import included
 from .step_host import StepHost, TrackingTarget, script_imports
 
 
@@ -77,7 +79,7 @@ def components_of(plan: Plan, sources: dict[str, Path | None], path: Path) -> di
 def job_findings(path: Path, job: Any, components: dict[tuple[str, Path], Step]) -> list[Finding]:
     """azure-ai-ml's validation of the job, and check's command and script rules for each component."""
     hint = "azure-ai-ml's own validation of the pipeline job: correct it as it says"
-    errors = job._validate().error_messages
+    errors = {**job._validate().error_messages, **include_errors(job)}
     findings = [Finding(path, "aml-validate", f"{where}: {message}", hint) for where, message in errors.items()]
     for (_, spec), step in components.items():
         # A job file's values are known: the runner refuses one a shell would misread (plan_problem) instead of
@@ -131,7 +133,8 @@ def readable_python(folder: Path) -> bool:
 def run_job_file(plan: Plan, runs_dir: Path, tracking: TrackingTarget, **runner: Any) -> RunResult:
     """Run a checked job file's plan on this machine, with a step host of its own; ``runner``: ``LocalRunner``'s
     options (reuse, parallel, progress)."""
-    folders = sorted({step.code for step in plan.steps if step.code and readable_python(step.code)})
+    sources = {source for step in plan.steps if step.code for source in (step.code, *map(included, step.includes))}
+    folders = sorted(source for source in sources if source.is_dir() and readable_python(source))
     host = StepHost(tracking, folders)
     try:
         return LocalRunner(runs_dir, host, tracking, **runner).run(plan)

@@ -68,18 +68,54 @@ def limit(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def step_from_node(name: str, node: dict[str, Any]) -> Step:
-    """A serialised command node as a step (what ``check`` reads)."""
+def component_folders(job: Any) -> dict[str, Path]:
+    """The folder each command or sweep node's component was defined in: the serialised YAML keeps its
+    ``additional_includes`` as written, relative to that folder."""
+    folders = {}
+    for name, node in job.jobs.items():
+        component = node.trial if node.type == "sweep" else getattr(node, "component", None)
+        if hasattr(component, "_base_path"):  # not a component registered in a workspace, named by a string
+            folders[name] = Path(component._base_path)
+    return folders
+
+
+def include_errors(job: Any, seen: set[Any] | None = None, prefix: str = "jobs.") -> dict[str, str]:
+    """azure-ai-ml's own validation of each component's ``additional_includes`` (a path that is not there...), once
+    per component (its spec file; ``seen`` holds those done, across jobs), by the first node that uses it
+    (``jobs.<node>.component.additional_includes``): azure-ai-ml validates them when it creates the component,
+    before it uploads the code, not with the pipeline job."""
+    seen = set() if seen is None else seen
+    errors = {}
+    for name, node in job.jobs.items():
+        component = node.trial if node.type == "sweep" else getattr(node, "component", None)
+        if node.type == "pipeline" and not isinstance(component, str):
+            errors.update(include_errors(component, seen, f"{prefix}{name}.jobs."))
+            continue
+        identity = getattr(component, "_source_path", None) or id(component)
+        if not hasattr(component, "_validate") or identity in seen:  # registered in a workspace, or validated
+            continue
+        seen.add(identity)
+        for key, message in component._validate().error_messages.items():
+            if key.startswith("additional_includes"):  # the rest comes with the pipeline job's validation
+                errors[f"{prefix}{name}.component.{key}"] = message
+    return errors
+
+
+def step_from_node(name: str, node: dict[str, Any], folder: Path) -> Step:
+    """A serialised command node as a step (what ``check`` reads); its component defined in ``folder``."""
     component = node["component"]
     bound = node.get("inputs") or {}
     unknown = sorted(set(bound) - set(component.get("inputs") or {}))
     if unknown:
         raise PlanError(f"step {name!r} binds {unknown[0]!r}, which its component does not declare")
-    return step_from_component(name, component, {input_name: binding(raw) for input_name, raw in bound.items()})
+    bindings = {input_name: binding(raw) for input_name, raw in bound.items()}
+    return step_from_component(name, component, bindings, folder)
 
 
-def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[str, Binding]) -> Step:
-    """A step running ``component`` (its spec as a dict, code absolute) with its inputs bound by ``bindings``."""
+def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[str, Binding], folder: Path) -> Step:
+    """A step running ``component`` (its spec as a dict, code absolute, defined in ``folder``, where its relative
+    additional includes start from, as azure-ai-ml resolves them) with its inputs bound by ``bindings``."""
+    includes = tuple((folder / include).resolve() for include in component.get("additional_includes") or ())
     inputs = {
         input_name: StepInput(
             type=spec["type"],
@@ -100,4 +136,5 @@ def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[
         inputs=inputs,
         outputs={output: spec["type"] for output, spec in (component.get("outputs") or {}).items()},
         deterministic=bool(component.get("is_deterministic", True)),
+        includes=includes,
     )

@@ -147,6 +147,7 @@ class Step:
     outputs: dict[str, str]
     deterministic: bool = True
     may_fail: bool = False  # a sweep trial: its failure is recorded and the run goes on, the sweep picks from the rest
+    includes: tuple[Path, ...] = ()  # the component's additional_includes, absolute: copied beside its code
 
     @property
     def upstream(self) -> set[str]:
@@ -188,6 +189,7 @@ def step_to_data(step: Step) -> dict[str, Any]:
     return {
         **asdict(step),
         "code": None if step.code is None else str(step.code),
+        "includes": [str(path) for path in step.includes],
         "inputs": {name: {**asdict(spec), "enum": list(spec.enum)} for name, spec in step.inputs.items()},
     }
 
@@ -197,7 +199,8 @@ def step_from_data(data: dict[str, Any]) -> Step:
         name: StepInput(**{**spec, "binding": Binding(**spec["binding"]), "enum": tuple(spec["enum"])})
         for name, spec in data["inputs"].items()
     }
-    return Step(**{**data, "code": None if data["code"] is None else Path(data["code"]), "inputs": inputs})
+    code = None if data["code"] is None else Path(data["code"])
+    return Step(**{**data, "code": code, "includes": tuple(map(Path, data["includes"])), "inputs": inputs})
 
 
 def plan_to_data(plan: Plan) -> dict[str, Any]:

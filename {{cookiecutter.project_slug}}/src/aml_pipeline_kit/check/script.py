@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..plan import OPTIONAL_BLOCK, Step
+from ..snapshot import missing_include, snapshot_folder
 from .report import Finding, flag_pattern, line_of, one_line, syntax_finding
 
 PYTHON_COMMANDS = frozenset({"python", "python3"})
@@ -55,8 +56,10 @@ def script_findings(step: Step, spec: Path) -> list[Finding]:
     if not script.is_file():
         message = f"the command runs {name}, which is not in {step.code.name}/"
         return [Finding(spec, "script-missing", message, "correct the script's name in the command")]
+    if missing_include(step):  # it cannot be read as Azure ML would run it; azure-ai-ml's validation names the include
+        return []
     try:
-        options = script_options(script)
+        options = script_options(script, step)
     except SyntaxError as error:
         return [syntax_finding(error, script)]
     except ScriptError as error:
@@ -64,7 +67,7 @@ def script_findings(step: Step, spec: Path) -> list[Finding]:
     return argument_findings(script, spec, options, always, sometimes)
 
 
-def script_options(script: Path) -> list[Option]:
+def script_options(script: Path, step: Step) -> list[Option]:
     """The script's options from its ``add_argument`` calls, read without running it."""
     tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
     calls = [
@@ -75,7 +78,7 @@ def script_options(script: Path) -> list[Option]:
     try:
         return [option_from_call(call) for call in calls]
     except ValueError:  # computed names or settings: only the parser itself knows them
-        return options_from_parser(script)
+        return options_from_parser(script, step)
 
 
 def option_from_call(call: ast.Call) -> Option:
@@ -92,21 +95,25 @@ def option_from_call(call: ast.Call) -> Option:
     return Option(flags, max(flags, key=len) if flags else names[0], required, arity(nargs), call.lineno)
 
 
-def options_from_parser(script: Path) -> list[Option]:
-    """The options of the script's ``build_parser()``: imports the script, which costs its imports' seconds."""
-    spec = importlib.util.spec_from_file_location(f"_checked_{script.stem}", script)
-    if spec is None or spec.loader is None:
-        raise ScriptError(f"{script.name} cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(script.parent))  # as `python <script>` finds the modules beside it
-    try:
-        spec.loader.exec_module(module)
-        parser = module.build_parser()
-    except Exception as error:
-        message = f"its options are computed, so it was imported for build_parser(), which failed: {one_line(error)}"
-        raise ScriptError(message) from None
-    finally:
-        sys.path.remove(str(script.parent))
+def options_from_parser(script: Path, step: Step) -> list[Option]:
+    """The options of the script's ``build_parser()``: imports the script from the step's snapshot, where
+    ``python <script>`` finds the modules beside it and its additional includes; costs its imports' seconds."""
+    assert step.code is not None  # the script is in it
+    with snapshot_folder(step) as folder:
+        copy = folder / script.relative_to(step.code)
+        spec = importlib.util.spec_from_file_location(f"_checked_{script.stem}", copy)
+        if spec is None or spec.loader is None:
+            raise ScriptError(f"{script.name} cannot be imported")
+        module = importlib.util.module_from_spec(spec)
+        sys.path.insert(0, str(copy.parent))
+        try:
+            spec.loader.exec_module(module)
+            parser = module.build_parser()
+        except Exception as error:
+            failed = f"imported for build_parser(), which failed: {one_line(error)}"
+            raise ScriptError(f"its options are computed, so it was {failed}") from None
+        finally:
+            sys.path.remove(str(copy.parent))
     return [
         Option(
             tuple(action.option_strings),

@@ -33,6 +33,7 @@ from typing import Any
 
 from ..aml_graph import command_nodes, component_name, pipeline_input_types, plan_from_job, serialised, step_from_node
 from ..config_files import SettingsError
+from ..job_yaml import component_folders, include_errors
 from ..plan import PlanError, Step, plan_to_data, step_from_data, step_to_data
 from ..plan_cache import VERDICT, PlanCache, training_plan
 from .aml_validation import build_finding, spec_findings, validation_findings
@@ -117,16 +118,18 @@ def checked(
         except Exception as error:  # whatever a component spec or pipeline.py makes azure-ai-ml raise
             return Report(root, [*findings, build_finding(error, root, pipeline_file)], built=False)
         jobs = built if isinstance(built, dict) else {"training": built}
-        graphs = [(job, command_nodes(serialised(job)), job._validate().error_messages) for job in jobs.values()]
+        seen: set[Any] = set()  # a component used in several graphs is validated once
+        graphs = [(job, command_nodes(serialised(job)), job_validation(job, seen)) for job in jobs.values()]
     components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps or graphs is checked once
     binding_problems: list[Finding] = []
     bindings = 0
     for job, nodes, validation_errors in graphs:
         steps: dict[str, Step] = {}
         specs: dict[str, Path] = {}
+        folders = component_folders(job)
         for name, node in nodes.items():
             try:
-                step = step_from_node(name, node)
+                step = step_from_node(name, node, folders[name])
             except PlanError as error:  # its other findings would follow from this one
                 hint = "bind only inputs the component declares"
                 unreadable = Finding(pipeline_file, "binding-target", str(error), hint)
@@ -145,6 +148,12 @@ def checked(
         with suppress(PlanError, KeyError):  # no training graph, or one the local runner cannot run: it says so itself
             cache.store(training_plan({}), plan_to_data(plan_from_job(jobs["training"])), reads)
     return report
+
+
+def job_validation(job: Any, seen: set[Any]) -> dict[str, str]:
+    """azure-ai-ml's validation of the pipeline job, and of its components' additional includes, which it validates
+    only when it creates a component (those in ``seen`` were validated already)."""
+    return {**job._validate().error_messages, **include_errors(job, seen)}
 
 
 def scripts_checked(

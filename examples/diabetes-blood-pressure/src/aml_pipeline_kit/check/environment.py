@@ -13,7 +13,8 @@ from functools import cache
 from pathlib import Path
 
 from ..config_files import SettingsError, read_yaml
-from ..plan import Step
+from ..plan import PlanError, Step
+from ..snapshot import included, snapshot_folder
 from ..step_host import script_imports
 from .report import Finding, line_of, syntax_finding
 
@@ -42,14 +43,18 @@ class Requirement:
 def environment_findings(environment: Path, steps: Iterable[Step]) -> tuple[list[Finding], int]:
     findings: list[Finding] = []
     importers: dict[str, list[str]] = {}
-    for folder in sorted({step.code for step in steps}):
+    by_snapshot = {(step.code, step.includes): step for step in steps if step.code}
+    for key in sorted(by_snapshot):
+        step = by_snapshot[key]
         try:
-            modules = script_imports([folder])
+            modules = snapshot_imports(step)
         except SyntaxError:
-            findings += folder_syntax_findings(folder)
+            findings += syntax_findings(source_files(step))
+            continue
+        except PlanError:  # a missing additional include: azure-ai-ml's validation names it
             continue
         for module in sorted({name.split(".")[0] for name in modules}):
-            importers.setdefault(module, []).append(folder.name)
+            importers.setdefault(module, []).append(step.code.name)
     try:
         spec = read_yaml(environment)
         conda_file = spec.get("conda_file")
@@ -86,9 +91,24 @@ def image_findings(environment: Path, image: object) -> list[Finding]:
     return [Finding(environment, "env-image", message, hint, line_of(environment, r"^image:"))]
 
 
-def folder_syntax_findings(folder: Path) -> list[Finding]:
+def snapshot_imports(step: Step) -> list[str]:
+    """The third-party modules a step's snapshot imports: its scripts' and its additional includes', read side by
+    side as Azure ML uploads them (an included module or package is the step's own)."""
+    with snapshot_folder(step) as folder:
+        packages = {path.name for path in folder.iterdir() if path.is_dir()}
+        return [name for name in script_imports([folder]) if name.split(".")[0] not in packages]
+
+
+def source_files(step: Step) -> list[Path]:
+    """The Python files of a step's snapshot where they are kept: its code folder's and its additional includes'."""
+    assert step.code is not None
+    sources = [step.code, *map(included, step.includes)]
+    return sorted(path for source in sources for path in (source.glob("*.py") if source.is_dir() else [source]))
+
+
+def syntax_findings(paths: Iterable[Path]) -> list[Finding]:
     findings = []
-    for path in sorted(folder.glob("*.py")):
+    for path in paths:
         try:
             ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         except SyntaxError as error:
