@@ -44,8 +44,12 @@ HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few se
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def script_imports(folders: Iterable[Path]) -> list[str]:
-    """Top-level third-party modules imported by the Python files in ``folders`` (their own modules excluded)."""
+def script_imports(folders: Iterable[Path], imported_names: bool = False) -> list[str]:
+    """Top-level third-party modules imported by the Python files in ``folders`` (their own modules excluded).
+
+    With ``imported_names``, ``X.Y`` too for every ``from X import Y``: Y may be a submodule that importing X does not
+    load (``from matplotlib import pyplot``); ``preload`` tells which.
+    """
     found: set[str] = set()
     local: set[str] = set()
     for folder in folders:
@@ -56,17 +60,35 @@ def script_imports(folders: Iterable[Path]) -> list[str]:
                     found.update(alias.name for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     found.add(node.module)
+                    if imported_names:
+                        found.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
     skipped = STANDARD_LIBRARY | NEVER_PRELOADED | local
     return sorted(name for name in found if name.split(".")[0] not in skipped)
 
 
 def preload(modules: Iterable[str]) -> None:
-    """Import what the steps import; one that fails to import is left for its step to report."""
+    """Import what the steps import, parents first (``modules`` sorted); a name its parent module has already (a
+    function, a loaded submodule) is skipped. One that fails to import is left for its step to report."""
     for name in modules:
+        parent, _, attribute = name.rpartition(".")
+        if parent in sys.modules and hasattr(sys.modules[parent], attribute):
+            continue
         try:
             importlib.import_module(name)
         except Exception:  # the step itself will show the real error
             continue
+
+
+def warm_mlflow() -> None:
+    """Fill, once for every step, the table of installed distributions that MLflow builds in each process that
+    saves or loads a model (to warn of mismatched requirements): it reads every installed distribution's file list,
+    tenths of a second that each such step would pay again."""
+    if "mlflow" not in sys.modules:
+        return
+    with contextlib.suppress(Exception):  # an MLflow without it: its steps build the table themselves, as before
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_packages_to_modules_map()
 
 
 def is_python_script(argv: list[str]) -> bool:
@@ -379,7 +401,8 @@ def main() -> None:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints while importing must not corrupt the reply channel
     gc.disable()  # imports make hundreds of thousands of lasting objects: scanning them as they come costs tenths
-    preload(script_imports(Path(folder) for folder in step_folders))
+    preload(script_imports((Path(folder) for folder in step_folders), imported_names=True))
+    warm_mlflow()
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # the store's set-up chatter, on every run
     host = Host()
     host.open_store(tracking_uri, experiment, artifacts_dir)
