@@ -13,9 +13,11 @@ and imports count for both; each local run is followed by a plain one, so both s
    - no reuse: ``run --local --no-reuse`` with the plan cache warm: every step runs;
 2. with ``--sizes``, ``run --local --no-reuse`` on synthetic data of the default schema at those sizes.
 
-Every command runs under a small wrapper process that reports the wall clock of the command and the peak resident
-memory (max RSS) of the largest process it started, read from the wrapper's own ``RUSAGE_CHILDREN``: that figure is
-a high-water mark over every child ever waited for, so each measurement needs its own fresh wrapper.
+Every command runs under a small wrapper process that reports the wall clock of the command, the CPU time (user +
+system) of every process it started, and the peak resident memory (max RSS) of the largest one, read from the
+wrapper's own ``RUSAGE_CHILDREN``: that covers every child ever waited for (the step host and its steps too), so each
+measurement needs its own fresh wrapper. On a machine busy with other work the wall clock swings with the load; the
+CPU time hardly does, so its ratio shows what a change did when the wall clock cannot.
 
 Usage::
 
@@ -59,18 +61,20 @@ PLAIN_SCRIPT_MODEL = "model=ridge"  # the render the plain script does the same 
 FAILURE_TAIL_LINES = 20
 MIB = 1024 * 1024
 
-# Runs one command and writes {"returncode", "seconds", "max_rss_bytes"} to the file named by its first argument.
-# RUSAGE_CHILDREN of this process covers exactly the one command it waits for (and everything that command waited
-# for in turn); ru_maxrss is the largest single process among them, in KiB on Linux and bytes on macOS.
+# Runs one command and writes {"returncode", "seconds", "cpu_seconds", "max_rss_bytes"} to the file named by its
+# first argument. RUSAGE_CHILDREN of this process covers exactly the one command it waits for (and everything that
+# command waited for in turn); ru_maxrss is the largest single process among them, in KiB on Linux and bytes on macOS.
 WRAPPER = """
 import json, resource, subprocess, sys, time
 result_path, argv = sys.argv[1], sys.argv[2:]
 started = time.perf_counter()
 returncode = subprocess.call(argv)
 seconds = time.perf_counter() - started
-max_rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+max_rss = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+cpu = usage.ru_utime + usage.ru_stime
 with open(result_path, "w") as handle:
-    json.dump({"returncode": returncode, "seconds": seconds, "max_rss_bytes": max_rss}, handle)
+    json.dump({"returncode": returncode, "seconds": seconds, "cpu_seconds": cpu, "max_rss_bytes": max_rss}, handle)
 """
 
 # The local run's work in one process; written next to the projects and run as its own subprocess.
@@ -167,6 +171,7 @@ class BenchmarkError(RuntimeError):
 @dataclass
 class Measurement:
     seconds: float
+    cpu_seconds: float
     max_rss_bytes: int
     output: str
     metrics: dict[str, float] = field(default_factory=dict)
@@ -232,6 +237,14 @@ class Result:
         if self.local_seconds is None or not self.plain_seconds:
             return None
         return self.local_seconds / self.plain_seconds
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        """Median CPU seconds of the local runs over the plain script's."""
+        if not self.local or not self.plain:
+            return None
+        plain = statistics.median(m.cpu_seconds for m in self.plain)
+        return statistics.median(m.cpu_seconds for m in self.local) / plain if plain else None
 
     def step_medians(self) -> dict[str, float]:
         names = [name for m in self.local[:1] for name in m.step_seconds]
@@ -338,7 +351,12 @@ def measure(argv: list[str], cwd: Path, env: dict[str, str], python: Path, timeo
             f"exit code {result['returncode']}: {shlex.join(argv)}\n(cwd {cwd})\n"
             f"--- last {FAILURE_TAIL_LINES} lines of its output ---\n{tail(output)}"
         )
-    return Measurement(seconds=result["seconds"], max_rss_bytes=result["max_rss_bytes"], output=output)
+    return Measurement(
+        seconds=result["seconds"],
+        cpu_seconds=result["cpu_seconds"],
+        max_rss_bytes=result["max_rss_bytes"],
+        output=output,
+    )
 
 
 def render(template: Path, python: Path, destination: Path, *context: str) -> Path:
@@ -493,7 +511,7 @@ def benchmark(
                 runs.append(measurement)
                 say(
                     f"  {name}: {kind} run {number}/{args.repeat}: {measurement.seconds:7.2f}s, "
-                    f"{measurement.max_rss_bytes / MIB:6.0f} MiB peak RSS"
+                    f"{measurement.cpu_seconds:6.2f}s CPU, {measurement.max_rss_bytes / MIB:6.0f} MiB peak RSS"
                 )
 
 
@@ -530,6 +548,7 @@ def summary_rows(results: list[Result]) -> list[list[str]]:
                 seconds_cell(result.local_seconds),
                 seconds_cell(result.plain_seconds),
                 "-" if ratio is None else f"{ratio:.2f}",
+                "-" if result.cpu_ratio is None else f"{result.cpu_ratio:.2f}",
                 f"{target:g}",
                 "FAILED" if result.failure else ("-" if ratio is None else ("yes" if ratio <= target else "NO")),
                 "-" if local_rss is None else f"{local_rss / MIB:.0f}",
@@ -548,6 +567,7 @@ SUMMARY_HEADER = [
     "local s",
     "plain s",
     "ratio",
+    "CPU ratio",
     "target",
     "met",
     "local MiB",
@@ -564,7 +584,8 @@ def shipped_line(result: Result) -> str:
     verdict = "meets" if result.ratio <= scenario.target_ratio else "does NOT meet"
     return (
         f"{scenario.label:<14} local {result.local_seconds:6.2f} s, plain {result.plain_seconds:6.2f} s, "
-        f"ratio {result.ratio:5.2f}: {verdict} <= {scenario.target_ratio:g}  ({scenario.command})"
+        f"ratio {result.ratio:5.2f}: {verdict} <= {scenario.target_ratio:g}  (CPU time ratio {result.cpu_ratio:.2f}; "
+        f"{scenario.command})"
     )
 
 
@@ -578,6 +599,7 @@ def summary_record(result: Result) -> dict[str, object]:
         "local_seconds": result.local_seconds,
         "plain_seconds": result.plain_seconds,
         "ratio": result.ratio,
+        "cpu_ratio": result.cpu_ratio,
         "failure": result.failure,
     }
 
