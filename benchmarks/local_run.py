@@ -11,7 +11,10 @@ and imports count for both; each local run is followed by a plain one, so both s
    - edit one step: ``run --local`` after an edit of the train step's script (a comment appended), so data_prep is
      reused and train, evaluate and register run; the plan and check's verdict come from the plan cache;
    - no reuse: ``run --local --no-reuse`` with the plan cache warm: every step runs;
-2. with ``--sizes``, ``run --local --no-reuse`` on synthetic data of the default schema at those sizes.
+2. with ``--sizes``, ``run --local --no-reuse`` on synthetic data of the default schema at those sizes;
+3. the imports floor: one Python that only imports what the run's step scripts import (``import x`` and
+   ``from x import y`` alike). Any run that starts its processes afresh, as issue 11 requires (nothing outlives
+   the command), pays at least that once, so floor / plain bounds the ratio a local run can reach.
 
 Every command runs under a small wrapper process that reports the wall clock of the command, the CPU time (user +
 system) of every process it started, and the peak resident memory (max RSS) of the largest one, read from the
@@ -158,6 +161,33 @@ metrics = {
 }
 print(json.dumps(metrics))
 '''
+
+# What the step scripts in the folders given as arguments import, imported once (their own modules fail and are
+# skipped; azure-ai-ml is imported by a component's definition, component.py, never by its step): the least any
+# local run of them pays, however its runner works.
+IMPORTS_FLOOR = """
+import ast, importlib, sys
+from pathlib import Path
+for folder in sys.argv[1:]:
+    for script in sorted(Path(folder).glob("*.py")):
+        for node in ast.walk(ast.parse(script.read_text())):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            for name in names:
+                if name.split(".")[0] == "azure":
+                    continue
+                parent, _, attribute = name.rpartition(".")
+                if parent in sys.modules and hasattr(sys.modules[parent], attribute):
+                    continue
+                try:
+                    importlib.import_module(name)
+                except Exception:
+                    pass
+"""
 
 RUN_COMPLETED = re.compile(r"^run (\S+) completed: (.+)$", re.MULTILINE)
 COMPARED_METRICS = ("rmse", "mae", "r2")
@@ -515,6 +545,46 @@ def benchmark(
                 )
 
 
+@dataclass
+class Floor:
+    steps: list[str]
+    floor: list[Measurement] = field(default_factory=list)
+    plain: list[Measurement] = field(default_factory=list)
+
+    def line(self) -> str:
+        if not self.floor or not self.plain:
+            return "imports floor  no complete measurement"
+        floor = statistics.median(m.seconds for m in self.floor)
+        plain = statistics.median(m.seconds for m in self.plain)
+        floor_cpu = statistics.median(m.cpu_seconds for m in self.floor)
+        plain_cpu = statistics.median(m.cpu_seconds for m in self.plain)
+        return (
+            f"imports floor  {floor:6.2f} s, plain {plain:6.2f} s, ratio {floor / plain:5.2f} (CPU time ratio "
+            f"{floor_cpu / plain_cpu:.2f}): one Python importing what {', '.join(self.steps)} import; no local run "
+            "that starts its processes afresh gets below it"
+        )
+
+
+def imports_floor(project: Project, script: Path, args: argparse.Namespace, env: dict[str, str]) -> Floor:
+    """``--repeat`` rounds of the imports floor of the steps a local run of ``project`` ran, each followed by the
+    plain script."""
+    runs = sorted((project.path / "runs").glob("*/run.json"))
+    steps = [step["name"] for step in json.loads(runs[-1].read_text())["steps"]] if runs else []
+    folders = [
+        str(project.path / "components" / name) for name in steps if (project.path / "components" / name).is_dir()
+    ]
+    result = Floor(steps)
+    argv = [str(args.python), "-c", IMPORTS_FLOOR, *folders]
+    for number in range(1, args.repeat + 1):
+        result.floor.append(measure(argv, project.path, env, args.python, args.timeout))
+        result.plain.append(plain_run(project, script, args.python, env, args.timeout))
+        say(
+            f"  imports floor {number}/{args.repeat}: {result.floor[-1].seconds:7.2f}s, "
+            f"{result.floor[-1].cpu_seconds:6.2f}s CPU; plain {result.plain[-1].seconds:7.2f}s"
+        )
+    return result
+
+
 def seconds_cell(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -637,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="local-run-benchmark-", dir=args.workdir))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, ["src", os.environ.get("PYTHONPATH")]))}
     results: list[Result] = []
+    floor: Floor | None = None
     failed = False
     try:
         say("Local pipeline run vs. one plain script, same machine, same interpreter")
@@ -662,6 +733,7 @@ def main(argv: list[str] | None = None) -> int:
         shipped_rows = len(pd.read_csv(shipped / DATA_FILE))
         results += [Result("shipped", shipped_rows, scenario) for scenario in SHIPPED_SCENARIOS]
         benchmark(results, replace(project, path=shipped), script, args, env)
+        floor = imports_floor(replace(project, path=shipped), script, args, env)
 
         for rows in args.sizes:
             started = time.perf_counter()
@@ -685,6 +757,8 @@ def main(argv: list[str] | None = None) -> int:
             say(f"\n== Default project, shipped {DATA_FILE} ({results[0].rows:,} rows), median of {args.repeat} ==")
             for result in results[: len(SHIPPED_SCENARIOS)]:
                 say(shipped_line(result))
+            if floor:
+                say(floor.line())
             say(f"\n== All data sets: median wall clock of {args.repeat}, peak RSS of the largest process ==")
             say(table(SUMMARY_HEADER, summary_rows(results)))
             say("\n== Local run by step (median seconds from run.json; runner = local total minus the steps) ==")
