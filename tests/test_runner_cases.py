@@ -303,7 +303,13 @@ def test_a_bad_max_parallel_is_refused_in_one_line(default_project: Path, value:
 
 # --- SIGINT and SIGTERM ------------------------------------------------------------------------------------------
 
-SLOW_TRAIN = "    args = build_parser().parse_args(argv)\n"
+FIRST_LINE_OF_MAIN = "    args = build_parser().parse_args(argv)\n"
+
+
+def made_slow(script: Path) -> None:
+    """``script``'s main sleeps first: its step runs until it is stopped."""
+    text = script.read_text().replace(FIRST_LINE_OF_MAIN, FIRST_LINE_OF_MAIN + "    __import__('time').sleep(120)\n", 1)
+    script.write_text(text)
 
 
 @pytest.mark.slow  # runs the pipeline
@@ -312,8 +318,7 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
     default_project: Path, tmp_path: Path, signum: int, exit_code: int
 ) -> None:
     project = copy_project(default_project, tmp_path / "project")
-    train = project / "components" / "train" / "train.py"
-    train.write_text(train.read_text().replace(SLOW_TRAIN, SLOW_TRAIN + "    __import__('time').sleep(120)\n", 1))
+    made_slow(project / "components" / "train" / "train.py")
     running = start_cli(project, "run", "--local", *SINGLE_MODEL_RUN)
     deadline = time.monotonic() + 120
     while not list(project.glob("runs/2*/train/step.log")) and running.poll() is None:
@@ -345,6 +350,34 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
     assert parent.info.status == "KILLED"
     statuses = {child.info.run_name: child.info.status for child in children}
     assert statuses == {"data_prep": "FINISHED", "train": "KILLED"}
+    assert no_step_host_left(project)
+
+
+@pytest.mark.slow  # runs the pipeline
+def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(
+    default_project: Path, tmp_path: Path
+) -> None:
+    """The host starts data_prep once MLflow, its store and pandas are in, and loads the other steps' imports
+    (scikit-learn, skops, matplotlib: seconds) while data_prep runs: the signal lands then."""
+    project = copy_project(default_project, tmp_path / "project")
+    made_slow(project / "components" / "data_prep" / "prep.py")
+    running = start_cli(project, "run", "--local", *SINGLE_MODEL_RUN)
+    deadline = time.monotonic() + 120
+    while not list(project.glob("runs/2*/data_prep/step.log")) and running.poll() is None:
+        assert time.monotonic() < deadline, "data_prep never started"
+        time.sleep(0.02)
+    running.send_signal(signal.SIGINT)
+    _, stderr = running.communicate(timeout=60)
+
+    assert running.returncode == 130
+    summary = latest_run(project)
+    assert stderr.splitlines() == [
+        f"interrupted by SIGINT: run {summary['run_id']} marked killed in "
+        f"{project / 'runs' / summary['run_id'] / 'run.json'} and MLflow; stopped data_prep and removed their outputs"
+    ]
+    assert [(entry["name"], entry["status"]) for entry in summary["steps"]] == [("data_prep", "killed")]
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    assert client.get_run(summary["mlflow_run_id"]).info.status == "KILLED"
     assert no_step_host_left(project)
 
 

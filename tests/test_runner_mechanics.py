@@ -18,7 +18,7 @@ from machinery import MACHINERY, imported
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
     """The default bake's plan and local_runner modules."""
-    return imported(default_project, {"plan": MACHINERY, "local_runner": MACHINERY})
+    return imported(default_project, {"plan": MACHINERY, "local_runner": MACHINERY, "tracking": MACHINERY})
 
 
 COMMAND = (
@@ -133,3 +133,42 @@ def test_reuse_index_forgets_entries_whose_outputs_are_gone(kit: SimpleNamespace
     output.rmdir()
     assert index.lookup("key") == (None, f"{output} is gone")
     assert index.lookup("other") == (None, None)
+
+
+def test_the_schema_head_read_from_the_migration_scripts_is_alembics(kit: SimpleNamespace, tmp_path: Path) -> None:
+    from mlflow.store.db import utils
+
+    versions = Path(utils.__file__).parents[1] / "db_migrations" / "versions"
+    assert kit.tracking.schema_head(versions) == utils._get_latest_schema_revision()
+    for name, revision, down_revision in [("a", "'a1'", "None"), ("b", "'b1'", "'a1'"), ("c", "'c1'", "'a1'")]:
+        (tmp_path / f"{name}.py").write_text(f"revision = {revision}\ndown_revision = {down_revision}\n")
+    assert kit.tracking.schema_head(tmp_path) is None  # two heads: alembic decides (and MLflow refuses)
+    (tmp_path / "c.py").write_text("revision = 'c1'\ndown_revision = ('a1', 'b1')\n")
+    assert kit.tracking.schema_head(tmp_path) is None  # a merge: left to alembic
+    (tmp_path / "c.py").write_text("revision = 'c1'\ndown_revision = 'b1'\n")
+    assert kit.tracking.schema_head(tmp_path) == "c1"
+
+
+def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(kit: SimpleNamespace, tmp_path: Path) -> None:
+    tracking = kit.tracking.LocalTracking(f"sqlite:///{tmp_path / 'mlruns.db'}", "reuse", tmp_path / "artifacts")
+    inputs = {f"input_{number:03}": number for number in range(150)}  # more than one batch
+    pipeline = tracking.start_pipeline("first", {**inputs, "unset": None})
+    step, _ = tracking.start_step("train")
+    params = {f"p{number:03}": f"value {number}" for number in range(120)}
+    metrics = {f"m{number:03}": number / 7 for number in range(30)}
+    for name, value in params.items():
+        tracking.client.log_param(step, name, value)
+    for name, value in metrics.items():
+        tracking.client.log_metric(step, name, value)
+    tracking.end_step(step, "FINISHED")
+    tracking.end_pipeline("completed")
+    assert tracking.client.get_run(pipeline).data.params == {name: str(value) for name, value in inputs.items()}
+
+    tracking.start_pipeline("second", {})
+    tracking.record_reused_step("train", step)
+    [reused] = [
+        run
+        for run in tracking.client.search_runs([tracking.experiment_id], "tags.reused_from != ''")
+        if run.data.tags.get("reused_from") == step
+    ]
+    assert (reused.data.params, reused.data.metrics, reused.info.status) == (params, metrics, "FINISHED")

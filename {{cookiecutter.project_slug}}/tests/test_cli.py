@@ -1,6 +1,9 @@
 """The command line: parameters, errors, output, and the step host's preloading."""
 
 import argparse
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +68,19 @@ def test_script_imports_skip_the_standard_library_and_local_modules(tmp_path: Pa
     (tmp_path / "helper.py").write_text("import os\n")
     (tmp_path / "step.py").write_text("import json, helper\nfrom numpy import array\nfrom . import sibling\n")
     assert script_imports([tmp_path]) == ["numpy"]
+
+
+def test_the_step_host_preloads_submodules_imported_by_name_and_warms_mlflow() -> None:
+    """``from matplotlib import pyplot`` needs matplotlib.pyplot, which importing matplotlib does not load; and the
+    table of installed distributions MLflow builds on a model's save or load is built once, before any step."""
+    imports = script_imports([PROJECT_ROOT / "components" / "evaluate"], imported_names=True)
+    assert {"matplotlib", "matplotlib.pyplot", "mlflow", "sklearn.metrics.r2_score"} <= set(imports)
+    code = (
+        "import sys; from aml_pipeline_kit.step_host import preload, warm_mlflow; "
+        f"preload({imports!r}); warm_mlflow(); from mlflow.utils import requirements_utils as table; "
+        "print('matplotlib.pyplot' in sys.modules, 'sklearn.metrics.r2_score' in sys.modules, "
+        "bool(table._MODULES_TO_PACKAGES and table._PACKAGES_TO_MODULES))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT / "src")}
+    loaded = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert loaded.split() == ["True", "False", "True"]

@@ -6,6 +6,9 @@ Starting Python and importing pandas, scikit-learn and MLflow costs seconds, and
 step. The host pays it once, while the runner builds the pipeline graph in parallel, then runs each step's command
 line ``python <script> <args>`` in a forked child: same argv, working folder, environment and ``__main__`` semantics
 as a fresh interpreter, without the imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
+The host is ready once MLflow and its store are (the runs' bookkeeping); a step starts once what its own scripts
+import is loaded, and the host loads what the other steps import whenever it has nothing to answer: while the
+runner builds the graph, and while steps run.
 
 Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host (``main``) and talks
 to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner interrupted) or the end of its input (the
@@ -44,8 +47,12 @@ HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few se
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
-def script_imports(folders: Iterable[Path]) -> list[str]:
-    """Top-level third-party modules imported by the Python files in ``folders`` (their own modules excluded)."""
+def script_imports(folders: Iterable[Path], imported_names: bool = False) -> list[str]:
+    """Top-level third-party modules imported by the Python files in ``folders`` (their own modules excluded).
+
+    With ``imported_names``, ``X.Y`` too for every ``from X import Y``: Y may be a submodule that importing X does not
+    load (``from matplotlib import pyplot``); ``preload`` tells which.
+    """
     found: set[str] = set()
     local: set[str] = set()
     for folder in folders:
@@ -56,17 +63,35 @@ def script_imports(folders: Iterable[Path]) -> list[str]:
                     found.update(alias.name for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
                     found.add(node.module)
+                    if imported_names:
+                        found.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
     skipped = STANDARD_LIBRARY | NEVER_PRELOADED | local
     return sorted(name for name in found if name.split(".")[0] not in skipped)
 
 
 def preload(modules: Iterable[str]) -> None:
-    """Import what the steps import; one that fails to import is left for its step to report."""
+    """Import what the steps import, parents first (``modules`` sorted); a name its parent module has already (a
+    function, a loaded submodule) is skipped. One that fails to import is left for its step to report."""
     for name in modules:
+        parent, _, attribute = name.rpartition(".")
+        if parent in sys.modules and hasattr(sys.modules[parent], attribute):
+            continue
         try:
             importlib.import_module(name)
         except Exception:  # the step itself will show the real error
             continue
+
+
+def warm_mlflow() -> None:
+    """Fill, once for every step, the table of installed distributions that MLflow builds in each process that
+    saves or loads a model (to warn of mismatched requirements): it reads every installed distribution's file list,
+    tenths of a second that each such step would pay again."""
+    if "mlflow" not in sys.modules:
+        return
+    with contextlib.suppress(Exception):  # an MLflow without it: its steps build the table themselves, as before
+        from mlflow.utils import requirements_utils
+
+        requirements_utils._init_packages_to_modules_map()
 
 
 def is_python_script(argv: list[str]) -> bool:
@@ -109,9 +134,11 @@ def start_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: s
 
 
 def as_a_fresh_process() -> None:
-    """In a forked step: a process group of its own (stopped as a whole) and the signal handling of a new
-    interpreter, not the host's."""
+    """In a forked step: a process group of its own (stopped as a whole), the signal handling of a new
+    interpreter, not the host's, and its garbage collector on (the host's is off while it loads), with what it
+    inherited set apart from it as the host sets it once loaded."""
     os.setpgid(0, 0)
+    set_apart_from_collector()
     signal.set_wakeup_fd(-1)
     for signum in (signal.SIGCHLD, signal.SIGTERM):
         signal.signal(signum, signal.SIG_DFL)
@@ -134,10 +161,20 @@ def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> t
     return process.pid, process
 
 
-class Host:
-    """The host's side: MLflow tracking and step execution, one request at a time, run after run."""
+def set_apart_from_collector() -> None:
+    """What is loaded now lives as long as the process: set apart from the collector, so that no forked step's
+    collections walk it (tenths of a second per step, and writes that unshare the parent's memory pages)."""
+    gc.freeze()
+    gc.enable()
 
-    def __init__(self) -> None:
+
+class Host:
+    """The host's side: MLflow tracking and step execution, one request at a time, run after run; in between, it
+    loads ``preloads`` (what the steps import) one module at a time."""
+
+    def __init__(self, preloads: Iterable[str] = ()) -> None:
+        self.preloads = list(preloads)
+        self.loading = True  # until every one of preloads is in
         self.stores: dict[tuple[str, str, str], LocalTracking] = {}
         self.tracking: LocalTracking | None = None
         self.running: dict[int, tuple[str, str]] = {}  # pid -> (step, MLflow run id)
@@ -150,6 +187,30 @@ class Host:
             self.stores[key] = LocalTracking(tracking_uri, experiment, Path(artifacts_dir))
         return self.stores[key]
 
+    def load_next(self) -> None:
+        """Import the next module the steps import; after the last, warm MLflow and set it all apart from the
+        collector."""
+        if self.preloads:
+            preload(self.preloads[:1])
+            del self.preloads[0]
+            return
+        warm_mlflow()
+        set_apart_from_collector()
+        self.loading = False
+
+    def load_for(self, argv: list[str], cwd: str) -> None:
+        """What a Python step's scripts import, loaded before it starts (the other steps' imports load while it
+        runs): in its child they would be loaded for it alone."""
+        if not self.loading or not is_python_script(argv):
+            return
+        try:
+            modules = script_imports([Path(cwd)], imported_names=True)
+        except (SyntaxError, ValueError, OSError):  # the step itself reports what is wrong with its scripts
+            return
+        preload(modules)
+        if any(name.split(".")[0] == "mlflow" for name in modules):
+            warm_mlflow()
+
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
         action = request["action"]
         if action == "start_pipeline":
@@ -157,6 +218,7 @@ class Host:
             return {"run_id": self.tracking.start_pipeline(request["run_name"], request["params"])}
         assert self.tracking is not None, "start_pipeline comes first"
         if action == "start_step":
+            self.load_for(request["argv"], request["cwd"])
             run_id, env = self.tracking.start_step(request["step"])
             pid, process = start_command(request["argv"], request["cwd"], env, request["log"])
             self.running[pid] = (request["step"], run_id)
@@ -236,7 +298,10 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
         replies.flush()
 
     while True:
-        ready = select.select([requests, wake_up], [], [])[0]
+        ready = select.select([requests, wake_up], [], [], 0 if host.loading else None)[0]
+        if not ready:  # nothing to answer: load more of what the steps import
+            host.load_next()
+            continue
         if wake_up in ready:
             signals = set(os.read(wake_up, 1024))
             if signals & set(STOPPING_SIGNALS):
@@ -379,14 +444,10 @@ def main() -> None:
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints while importing must not corrupt the reply channel
     gc.disable()  # imports make hundreds of thousands of lasting objects: scanning them as they come costs tenths
-    preload(script_imports(Path(folder) for folder in step_folders))
+    host = Host(script_imports((Path(folder) for folder in step_folders), imported_names=True))
+    preload(["mlflow.tracking"])  # the runs' bookkeeping comes first, before any step can start
     logging.getLogger("mlflow").setLevel(logging.WARNING)  # the store's set-up chatter, on every run
-    host = Host()
     host.open_store(tracking_uri, experiment, artifacts_dir)
-    # What is loaded now lives as long as the host: set apart from the collector, so that no forked step's
-    # collections walk it (tenths of a second per step, and writes that unshare the parent's memory pages).
-    gc.freeze()
-    gc.enable()
     try:
         replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
         replies.flush()
