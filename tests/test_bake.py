@@ -131,7 +131,9 @@ def test_exact_file_set(baked: Bake) -> None:
                 "shell",
                 "snapshot",
                 "step_host",
+                "step_imports",
                 "step_io",
+                "step_processes",
                 "sweep",
                 "tracking",
             )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from aml_pipeline_kit.step_host import script_imports
+from aml_pipeline_kit.step_imports import script_imports
 
 from diabetes_blood_pressure.cli import build_parser, main, parameter
 from diabetes_blood_pressure.local_runs import metrics_table
@@ -76,7 +76,7 @@ def test_the_step_host_preloads_submodules_imported_by_name_and_warms_mlflow() -
     imports = script_imports([PROJECT_ROOT / "components" / "evaluate"], imported_names=True)
     assert {"matplotlib", "matplotlib.pyplot", "mlflow", "sklearn.metrics.r2_score"} <= set(imports)
     code = (
-        "import sys; from aml_pipeline_kit.step_host import preload, warm_mlflow; "
+        "import sys; from aml_pipeline_kit.step_imports import preload, warm_mlflow; "
         f"preload({imports!r}); warm_mlflow(); from mlflow.utils import requirements_utils as table; "
         "print('matplotlib.pyplot' in sys.modules, 'sklearn.metrics.r2_score' in sys.modules, "
         "bool(table._MODULES_TO_PACKAGES and table._PACKAGES_TO_MODULES))"

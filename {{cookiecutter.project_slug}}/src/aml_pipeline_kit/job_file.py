@@ -27,7 +27,8 @@ from .job_yaml import include_errors
 from .local_runner import Interrupted, LocalRunner, RunResult
 from .plan import Plan, PlanError, Step
 from .snapshot import included
-from .step_host import StepHost, TrackingTarget, script_imports
+from .step_host import StepHost, TrackingTarget
+from .step_imports import script_imports
 
 
 def load_pipeline_job(path: Path) -> Any:

@@ -18,154 +18,27 @@ and the pipeline's as killed, says which steps it stopped, and exits.
 
 from __future__ import annotations
 
-import ast
-import contextlib
 import gc
-import importlib
 import json
 import logging
 import os
-import runpy
 import select
 import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from .step_imports import preload, script_imports, warm_mlflow
+from .step_processes import is_python_script, set_apart_from_collector, signal_groups, start_command
 from .tracking import LocalTracking
 
-STANDARD_LIBRARY = frozenset(sys.stdlib_module_names)
-# Component definitions import azure-ai-ml to describe their step; steps never need it, and it costs seconds.
-NEVER_PRELOADED = frozenset({"azure"})
 STOP_SECONDS = 3  # a step asked to stop (SIGTERM) gets this long before it is killed (SIGKILL)
 HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
 STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def script_imports(folders: Iterable[Path], imported_names: bool = False) -> list[str]:
-    """Top-level third-party modules imported by the Python files in ``folders`` (their own modules excluded).
-
-    With ``imported_names``, ``X.Y`` too for every ``from X import Y``: Y may be a submodule that importing X does not
-    load (``from matplotlib import pyplot``); ``preload`` tells which.
-    """
-    found: set[str] = set()
-    local: set[str] = set()
-    for folder in folders:
-        for path in folder.glob("*.py"):
-            local.add(path.stem)
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    found.update(alias.name for alias in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    found.add(node.module)
-                    if imported_names:
-                        found.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
-    skipped = STANDARD_LIBRARY | NEVER_PRELOADED | local
-    return sorted(name for name in found if name.split(".")[0] not in skipped)
-
-
-def preload(modules: Iterable[str]) -> None:
-    """Import what the steps import, parents first (``modules`` sorted); a name its parent module has already (a
-    function, a loaded submodule) is skipped. One that fails to import is left for its step to report."""
-    for name in modules:
-        parent, _, attribute = name.rpartition(".")
-        if parent in sys.modules and hasattr(sys.modules[parent], attribute):
-            continue
-        try:
-            importlib.import_module(name)
-        except Exception:  # the step itself will show the real error
-            continue
-
-
-def warm_mlflow() -> None:
-    """Fill, once for every step, the table of installed distributions that MLflow builds in each process that
-    saves or loads a model (to warn of mismatched requirements): it reads every installed distribution's file list,
-    tenths of a second that each such step would pay again."""
-    if "mlflow" not in sys.modules:
-        return
-    with contextlib.suppress(Exception):  # an MLflow without it: its steps build the table themselves, as before
-        from mlflow.utils import requirements_utils
-
-        requirements_utils._init_packages_to_modules_map()
-
-
-def is_python_script(argv: list[str]) -> bool:
-    return len(argv) >= 2 and argv[0] == sys.executable and argv[1].endswith(".py")
-
-
-def start_script_in_child(argv: list[str], cwd: str, env: dict[str, str], log: str) -> int:
-    """Fork; in the child behave as ``python script.py args`` would. Returns the child's pid."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:  # the child never returns
-        code = 1
-        try:
-            as_a_fresh_process()
-            os.chdir(cwd)
-            os.environ.clear()
-            os.environ.update(env)
-            descriptor = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-            os.dup2(descriptor, 1)
-            os.dup2(descriptor, 2)
-            sys.stdin = open(os.devnull)  # noqa: SIM115  (the child's lifetime)
-            sys.argv = argv[1:]
-            sys.path[0] = cwd
-            try:
-                runpy.run_path(argv[1], run_name="__main__")
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-                if not isinstance(exit_.code, int | None):
-                    print(exit_.code, file=sys.stderr)
-            except BaseException:  # report it as the interpreter does
-                traceback.print_exc()
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os._exit(code)
-    own_group(pid)
-    return pid
-
-
-def as_a_fresh_process() -> None:
-    """In a forked step: a process group of its own (stopped as a whole), the signal handling of a new
-    interpreter, not the host's, and its garbage collector on (the host's is off while it loads), with what it
-    inherited set apart from it as the host sets it once loaded."""
-    os.setpgid(0, 0)
-    set_apart_from_collector()
-    signal.set_wakeup_fd(-1)
-    for signum in (signal.SIGCHLD, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def own_group(pid: int) -> None:
-    """Put a new child in its own process group from the parent's side too: whichever runs first wins the race."""
-    with contextlib.suppress(PermissionError, ProcessLookupError):  # the child did it already, or has exited
-        os.setpgid(pid, pid)
-
-
-def start_command(argv: list[str], cwd: str, env: dict[str, str], log: str) -> tuple[int, subprocess.Popen | None]:
-    """Start a step's command line without waiting for it; returns its pid, and its ``Popen`` if it has one: kept
-    until the host reaps it, as a ``Popen`` dropped earlier reaps its process itself, which the host then misses."""
-    if is_python_script(argv):
-        return start_script_in_child(argv, cwd, env, log), None
-    with open(log, "w") as handle:
-        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=handle, stderr=subprocess.STDOUT, process_group=0)
-    return process.pid, process
-
-
-def set_apart_from_collector() -> None:
-    """What is loaded now lives as long as the process: set apart from the collector, so that no forked step's
-    collections walk it (tenths of a second per step, and writes that unshare the parent's memory pages)."""
-    gc.freeze()
-    gc.enable()
 
 
 class Host:
@@ -270,12 +143,6 @@ class Host:
         if self.tracking:
             self.tracking.end_pipeline("killed")
         return stopped
-
-
-def signal_groups(pids: Iterable[int], signum: int) -> None:
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):  # the step has exited already
-            os.killpg(pid, signum)
 
 
 def serve(requests: int, replies: IO[str], host: Host) -> None:

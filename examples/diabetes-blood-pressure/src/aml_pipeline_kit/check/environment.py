@@ -15,7 +15,7 @@ from pathlib import Path
 from ..config_files import SettingsError, read_yaml
 from ..plan import PlanError, Step
 from ..snapshot import included, snapshot_folder
-from ..step_host import script_imports
+from ..step_imports import script_imports
 from .report import Finding, line_of, syntax_finding
 
 # Import names whose distributions are named otherwise. MLflow ships whole or as mlflow-skinny, which
