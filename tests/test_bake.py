@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from azure_render import TrainedRender
 from conftest import TEMPLATE_DIR, Bake, bake
 
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
@@ -402,14 +403,14 @@ def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
 
 
 @pytest.mark.slow
-def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(tmp_path: Path) -> None:
-    project = bake({}, tmp_path)
-    command = [sys.executable, "-m", "diabetes_blood_pressure", "run", "--local"]
-    first = run(command, project)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert re.search(r"^RMSE\s+[\d.]+\s+[\d.]+$", first.stdout, re.MULTILINE), first.stdout
-    (report,) = project.glob("runs/*/evaluate/report/metrics.json")
-    metrics = json.loads(report.read_text())
+def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(
+    trained_render: TrainedRender,
+) -> None:
+    """The first run is the shared trained render's (conftest.py), made by the same command."""
+    project = trained_render.root
+    command = [sys.executable, "-m", trained_render.package, "run", "--local"]
+    assert re.search(r"^RMSE\s+[\d.]+\s+[\d.]+$", trained_render.run_output, re.MULTILINE), trained_render.run_output
+    metrics = trained_render.metrics
     assert metrics["rmse"] < metrics["baseline_rmse"]
     assert metrics["r2"] > 0.1 > metrics["baseline_r2"]
     second = run(command, project)
