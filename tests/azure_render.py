@@ -36,6 +36,7 @@ class TrainedRender:
     package: str
     model: Path
     report: Path
+    run_output: str  # what the run printed
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -65,20 +66,9 @@ class TrainedRender:
         )
 
 
-_TRAINED: dict[int, TrainedRender] = {}
-
-
-def trained_default_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
-    """The default render after one local run of its pipeline: a trained MLflow model and its test metrics.
-
-    Trained once per session (the factory is the session's), for whichever test module asks first.
-    """
-    if id(tmp_path_factory) not in _TRAINED:
-        _TRAINED[id(tmp_path_factory)] = train_default_render(tmp_path_factory)
-    return _TRAINED[id(tmp_path_factory)]
-
-
 def train_default_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
+    """The default render after one local run of its pipeline through its CLI: a trained MLflow model and its test
+    metrics. conftest.py's ``trained_render`` makes it once per session (per xdist worker)."""
     root = bake({}, tmp_path_factory.mktemp("azure-side"))
     package = root.name.replace("-", "_")
     env = {**os.environ, **OFFLINE, "PYTHONPATH": str(root / "src")}
@@ -89,4 +79,4 @@ def train_default_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRen
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_summary,) = root.glob("runs/*/run.json")
     outputs = json.loads(run_summary.read_text())["outputs"]
-    return TrainedRender(root, package, Path(outputs["model"]), Path(outputs["report"]))
+    return TrainedRender(root, package, Path(outputs["model"]), Path(outputs["report"]), result.stdout)

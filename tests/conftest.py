@@ -10,18 +10,32 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from cookiecutter.generate import generate_context
 from cookiecutter.main import cookiecutter
 from cookiecutter.prompt import prompt_for_config
 
+if TYPE_CHECKING:
+    from azure_render import TrainedRender
+
 TEMPLATE_DIR = Path(__file__).resolve().parents[1]
 
 # MLflow posts usage data from every process that uses it unless told not to (and keeps an id in ~/.config):
 # tests never touch the network, and every process they start inherits this.
 os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+
+# The suite already keeps every core busy with processes of its own (xdist's workers, the local runner's steps side
+# by side), so the OpenMP and BLAS pools of scikit-learn and numpy, one thread per core in each process, only
+# oversubscribe the cores and spin while waiting for them: a pipeline run took 9.5-13 s of CPU with them, 7 s
+# without. One thread per process, as scikit-learn limits its own test suite's xdist workers (sklearn/conftest.py).
+for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")
+
+# `make test` points HOME and the XDG folders at build/test-env; a plain `pytest` would still let the renders' steps
+# keep matplotlib's font cache in ~/.cache/matplotlib. Here it lands where `make test` puts it.
+os.environ.setdefault("MPLCONFIGDIR", str(TEMPLATE_DIR / "build" / "test-env" / "cache" / "matplotlib"))
 
 # Every model, every compute tier and every CI choice, custom names, and workspace settings filled in.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
@@ -110,8 +124,16 @@ SUITE_CONFIGURATIONS = ("default", "ridge-only")
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest tests first (pipelines, then renders' own suites), so that with xdist they start at once and the
-    quick ones fill in around them."""
-    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "baked_with_suite" not in item.fixturenames))
+    quick ones fill in around them. First of all those that share the trained render: xdist's worksteal hands each
+    worker a contiguous half of this order and lets the other take work only from the end, so they stay together on
+    the first worker and the render is trained once."""
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("slow") is None,
+            "trained_render" not in item.fixturenames,
+            "baked_with_suite" not in item.fixturenames,
+        )
+    )
 
 
 def named_bake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Bake:
@@ -133,3 +155,12 @@ def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(scope="session", params=SUITE_CONFIGURATIONS)
 def baked_with_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
     return named_bake(request.param, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def trained_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
+    """The default render after one local run through its CLI, shared by the tests of its model, its CLI's error
+    paths and its Azure-side code: a test may add runs to it, or change a file for its own duration only."""
+    from azure_render import train_default_render  # it imports this module
+
+    return train_default_render(tmp_path_factory)

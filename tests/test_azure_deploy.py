@@ -25,7 +25,7 @@ from typing import Any
 import mlflow.pyfunc
 import pandas as pd
 import pytest
-from azure_render import OFFLINE, TrainedRender, trained_default_render
+from azure_render import OFFLINE, TrainedRender
 from online_venv import pip_pins, venv_for
 
 # Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
@@ -68,11 +68,6 @@ def call(url: str, body: bytes | None = None) -> tuple[int, Any]:
         return status, json.loads(payload)
     except ValueError:
         return status, payload.decode(errors="replace")
-
-
-@pytest.fixture(scope="session")
-def trained_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
-    return trained_default_render(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,12 @@ from pathlib import Path
 
 import pytest
 from azure_fake import Failure, FakeAzureML
-from azure_render import TrainedRender, trained_default_render
+from azure_render import TrainedRender
 
 # Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
 pytestmark = pytest.mark.slow
 
 MODEL_NAME = "bp-model"
-
-
-@pytest.fixture(scope="session")
-def trained_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
-    return trained_default_render(tmp_path_factory)
 
 
 @pytest.fixture

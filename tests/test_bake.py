@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from azure_render import TrainedRender
 from conftest import TEMPLATE_DIR, Bake, bake
 
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
@@ -233,10 +234,12 @@ def test_github_files_pass_zizmor_and_githubs_schemas(baked: Bake) -> None:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-SPEC_PROBE = """
-import io, json, sys
+AZURE_ML_PROBE = """
+import io, json
 from azure.ai.ml import load_compute, load_data, load_environment
-from {package}.pipeline import azure_pipeline, load_components, local_pipeline
+from aml_pipeline_kit.aml_graph import serialised
+from {package}.azure_monitoring import monitor_schedule
+from {package}.pipeline import azure_monitor_pipeline, azure_pipeline, load_components, local_pipeline
 from {package}.settings import Settings
 
 settings = Settings.load()
@@ -247,23 +250,41 @@ for job in (local, azure, tuning):
     job.dump(buffer)
     dumps.append(buffer.getvalue())
 components = load_components()
+monitoring = azure_monitor_pipeline(settings)
+schedule = monitor_schedule(settings, monitoring)
 print(json.dumps({{
-    "valid": [local._validate().passed, azure._validate().passed, tuning._validate().passed],
-    "local": dumps[0],
-    "azure": dumps[1],
-    "tuning": dumps[2],
-    "compute": load_compute("aml/compute.yml")._to_dict(),
-    "environment": load_environment("aml/environment.yml")._to_dict(),
-    "data": load_data("aml/data.yml")._to_dict(),
-    "components": {{name: component._to_dict() for name, component in components.items()}},
+    "specs": {{
+        "valid": [local._validate().passed, azure._validate().passed, tuning._validate().passed],
+        "local": dumps[0],
+        "azure": dumps[1],
+        "tuning": dumps[2],
+        "compute": load_compute("aml/compute.yml")._to_dict(),
+        "environment": load_environment("aml/environment.yml")._to_dict(),
+        "data": load_data("aml/data.yml")._to_dict(),
+        "components": {{name: component._to_dict() for name, component in components.items()}},
+    }},
+    "monitoring": {{
+        "valid": monitoring._validate().passed,
+        "job": serialised(monitoring),
+        "schedule": schedule._to_rest_object().as_dict(),
+        "schedule_name": schedule.name,
+    }},
 }}))
 """
 
 
-def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> None:
-    result = run([sys.executable, "-c", SPEC_PROBE.format(package=baked.package)], baked.path)
+@pytest.fixture(scope="module")
+def azure_ml_view(baked: Bake) -> dict:
+    """What azure-ai-ml makes of the bake: every spec loaded, the pipelines and the monitoring job with its schedule
+    built, validated and serialised. One process per bake for the two tests below: azure-ai-ml takes seconds to
+    import."""
+    result = run([sys.executable, "-c", AZURE_ML_PROBE.format(package=baked.package)], baked.path)
     assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout)
+    return json.loads(result.stdout)
+
+
+def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, azure_ml_view: dict) -> None:
+    loaded = azure_ml_view["specs"]
     assert loaded["valid"] == [True, True, True]
     assert loaded["compute"]["name"] == baked.value("__compute_name")
     assert loaded["compute"]["tier"] == baked.value("__compute_tier")
@@ -310,30 +331,9 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake) -> No
     assert tuning["refit"]["inputs"]["selection"]["path"] == "${{parent.jobs.select.outputs.selection}}"
 
 
-MONITORING_PROBE = """
-import json
-from {package}.azure_monitoring import monitor_schedule
-from aml_pipeline_kit.aml_graph import serialised
-from {package}.pipeline import azure_monitor_pipeline
-from {package}.settings import Settings
-
-settings = Settings.load()
-job = azure_monitor_pipeline(settings)
-schedule = monitor_schedule(settings, job)
-print(json.dumps({{
-    "valid": job._validate().passed,
-    "job": serialised(job),
-    "schedule": schedule._to_rest_object().as_dict(),
-    "schedule_name": schedule.name,
-}}))
-"""
-
-
-def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked: Bake) -> None:
+def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked: Bake, azure_ml_view: dict) -> None:
     """For every option combination: the monitoring job on Azure ML's inputs, and the body of its schedule."""
-    result = run([sys.executable, "-c", MONITORING_PROBE.format(package=baked.package)], baked.path)
-    assert result.returncode == 0, result.stderr
-    loaded = json.loads(result.stdout)
+    loaded = azure_ml_view["monitoring"]
     assert loaded["valid"]
     inputs = loaded["job"]["inputs"]
     assert inputs["model"]["path"] == f"azureml:{baked.value('__registered_model_name')}@latest"
@@ -406,14 +406,14 @@ def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
 
 
 @pytest.mark.slow
-def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(tmp_path: Path) -> None:
-    project = bake({}, tmp_path)
-    command = [sys.executable, "-m", "diabetes_blood_pressure", "run", "--local"]
-    first = run(command, project)
-    assert first.returncode == 0, first.stdout + first.stderr
-    assert re.search(r"^RMSE\s+[\d.]+\s+[\d.]+$", first.stdout, re.MULTILINE), first.stdout
-    (report,) = project.glob("runs/*/evaluate/report/metrics.json")
-    metrics = json.loads(report.read_text())
+def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(
+    trained_render: TrainedRender,
+) -> None:
+    """The first run is the shared trained render's (conftest.py), made by the same command."""
+    project = trained_render.root
+    command = [sys.executable, "-m", trained_render.package, "run", "--local"]
+    assert re.search(r"^RMSE\s+[\d.]+\s+[\d.]+$", trained_render.run_output, re.MULTILINE), trained_render.run_output
+    metrics = trained_render.metrics
     assert metrics["rmse"] < metrics["baseline_rmse"]
     assert metrics["r2"] > 0.1 > metrics["baseline_r2"]
     second = run(command, project)
@@ -427,5 +427,8 @@ def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_ste
 def test_the_readme_agrees_with_the_code(baked: Bake) -> None:
     """The render's own README checks (steps, modules, make targets, commands, run folders), in every configuration:
     the README is rendered per option, the code it describes too."""
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_readme.py"], baked.path)
+    # Without the render's conftest.py: its imports (MLflow, the step host) cost seconds and serve the tests that run
+    # steps; the README's tests take none of its fixtures (asked for one, they would fail, not pass).
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", "tests/test_readme.py"]
+    result = run(command, baked.path)
     assert result.returncode == 0, result.stdout[-3000:]
