@@ -306,10 +306,21 @@ def test_a_bad_max_parallel_is_refused_in_one_line(default_project: Path, value:
 FIRST_LINE_OF_MAIN = "    args = build_parser().parse_args(argv)\n"
 
 
-def made_slow(script: Path) -> None:
-    """``script``'s main sleeps first: its step runs until it is stopped."""
-    text = script.read_text().replace(FIRST_LINE_OF_MAIN, FIRST_LINE_OF_MAIN + "    __import__('time').sleep(120)\n", 1)
-    script.write_text(text)
+def running_until_stopped(
+    default_project: Path, tmp_path: Path, step: str, script: str
+) -> tuple[Path, subprocess.Popen[str]]:
+    """A run of a project copy whose ``script``'s main sleeps first, once ``step`` has started (its log exists):
+    the step runs until it is stopped."""
+    project = copy_project(default_project, tmp_path / "project")
+    path = project / "components" / step / script
+    text = path.read_text().replace(FIRST_LINE_OF_MAIN, FIRST_LINE_OF_MAIN + "    __import__('time').sleep(120)\n", 1)
+    path.write_text(text)
+    running = start_cli(project, "run", "--local", *SINGLE_MODEL_RUN)
+    deadline = time.monotonic() + 120
+    while not list(project.glob(f"runs/2*/{step}/step.log")) and running.poll() is None:
+        assert time.monotonic() < deadline, f"{step} never started"
+        time.sleep(0.02)
+    return project, running
 
 
 @pytest.mark.slow  # runs the pipeline
@@ -317,13 +328,7 @@ def made_slow(script: Path) -> None:
 def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
     default_project: Path, tmp_path: Path, signum: int, exit_code: int
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    made_slow(project / "components" / "train" / "train.py")
-    running = start_cli(project, "run", "--local", *SINGLE_MODEL_RUN)
-    deadline = time.monotonic() + 120
-    while not list(project.glob("runs/2*/train/step.log")) and running.poll() is None:
-        assert time.monotonic() < deadline, "train never started"
-        time.sleep(0.1)
+    project, running = running_until_stopped(default_project, tmp_path, "train", "train.py")
     time.sleep(0.5)  # the step is inside its sleep
 
     started = time.monotonic()
@@ -359,13 +364,7 @@ def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(
 ) -> None:
     """The host starts data_prep once MLflow, its store and pandas are in, and loads the other steps' imports
     (scikit-learn, skops, matplotlib: seconds) while data_prep runs: the signal lands then."""
-    project = copy_project(default_project, tmp_path / "project")
-    made_slow(project / "components" / "data_prep" / "prep.py")
-    running = start_cli(project, "run", "--local", *SINGLE_MODEL_RUN)
-    deadline = time.monotonic() + 120
-    while not list(project.glob("runs/2*/data_prep/step.log")) and running.poll() is None:
-        assert time.monotonic() < deadline, "data_prep never started"
-        time.sleep(0.02)
+    project, running = running_until_stopped(default_project, tmp_path, "data_prep", "prep.py")
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=60)
 
