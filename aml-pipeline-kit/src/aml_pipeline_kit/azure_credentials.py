@@ -9,7 +9,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .azure_ml import AzureAccessError
+
+class AzureAccessError(RuntimeError):
+    """Azure cannot be reached as this project is set up: no credentials, or a resource that differs from its spec.
+    The message says what is missing or different and how to fix it."""
 
 ARM_SCOPE = "https://management.azure.com/.default"
 GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"

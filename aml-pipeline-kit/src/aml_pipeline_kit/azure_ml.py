@@ -1,6 +1,6 @@
-"""Azure ML: workspace client, resources, pipeline jobs (training and tuning, batch scoring), online deployment, and
-the ``submit``/``tune``/``score``/``deploy`` commands' Azure side. Sign-in: azure_credentials.py; monitoring and its
-schedule: azure_monitoring.py.
+"""Azure ML: workspace client, resources, a project's pipeline jobs (training and tuning, batch scoring), online
+deployment, and the ``submit``/``tune``/``score``/``deploy`` commands' Azure side. Sign-in: azure_credentials.py;
+monitoring and its schedule: azure_monitoring.py.
 
 Nothing here runs at import time; azure-ai-ml is imported by the functions that
 need it, so the CLI starts fast for local commands.
@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .azure_credentials import AzureAccessError, azure_credential, signed_in
+from .config_files import SettingsError
 from .local_runs import UsageError, passed_check
-from .settings import Settings, SettingsError
+from .project import Project, model_input, rows
 from .tuning import write_tuned
 
 SAMPLE_REQUEST = Path("docs") / "sample-request.json"  # two rows of the CSV in the online endpoints' body format
@@ -26,28 +28,21 @@ WORKSPACE_VARIABLES = {
 }
 
 
-def workspace_coordinates(settings: Settings) -> dict[str, str] | None:
+def workspace_coordinates(project: Project) -> dict[str, str] | None:
     """Subscription, resource group and workspace from config.yml or the environment; None if incomplete."""
     found = {
-        key: str(settings.setting("azure", key) or os.environ.get(variable, "")).strip()
+        key: str(project.setting("azure", key) or os.environ.get(variable, "")).strip()
         for key, variable in WORKSPACE_VARIABLES.items()
     }
     return found if all(found.values()) else None
 
 
-class AzureAccessError(RuntimeError):
-    """Azure cannot be reached as this project is set up: no credentials, or a resource that differs from its spec.
-    The message says what is missing or different and how to fix it."""
-
-
-def ml_client(settings: Settings) -> Any:
+def ml_client(project: Project) -> Any:
     """An ``MLClient`` for the workspace, signed in (see ``azure_credentials``); the workspace is named first, so a
     missing name fails before any sign-in is tried."""
     from azure.ai.ml import MLClient
 
-    from .azure_credentials import azure_credential, signed_in
-
-    coordinates = workspace_coordinates(settings)
+    coordinates = workspace_coordinates(project)
     if coordinates:
         return MLClient(
             signed_in(azure_credential()),
@@ -55,7 +50,7 @@ def ml_client(settings: Settings) -> Any:
             resource_group_name=coordinates["resource_group"],
             workspace_name=coordinates["workspace"],
         )
-    config_json = settings.root / "config.json"
+    config_json = project.root / "config.json"
     if not config_json.is_file():
         raise SettingsError(
             "no Azure ML workspace set: fill azure.subscription_id/resource_group/workspace in config.yml, "
@@ -64,32 +59,36 @@ def ml_client(settings: Settings) -> Any:
     return MLClient.from_config(signed_in(azure_credential()), path=str(config_json))
 
 
-def runtime_assets(settings: Settings) -> dict[str, list[Any]]:
+def runtime_assets(project: Project) -> dict[str, list[Any]]:
     """What every job of this project runs on: the compute cluster and the environment."""
     from azure.ai.ml import load_compute, load_environment
 
-    aml = settings.root / "aml"
+    aml = project.root / "aml"
     return {"compute": [load_compute(aml / "compute.yml")], "environments": [load_environment(aml / "environment.yml")]}
 
 
-def workspace_assets(settings: Settings) -> dict[str, list[Any]]:
-    """The resources the training pipeline needs in the workspace, by the ``MLClient`` operations that own them."""
+def job_assets(project: Project, job: Any, data: bool = False) -> dict[str, list[Any]]:
+    """The resources a pipeline ``job`` needs in the workspace, by the ``MLClient`` operations that own them: the
+    cluster, the environment, the named components its nodes run (a sweep node's trial's, a pipeline component's
+    own nodes'), and with ``data`` the project's data asset (aml/data.yml)."""
     from azure.ai.ml import load_data
 
-    from .pipeline import load_components
-
-    return {
-        **runtime_assets(settings),
-        "data": [load_data(settings.root / "aml" / "data.yml")],
-        "components": list(load_components(settings.root / "components").values()),
-    }
+    data_assets = {"data": [load_data(project.root / "aml" / "data.yml")]} if data else {}
+    return {**runtime_assets(project), **data_assets, "components": named_components(job.jobs)}
 
 
-def scoring_assets(settings: Settings) -> dict[str, list[Any]]:
-    """The resources the scoring pipeline needs; its model and data are registered already, or uploaded."""
-    from .pipeline import load_score_component
+def named_components(nodes: dict[str, Any]) -> list[Any]:
+    """The components of ``nodes`` that have a name and a version, each once, pipeline components' nodes included."""
+    from azure.ai.ml.entities import Component, PipelineComponent
 
-    return {**runtime_assets(settings), "components": [load_score_component(settings.root / "components")]}
+    found: dict[tuple[str, str], Any] = {}
+    for node in nodes.values():
+        component = getattr(node, "trial", None) or getattr(node, "component", None)  # a sweep node sweeps its trial
+        if isinstance(component, PipelineComponent):
+            found.update({(part.name, part.version): part for part in named_components(component.jobs)})
+        if isinstance(component, Component) and component.name and component.version:
+            found.setdefault((component.name, component.version), component)
+    return list(found.values())
 
 
 COMPUTE_FIELDS = ("size", "tier", "min_instances", "max_instances", "idle_time_before_scale_down")
@@ -211,21 +210,24 @@ def job_yaml(job: Any) -> str:
     return yaml.safe_dump(job._to_dict(), sort_keys=False)
 
 
+def training_job(project: Project, overrides: dict[str, Any] | None = None, tune: bool = False) -> Any:
+    """The project's training (with ``tune``, tuning) pipeline on its registered data asset."""
+    return project.training_job(rows(project.data_asset_uri), overrides, tune)
+
+
 def submit(
-    settings: Settings, client: Any, overrides: dict[str, Any] | None = None, stream: bool = True, tune: bool = False
+    project: Project, client: Any, overrides: dict[str, Any] | None = None, stream: bool = True, tune: bool = False
 ) -> Any:
     """Submit the training pipeline (with ``tune``, the tuning pipeline); its register step registers the model, when
     it is better, in the workspace."""
-    from .pipeline import azure_pipeline
+    job = training_job(project, overrides, tune)
+    return submit_job(client, job_assets(project, job, data=True), job, stream)
 
-    return submit_job(client, workspace_assets(settings), azure_pipeline(settings, overrides, tune), stream)
 
-
-def submit_dry_run(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> str:
+def submit_dry_run(project: Project, overrides: dict[str, Any] | None = None, tune: bool = False) -> str:
     """What ``submit`` would do, built from the specs alone: no credentials, no request to Azure."""
-    from .pipeline import azure_pipeline
-
-    return dry_run(workspace_assets(settings), azure_pipeline(settings, overrides, tune))
+    job = training_job(project, overrides, tune)
+    return dry_run(job_assets(project, job, data=True), job)
 
 
 def download_output(client: Any, job_name: str, output_name: str, destination: Path) -> Path:
@@ -234,22 +236,22 @@ def download_output(client: Any, job_name: str, output_name: str, destination: P
     return destination / "named-outputs" / output_name
 
 
-def submit_scoring(settings: Settings, client: Any, data: str, model: str | None = None, stream: bool = True) -> Any:
-    """Submit the scoring pipeline: ``model`` (default: the newest registered version) predicts the rows of ``data``.
+def submit_scoring(project: Project, client: Any, data: str, model: str | None = None, stream: bool = True) -> Any:
+    """Submit the scoring pipeline: ``model`` (default: the newest registered version) predicts the rows of ``data``
+    (a data asset, ``azureml:<name>:<version>``, or a local CSV that azure-ai-ml uploads).
 
     The predictions are the job's ``predictions`` output: ``az ml job download --name <job> --output-name predictions``.
     """
-    from .pipeline import azure_score_pipeline
+    job = project.pipeline("scoring")(project, model_input(model, project), rows(data))
+    return submit_job(client, job_assets(project, job), job, stream)
 
-    return submit_job(client, scoring_assets(settings), azure_score_pipeline(settings, data, model), stream)
 
-
-def deploy(settings: Settings, client: Any) -> Any:
+def deploy(project: Project, client: Any) -> Any:
     """Create or update the online endpoint of aml/endpoint.yml, deploy aml/deployment.yml's model to it (the newest
     registered version), then send the endpoint all its traffic: the deployment must exist before it gets any."""
     from azure.ai.ml import load_online_deployment, load_online_endpoint
 
-    aml = settings.root / "aml"
+    aml = project.root / "aml"
     endpoint = load_online_endpoint(aml / "endpoint.yml")
     deployment = load_online_deployment(aml / "deployment.yml")
     if deployment.endpoint_name != endpoint.name:
@@ -263,7 +265,7 @@ def deploy(settings: Settings, client: Any) -> Any:
     endpoint.traffic = {deployment.name: 100}
     deployed = client.online_endpoints.begin_create_or_update(endpoint).result()
     print(f"{deployment.name!r} takes all traffic of {endpoint.name}: {deployed.scoring_uri}")
-    print(f"try it:\n  {invoke_command(client, endpoint.name, settings.root / SAMPLE_REQUEST)}")
+    print(f"try it:\n  {invoke_command(client, endpoint.name, project.root / SAMPLE_REQUEST)}")
     return deployed
 
 
@@ -282,33 +284,33 @@ def invoke_command(client: Any, endpoint_name: str, request_file: Path) -> str:
 
 
 def run_azure(
-    settings: Settings, overrides: dict[str, Any], stream: bool, dry_run: bool = False, tune: bool = False
+    project: Project, overrides: dict[str, Any], stream: bool, dry_run: bool = False, tune: bool = False
 ) -> int:
     """The training pipeline (with ``tune``, the tuning pipeline) on Azure ML. A streamed tuning job's selection is
     downloaded and its winner written into config.yml."""
-    passed_check(settings)
+    passed_check(project)
     if dry_run:
-        print(submit_dry_run(settings, overrides, tune))
+        print(submit_dry_run(project, overrides, tune))
         return 0
-    client = ml_client(settings)
-    submitted = submit(settings, client, overrides, stream=stream, tune=tune)
+    client = ml_client(project)
+    submitted = submit(project, client, overrides, stream=stream, tune=tune)
     if tune and stream:
         with tempfile.TemporaryDirectory() as scratch:
-            write_tuned(settings, download_output(client, submitted.name, "selection", Path(scratch)))
+            write_tuned(project, download_output(client, submitted.name, "selection", Path(scratch)))
     elif tune:
         fetch = f"az ml job download --name {submitted.name} --output-name selection"
         print(f"config.yml is not changed without streaming: the winner will be in selection.json (`{fetch}`)")
     return 0
 
 
-def score_azure(settings: Settings, model: str | None, data: str | None, stream: bool) -> int:
+def score_azure(project: Project, model: str | None, data: str | None, stream: bool) -> int:
     if not data:
         raise UsageError("score --azure needs --data: a data asset (azureml:<name>:<version>) or a local CSV")
-    passed_check(settings)
-    submit_scoring(settings, ml_client(settings), data, model, stream=stream)
+    passed_check(project)
+    submit_scoring(project, ml_client(project), data, model, stream=stream)
     return 0
 
 
-def deploy_online(settings: Settings) -> int:
-    deploy(settings, ml_client(settings))
+def deploy_online(project: Project) -> int:
+    deploy(project, ml_client(project))
     return 0

@@ -9,36 +9,37 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .azure_ml import align_assets, ml_client, runtime_assets, submit_job
+from .azure_ml import align_assets, job_assets, ml_client, submit_job
+from .config_files import SettingsError
 from .local_runs import passed_check
-from .settings import Settings, SettingsError
+from .project import Project, model_input, rows
 
 if TYPE_CHECKING:
-    from aml_pipeline_kit.check.report import Finding
+    from .check.report import Finding
 
 
-def monitoring_assets(settings: Settings) -> dict[str, list[Any]]:
-    """The resources the monitoring pipeline needs: the training data asset is its reference."""
-    from azure.ai.ml import load_data
-
-    from .pipeline import load_monitor_components
-
-    return {
-        **runtime_assets(settings),
-        "data": [load_data(settings.root / "aml" / "data.yml")],
-        "components": list(load_monitor_components(settings.root / "components").values()),
-    }
+def monitoring_job(project: Project, batch: str | None = None, model: str | None = None) -> Any:
+    """The monitoring pipeline on Azure ML, against the registered data asset: ``batch`` (default: config.yml's
+    monitoring.batch_path) is a datastore path, a data asset or a local CSV that azure-ai-ml uploads; ``model`` a
+    registered model, by default the newest version of the one the training pipeline registers."""
+    batch = batch or project.setting("monitoring", "batch_path")
+    job = project.pipeline("monitoring")(
+        project, model_input(model, project), rows(project.data_asset_uri), rows(batch)
+    )
+    # A datastore path keeps its name while new rows replace its content, and a schedule resolves the model when it
+    # is created: Azure ML must run every step anew rather than reuse an earlier run's outputs.
+    job.project.force_rerun = True
+    return job
 
 
 def submit_monitoring(
-    settings: Settings, client: Any, batch: str | None = None, model: str | None = None, stream: bool = True
+    project: Project, client: Any, batch: str | None = None, model: str | None = None, stream: bool = True
 ) -> Any:
     """Submit the monitoring pipeline once: ``batch`` (default: config.yml's monitoring.batch_path) against the
     training data asset, with ``model`` (default: the newest registered version). It fails past a threshold;
     report.json and drift.png are its ``report`` output and in the monitor step's MLflow run."""
-    from .pipeline import azure_monitor_pipeline
-
-    return submit_job(client, monitoring_assets(settings), azure_monitor_pipeline(settings, batch, model), stream)
+    job = monitoring_job(project, batch, model)
+    return submit_job(client, job_assets(project, job, data=True), job, stream)
 
 
 MONITOR_SCHEDULE = Path("aml") / "monitor-schedule.yml"
@@ -48,65 +49,64 @@ RECURRENCE_PATTERN = ("hours", "minutes", "week_days", "month_days")  # the trig
 STAND_IN_JOB = "azureml:monitoring-pipeline"
 
 
-def load_monitor_schedule(settings: Settings) -> Any:
+def load_monitor_schedule(project: Project) -> Any:
     """aml/monitor-schedule.yml as azure-ai-ml loads it, with config.yml's monitoring.schedule as its recurrence and
     a stand-in for its job. SettingsError, in one line, if azure-ai-ml refuses them."""
     from azure.ai.ml.entities._load_functions import load_schedule
 
-    from aml_pipeline_kit.check.report import one_line
+    from .check.report import one_line
 
-    recurrence = settings.setting("monitoring", "schedule")
+    recurrence = project.setting("monitoring", "schedule")
     if not isinstance(recurrence, dict):
-        raise SettingsError(f"{settings.root / 'config.yml'}: monitoring.schedule must be a mapping")
+        raise SettingsError(f"{project.root / 'config.yml'}: monitoring.schedule must be a mapping")
     pattern = {key: value for key, value in recurrence.items() if key in RECURRENCE_PATTERN}
     fields = {f"trigger.{key}": value for key, value in recurrence.items() if key not in RECURRENCE_PATTERN}
     override = {**fields, **({"trigger.schedule": pattern} if pattern else {}), "create_job": STAND_IN_JOB}
     try:
-        return load_schedule(settings.root / MONITOR_SCHEDULE, params_override=[override])
+        return load_schedule(project.root / MONITOR_SCHEDULE, params_override=[override])
     except Exception as error:  # azure-ai-ml's schema and file errors alike
         raise SettingsError(
-            f"{settings.root / MONITOR_SCHEDULE} with config.yml's monitoring.schedule: {one_line(error)}"
+            f"{project.root / MONITOR_SCHEDULE} with config.yml's monitoring.schedule: {one_line(error)}"
         ) from None
 
 
-def monitor_schedule(settings: Settings, job: Any) -> Any:
+def monitor_schedule(project: Project, job: Any) -> Any:
     """The monitoring schedule of aml/monitor-schedule.yml and config.yml, starting ``job`` at each recurrence."""
-    schedule = load_monitor_schedule(settings)
+    schedule = load_monitor_schedule(project)
     schedule.create_job = job
     return schedule
 
 
-def schedule_findings(settings: Settings) -> list[Finding]:
+def schedule_findings(project: Project) -> list[Finding]:
     """``check``'s finding on the monitoring schedule's spec, loaded as ``monitor --azure --schedule`` loads it."""
-    from aml_pipeline_kit.check.report import Finding
+    from .check.report import Finding
 
     try:
-        load_monitor_schedule(settings)
+        load_monitor_schedule(project)
     except SettingsError as error:
-        message = str(error).removeprefix(f"{settings.root / MONITOR_SCHEDULE} ")
+        message = str(error).removeprefix(f"{project.root / MONITOR_SCHEDULE} ")
         hint = "fix it against the spec's $schema; its recurrence is config.yml's monitoring.schedule"
-        return [Finding(settings.root / MONITOR_SCHEDULE, "spec-load", message, hint)]
+        return [Finding(project.root / MONITOR_SCHEDULE, "spec-load", message, hint)]
     return []
 
 
-def schedule_monitoring(settings: Settings, client: Any, batch: str | None = None, model: str | None = None) -> Any:
+def schedule_monitoring(project: Project, client: Any, batch: str | None = None, model: str | None = None) -> Any:
     """Create or update the schedule of aml/monitor-schedule.yml, which runs the monitoring pipeline on ``batch``
     (default: config.yml's monitoring.batch_path) with ``model`` at each recurrence. azure-ai-ml resolves
     ``@latest`` when the schedule is created: run this again after registering a better model."""
-    from .pipeline import azure_monitor_pipeline
-
-    align_assets(client, monitoring_assets(settings))
-    schedule = monitor_schedule(settings, azure_monitor_pipeline(settings, batch, model))
+    job = monitoring_job(project, batch, model)
+    align_assets(client, job_assets(project, job, data=True))
+    schedule = monitor_schedule(project, job)
     created = client.schedules.begin_create_or_update(schedule).result()
     trigger = created.trigger
     print(f"schedule {created.name}: every {trigger.interval} {trigger.frequency}(s), runs the monitoring pipeline")
     return created
 
 
-def monitor_azure(settings: Settings, model: str | None, data: str | None, stream: bool, schedule: bool) -> int:
-    passed_check(settings)
+def monitor_azure(project: Project, model: str | None, data: str | None, stream: bool, schedule: bool) -> int:
+    passed_check(project)
     if schedule:
-        schedule_monitoring(settings, ml_client(settings), data, model)
+        schedule_monitoring(project, ml_client(project), data, model)
     else:
-        submit_monitoring(settings, ml_client(settings), data, model, stream=stream)
+        submit_monitoring(project, ml_client(project), data, model, stream=stream)
     return 0

@@ -1,5 +1,8 @@
-"""Command line: ``check`` the project, ``run --local`` on this machine, ``submit`` to Azure ML, then use the
-model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online,
+"""The ``aml-pipeline-kit`` command.
+
+Anywhere: ``check --job`` / ``run --local --job`` a pipeline job YAML file offline. In a project (see
+``project.py``): ``check`` it, ``run --local`` its pipeline on this machine, ``submit`` it to Azure ML, then use
+the model: ``score`` rows in batch (locally or on Azure ML), ``serve`` it locally over HTTP, ``deploy`` it online,
 and watch it: ``monitor`` a new batch for drift and quality (locally, on Azure ML, or on a schedule there).
 ``tune`` sweeps the model's hyperparameters (locally or on Azure ML) and writes the best into config.yml.
 
@@ -27,16 +30,24 @@ from typing import Any, NoReturn
 
 import yaml
 
-from aml_pipeline_kit.check import CheckFailed
-from aml_pipeline_kit.local_runner import Interrupted
-from aml_pipeline_kit.plan import PlanError
-from aml_pipeline_kit.step_host import StepHostError
-
+from . import __version__
 from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
 from .azure_monitoring import monitor_azure
+from .check import CheckFailed
+from .config_files import SettingsError
+from .local_runner import Interrupted
 from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
-from .settings import Settings, SettingsError
+from .plan import PlanError
+from .project import Project
+from .step_host import StepHostError
 
+PROG = "aml-pipeline-kit"
+# What the project's Makefile and CI ask, so that they name no path config.yml decides.
+LOCAL_PATHS: dict[str, Callable[[Project], list[Any]]] = {
+    "runs-dir": lambda project: [project.local_runs_dir],
+    "tracking-uri": lambda project: [project.local_tracking_uri],
+    "local-outputs": Project.local_outputs,
+}
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
 
@@ -73,13 +84,32 @@ def parameter(text: str) -> tuple[str, Any]:
     return name.strip(), typed if typed is None or isinstance(typed, bool | int | float) else value
 
 
+def substitute(text: str) -> tuple[str, Path]:
+    """``REFERENCE=PATH``: a data reference of a job file and the local copy that stands in for it."""
+    reference, separator, path = text.rpartition("=")
+    if not separator or not reference.strip() or not path.strip():
+        raise argparse.ArgumentTypeError(f"{text!r} is not REFERENCE=PATH")
+    return reference.strip(), Path(path.strip())
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="{{ cookiecutter.__package_name }}", description=__doc__)
+    parser = OneLineParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check specs, scripts, wiring and environment, offline: after every edit")
     run = commands.add_parser("run", help="run the pipeline")
     for command in (check, run):
         command.add_argument("--job", type=Path, help="a pipeline job YAML file instead of the project's pipeline")
+        command.add_argument(
+            "--data",
+            dest="substitutes",
+            type=substitute,
+            action="append",
+            default=[],
+            metavar="REFERENCE=PATH",
+            help="with --job: run the job's data reference (an asset name@latest, a URL) from a local copy "
+            "(a project maps them in config.yml's local.data_substitutes)",
+        )
     tune = commands.add_parser(
         "tune", help="sweep the model's hyperparameters on the validation split, write the best to config.yml"
     )
@@ -128,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=whole_number(1, 65535), default=SERVE_PORT, help="port on 127.0.0.1 (default: %(default)s)"
     )
     commands.add_parser("deploy", help="deploy the newest registered model to the Azure ML online endpoint in aml/")
+    show = commands.add_parser("show", help="print where local runs keep what they make, one absolute path a line")
+    show.add_argument(
+        "what",
+        choices=LOCAL_PATHS,
+        help="runs-dir: the folder of local runs; tracking-uri: their MLflow store; local-outputs: all they leave",
+    )
     for command in (run, submit, tune):
         command.add_argument(
             "-p",
@@ -168,8 +204,8 @@ def serve_environment() -> dict[str, str]:
     return {**os.environ, "PATH": os.pathsep.join(filter(None, path))}
 
 
-def serve(settings: Settings, model: Path | None, port: int) -> NoReturn:
-    model = model or latest_local_model(settings)
+def serve(project: Project, model: Path | None, port: int) -> NoReturn:
+    model = model or latest_local_model(project)
     argv = serve_command(model, port)
     print(f"serving {model} at http://{SERVE_HOST}:{port}/invocations (Ctrl-C stops it)", flush=True)
     os.execvpe(argv[0], argv, serve_environment())  # the server takes this process over, Ctrl-C included
@@ -177,30 +213,33 @@ def serve(settings: Settings, model: Path | None, port: int) -> NoReturn:
 
 def dispatch(args: argparse.Namespace) -> int:
     overrides = dict(getattr(args, "param", []))
-    settings = Settings.load()
     if getattr(args, "job", None):
-        return job_file(settings, args, overrides)
+        return job_file(args, overrides)
+    project = Project.load()
     if args.command == "check":
-        return show_check(settings)
+        return show_check(project)
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"
-        return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)
+        return run_local(project, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)
     if args.command == "score" and args.local:
-        return score_local(settings, args.model, args.data)
+        return score_local(project, args.model, args.data)
     if args.command == "score":
-        return score_azure(settings, args.model, args.data, stream=not args.no_stream)
+        return score_azure(project, args.model, args.data, stream=not args.no_stream)
     if args.command == "monitor" and args.schedule and args.local:
         raise UsageError("--schedule is for --azure: locally, run `monitor --local` from cron or CI instead")
     if args.command == "monitor":
         if args.local:
-            return monitor_local(settings, args.model, args.data)
-        return monitor_azure(settings, args.model, args.data, stream=not args.no_stream, schedule=args.schedule)
+            return monitor_local(project, args.model, args.data)
+        return monitor_azure(project, args.model, args.data, stream=not args.no_stream, schedule=args.schedule)
     if args.command == "serve":
-        return serve(settings, args.model, args.port)
+        return serve(project, args.model, args.port)
     if args.command == "deploy":
-        return deploy_online(settings)
+        return deploy_online(project)
+    if args.command == "show":
+        print("\n".join(str(value) for value in LOCAL_PATHS[args.what](project)))
+        return 0
     stream, dry_run = not getattr(args, "no_stream", False), getattr(args, "dry_run", False)
-    return run_azure(settings, overrides, stream=stream, dry_run=dry_run, tune=args.command == "tune")
+    return run_azure(project, overrides, stream=stream, dry_run=dry_run, tune=args.command == "tune")
 
 
 def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -211,9 +250,9 @@ def interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def error_logs() -> list[Path]:
-    """Where unforeseen errors' tracebacks go: errors/ in the local runs' folder, if config.yml says where that is."""
+    """Where unforeseen errors' tracebacks go: errors/ in a project's local runs' folder, if there is a project."""
     try:
-        return [Settings.load().local_runs_dir / "errors"]
+        return [Project.load().local_runs_dir / "errors"]
     except SettingsError:
         return []
 

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Reading the project's YAML files (config.yml, the specs in aml/), with one error for all that can go wrong."""
 
 from __future__ import annotations

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Where a pipeline's data input lives, told apart as azure-ai-ml tells it apart when it submits a job.
 
 ``JobOperations._resolve_job_input`` (azure-ai-ml 1.35) passes URLs (any ``scheme://``) through, uploads

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Pipeline jobs written as YAML files (``az ml job create --file pipeline.yml``), checked and run locally.
 
 azure-ai-ml loads the file (``load_job``, offline) and validates it; the local runner reads the loaded job,

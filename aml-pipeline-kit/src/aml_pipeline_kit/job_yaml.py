@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A pipeline job as the YAML document azure-ai-ml would submit, which ``check`` reads for the project's own
 pipeline, and a component's spec (a dict, as azure-ai-ml serialises it) as a ``Step``: the half of reading a job
 that needs no azure-ai-ml objects."""

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """What a pipeline node needs that this machine lacks, told before anything runs: a cluster for distributed training,
 a program or a package that is not installed here; and the environments nodes name, which are never built locally."""
 

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Run a pipeline ``Plan`` on this machine, step by step, as Azure ML would.
 
 Each step's own command line is filled in with local paths and values and run in

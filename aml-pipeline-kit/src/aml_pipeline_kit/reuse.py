@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Reusing a step's earlier outputs: what makes a step's outputs what they are (its key), and the index of
 earlier successful steps, each output with a manifest of its files to tell that it is still intact."""
 

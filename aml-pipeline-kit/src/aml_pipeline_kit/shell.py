@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Commands that are more than ``python <script>.py <args>``: run by a shell, as Azure ML runs every command.
 
 A plain Python command keeps the warm step host (no shell, each value one argument). Anything else (``&&``,

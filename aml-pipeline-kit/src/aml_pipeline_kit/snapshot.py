@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A step's code as Azure ML snapshots it: the component's code folder, and each of its ``additional_includes``.
 
 azure-ai-ml merges them before it uploads a component (``AdditionalIncludes.merge_local_code_and_additional_includes``

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """A warm process that runs local pipeline steps and their MLflow bookkeeping.
 
 Starting Python and importing pandas, scikit-learn and MLflow costs seconds, and a local run would pay it once per

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """What the step host loads before steps ask for it: the third-party modules the steps' scripts import, and
 MLflow's table of installed distributions. ``check`` reads the same imports against the environment's packages."""
 

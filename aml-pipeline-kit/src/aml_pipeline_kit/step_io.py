@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """What one step is given: its inputs' local values, its outputs' paths, a fresh copy of its code to run in, and its
 command line filled in; and, when it ends, whether it wrote into an input it had read-only."""
 

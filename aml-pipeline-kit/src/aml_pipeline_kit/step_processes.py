@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """How the step host starts a step's command line and stops it: ``python <script>.py`` in a forked child that behaves
 as a fresh interpreter, anything else as a subprocess; each step in a process group of its own, signalled as one."""
 

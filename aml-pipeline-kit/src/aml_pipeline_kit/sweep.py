@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Sweep trials, run locally: which values each trial gets, and which trial wins.
 
 A sweep node runs its trial component once per set of sampled values; its outputs are the best successful

@@ -1,13 +1,11 @@
-"""Tuning's part of the graphs: a candidate's model node (a train node, or a sweep node over the search space
-regressors.py declares) and config.yml's tuning settings as the keywords of azure-ai-ml's ``sweep()``. pipeline.py
-wires them in.
+"""Tuning's part of a project's graphs: config.yml's tuning settings as the keywords of azure-ai-ml's ``sweep()``, and
+a sweep node over a search space built with them. A project's pipeline module wires them in.
 """
 
 import math
-from types import ModuleType
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from azure.ai.ml.entities import CommandComponent
 from azure.ai.ml.sweep import (
     BanditPolicy,
     BayesianSamplingAlgorithm,
@@ -18,42 +16,29 @@ from azure.ai.ml.sweep import (
     TruncationSelectionPolicy,
 )
 
-from .settings import Settings, SettingsError
+from .config_files import SettingsError
+from .project import Project
 from .tuning import tuning_settings
 
 
-def candidate_model(
-    train: CommandComponent,
-    model_type: str,
-    prepped_data: Any,
-    training: dict[str, Any],
-    sweep: dict[str, Any] | None,
-    regressors: ModuleType,
-) -> Any:
-    """A candidate's model: a train node of ``model_type`` (``train_<type>``), or with ``sweep`` settings a sweep
-    node over the values regressors.py declares for ``tune`` (``tune_<type>``), whose output is its best trial's."""
-    if sweep is None:
-        node = train(prepped_data=prepped_data, model_type=model_type, **training)
-        node.name = f"train_{model_type}"
-        return node.outputs.model
-    values = regressors.search_space(model_type)
-    space = {name: Choice(list(choices)) for name, choices in values.items()}
-    trial = train(prepped_data=prepped_data, model_type=model_type, **{**training, **space})
-    combinations = math.prod(len(choices) for choices in values.values())
+def swept(trial: Callable[..., Any], space: dict[str, Sequence[Any]], sweep: dict[str, Any]) -> Any:
+    """A sweep node over ``space`` (each input's values to try) of the node ``trial(**choices)`` makes, with ``sweep``
+    settings (``sweep_settings``); its outputs are its best trial's. Random sampling over a space no larger than the
+    trials allowed tries each combination once, by grid, instead of repeating some."""
+    trial_node = trial(**{name: Choice(list(values)) for name, values in space.items()})
+    combinations = math.prod(len(values) for values in space.values())
     if isinstance(sweep["sampling_algorithm"], RandomSamplingAlgorithm) and combinations <= sweep["max_total_trials"]:
-        # The trials would cover the whole space anyway, with repeats: try each combination once instead.
         sweep = {**sweep, "sampling_algorithm": GridSamplingAlgorithm(), "max_total_trials": combinations}
-    node = trial.sweep(**sweep)
-    node.name = f"tune_{model_type}"
-    return node.outputs.model
+    return trial_node.sweep(**sweep)
 
 
-def sweep_settings(settings: Settings) -> dict[str, Any]:
+def sweep_settings(project: Project) -> dict[str, Any]:
     """config.yml's tuning section as the keywords of azure-ai-ml's ``sweep()``."""
-    tuning = tuning_settings(settings)
+    tuning = tuning_settings(project)
     sampling = {"random": RandomSamplingAlgorithm, "grid": GridSamplingAlgorithm, "bayesian": BayesianSamplingAlgorithm}
     # The pipeline's seed makes random sampling repeatable, on Azure ML as in the local runner.
-    seeded = {"seed": settings.setting("random_seed")} if tuning["sampling"] == "random" else {}
+    seed = project.config.get("random_seed")
+    seeded = {"seed": seed} if tuning["sampling"] == "random" and seed is not None else {}
     termination = tuning["early_termination"]
     policy = None
     if termination:
@@ -66,7 +51,7 @@ def sweep_settings(settings: Settings) -> dict[str, Any]:
         try:
             policy = policies[termination["policy"]](**options)
         except TypeError as error:
-            raise SettingsError(f"{settings.root / 'config.yml'}: tuning.early_termination: {error}") from None
+            raise SettingsError(f"{project.root / 'config.yml'}: tuning.early_termination: {error}") from None
     return {
         "primary_metric": tuning["primary_metric"],
         "goal": tuning["goal"],

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """MLflow tracking of local runs: one run per pipeline run, one child run per step.
 
 This is how Azure ML shows a pipeline job in its MLflow-compatible store. The

@@ -1,7 +1,7 @@
 """Tuning's settings (config.yml's ``tuning`` section, checked) and its result: the best hyperparameters written into
 config.yml's ``model`` section, where the training pipeline reads them and git shows what changed.
 
-Plain YAML and text: nothing here imports azure-ai-ml (pipeline.py turns these settings into a sweep node).
+Plain YAML and text: nothing here imports azure-ai-ml (sweeps.py turns these settings into a sweep node's).
 """
 
 from __future__ import annotations
@@ -14,19 +14,19 @@ from typing import Any
 
 import yaml
 
-from .settings import Settings, SettingsError
+from .config_files import SettingsError
+from .project import Project
 
-# What train.py logs on the validation rows, and the goal each is optimised towards.
-METRICS = {"validation_rmse": "minimize", "validation_r2": "maximize"}
+GOALS = ("minimize", "maximize")
 SAMPLING = ("random", "grid", "bayesian")
 POLICIES = ("bandit", "median_stopping", "truncation_selection")
 COUNTS = ("max_total_trials", "max_concurrent_trials")
 
 
-def tuning_settings(settings: Settings) -> dict[str, Any]:
+def tuning_settings(project: Project) -> dict[str, Any]:
     """config.yml's tuning section, each value checked; SettingsError names the first wrong one."""
-    tuning = settings.setting("tuning")
-    where = f"{settings.root / 'config.yml'}: tuning"
+    tuning = project.setting("tuning")
+    where = f"{project.root / 'config.yml'}: tuning"
 
     def refuse(name: str, allowed: str) -> SettingsError:
         value = tuning.get(name) if isinstance(tuning, dict) else tuning
@@ -34,10 +34,10 @@ def tuning_settings(settings: Settings) -> dict[str, Any]:
 
     if not isinstance(tuning, dict):
         raise SettingsError(f"{where} must be a mapping")
-    if tuning.get("primary_metric") not in METRICS:
-        raise refuse("primary_metric", ", ".join(METRICS))
-    if tuning.get("goal") != METRICS[tuning["primary_metric"]]:
-        raise refuse("goal", f"{METRICS[tuning['primary_metric']]} (the way {tuning['primary_metric']} improves)")
+    if not isinstance(tuning.get("primary_metric"), str) or not tuning["primary_metric"].strip():
+        raise refuse("primary_metric", "the name of a metric each trial logs to MLflow")
+    if tuning.get("goal") not in GOALS:
+        raise refuse("goal", f"{', '.join(GOALS)} (the way primary_metric improves)")
     if tuning.get("sampling") not in SAMPLING:
         raise refuse("sampling", ", ".join(SAMPLING))
     for name in COUNTS:
@@ -87,11 +87,11 @@ def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[
     partial.replace(config_file)
 
 
-def write_tuned(settings: Settings, selection_dir: Path) -> None:
+def write_tuned(project: Project, selection_dir: Path) -> None:
     """The tuned winner of ``selection_dir``'s selection.json into config.yml's model section."""
     selection = json.loads((selection_dir / "selection.json").read_text())
     winner = selection["winner"]
     values = selection["candidates"][winner]["hyperparameters"]
-    write_tuned_model(settings.root / "config.yml", winner, values)
+    write_tuned_model(project.root / "config.yml", winner, values)
     shown = ", ".join(f"{name}: {value}" for name, value in values.items())
     print(f"config.yml: model set to {winner} ({shown}); `git diff config.yml` shows the change, `make run` trains it")

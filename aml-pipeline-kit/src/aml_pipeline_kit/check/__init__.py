@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """``check``: the project's contracts, verified offline in seconds. Run it after every edit.
 
 azure-ai-ml loads the specs in aml/, builds the pipeline (which loads the components)

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """What azure-ai-ml itself says: the specs in aml/ load, the pipeline builds and validates."""
 
 from __future__ import annotations

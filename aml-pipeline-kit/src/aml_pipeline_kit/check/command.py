@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Rule: a component's command uses exactly the inputs and outputs it declares, optional ones inside ``$[[...]]``,
 string inputs inside single quotes."""
 

@@ -1,5 +1,3 @@
-# Maintained by the template this project was rendered from, at the version in aml_pipeline_kit/__init__.py:
-# update with `cruft update`, don't edit here (the template's own tests cover this file).
 """Rule: the AML environment names one build of its base image, and its conda file pins (==) every third-party
 package the step scripts import."""
 
