@@ -14,6 +14,7 @@ class AzureAccessError(RuntimeError):
     """Azure cannot be reached as this project is set up: no credentials, or a resource that differs from its spec.
     The message says what is missing or different and how to fix it."""
 
+
 ARM_SCOPE = "https://management.azure.com/.default"
 GITHUB_OIDC_AUDIENCE = "api://AzureADTokenExchange"
 GITHUB_OIDC_VARIABLES = ("ACTIONS_ID_TOKEN_REQUEST_URL", "ACTIONS_ID_TOKEN_REQUEST_TOKEN")

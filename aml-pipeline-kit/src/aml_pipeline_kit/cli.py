@@ -215,6 +215,8 @@ def dispatch(args: argparse.Namespace) -> int:
     overrides = dict(getattr(args, "param", []))
     if getattr(args, "job", None):
         return job_file(args, overrides)
+    if getattr(args, "substitutes", None):
+        raise UsageError("--data REFERENCE=PATH is for --job; a project maps data in local.data_substitutes")
     project = Project.load()
     if args.command == "check":
         return show_check(project)

@@ -57,15 +57,27 @@ def check_report(project: Project) -> Report:
 def checked_graphs(project: Project) -> dict[str, PipelineJob]:
     """Every pipeline the project registers, built on this machine's data: no model is needed to check the wiring, so
     any folder that exists stands in for one."""
-    stand_in_model = model_input(project.root / "components", project)
-    data = rows(project.local_data_path)
-    inputs: dict[str, tuple[Any, ...]] = {
-        "training": (data, None),
-        "tuning": (data, None),
-        "scoring": (stand_in_model, data),
-        "monitoring": (stand_in_model, data, data),
-    }
-    return {role: build(project, *inputs[role]) for role, build in project.pipelines.items()}
+    return {role: local_job(project, role, model=project.root / "components") for role in project.pipelines}
+
+
+def local_job(
+    project: Project,
+    role: str,
+    overrides: dict[str, Any] | None = None,
+    model: Path | None = None,
+    data: Path | None = None,
+) -> PipelineJob:
+    """The project's pipeline of ``role`` on this machine: training and tuning with ``overrides`` on the project's
+    CSV; scoring ``data`` with the model folder ``model``; monitoring ``data`` (a new batch, by default the project's
+    CSV) with ``model`` against the project's CSV. azure-ai-ml: seconds to import, paid by the first build."""
+    csv = rows(project.local_data_path)
+    if role in {"training", "tuning"}:
+        return project.training_job(csv, overrides, tune=role == "tuning")
+    if model is None:
+        raise UsageError(f"the {role} pipeline needs a model folder")
+    batch = rows(data) if data else csv
+    training_data = (csv,) if role == "monitoring" else ()
+    return project.pipeline(role)(project, model_input(model, project), *training_data, batch)
 
 
 def plan_cache(project: Project) -> PlanCache:
@@ -143,7 +155,7 @@ def run_pipeline_locally(
     ``tune``, the tuning pipeline (its sweeps' trials side by side, up to ``max_parallel``)."""
 
     def build() -> PipelineJob:  # azure-ai-ml: seconds to import, while the step host warms up
-        return project.training_job(rows(project.local_data_path), overrides, tune)
+        return local_job(project, "tuning" if tune else "training", overrides)
 
     kind = {**training_plan(overrides), "kind": "tuning"} if tune else training_plan(overrides)
     return run_locally(project, kind, build, reuse, check, host, max_parallel)
@@ -175,8 +187,7 @@ def run_with_model(
     project's CSV)."""
 
     def build() -> PipelineJob:  # azure-ai-ml: seconds to import, while the step host warms up
-        training_data = (rows(project.local_data_path),) if kind == "monitoring" else ()
-        return project.pipeline(kind)(project, model_input(model, project), *training_data, rows(data))
+        return local_job(project, kind, model=model, data=data)
 
     return run_locally(project, model_plan(kind, model, data), build, check=check, host=host)
 
