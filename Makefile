@@ -50,10 +50,11 @@ demo: $(INSTALLED) $(COOKIECUTTER_CONFIG)
 
 # The committed example is the default render, byte for byte (tests/test_lifecycle.py
 # checks it): render into a scratch folder, then swap it in only if the render succeeded.
-# $(COOKIECUTTER_CONFIG): a personal ~/.cookiecutterrc must not change the example.
+# $(COOKIECUTTER_CONFIG): a personal ~/.cookiecutterrc must not change the example. The scratch folder sits
+# beside examples/, so the engine's path the render writes, relative to the project, holds in examples/ too.
 example: $(INSTALLED) $(COOKIECUTTER_CONFIG)
-	mkdir -p build examples
-	scratch=$$(mktemp -d build/example.XXXXXX) && \
+	mkdir -p examples
+	scratch=$$(mktemp -d .example.XXXXXX) && \
 	  $(PYTHON) -m cookiecutter --no-input --config-file $(COOKIECUTTER_CONFIG) . --output-dir "$$scratch" >/dev/null && \
 	  rm -rf $(EXAMPLE_DIR) && mv "$$scratch/$(DEFAULT_PROJECT)" $(EXAMPLE_DIR); \
 	  status=$$?; rm -rf "$$scratch"; exit $$status
