@@ -201,6 +201,18 @@ REFUSED = {
         "NA) if they mean missing, list the column in drop_columns, or name it in feature_columns to keep it as a "
         "category",
     ),
+    "a data file named with a single quote": (
+        {"data_path": "/srv/data/it's.csv"},
+        None,
+        'data_path="/srv/data/it\'s.csv" is invalid: its file name "it\'s.csv" holds a single quote, which no '
+        "quoting on a command line carries safely; rename the file",
+    ),
+    "a data file named with a newline": (
+        {"data_path": "/srv/data/a\nb.csv"},
+        None,
+        "data_path='/srv/data/a\\nb.csv' is invalid: its file name 'a\\nb.csv' holds a control character, which "
+        "Azure Storage refuses in a blob name; rename the file",
+    ),
     "a header column without a name": (
         {},
         houses().replace("rooms,area", "rooms,", 1),
