@@ -481,6 +481,7 @@ def analyse_data() -> dict[str, object]:
     features, dropped = infer_features(table, target, rules)
     return {
         "source": str(source),
+        "template": str(template_dir()),  # post_gen_project compares what it removes with the template's files
         "features": features,
         "dropped": dropped,
         "header": table.header,
