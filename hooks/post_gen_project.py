@@ -1,4 +1,5 @@
-"""Finish the render: bring in the training CSV, write its features into config.yml, print the next steps.
+"""Finish the render: bring in the training CSV, write its features into config.yml, remove the CI files of the
+`ci` options not chosen, print the next steps.
 
 Runs inside the freshly rendered project. Every check ran in pre_gen_project before a file was
 written; this hook writes what that analysis found (handed over in a file it removes).
@@ -11,16 +12,22 @@ import json
 import math
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 from types import ModuleType
 
 import yaml
+from cookiecutter.environment import StrictEnvironment
+from cookiecutter.generate import generate_file, is_copy_only_path
+from cookiecutter.utils import work_in
+from jinja2 import FileSystemLoader
 
 # The values as JSON data: a raw string, because JSON's escapes must reach json.loads untouched.
 VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 
 SHIPPED_SAMPLE = Path("data/diabetes.csv")
 HANDOFF = Path(".render-data.json")  # written by pre_gen_project
+CI_FILES = {"github": Path(".github"), "azure-devops": Path("azure-pipelines.yml")}  # what each `ci` option renders
 RULES_FILE = Path("components/data_prep/csv_rules.py")  # the rules pre_gen_project applied, now in the project
 
 
@@ -105,20 +112,44 @@ Next steps:
 """
 
 
-def remove_github_workflows() -> None:
-    shutil.rmtree(".github")
+def template_render(project_template: Path, relative: Path) -> bytes:
+    """The project's file ``relative`` as the template renders it: cookiecutter's own ``generate_file``, or the
+    template's bytes for a file ``_copy_without_render`` names."""
+    context = {"cookiecutter": VALUES}
+    if is_copy_only_path(relative.as_posix(), context):
+        return (project_template / relative).read_bytes()
+    sys.path.insert(0, str(project_template.parent))  # where cookiecutter finds the template's `_extensions`
+    with tempfile.TemporaryDirectory() as scratch, work_in(project_template):
+        environment = StrictEnvironment(context=context, keep_trailing_newline=True)
+        environment.loader = FileSystemLoader(".")
+        (Path(scratch) / relative).parent.mkdir(parents=True, exist_ok=True)
+        generate_file(scratch, relative.as_posix(), context, environment)
+        return (Path(scratch) / relative).read_bytes()
 
 
-def remove_azure_pipelines() -> None:
-    Path("azure-pipelines.yml").unlink()
-
-
-def remove_unselected_ci(ci: str) -> None:
-    """Keep only the CI files of the chosen ``ci`` option."""
-    if ci != "github":
-        remove_github_workflows()
-    if ci != "azure-devops":
-        remove_azure_pipelines()
+def remove_unselected_ci(ci: str, template: Path) -> None:
+    """Remove the CI files the template renders for the ``ci`` options not chosen: only those, and only as it renders
+    them. Rendered over an existing project (``cookiecutter -f``), the owner's own files (a workflow, CODEOWNERS) stay,
+    and so does a file of the template they edited (kept by ``-s``), which is said in one line."""
+    project_template = template / "{% raw %}{{cookiecutter.project_slug}}{% endraw %}"
+    for option, path in CI_FILES.items():
+        if option == ci:
+            continue
+        source = project_template / path
+        written = [source, *sorted(source.rglob("*"))]
+        for file in (entry.relative_to(project_template) for entry in written if entry.is_file()):
+            if not file.is_file():
+                continue
+            if file.read_bytes() == template_render(project_template, file):
+                file.unlink()
+            else:
+                print(
+                    f"kept {file}: ci={ci} does not use it, but it is not what the template renders (edited?); "
+                    "delete it if you no longer need it"
+                )
+        for folder in (entry.relative_to(project_template) for entry in reversed(written) if entry.is_dir()):
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
 
 
 def main() -> int:
@@ -133,7 +164,7 @@ def main() -> int:
         VALUES["target_column"],
         found["features"]["categorical"],
     )
-    remove_unselected_ci(VALUES["ci"])
+    remove_unselected_ci(VALUES["ci"], Path(found["template"]))
     print(next_steps())
     return 0
 

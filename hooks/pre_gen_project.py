@@ -22,6 +22,7 @@ import math
 import os
 import re
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ PROJECT_IMPORTS = frozenset(
         "yaml",
     }
 )
+BINDING = "{% raw %}${{{% endraw %}"  # what azure-ai-ml reads as a binding to an input or output, in any value
 AML_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 AML_ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
 RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
@@ -153,6 +155,23 @@ def check_text(name: str) -> str | None:
     return f"{name}={VALUES[name]!r} is invalid: must not be empty"
 
 
+def check_data_file_name() -> str | None:
+    """The CSV's name ends the path Azure ML fills, single-quoted, into data_prep's command, and names its blob when
+    azure-ai-ml uploads it: the local runner and `--data` hold every data file to the same rule."""
+    name = VALUES["__data_file"]
+    if "'" in name:
+        problem = f"its file name {name!r} holds a single quote, which no quoting on a command line carries safely"
+    elif BINDING in name:
+        problem = (
+            f"its file name {name!r} holds {BINDING}...}}}}, which Azure ML reads as a binding to an input or output"
+        )
+    elif any(unicodedata.category(char) == "Cc" for char in name):
+        problem = f"its file name {name!r} holds a control character, which Azure Storage refuses in a blob name"
+    else:
+        return None
+    return f"data_path={VALUES['data_path']!r} is invalid: {problem}; rename the file"
+
+
 def check_package_free() -> str | None:
     """A package named like a keyword cannot be imported; one named like a module it needs hides that module."""
     name = VALUES["__package_name"]
@@ -172,7 +191,7 @@ def check_package_free() -> str | None:
 def value_problems() -> list[str]:
     found = [check_pattern(name) for name in RULES_BY_PATTERN]
     found += [check_text(name) for name in ("project_name", "data_path", "target_column")]
-    found += [check_package_free(), check_choice("__compute_tier", COMPUTE_TIERS)]
+    found += [check_package_free(), check_choice("__compute_tier", COMPUTE_TIERS), check_data_file_name()]
     found += [check_test_size(), check_integer("__random_seed", *SEED_RANGE)]
     found += [
         check_integer("__compute_min_instances", 0),
@@ -462,6 +481,7 @@ def analyse_data() -> dict[str, object]:
     features, dropped = infer_features(table, target, rules)
     return {
         "source": str(source),
+        "template": str(template_dir()),  # post_gen_project compares what it removes with the template's files
         "features": features,
         "dropped": dropped,
         "header": table.header,

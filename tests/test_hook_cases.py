@@ -201,6 +201,18 @@ REFUSED = {
         "NA) if they mean missing, list the column in drop_columns, or name it in feature_columns to keep it as a "
         "category",
     ),
+    "a data file named with a single quote": (
+        {"data_path": "/srv/data/it's.csv"},
+        None,
+        'data_path="/srv/data/it\'s.csv" is invalid: its file name "it\'s.csv" holds a single quote, which no '
+        "quoting on a command line carries safely; rename the file",
+    ),
+    "a data file named with a newline": (
+        {"data_path": "/srv/data/a\nb.csv"},
+        None,
+        "data_path='/srv/data/a\\nb.csv' is invalid: its file name 'a\\nb.csv' holds a control character, which "
+        "Azure Storage refuses in a blob name; rename the file",
+    ),
     "a header column without a name": (
         {},
         houses().replace("rooms,area", "rooms,", 1),
@@ -375,6 +387,62 @@ def test_a_refused_render_over_an_existing_project_changes_nothing(
         bake_into(refused, output, overwrite_if_exists=True)
 
     assert snapshot(project) == before
+
+
+OWNERS_FILES = {".github/CODEOWNERS": "* @data-science\n", ".github/workflows/nightly.yml": "on: schedule\n"}
+DEPENDABOT = ".github/dependabot.yml"
+
+# ci of the first render, ci of the render over it (-f), more options of that one, whether the owner edited
+# dependabot.yml in between -> the CI files left besides the owner's own, and what the hook says about them
+CI_SWITCHES: dict[str, tuple[str, str, dict[str, bool], bool, list[str], list[str]]] = {
+    "github to none": ("github", "none", {}, False, [], []),
+    "github to azure-devops": ("github", "azure-devops", {}, False, ["azure-pipelines.yml"], []),
+    "github to none, an edited dependabot.yml kept by -s": (
+        "github",
+        "none",
+        {"skip_if_file_exists": True},
+        True,
+        [DEPENDABOT],
+        [
+            f"kept {DEPENDABOT}: ci=none does not use it, but it is not what the template renders (edited?); "
+            "delete it if you no longer need it"
+        ],
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "options", "edited", "left", "said"), CI_SWITCHES.values(), ids=CI_SWITCHES.keys()
+)
+def test_a_ci_switch_over_a_project_removes_only_what_the_template_wrote(
+    tmp_path: Path,
+    capfd: pytest.CaptureFixture[str],
+    first: str,
+    second: str,
+    options: dict[str, bool],
+    edited: bool,
+    left: list[str],
+    said: list[str],
+) -> None:
+    """The owner's own workflow and CODEOWNERS once went with the whole .github/ folder."""
+    values = {"data_path": str(write_input(tmp_path, "houses.csv", houses())), "target_column": "price"}
+    output = tmp_path / "out"
+    project = bake_into({**values, "ci": first}, output)
+    for relative, text in OWNERS_FILES.items():
+        (project / relative).write_text(text)
+    if edited:
+        (project / DEPENDABOT).write_text((project / DEPENDABOT).read_text() + "# weekly is too often for us\n")
+    before = snapshot(project)
+    capfd.readouterr()
+
+    bake_into({**values, "ci": second}, output, overwrite_if_exists=True, **options)
+
+    after = snapshot(project)
+    ci_files = {path for path in after if path.startswith(".github/") or path == "azure-pipelines.yml"}
+    assert ci_files == {*OWNERS_FILES, *left}
+    untouched = [path for path in [*OWNERS_FILES, *left] if path in before]  # the owner's, and the edited one
+    assert {path: after[path] for path in untouched} == {path: before[path] for path in untouched}
+    assert [line for line in capfd.readouterr().out.splitlines() if line.startswith("kept ")] == said
 
 
 # --- the hooks find the rules wherever cookiecutter is started ---------------------------------------------------

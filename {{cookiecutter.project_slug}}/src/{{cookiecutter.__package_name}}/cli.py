@@ -29,13 +29,14 @@ import yaml
 
 from aml_pipeline_kit.check import CheckFailed
 from aml_pipeline_kit.local_runner import Interrupted
-from aml_pipeline_kit.plan import PlanError
+from aml_pipeline_kit.plan import BINDING, PlanError, file_name_problem
 from aml_pipeline_kit.step_host import StepHostError
 
 from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
 from .azure_monitoring import monitor_azure
 from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
-from .settings import Settings, SettingsError
+from .settings import Settings, SettingsError, model_name_problem
+from .tuning import refuse_unwritable_model_section
 
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
@@ -65,12 +66,30 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def parameter(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE``; numbers, booleans and ``null`` are typed as in config.yml, anything else stays text."""
+    """``NAME=VALUE``; numbers, booleans and ``null`` are typed as in config.yml, anything else stays text. Refused: a
+    value that azure-ai-ml would read as a binding, and a registered model's name Azure ML would refuse after
+    training."""
     name, separator, value = text.partition("=")
-    if not separator or not name.strip():
+    name = name.strip()
+    if not separator or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    if BINDING in value:
+        problem = f"{BINDING}...}}}} is a binding to an input or output for Azure ML, never text"
+    elif name == "registered_model_name":
+        problem = model_name_problem(value)
+    else:
+        problem = None
+    if problem:
+        raise argparse.ArgumentTypeError(f"{name}={value!r} is invalid: {problem}")
     typed = yaml.safe_load(value) if value.strip() else value
-    return name.strip(), typed if typed is None or isinstance(typed, bool | int | float) else value
+    return name, typed if typed is None or isinstance(typed, bool | int | float) else value
+
+
+def data_file(text: str) -> str:
+    """``--data``: a CSV or a data reference, whose file's name ends the path Azure ML fills into the step's command."""
+    if problem := file_name_problem(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: {problem}; rename the file")
+    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -152,7 +171,7 @@ def add_model_command(commands: Any, name: str, description: str, data: str) -> 
         help="local: a model folder (default: the latest completed local run's); "
         "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
     )
-    command.add_argument("--data", help=data)
+    command.add_argument("--data", type=data_file, help=data)
     return command
 
 
@@ -182,6 +201,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return job_file(settings, args, overrides)
     if args.command == "check":
         return show_check(settings)
+    if args.command == "tune":
+        refuse_unwritable_model_section(settings)  # where the sweep's result goes: said before it runs, not after
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"
         return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)

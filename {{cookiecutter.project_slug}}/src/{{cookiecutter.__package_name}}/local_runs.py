@@ -16,11 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from aml_pipeline_kit.check import CheckFailed, Finding, Report, check_project
+from aml_pipeline_kit.check.report import key_pattern, line_of
 from aml_pipeline_kit.config_files import read_yaml
 from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
 
-from .settings import Settings
+from .settings import Settings, model_name_problem
 from .tuning import write_tuned
 
 if TYPE_CHECKING:
@@ -41,21 +42,33 @@ class UsageError(ValueError):
 
 
 def check_report(settings: Settings) -> Report:
-    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
-    schedule's spec."""
+    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, the monitoring
+    schedule's spec, and the name the model is registered under."""
 
     def build() -> dict[str, PipelineJob]:
         from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
 
         return pipeline.checked_graphs(settings)
 
-    def schedule_findings() -> list[Finding]:
+    def project_findings() -> list[Finding]:
         from .azure_monitoring import schedule_findings
 
-        return schedule_findings(settings)
+        return [*schedule_findings(settings), *model_name_findings(settings)]
 
     pipeline_file = Path(__file__).with_name("pipeline.py")
-    return check_project(settings.root, build, pipeline_file, plan_cache(settings), schedule_findings)
+    return check_project(settings.root, build, pipeline_file, plan_cache(settings), project_findings)
+
+
+def model_name_findings(settings: Settings) -> list[Finding]:
+    """config.yml's azure.registered_model_name by Azure ML's rule: the register step would fail on it after training
+    (a local run's registry takes more)."""
+    name = settings.setting("azure", "registered_model_name")
+    problem = model_name_problem(name)
+    if problem is None:
+        return []
+    config = settings.root / "config.yml"
+    message, hint = f"azure.registered_model_name: {name!r} is invalid: {problem}", "rename the model"
+    return [Finding(config, "model-name", message, hint, line_of(config, key_pattern("registered_model_name")))]
 
 
 def plan_cache(settings: Settings) -> PlanCache:

@@ -11,6 +11,7 @@ import base64
 import importlib.util
 import json
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,17 @@ COMPONENTS_DIR = PROJECT_ROOT / "components"
 COLUMN_INPUTS = ("target_column", "numeric_columns", "categorical_columns")
 
 AUTO = "auto"  # every candidate trained, the best on the validation split kept
+
+# Azure ML's rule for an asset's name, a registered model's included; MLflow's local registry takes more.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
+MODEL_NAME_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
+
+
+def model_name_problem(name: object) -> str | None:
+    """Why the register step could not register a model in an Azure ML workspace as ``name``; None if it could."""
+    if isinstance(name, str) and MODEL_NAME.fullmatch(name):
+        return None
+    return f"must be {MODEL_NAME_RULE} (Azure ML's rule for a model's name)"
 
 
 def encoded(value: object) -> str:

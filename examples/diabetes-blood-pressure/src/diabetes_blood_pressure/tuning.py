@@ -55,19 +55,21 @@ def tuning_settings(settings: Settings) -> dict[str, Any]:
 MODEL_SECTION = re.compile(r"^model:[ \t]*(#.*)?$")
 
 
-def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[str, Any]) -> None:
-    """Set ``model_type`` and its ``hyperparameters`` in config.yml's ``model`` section, in place: the other lines,
-    comments included, stay as they are. Written whole or not at all; SettingsError if the section is not a block
-    of ``key: value`` lines."""
+def tuned_config(config_file: Path, values: dict[str, Any]) -> str:
+    """config.yml's text with ``values`` set in its ``model`` section, in place: the other lines, comments included,
+    stay as they are. SettingsError, saying what to change, if the section is not a block of ``key: value`` lines."""
+    unwritable = SettingsError(
+        f"{config_file}: tune writes the model it finds into the `model:` section, which must be a block of "
+        "`key: value` lines under `model:` (not `model: {...}` on one line): rewrite it so, then run tune"
+    )
     lines = config_file.read_text(encoding="utf-8").splitlines(keepends=True)
     start = next((number for number, line in enumerate(lines) if MODEL_SECTION.match(line)), None)
     if start is None:
-        raise SettingsError(f"{config_file}: no `model:` section (a block of `key: value` lines) to write into")
+        raise unwritable
     end = next(
         (number for number in range(start + 1, len(lines)) if lines[number].strip() and not lines[number][0].isspace()),
         len(lines),
     )
-    values = {"type": model_type, **hyperparameters}
     for name, value in values.items():
         setting = re.compile(rf"^(?P<indent>[ \t]+){re.escape(name)}:[ \t]*(?P<value>[^#\n]*?)(?P<comment>[ \t]*#.*)?$")
         rendered = yaml.safe_dump(value, default_flow_style=True, width=1000).removesuffix("\n...\n").strip()
@@ -81,10 +83,27 @@ def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[
     text = "".join(lines)
     written = (yaml.safe_load(text) or {}).get("model") or {}
     if any(written.get(name) != value for name, value in values.items()):
-        raise SettingsError(f"{config_file}: its `model:` section is not a block of `key: value` lines; set {values}")
+        raise unwritable
+    return text
+
+
+def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[str, Any]) -> None:
+    """Set ``model_type`` and its ``hyperparameters`` in config.yml's ``model`` section (``tuned_config``), written
+    whole or not at all."""
+    text = tuned_config(config_file, {"type": model_type, **hyperparameters})
     partial = config_file.with_name(f".{config_file.name}.{os.getpid()}")
     partial.write_text(text, encoding="utf-8")
     partial.replace(config_file)
+
+
+def refuse_unwritable_model_section(settings: Settings) -> None:
+    """Before a sweep, not after it: SettingsError if config.yml's ``model`` section could not take the model it finds,
+    tried with what the section holds now and every hyperparameter regressors.py declares."""
+    model = settings.setting("model")
+    current = model if isinstance(model, dict) else {}
+    declared = settings.regressors.HYPERPARAMETERS
+    values = {"type": current.get("type"), **{name: current.get(name, spec.default) for name, spec in declared.items()}}
+    tuned_config(settings.root / "config.yml", values)
 
 
 def write_tuned(settings: Settings, selection_dir: Path) -> None:
