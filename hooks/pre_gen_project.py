@@ -262,8 +262,9 @@ PLAIN_FIELDS = re.compile(rf"{PLAIN_FIELD}(?:\0{PLAIN_FIELD})*")
 
 
 class ColumnCount:
-    """A column's fields over the whole file, counted a chunk of rows at a time: what ``csv_rules.typed`` types it
-    by, the first line of each kind of offending field, and what tells a constant or a row number."""
+    """A column's fields over the whole file, counted a chunk of rows at a time: the counts csv_rules types it by
+    (``column_type_from_counts``), the first line of each kind of offending field, and what tells a constant or a
+    row number."""
 
     def __init__(self, path: Path, rules: ModuleType) -> None:
         self.path = path
@@ -339,8 +340,8 @@ class ColumnCount:
             for kind in kinds.get(value, ()):
                 self.first.setdefault(kind, (value, line))
 
-    def typed(self) -> Any:
-        return self.rules.typed(self.numbers, len(self.distinct), self.text, self.infinite)
+    def column_type(self) -> Any:
+        return self.rules.column_type_from_counts(self.numbers, len(self.distinct), self.text, self.infinite)
 
     def offending(self, kind: str, file: str) -> str:
         """``data.csv holds '?' on line 5``: the first field of this kind."""
@@ -461,7 +462,7 @@ def check_header(path: Path, header: list[str], target: str) -> None:
 
 def check_target(table: Table, target: str, rules: ModuleType) -> None:
     column, file = table.columns[target], table.path.name
-    found = column.typed()
+    found = column.column_type()
     rule = f"target_column={target!r} must"
     if found.kind == "formatted":
         raise DataError(f"{rule} be numeric, but {column.offending('written', file)}: {found.remedy()}")
@@ -528,7 +529,7 @@ def feature_type(table: Table, name: str, rules: ModuleType, named: bool) -> Any
     """The column's type by csv_rules; numbers spoilt by text or written with separators are refused, unless the
     user ``named`` the column in feature_columns: then it is a category on purpose (codes such as 4, 6, 8, rotary)."""
     column, file = table.columns[name], table.path.name
-    found = column.typed()
+    found = column.column_type()
     if found.kind in {"mixed", "formatted"} and not named:
         first = column.first["written" if found.kind == "formatted" else "text"][1]
         raise DataError(

@@ -191,10 +191,12 @@ def column_type(counts: Mapping[str, int]) -> ColumnType:
         distinct.add(parsed)
         if math.isinf(parsed):
             infinite[value] = count
-    return typed(numbers, len(distinct), text, infinite)
+    return column_type_from_counts(numbers, len(distinct), text, infinite)
 
 
-def typed(numbers: int, distinct_numbers: int, text: Mapping[str, int], infinite: Mapping[str, int]) -> ColumnType:
+def column_type_from_counts(
+    numbers: int, distinct_numbers: int, text: Mapping[str, int], infinite: Mapping[str, int]
+) -> ColumnType:
     """The type of a column with ``numbers`` fields pandas reads as numbers, of ``distinct_numbers`` values
     (counted exactly up to ``MARKER_VALUES + 1``: the rule asks no more), the ``text`` fields and, among the
     numbers, the ``infinite`` ones, each with its count."""
