@@ -48,15 +48,19 @@ def yaml_flow(value: str | list[str]) -> str:
     return yaml.safe_dump(value, allow_unicode=True, default_flow_style=True, default_style='"', width=math.inf).strip()
 
 
+def left_out(dropped: dict[str, str], indent: str) -> str:
+    """The columns the features leave out, a line each: ``"house id": identifier (...)``."""
+    return "".join(f"\n{indent}{yaml_flow(name)}: {reason}" for name, reason in dropped.items())
+
+
 def write_features(config: Path, features: dict[str, list[str]], dropped: dict[str, str]) -> None:
     """Append the features to config.yml, as double-quoted YAML lists: letters as typed, escapes where YAML needs."""
-    left_out = "".join(f"\n#   {yaml_flow(name)}: {reason}" for name, reason in dropped.items())
     config.write_text(
         config.read_text()
-        + "\n# The feature columns, inferred from the CSV's header and first rows when the project was\n"
-        + "# rendered. data_prep uses exactly these and fails on a missing one; edit them freely.\n"
+        + "\n# The feature columns, inferred from every row of the CSV when the project was rendered.\n"
+        + "# data_prep uses exactly these and fails on a missing one; edit them freely.\n"
         + "# Empty lists make data_prep infer them on every run."
-        + (f"\n# Left out:{left_out}" if left_out else "")
+        + (f"\n# Left out:{left_out(dropped, '#   ')}" if dropped else "")
         + f"\nfeatures:\n  numeric: {yaml_flow(features['numeric'])}\n"
         + f"  categorical: {yaml_flow(features['categorical'])}\n"
     )
@@ -165,6 +169,8 @@ def main() -> int:
         found["features"]["categorical"],
     )
     remove_unselected_ci(VALUES["ci"], Path(found["template"]))
+    if found["dropped"]:
+        print(f"\nLeft out of the features (config.yml lists them too):{left_out(found['dropped'], '  ')}")
     print(next_steps())
     return 0
 
