@@ -2,22 +2,31 @@
 
 A step on Azure ML talks to its workspace through azureml-mlflow: MLflow's REST API (tracking and
 model registry) under the workspace's ``azureml://`` tracking URI, the run-history and artifact
-services that hand out blob URLs, and blob storage itself. This server answers those calls the way
-the service does, so the real client libraries (mlflow, azureml-mlflow, azure-storage-blob) run
-unchanged against it:
+services that hand out blob URLs, and blob storage itself. ``submit`` talks to Azure Resource Manager
+through azure-ai-ml's ``MLClient``: the workspace and its compute clusters. This server answers those
+calls the way the service does, so the real client libraries (mlflow, azureml-mlflow,
+azure-storage-blob, azure-ai-ml) run unchanged against it:
 
 - paths and payloads: MLflow's REST API (``/api/2.0/mlflow/...``, https://mlflow.org/docs/latest/api_reference/rest-api.html)
   under ``/mlflow/v2.0/<workspace scope>`` (azureml-mlflow ``_store/azureml_reststore.py`` builds it for
   MLflow 3), the run-artifact and artifact services (``/history/v1.0/...``, ``/artifact/v2.0/...``, from
   azureml-mlflow's generated REST clients ``_restclient/run_artifact`` and ``_restclient/artifact``), and
   the blob service's Put Blob / Get Blob (https://learn.microsoft.com/rest/api/storageservices/put-blob);
+- Azure Resource Manager (``/subscriptions/.../workspaces/<name>``, api-version 2025-12-01, the one azure-ai-ml's
+  generated ``arm_ml_service`` client sends): Workspaces - Get, Compute - Get and Compute - Create Or Update
+  (https://learn.microsoft.com/rest/api/azureml/compute/create-or-update), with the shapes of the REST API's own
+  examples (azure-rest-api-specs, ``examples/Compute/get/AmlCompute.json``): the VM size answered in capitals, the
+  idle time as an ISO 8601 duration (``PT2M``), a PUT answered ``201``/``200`` with an ``Azure-AsyncOperation``
+  to poll; as ARM does, a PUT without ``location`` is refused (``LocationRequired``) and a request without the
+  bearer token of ``FakeCredential`` gets 401;
 - the service's known answers: the logged-models API that MLflow 3 uses is not implemented and answers
   404 with an empty body (Azure/azure-sdk-for-python#44896); a job's run holds ``user_logs/`` beside what
   the step logs;
 - HTTPS only, as azureml-mlflow builds ``https://`` URLs from the tracking URI: the server makes a
   self-signed certificate that the clients trust through ``REQUESTS_CA_BUNDLE``.
 
-Tests can make an operation fail (``fail``) and read what was asked (``requests``) and stored.
+Tests can make an operation fail (``fail``) and read what was asked (``requests``, and the bodies of Resource
+Manager's writes in ``arm_writes``) and stored.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import jwt
+from azure.core.credentials import AccessToken
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,6 +59,8 @@ SCOPE = (
     f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}"
 )
 STORAGE_ACCOUNT = "mlwteststorage"
+LOCATION = "westeurope"  # the workspace's region
+ARM_TOKEN = "fake-arm-access-token"
 BLOB_SAS = "sv=2021-08-06&sr=b&sp=rcw&sig=fake"
 
 
@@ -161,6 +173,21 @@ class MlflowError(Exception):
         self.status, self.code = status, code
 
 
+class ArmError(Exception):
+    """An Azure Resource Manager error: the HTTP status and ARM's error ``code``."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+class FakeCredential:
+    """Entra ID's side for ``MLClient``: a token for Azure Resource Manager, the one the fake's ARM routes accept."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return AccessToken(ARM_TOKEN, int(time.time()) + 3600)
+
+
 @dataclass
 class Failure:
     status: int
@@ -180,6 +207,10 @@ class FakeAzureML:
         self.blobs: dict[str, bytes] = {}  # "<container>/<blob path>" -> content
         self.fail: dict[str, Failure] = {}  # operation name (e.g. "model-versions/search") -> its answer
         self.requests: list[tuple[str, str]] = []
+        self.computes: dict[str, dict[str, Any]] = {}  # name -> the compute resource as Compute - Get answers it
+        self.environments: dict[tuple[str, str], dict[str, Any]] = {}  # (name, version) -> as Get answers it
+        self.arm_writes: list[tuple[str, str, dict[str, Any]]] = []  # method, path under the workspace, JSON body
+        self.operations: dict[str, str] = {}  # asynchronous operation id -> its status
         self.server = ThreadingHTTPServer((HOST, 0), self.handler_class())
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.cert, self.key)
@@ -281,6 +312,9 @@ class FakeAzureML:
         except MlflowError as error:
             status, headers = error.status, {}
             payload = json.dumps({"error_code": error.code, "message": str(error)}).encode()
+        except ArmError as error:
+            status, headers = error.status, {}
+            payload = json.dumps({"error": {"code": error.code, "message": str(error)}}).encode()
         request.send_response(status)
         for name, value in {"Content-Type": "application/json", **headers}.items():
             request.send_header(name, value)
@@ -312,6 +346,11 @@ class FakeAzureML:
                 return 200, {}, json.dumps(self.create_empty_artifacts(origin, container, body)).encode()
         if path.startswith(f"/{STORAGE_ACCOUNT}/"):
             return self.blob(method, path.removeprefix(f"/{STORAGE_ACCOUNT}/"), body, headers)
+        if path.startswith(f"/subscriptions/{SUBSCRIPTION}/"):
+            if headers.get("Authorization") != f"Bearer {ARM_TOKEN}":
+                raise ArmError(401, "AuthenticationFailed", "Authentication failed: no valid bearer token.")
+            with self.lock:
+                return self.arm(method, path, json.loads(body) if body else {})
         return 404, {}, json.dumps({"error": {"code": "NotFound", "message": f"no route {method} {path}"}}).encode()
 
     # --- MLflow REST ----------------------------------------------------------------------------------------
@@ -383,6 +422,130 @@ class FakeAzureML:
                 raise MlflowError(400, "INVALID_PARAMETER_VALUE", f"unsupported filter {arguments.get('filter')!r}")
             return {"model_versions": [version.as_json() for version in self.versions.get(match.group(1), [])]}
         raise MlflowError(404, "ENDPOINT_NOT_FOUND", f"no MLflow operation {operation}")
+
+    # --- Azure Resource Manager ----------------------------------------------------------------------------
+
+    @property
+    def cloud(self) -> dict[str, Any]:
+        """``MLClient``'s keywords for a cloud whose Resource Manager is this server (azure-ai-ml's ``cloud`` and
+        ``cloud_metadata``, as for a sovereign cloud); a name of its own, as azure-ai-ml keeps each cloud it meets."""
+        local = f"https://{self.netloc}/"
+        metadata = {
+            "azure_portal": local,
+            "resource_manager": local,
+            "active_directory": local,
+            "aml_resource_id": local,
+            "storage_endpoint": "core.windows.net",
+            "registry_discovery_endpoint": local,
+        }
+        return {"cloud": f"FakeAzureML{self.server.server_address[1]}", "cloud_metadata": metadata}
+
+    def arm(self, method: str, path: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        if method in ("PUT", "PATCH", "POST"):
+            self.arm_writes.append((method, path.removeprefix(SCOPE), body))
+        status_prefix = f"/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices/locations/"
+        if method == "GET" and (match := re.fullmatch(rf"{status_prefix}[^/]+/computeOperationsStatus/([^/]+)", path)):
+            operation = match.group(1)
+            return 200, {}, json.dumps({"id": path, "name": operation, "status": self.operations[operation]}).encode()
+        if method == "GET" and path == SCOPE:
+            return 200, {}, json.dumps(self.workspace()).encode()
+        if match := re.fullmatch(rf"{re.escape(SCOPE)}/computes/([^/]+)", path):
+            name = match.group(1)
+            if method == "GET":
+                if name not in self.computes:
+                    raise ArmError(404, "NotFound", f"Compute {name} not found in workspace {WORKSPACE}")
+                return 200, {}, json.dumps(self.computes[name]).encode()
+            if method == "PUT":
+                return self.put_compute(name, body)
+        if match := re.fullmatch(rf"{re.escape(SCOPE)}/environments/([^/]+)/versions/([^/]+)", path):
+            key = match.group(1), match.group(2)
+            if method == "GET":
+                if key not in self.environments:
+                    raise ArmError(404, "NotFound", f"Environment {key[0]} version {key[1]} not found")
+                return 200, {}, json.dumps(self.environments[key]).encode()
+            if method == "PUT":
+                return self.put_environment(*key, body)
+        raise ArmError(404, "NotFound", f"no route {method} {path}")
+
+    def workspace(self) -> dict[str, Any]:
+        """Workspaces - Get (examples/Workspace/get.json), the fields azure-ai-ml reads."""
+        storage = f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/Microsoft.Storage"
+        return {
+            "id": SCOPE,
+            "name": WORKSPACE,
+            "type": "Microsoft.MachineLearningServices/workspaces",
+            "location": LOCATION,
+            "properties": {
+                "friendlyName": WORKSPACE,
+                "provisioningState": "Succeeded",
+                "storageAccount": f"{storage}/storageAccounts/{STORAGE_ACCOUNT}",
+                "discoveryUrl": f"https://{LOCATION}.api.azureml.ms/discovery",
+                "mlFlowTrackingUri": self.tracking_uri,
+            },
+        }
+
+    def put_compute(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """Compute - Create Or Update of an AmlCompute cluster: stored as Compute - Get answers it, and answered as
+        the long-running operation it is (201 created, 200 updated; Azure-AsyncOperation to poll)."""
+        if not body.get("location"):
+            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        properties = body.get("properties") or {}
+        if (compute_type := properties.get("computeType")) != "AmlCompute":
+            raise ArmError(400, "BadRequest", f"computeType {compute_type!r}: the fake knows AmlCompute only")
+        cluster = properties.get("properties") or {}
+        scale = cluster.get("scaleSettings") or {}
+        if not cluster.get("vmSize") or not isinstance(scale.get("maxNodeCount"), int):
+            raise ArmError(400, "BadRequest", "AmlCompute needs properties.vmSize and scaleSettings.maxNodeCount")
+        earlier = self.computes.get(name)
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        self.computes[name] = {
+            "id": f"{SCOPE}/computes/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/computes",
+            "location": body["location"],
+            **({"tags": body["tags"]} if body.get("tags") else {}),
+            "properties": {
+                **{key: value for key, value in properties.items() if key != "properties"},
+                "computeLocation": body["location"],
+                "provisioningState": "Succeeded",
+                "createdOn": earlier["properties"]["createdOn"] if earlier else now,
+                "modifiedOn": now,
+                "properties": {
+                    **cluster,
+                    "vmSize": cluster["vmSize"].upper(),  # as the service answers it (examples/Compute/get)
+                    "scaleSettings": {"minNodeCount": 0, **scale},
+                    "allocationState": "Steady",
+                    "currentNodeCount": 0,
+                    "targetNodeCount": scale.get("minNodeCount", 0),
+                },
+            },
+        }
+        operation = str(uuid.uuid4())
+        self.operations[operation] = "Succeeded"
+        status_url = (
+            f"https://{self.netloc}/subscriptions/{SUBSCRIPTION}/providers/Microsoft.MachineLearningServices"
+            f"/locations/{body['location']}/computeOperationsStatus/{operation}?api-version=2025-12-01"
+        )
+        state = "Updating" if earlier else "Creating"
+        answer = {**self.computes[name], "properties": {"computeType": "AmlCompute", "provisioningState": state}}
+        # Retry-After: 0, so that the client polls at once instead of after azure-ai-ml's default of 30 s.
+        headers = {"Azure-AsyncOperation": status_url, "Retry-After": "0"}
+        return 200 if earlier else 201, headers, json.dumps(answer).encode()
+
+    def put_environment(self, name: str, version: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """Environment Versions - Create Or Update (examples/Workspace/EnvironmentVersion/createOrUpdate.json):
+        synchronous; a version, once there, is immutable."""
+        if (name, version) in self.environments:
+            raise ArmError(409, "Conflict", f"Environment {name} version {version} exists and cannot be changed")
+        now = datetime.datetime.now(datetime.UTC).isoformat()
+        self.environments[name, version] = {
+            "id": f"{SCOPE}/environments/{name}/versions/{version}",
+            "name": version,
+            "type": "Microsoft.MachineLearningServices/workspaces/environments/versions",
+            "properties": {**body.get("properties", {}), "environmentType": "UserCreated"},
+            "systemData": {"createdAt": now, "lastModifiedAt": now, "createdByType": "User"},
+        }
+        return 201, {}, json.dumps(self.environments[name, version]).encode()
 
     # --- run history and artifact services -----------------------------------------------------------------
 
