@@ -206,6 +206,11 @@ class FakeAzureML:
         self.versions: dict[str, list[ModelVersion]] = {}
         self.blobs: dict[str, bytes] = {}  # "<container>/<blob path>" -> content
         self.fail: dict[str, Failure] = {}  # operation name (e.g. "model-versions/search") -> its answer
+        # registered-models/create of a name that exists: MLflow's server answers 400 RESOURCE_ALREADY_EXISTS; a
+        # registry may answer 409 ALREADY_EXISTS (Unity Catalog's, mlflow/mlflow#8219; MLflow reads any 409 so,
+        # mlflow/exceptions.py), as Azure ML's registries answer an existing asset 409 (azureml-mlflow's
+        # _client/artifact/registry_client.py). MLflow's own register_model accepts both.
+        self.existing_name_answer = (400, "RESOURCE_ALREADY_EXISTS")
         self.requests: list[tuple[str, str]] = []
         self.computes: dict[str, dict[str, Any]] = {}  # name -> the compute resource as Compute - Get answers it
         self.environments: dict[tuple[str, str], dict[str, Any]] = {}  # (name, version) -> as Get answers it
@@ -397,7 +402,8 @@ class FakeAzureML:
         if operation == "registered-models/create":
             name = arguments["name"]
             if name in self.registered_models:
-                raise MlflowError(400, "RESOURCE_ALREADY_EXISTS", f"Registered Model (name={name}) already exists.")
+                status, code = self.existing_name_answer
+                raise MlflowError(status, code, f"Registered Model (name={name}) already exists.")
             self.registered_models[name] = {"name": name, "creation_timestamp": millis()}
             self.versions[name] = []
             return {"registered_model": self.registered_models[name]}
