@@ -36,6 +36,7 @@ from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
 from .azure_monitoring import monitor_azure
 from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
 from .settings import Settings, SettingsError
+from .tuning import tuning_settings
 
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
@@ -182,6 +183,8 @@ def dispatch(args: argparse.Namespace) -> int:
         return job_file(settings, args, overrides)
     if args.command == "check":
         return show_check(settings)
+    if args.command == "tune":
+        tuning_settings(settings)  # a value tuning cannot use, in one line rather than in check's report
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"
         return run_local(settings, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)

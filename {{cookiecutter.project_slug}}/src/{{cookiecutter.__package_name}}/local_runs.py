@@ -21,7 +21,7 @@ from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
 
 from .settings import Settings
-from .tuning import write_tuned
+from .tuning import tuning_findings, write_tuned
 
 if TYPE_CHECKING:
     import argparse
@@ -41,21 +41,21 @@ class UsageError(ValueError):
 
 
 def check_report(settings: Settings) -> Report:
-    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, and the monitoring
-    schedule's spec."""
+    """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, the monitoring
+    schedule's spec and config.yml's tuning settings."""
 
     def build() -> dict[str, PipelineJob]:
         from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
 
         return pipeline.checked_graphs(settings)
 
-    def schedule_findings() -> list[Finding]:
+    def spec_findings() -> list[Finding]:
         from .azure_monitoring import schedule_findings
 
-        return schedule_findings(settings)
+        return [*schedule_findings(settings), *tuning_findings(settings)]
 
     pipeline_file = Path(__file__).with_name("pipeline.py")
-    return check_project(settings.root, build, pipeline_file, plan_cache(settings), schedule_findings)
+    return check_project(settings.root, build, pipeline_file, plan_cache(settings), spec_findings)
 
 
 def plan_cache(settings: Settings) -> PlanCache:
