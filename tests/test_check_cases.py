@@ -140,7 +140,11 @@ BROKEN = {
     ),
     "bayesian sampling with the default early termination, which Azure ML's Bayesian sampling refuses": (
         ("config.yml", "  sampling: random", "  sampling: bayesian"),
-        ("config.yml", "tuning-settings", "tuning.early_termination.policy is 'bandit' with tuning.sampling 'bayesian'"),
+        (
+            "config.yml",
+            "tuning-settings",
+            "tuning.early_termination.policy is 'bandit' with tuning.sampling 'bayesian'",
+        ),
     ),
     "an AML spec that azure-ai-ml cannot load": (
         ("aml/compute.yml", "type: amlcompute", "type: amlcomputer"),

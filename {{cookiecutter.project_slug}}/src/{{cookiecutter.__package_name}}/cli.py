@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         "monitor",
         "compare a new batch of rows with the training data: drift, quality",
         data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
-        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path, where --schedule uploads a CSV)",
     )
     monitor.add_argument(
         "--schedule",
