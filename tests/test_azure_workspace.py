@@ -17,7 +17,8 @@ from azure_fake import CONTAINER, LOCATION, RESOURCE_GROUP, SUBSCRIPTION, WORKSP
 from azure_render import OFFLINE
 from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, PACKAGE, copy_project, imported
 
-pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
+# Seconds each (azure-ai-ml builds, uploads and resolves every asset): the full suite's, not `make test-fast`'s.
+pytestmark = [*AZURE_AI_ML_SCHEMA_WARNINGS, pytest.mark.slow]
 
 COMPUTE_SPEC = "aml/compute.yml"
 
