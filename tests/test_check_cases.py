@@ -168,6 +168,14 @@ BROKEN = {
         ("config.yml", "random_seed: 42", "random_seed: 4294967296"),
         ("config.yml", "input-value", "random_seed: 4294967296 is above the maximum"),
     ),
+    "bayesian sampling with the default early termination, which Azure ML's Bayesian sampling refuses": (
+        ("config.yml", "  sampling: random", "  sampling: bayesian"),
+        (
+            "config.yml",
+            "tuning-settings",
+            "tuning.early_termination.policy is 'bandit' with tuning.sampling 'bayesian'",
+        ),
+    ),
     "an AML spec that azure-ai-ml cannot load": (
         ("aml/compute.yml", "type: amlcompute", "type: amlcomputer"),
         ("aml/compute.yml", "spec-load", "Unknown compute type"),

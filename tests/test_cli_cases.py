@@ -140,6 +140,15 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
         2,
         r"error: .*config\.yml: not valid YAML \(.*\)",
     ),
+    "tune with bayesian sampling and an early-termination policy": (
+        lambda project: written(
+            project / "config.yml",
+            (project / "config.yml").read_text().replace("  sampling: random", "  sampling: bayesian", 1),
+        ),
+        ["tune", "--azure", "--dry-run"],
+        2,
+        r"error: .*config\.yml: tuning\.early_termination\.policy is 'bandit' with tuning\.sampling 'bayesian'; .*",
+    ),
     "an unforeseen error (runs/ is a file)": (
         lambda project: as_a_file(project / "runs"),
         ["run", "--local"],

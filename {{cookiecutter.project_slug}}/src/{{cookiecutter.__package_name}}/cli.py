@@ -36,7 +36,7 @@ from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
 from .azure_monitoring import monitor_azure
 from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
 from .settings import Settings, SettingsError, model_name_problem
-from .tuning import refuse_unwritable_model_section
+from .tuning import refuse_unwritable_model_section, tuning_settings
 
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "monitor",
         "compare a new batch of rows with the training data: drift, quality",
         data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
-        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path, where --schedule uploads a CSV)",
     )
     monitor.add_argument(
         "--schedule",
@@ -202,6 +202,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         return show_check(settings)
     if args.command == "tune":
+        tuning_settings(settings)  # a value tuning cannot use, in one line rather than in check's report
         refuse_unwritable_model_section(settings)  # where the sweep's result goes: said before it runs, not after
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"

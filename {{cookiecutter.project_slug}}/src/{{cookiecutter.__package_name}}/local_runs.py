@@ -22,7 +22,7 @@ from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
 
 from .settings import Settings, model_name_problem
-from .tuning import write_tuned
+from .tuning import tuning_findings, write_tuned
 
 if TYPE_CHECKING:
     import argparse
@@ -43,7 +43,7 @@ class UsageError(ValueError):
 
 def check_report(settings: Settings) -> Report:
     """``check`` on the project at ``settings.root``: its pipelines as pipeline.py builds them, the monitoring
-    schedule's spec, and the name the model is registered under."""
+    schedule's spec, config.yml's tuning settings, and the name the model is registered under."""
 
     def build() -> dict[str, PipelineJob]:
         from . import pipeline  # azure-ai-ml: seconds to import, paid only when a check runs
@@ -53,7 +53,7 @@ def check_report(settings: Settings) -> Report:
     def project_findings() -> list[Finding]:
         from .azure_monitoring import schedule_findings
 
-        return [*schedule_findings(settings), *model_name_findings(settings)]
+        return [*schedule_findings(settings), *tuning_findings(settings), *model_name_findings(settings)]
 
     pipeline_file = Path(__file__).with_name("pipeline.py")
     return check_project(settings.root, build, pipeline_file, plan_cache(settings), project_findings)

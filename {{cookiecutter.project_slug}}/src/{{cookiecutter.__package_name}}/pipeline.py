@@ -20,6 +20,7 @@ from azure.ai.ml.entities import CommandComponent, PipelineJob
 
 from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError, encoded
 from .sweeps import candidate_model, sweep_settings
+from .tuning import tuning_findings
 
 # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
@@ -346,8 +347,9 @@ def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
     """Every graph ``check`` verifies, as the local runner builds them: training, tuning (its sweep nodes), and
     monitoring (which holds the scoring step too). No model is needed to check the wiring: any folder that exists
     stands in for one. Without validation rows (validation_size 0) there is no tuning graph: `tune` says so itself,
-    and a project that never tunes still runs."""
-    tuning = {"tuning": local_pipeline(settings, tune=True)} if settings.setting("validation_size") else {}
+    and a project that never tunes still runs; nor with tuning settings tuning cannot use: check names them."""
+    tunable = settings.setting("validation_size") and not tuning_findings(settings)
+    tuning = {"tuning": local_pipeline(settings, tune=True)} if tunable else {}
     return {
         "training": local_pipeline(settings),
         **tuning,

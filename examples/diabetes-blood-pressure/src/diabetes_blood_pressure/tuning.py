@@ -10,11 +10,14 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from aml_pipeline_kit.check.report import Finding
 
 # What train.py logs on the validation rows, and the goal each is optimised towards.
 METRICS = {"validation_rmse": "minimize", "validation_r2": "maximize"}
@@ -23,17 +26,25 @@ POLICIES = ("bandit", "median_stopping", "truncation_selection")
 COUNTS = ("max_total_trials", "max_concurrent_trials")
 
 
+class TuningSettingError(SettingsError):
+    """A value of config.yml's tuning section that tuning cannot use; ``key`` is the setting's key in config.yml."""
+
+    def __init__(self, message: str, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
 def tuning_settings(settings: Settings) -> dict[str, Any]:
-    """config.yml's tuning section, each value checked; SettingsError names the first wrong one."""
+    """config.yml's tuning section, each value checked; TuningSettingError names the first wrong one."""
     tuning = settings.setting("tuning")
     where = f"{settings.root / 'config.yml'}: tuning"
 
-    def refuse(name: str, allowed: str) -> SettingsError:
+    def refuse(name: str, allowed: str) -> TuningSettingError:
         value = tuning.get(name) if isinstance(tuning, dict) else tuning
-        return SettingsError(f"{where}.{name} is {value!r}; allowed: {allowed}")
+        return TuningSettingError(f"{where}.{name} is {value!r}; allowed: {allowed}", name)
 
     if not isinstance(tuning, dict):
-        raise SettingsError(f"{where} must be a mapping")
+        raise TuningSettingError(f"{where} must be a mapping", "tuning")
     if tuning.get("primary_metric") not in METRICS:
         raise refuse("primary_metric", ", ".join(METRICS))
     if tuning.get("goal") != METRICS[tuning["primary_metric"]]:
@@ -49,7 +60,33 @@ def tuning_settings(settings: Settings) -> dict[str, Any]:
     termination = tuning.get("early_termination")
     if termination is not None and (not isinstance(termination, dict) or termination.get("policy") not in POLICIES):
         raise refuse("early_termination", f"null, or a mapping whose policy is one of {', '.join(POLICIES)}")
+    # Azure ML's Bayesian sampling takes no early-termination policy (the BayesianParameterSampling class,
+    # https://learn.microsoft.com/python/api/azureml-train-core/azureml.train.hyperdrive.bayesianparametersampling);
+    # azure-ai-ml builds such a sweep without a word, so it is refused here rather than by the service.
+    if tuning["sampling"] == "bayesian" and termination is not None:
+        raise TuningSettingError(
+            f"{where}.early_termination.policy is {termination['policy']!r} with tuning.sampling 'bayesian'; "
+            "Azure ML's Bayesian sampling supports no early termination: set early_termination to null, "
+            "or sampling to random or grid",
+            "early_termination",
+        )
     return tuning
+
+
+def tuning_findings(settings: Settings) -> list[Finding]:
+    """``check``'s finding on config.yml's tuning section: its first value that tuning cannot use."""
+    from aml_pipeline_kit.check.report import Finding, key_pattern, line_of
+
+    config = settings.root / "config.yml"
+    try:
+        tuning_settings(settings)
+    except TuningSettingError as error:
+        hint = "config.yml's comments on the tuning section say what each setting takes"
+        message = str(error).removeprefix(f"{config}: ")
+        section = line_of(config, key_pattern("tuning")) or 0
+        line = section if error.key == "tuning" else line_of(config, key_pattern(error.key), after=section)
+        return [Finding(config, "tuning-settings", message, hint, line)]
+    return []
 
 
 MODEL_SECTION = re.compile(r"^model:[ \t]*(#.*)?$")
