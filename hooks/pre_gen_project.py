@@ -13,18 +13,20 @@ from the template's own copy: pandas decides the same way when data_prep reads t
 from __future__ import annotations
 
 import csv
-import dataclasses
 import importlib.util
 import itertools
 import json
 import keyword
 import math
+import operator
 import os
 import re
 import subprocess
 import sys
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -53,6 +55,7 @@ PROJECT_IMPORTS = frozenset(
         "yaml",
     }
 )
+BINDING = "{% raw %}${{{% endraw %}"  # what azure-ai-ml reads as a binding to an input or output, in any value
 AML_ASSET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 AML_ASSET_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
 RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
@@ -93,7 +96,7 @@ RULES_BY_PATTERN: dict[str, tuple[re.Pattern[str], str]] = {
 # The rules shared with data_prep, in the template (cookiecutter copies the file into the project unrendered).
 RULES_FILE = Path("{% raw %}{{cookiecutter.project_slug}}{% endraw %}", "components", "data_prep", "csv_rules.py")
 SHIPPED_SAMPLE = Path("data/diabetes.csv")
-SAMPLE_ROWS = 2000  # rows whose fields decide the column types; every row is counted and checked against them
+CHUNK_ROWS = 4096  # rows counted together: one match per column and chunk when its fields are plain numbers
 HANDOFF = Path(".render-data.json")  # in the project folder; post_gen_project reads and removes it
 REQUEST_ROWS = 2  # rows of the CSV handed on for docs/sample-request.json
 ENGINE_FOLDER = "aml-pipeline-kit"  # the engine's distribution, in the template's folder
@@ -155,6 +158,23 @@ def check_text(name: str) -> str | None:
     return f"{name}={VALUES[name]!r} is invalid: must not be empty"
 
 
+def check_data_file_name() -> str | None:
+    """The CSV's name ends the path Azure ML fills, single-quoted, into data_prep's command, and names its blob when
+    azure-ai-ml uploads it: the local runner and `--data` hold every data file to the same rule."""
+    name = VALUES["__data_file"]
+    if "'" in name:
+        problem = f"its file name {name!r} holds a single quote, which no quoting on a command line carries safely"
+    elif BINDING in name:
+        problem = (
+            f"its file name {name!r} holds {BINDING}...}}}}, which Azure ML reads as a binding to an input or output"
+        )
+    elif any(unicodedata.category(char) == "Cc" for char in name):
+        problem = f"its file name {name!r} holds a control character, which Azure Storage refuses in a blob name"
+    else:
+        return None
+    return f"data_path={VALUES['data_path']!r} is invalid: {problem}; rename the file"
+
+
 def check_package_free() -> str | None:
     """A package named like a keyword cannot be imported; one named like a module it needs hides that module."""
     name = VALUES["__package_name"]
@@ -171,16 +191,37 @@ def check_package_free() -> str | None:
     return f"__package_name={name!r} is invalid: it is {reason}; choose another name"
 
 
+def column_list(name: str) -> list[str]:
+    """A comma-separated variable as column names."""
+    return [column.strip() for column in VALUES[name].split(",") if column.strip()]
+
+
+def check_column_lists() -> list[str]:
+    """Each column named once: twice in a list, or in both, is a slip whose meaning the render cannot guess."""
+    found = []
+    for name in ("feature_columns", "drop_columns"):
+        columns = column_list(name)
+        if twice := next((column for column in columns if columns.count(column) > 1), None):
+            found.append(f"{name}={VALUES[name]!r} is invalid: it names {twice!r} twice")
+    if both := [column for column in column_list("drop_columns") if column in column_list("feature_columns")]:
+        found.append(
+            f"drop_columns={VALUES['drop_columns']!r} is invalid: {both[0]!r} is in feature_columns too; "
+            "name each column in one list only"
+        )
+    return found
+
+
 def value_problems() -> list[str]:
     found = [check_pattern(name) for name in RULES_BY_PATTERN]
     found += [check_text(name) for name in ("project_name", "data_path", "target_column")]
-    found += [check_package_free(), check_choice("__compute_tier", COMPUTE_TIERS)]
+    found += [check_package_free(), check_choice("__compute_tier", COMPUTE_TIERS), check_data_file_name()]
     found += [check_test_size(), check_integer("__random_seed", *SEED_RANGE)]
     found += [
         check_integer("__compute_min_instances", 0),
         check_integer("__compute_max_instances", 1),
         check_integer("__compute_idle_seconds", 0),
         check_instance_range(),
+        *check_column_lists(),
     ]
     return [problem for problem in found if problem]
 
@@ -230,121 +271,207 @@ def resolve_data_path(raw: str) -> Path:
     return Path(os.environ.get("PWD", os.getcwd())) / path
 
 
-def cell(row: list[str], index: int) -> str:
-    """A row's field; a short row (pandas fills it) has missing ones at its end."""
-    return row[index] if index < len(row) else ""
+def invalid_data(path: Path, problem: str) -> DataError:
+    return DataError(f"data_path={str(path)!r} is invalid: {problem}")
 
 
-@dataclass(frozen=True)
-class LateField:
-    line: int
-    value: str
+# A finite number in every reading, pandas' and Python's, or an empty field: most fields of a numeric column, a
+# chunk of them matched at once, joined by NULs (a field holding one is refused: pandas cuts the field there).
+PLAIN_FIELD = r"(?:-?[0-9]{1,15}(?:\.[0-9]{0,30})?)?"
+PLAIN_FIELDS = re.compile(rf"{PLAIN_FIELD}(?:\0{PLAIN_FIELD})*")
+
+
+class ColumnCount:
+    """A column's fields over the whole file, counted a chunk of rows at a time: the counts csv_rules types it by
+    (``column_type_from_counts``), the first line of each kind of offending field, and what tells a constant or a
+    row number."""
+
+    def __init__(self, path: Path, rules: ModuleType) -> None:
+        self.path = path
+        self.rules = rules
+        self.missing = 0
+        self.numbers = 0
+        self.distinct: set[float] = set()  # exact up to the rule's MARKER_VALUES + 1, which is all it asks
+        self.text: Counter[str] = Counter()
+        self.infinite: Counter[str] = Counter()
+        self.first: dict[str, tuple[str, int]] = {}  # text, written, infinite, beyond -> (field, line)
+        self.row_numbers = True  # strictly ascending whole numbers, none missing, so far
+        self.last = -math.inf
+
+    def add(self, values: tuple[str, ...], lines: list[int]) -> None:
+        joined = "\0".join(values)
+        if joined.count("\0") == len(values) - 1 and PLAIN_FIELDS.fullmatch(joined):
+            self.add_plain_numbers(values)
+        else:
+            self.add_fields(values, lines)
+
+    def add_plain_numbers(self, values: tuple[str, ...]) -> None:
+        empty = values.count("")
+        self.missing += empty
+        self.numbers += len(values) - empty
+        if len(self.distinct) <= self.rules.MARKER_VALUES:
+            self.distinct.update(map(float, set(values) - {""}))
+        if self.row_numbers:
+            self.follow_row_numbers([None] if empty else list(map(float, values)))
+
+    def add_fields(self, values: tuple[str, ...], lines: list[int]) -> None:
+        """Any fields: each distinct one read by csv_rules once per chunk."""
+        parsed: dict[str, float | None] = {}
+        kinds: dict[str, tuple[str, ...]] = {}  # the offending fields' kinds, for their first lines
+        for value, count in Counter(values).items():
+            if self.rules.is_missing(value):
+                self.missing += count
+                parsed[value] = None
+                continue
+            parsed[value] = number = self.rules.number(value)
+            if number is None:
+                if "\0" in value:
+                    line = lines[values.index(value)]
+                    raise invalid_data(self.path, f"line {line} holds a NUL character, where pandas cuts its field")
+                self.text[value] += count
+                kinds[value] = ("text", "written") if self.rules.readings(value) else ("text",)
+                continue
+            self.numbers += count
+            if len(self.distinct) <= self.rules.MARKER_VALUES:
+                self.distinct.add(number)
+            if math.isinf(number):
+                self.infinite[value] += count
+                kinds[value] = ("infinite",)
+            elif abs(number) > self.rules.TARGET_LIMIT:
+                kinds[value] = ("beyond",)
+        if self.row_numbers:
+            self.follow_row_numbers([parsed[value] for value in values])
+        if set(itertools.chain(*kinds.values())) - self.first.keys():
+            self.note_first_lines(values, lines, kinds)
+
+    def follow_row_numbers(self, numbers: list[float | None]) -> None:
+        """Whether the column still counts rows: ``numbers``, the chunk's fields (None: missing or text), are whole
+        numbers, each above the one before."""
+        self.row_numbers = (
+            None not in numbers
+            and all(map(float.is_integer, numbers))  # type: ignore[arg-type]
+            and all(map(operator.lt, [self.last, *numbers], numbers))
+        )
+        if self.row_numbers:
+            self.last = numbers[-1]  # type: ignore[assignment]
+
+    def note_first_lines(self, values: tuple[str, ...], lines: list[int], kinds: dict[str, tuple[str, ...]]) -> None:
+        for value, line in zip(values, lines, strict=True):
+            for kind in kinds.get(value, ()):
+                self.first.setdefault(kind, (value, line))
+
+    def column_type(self) -> Any:
+        return self.rules.column_type_from_counts(self.numbers, len(self.distinct), self.text, self.infinite)
+
+    def offending(self, kind: str, file: str) -> str:
+        """``data.csv holds '?' on line 5``: the first field of this kind."""
+        value, line = self.first[kind]
+        return f"{file} holds {value!r} on line {line}"
 
 
 @dataclass(frozen=True)
 class Table:
-    """The CSV as the hook sees it: the header, the first rows, and how many rows have a target value."""
+    """The CSV as the hook sees it: the header, every column's counts, the row count, the first rows."""
 
     path: Path
     header: list[str]
-    sample: list[list[str]]
-    rows_with_target: int
-    # A column of numbers in the sample that holds text or an infinite number further down, where pandas sees it.
-    late: dict[str, LateField]
-
-    def late_problem(self, name: str) -> str:
-        found = self.late[name]
-        return f"{self.path.name} holds {found.value!r} on line {found.line}, after {len(self.sample)} rows of numbers"
-
-    def column(self, name: str) -> list[str]:
-        index = self.header.index(name)
-        return [cell(row, index) for row in self.sample]
+    columns: dict[str, ColumnCount]
+    rows: int
+    first_rows: list[list[str]]
 
 
-def data_rows(path: Path, reader: Any, width: int) -> Iterator[list[str]]:
-    """The data rows of a ``csv.reader`` as data_prep's pandas reads them: blank lines skipped, empty fields past
-    the header's width dropped (a delimiter ending each line), filled ones refused."""
-    for row in reader:
-        if not row:
-            continue
-        if any(row[width:]):
-            raise DataError(
-                f"data_path={str(path)!r} is invalid: line {reader.line_num} has {len(row)} fields, the header {width}"
-            )
-        yield row[:width]
+@contextmanager
+def csv_rows(path: Path, rules: ModuleType) -> Iterator[tuple[Any, Iterator[list[str]]]]:
+    """The CSV's reader and its rows as data_prep's pandas reads them: the header first, lines pandas skips
+    skipped, each data row as wide as the header (a short one padded with empty fields, as pandas fills it)."""
+    last = [""]
+
+    def lines(handle: Any) -> Iterator[str]:
+        for line in handle:
+            last[0] = line  # the line csv.reader parsed last, for the blank-line rule
+            yield line
+
+    def rows(reader: Any) -> Iterator[list[str]]:
+        # csv.reader reads a line of spaces as a field, pandas skips it; a quoted field of spaces is no such line.
+        rows = (row for row in reader if row and not (len(row) == 1 and rules.skipped_line(last[0])))
+        header = next(rows, [])
+        yield header
+        width = len(header)
+        for row in rows:
+            if len(row) != width:
+                if any(row[width:]):
+                    raise invalid_data(path, f"line {reader.line_num} has {len(row)} fields, the header {width}")
+                row = row[:width] + [""] * (width - len(row))
+            yield row
+
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(lines(handle))
+            yield reader, rows(reader)
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise invalid_data(path, f"not a UTF-8 CSV file ({error})") from None
+
+
+def chunks(rows: Iterator[list[str]], reader: Any) -> Iterator[tuple[list[list[str]], list[int]]]:
+    """The rows ``CHUNK_ROWS`` at a time, with the line each ends on."""
+    chunk: list[list[str]] = []
+    lines: list[int] = []
+    for row in rows:
+        chunk.append(row)
+        lines.append(reader.line_num)
+        if len(chunk) == CHUNK_ROWS:
+            yield chunk, lines
+            chunk, lines = [], []
+    if chunk:
+        yield chunk, lines
 
 
 def read_table(path: Path, target: str, rules: ModuleType) -> Table:
+    """Every row of the CSV counted, column by column: types are the whole file's, as pandas reads it."""
     if not path.is_file():
-        raise DataError(f"data_path={str(path)!r} is invalid: no such file")
+        raise invalid_data(path, "no such file")
     if path.suffix.lower() != ".csv":
-        raise DataError(f"data_path={str(path)!r} is invalid: must be a .csv file")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = next(reader, [])
-            check_header(path, header, target)
-            index = header.index(target)
-            rows = data_rows(path, reader, len(header))
-            sample = list(itertools.islice(rows, SAMPLE_ROWS))
-            with_target, late = scan_rows(
-                itertools.chain(sample, rows), index, numeric_columns(header, sample, rules), rules, reader
-            )
-    except (UnicodeDecodeError, csv.Error) as error:
-        raise DataError(f"data_path={str(path)!r} is invalid: not a UTF-8 CSV file ({error})") from None
-    if not sample:
-        raise DataError(f"data_path={str(path)!r} is invalid: the file has a header but no data rows")
-    return Table(path, header, sample, with_target, late)
+        raise invalid_data(path, "must be a .csv file")
+    with csv_rows(path, rules) as (reader, rows):
+        header = next(rows)
+        check_header(path, header, target)
+        columns = {name: ColumnCount(path, rules) for name in header}
+        count, first_rows = 0, []
+        for chunk, lines in chunks(rows, reader):
+            count += len(chunk)
+            first_rows = first_rows or chunk[:REQUEST_ROWS]
+            for column, values in zip(columns.values(), zip(*chunk, strict=True), strict=True):
+                column.add(values, lines)
+    if not count:
+        raise invalid_data(path, "the file has a header but no data rows")
+    return Table(path, header, columns, count, first_rows)
 
 
-# A finite number in every reading, pandas' and Python's: most fields of a numeric column, matched fast.
-PLAIN_NUMBER = r"-?[0-9]{1,15}(?:\.[0-9]{0,30})?"
-
-
-def scan_rows(
-    rows: Iterator[list[str]], target: int, numeric: list[tuple[str, int]], rules: ModuleType, reader: Any
-) -> tuple[int, dict[str, LateField]]:
-    """How many rows have a target value, and the first field of each ``numeric`` column that is not a finite
-    number (the sample's rows pass; a row whose numeric fields are all plain numbers is checked in one match)."""
-    with_target = 0
-    late: dict[str, LateField] = {}
-    # The separator cannot be in a plain number: the match holds only if every field is one.
-    all_plain = re.compile("\0".join([PLAIN_NUMBER] * len(numeric)))
-    for row in rows:
-        with_target += not rules.is_missing(cell(row, target))
-        fields = [cell(row, position) for _, position in numeric]
-        if not numeric or all_plain.fullmatch("\0".join(fields)):
-            continue
-        for (name, _), value in zip(numeric, fields, strict=True):
-            if name not in late and not (rules.is_missing(value) or finite(value, rules)):
-                late[name] = LateField(reader.line_num, value)
-    return with_target, late
-
-
-def numeric_columns(header: list[str], sample: list[list[str]], rules: ModuleType) -> list[tuple[str, int]]:
-    """The columns, with their positions, whose sampled fields are filled in places and finite numbers in all."""
-    found = []
-    for position, name in enumerate(header):
-        filled = [value for value in (cell(row, position) for row in sample) if not rules.is_missing(value)]
-        if filled and all(finite(value, rules) for value in filled):
-            found.append((name, position))
-    return found
-
-
-def finite(value: str, rules: ModuleType) -> bool:
-    number = rules.number(value)
-    return number is not None and math.isfinite(number)
+def distinct_on_every_row(table: Table, name: str, rules: ModuleType) -> bool:
+    """Whether a column of text and numbers holds a different string on every row: read again, for the one kind
+    of column whose counts cannot tell (every text value once, nothing missing; numbers are not kept)."""
+    position = table.header.index(name)
+    with csv_rows(table.path, rules) as (_, rows):
+        next(rows)
+        return len({row[position] for row in rows}) == table.rows
 
 
 def check_header(path: Path, header: list[str], target: str) -> None:
     if not header:
-        raise DataError(f"data_path={str(path)!r} is invalid: the file is empty, a header row is required")
+        raise invalid_data(path, "the file is empty, a header row is required")
     duplicated = sorted({name for name in header if header.count(name) > 1})
     if duplicated:
-        raise DataError(f"data_path={str(path)!r} is invalid: duplicate column names {duplicated}")
+        raise invalid_data(path, f"duplicate column names {duplicated}")
     if "" in header:
-        position = header.index("") + 1
-        raise DataError(f"data_path={str(path)!r} is invalid: column {position} of the header has no name")
+        raise invalid_data(path, f"column {header.index('') + 1} of the header has no name")
+    for position, name in enumerate(header, 1):
+        # A NUL ends the name where pandas reads it; the others are invisible wherever the name is shown.
+        if controls := [char for char in name if unicodedata.category(char) == "Cc"]:
+            raise invalid_data(
+                path,
+                f"column {position} of the header, {name!r}, holds the control character {controls[0]!r}: "
+                "column names must be printable",
+            )
     if target not in header:
         raise DataError(f"target_column={target!r} is not a column of {path.name}; columns are: {', '.join(header)}")
     if len(header) < 2:
@@ -353,104 +480,116 @@ def check_header(path: Path, header: list[str], target: str) -> None:
         )
 
 
-def filled_counts(values: list[str], rules: ModuleType) -> Counter[str]:
-    return Counter(value for value in values if not rules.is_missing(value))
-
-
 def check_target(table: Table, target: str, rules: ModuleType) -> None:
-    found = rules.column_type(filled_counts(table.column(target), rules))
-    if found.kind == "empty":
-        raise DataError(f"target_column={target!r} is empty in the first {len(table.sample)} rows of {table.path.name}")
+    column, file = table.columns[target], table.path.name
+    found = column.column_type()
+    rule = f"target_column={target!r} must"
+    if found.kind == "formatted":
+        raise DataError(f"{rule} be numeric, but {column.offending('written', file)}: {found.remedy()}")
     if found.text:
-        holds = f"{table.path.name} holds {found.text[0]!r} in it"
-        raise DataError(f"target_column={target!r} must be numeric, but {holds}")
+        raise DataError(f"{rule} be numeric, but {column.offending('text', file)}")
     if found.infinite:
+        raise DataError(f"{rule} hold finite numbers, but {column.offending('infinite', file)}")
+    if "beyond" in column.first:
         raise DataError(
-            f"target_column={target!r} must hold finite numbers, but {table.path.name} holds {found.infinite[0]!r}"
+            f"{rule} hold numbers within ±{rules.TARGET_LIMIT:g}, beyond which squared errors overflow, but "
+            f"{column.offending('beyond', file)}"
         )
-    if target in table.late:
-        raise DataError(
-            f"target_column={target!r} must hold finite numbers on every row, but {table.late_problem(target)}"
+    if column.numbers < rules.MIN_ROWS:
+        raise invalid_data(
+            table.path, f"only {column.numbers} rows have a {target!r} value, at least {rules.MIN_ROWS} are needed"
         )
-    if table.rows_with_target < rules.MIN_ROWS:
+    if len(column.distinct) == 1:
+        value = next(iter(column.distinct))
         raise DataError(
-            f"data_path={str(table.path)!r} is invalid: only {table.rows_with_target} rows have a "
-            f"{target!r} value, at least {rules.MIN_ROWS} are needed"
+            f"target_column={target!r} holds {value:g} on every row of {file} that has a value: "
+            "there is nothing to predict"
         )
 
 
-def check_split(table: Table, rules: ModuleType) -> None:
+def check_split(table: Table, target: str, rules: ModuleType) -> None:
     """The split data_prep makes must leave rows in every part (``validation_size`` only matters for auto)."""
     validation = float(VALUES["__validation_size"]) if VALUES["model"] == "auto" else 0.0
-    problem = rules.split_problem(table.rows_with_target, float(VALUES["__test_size"]), validation)
+    with_target = table.columns[target].numbers
+    problem = rules.split_problem(with_target, float(VALUES["__test_size"]), validation)
     if problem:
-        rows = f"the {table.rows_with_target} rows with a target in {table.path.name}"
+        rows = f"the {with_target} rows with a target in {table.path.name}"
         raise DataError(f"__test_size={VALUES['__test_size']!r} is invalid for {rows}: it {problem}")
 
 
-def column_list(name: str, header: list[str]) -> list[str]:
-    """A comma-separated variable as column names, each checked against the CSV's header."""
-    columns = [column.strip() for column in VALUES[name].split(",") if column.strip()]
+def checked_columns(name: str, header: list[str]) -> list[str]:
+    """A comma-separated variable's column names, each checked against the CSV's header."""
+    columns = column_list(name)
     for column in columns:
         if column not in header:
             raise DataError(f"{name}: {column!r} is not a column of the CSV; columns are: {', '.join(header)}")
     return columns
 
 
-def unusable(values: list[str], found: Any, rules: ModuleType) -> str | None:
-    """Why a sampled column should not be a feature (the rule data_prep applies to the whole column)."""
-    filled = [value for value in values if not rules.is_missing(value)]
-    numbers = [rules.number(value) for value in filled] if found.kind == "numeric" else []
-    ascending = all(number.is_integer() for number in numbers) and numbers == sorted(numbers)
-    distinct = len(set(numbers) if numbers else set(filled))
-    return rules.unusable(distinct, len(values), found.kind == "numeric", ascending)
+def unusable(table: Table, name: str, found: Any, rules: ModuleType, named: bool) -> str | None:
+    """Why a column should not be a feature: empty, or, unless the user ``named`` the features, the rule data_prep
+    applies (``csv_rules.unusable``)."""
+    if found.kind == "empty":
+        return "empty"
+    if named:
+        return None
+    column = table.columns[name]
+    if found.kind == "numeric":
+        # Row numbers: every row filled with a distinct whole number, each above the last (the count then is exact).
+        distinct = table.rows if column.row_numbers else len(column.distinct)
+        return rules.unusable(distinct, table.rows, True, column.row_numbers)
+    if column.numbers and not column.missing and all(count == 1 for count in column.text.values()):
+        distinct = table.rows if distinct_on_every_row(table, name, rules) else 0
+        return rules.unusable(distinct, table.rows, False, False)
+    # Numbers count as one value at least: never as many as the rows, since something is missing or repeated.
+    return rules.unusable(len(column.text) + bool(column.numbers), table.rows, False, False)
 
 
 def feature_type(table: Table, name: str, rules: ModuleType, named: bool) -> Any:
-    """The column's type by csv_rules; a column of numbers with a few text fields is refused, unless the user
-    ``named`` it in feature_columns: then it is a category on purpose (codes such as 4, 6, 8, rotary)."""
-    found = rules.column_type(filled_counts(table.column(name), rules))
-    if found.kind == "mixed" and not named:
+    """The column's type by csv_rules; numbers spoilt by text or written with separators are refused, unless the
+    user ``named`` the column in feature_columns: then it is a category on purpose (codes such as 4, 6, 8, rotary)."""
+    column, file = table.columns[name], table.path.name
+    found = column.column_type()
+    if found.kind in {"mixed", "formatted"} and not named:
+        first = column.first["written" if found.kind == "formatted" else "text"][1]
         raise DataError(
-            f"column {name!r} of {table.path.name} holds numbers except for {found.describe_text()} "
-            f"({found.filled - found.numbers} of {found.filled} filled rows): make those fields empty (or NA) "
-            "if they mean missing, list the column in drop_columns, or name it in feature_columns to keep it "
-            "as a category"
+            f"column {name!r} of {file} holds {found.describe()} (the first on line {first}): {found.remedy()}, "
+            "list the column in drop_columns, or name it in feature_columns to keep it as a category"
         )
     if found.infinite:
         raise DataError(
-            f"column {name!r} of {table.path.name} holds {found.infinite[0]!r}: numbers must be finite; "
+            f"column {name!r} of {column.offending('infinite', file)}: numbers must be finite; "
             "make those fields empty (or NA), or list the column in drop_columns"
         )
-    if name in table.late and not named:
-        raise DataError(
-            f"column {name!r}: {table.late_problem(name)}: make such fields empty (or NA) if they mean missing, "
-            "list the column in drop_columns, or name it in feature_columns to keep it as a category"
-        )
-    if name in table.late:
-        return dataclasses.replace(found, kind="mixed", text=[table.late[name].value])
     return found
 
 
 def infer_features(table: Table, target: str, rules: ModuleType) -> tuple[dict[str, list[str]], dict[str, str]]:
-    """Numeric and categorical feature columns from the sample, and the columns left out with why."""
-    named = column_list("feature_columns", table.header)
-    dropped = {column: "drop_columns" for column in column_list("drop_columns", table.header)}
+    """Numeric and categorical feature columns, and every other column but the target, left out with why."""
+    named = checked_columns("feature_columns", table.header)
+    dropped = checked_columns("drop_columns", table.header)
     features: dict[str, list[str]] = {"numeric": [], "categorical": []}
-    for name in named or table.header:
-        if name == target or name in dropped:
+    reasons: dict[str, str] = {}
+    for name in table.header:
+        if name == target:
+            continue
+        if name in dropped:
+            reasons[name] = "in drop_columns"
+            continue
+        if named and name not in named:
+            reasons[name] = "not in feature_columns"
             continue
         found = feature_type(table, name, rules, name in named)
-        reason = None if named else unusable(table.column(name), found, rules)
-        if found.kind == "empty":
-            reason = "empty"
-        if reason:
-            dropped[name] = reason
+        if reason := unusable(table, name, found, rules, bool(named)):
+            reasons[name] = reason
             continue
         features["numeric" if found.kind == "numeric" else "categorical"].append(name)
     if not features["numeric"] and not features["categorical"]:
         raise DataError(f"no feature columns are left besides target_column={target!r}")
-    return features, dropped
+    order = {name: position for position, name in enumerate(named)}
+    for kind in features.values():  # in the order the user named them
+        kind.sort(key=lambda name: order.get(name, 0))
+    return features, reasons
 
 
 def analyse_data() -> dict[str, object]:
@@ -460,15 +599,16 @@ def analyse_data() -> dict[str, object]:
     target = VALUES["target_column"]
     table = read_table(source, target, rules)
     check_target(table, target, rules)
-    check_split(table, rules)
+    check_split(table, target, rules)
     features, dropped = infer_features(table, target, rules)
     return {
         "source": str(source),
+        "template": str(template_dir()),  # post_gen_project compares what it removes with the template's files
         "features": features,
         "dropped": dropped,
         "header": table.header,
         # Missing fields as empty ones: the sample request sends them as JSON null.
-        "rows": [["" if rules.is_missing(field) else field for field in row] for row in table.sample[:REQUEST_ROWS]],
+        "rows": [["" if rules.is_missing(field) else field for field in row] for row in table.first_rows],
     }
 
 

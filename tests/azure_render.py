@@ -43,13 +43,14 @@ class TrainedRender:
         return json.loads((self.report / "metrics.json").read_text())
 
     def step_command(self, component: str, inputs: dict[str, Any], outputs: dict[str, Path]) -> list[str]:
-        """The component's command line as Azure ML fills it in: ``${{inputs.x}}`` and ``${{outputs.y}}`` replaced."""
+        """The component's command line as Azure ML fills it in: ``${{inputs.x}}`` and ``${{outputs.y}}`` replaced by
+        the values' text, where the spec quotes what needs quoting, then split as a shell splits it."""
         spec = yaml.safe_load((self.root / "components" / component / f"{component}.yml").read_text())
         command = spec["command"]
         for name, value in inputs.items():
-            command = command.replace(f"${{{{inputs.{name}}}}}", shlex.quote(str(value)))
+            command = command.replace(f"${{{{inputs.{name}}}}}", str(value))
         for name, path in outputs.items():
-            command = command.replace(f"${{{{outputs.{name}}}}}", shlex.quote(str(path)))
+            command = command.replace(f"${{{{outputs.{name}}}}}", str(path))
         assert "${{" not in command, command
         return [sys.executable if word == "python" else word for word in shlex.split(command)]
 

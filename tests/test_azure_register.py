@@ -83,3 +83,27 @@ def test_a_registry_error_registers_nothing_and_fails_the_step_with_one_line(
     (line,) = lines
     assert line.startswith("error: not registered: ")
     assert failure.body["message"] in line
+
+
+# How the registry answers the creation of a registered model whose name exists (tests/azure_fake.py says why both).
+EXISTING_NAME_ANSWERS = {
+    "400 RESOURCE_ALREADY_EXISTS": (400, "RESOURCE_ALREADY_EXISTS"),
+    "409 ALREADY_EXISTS": (409, "ALREADY_EXISTS"),
+}
+
+
+@pytest.mark.parametrize("answer", list(EXISTING_NAME_ANSWERS))
+def test_a_better_model_under_a_registered_name_becomes_its_next_version(
+    trained_render: TrainedRender, fake: FakeAzureML, tmp_path: Path, answer: str
+) -> None:
+    fake.existing_name_answer = EXISTING_NAME_ANSWERS[answer]
+    worse = trained_render.metrics["rmse"] + 0.5
+    fake.add_version(MODEL_NAME, {"test_rmse": str(worse)})
+    run, result = register_on_azure(trained_render, fake, tmp_path / "decision")
+    assert result.returncode == 0, result.stderr[-3000:]
+    decision = json.loads((tmp_path / "decision" / "decision.json").read_text())
+    assert decision["registered"] is True and decision["version"] == "2"
+    earlier, new = fake.versions[MODEL_NAME]
+    assert earlier.tags == {"test_rmse": str(worse)}
+    assert new.tags == {"source_run_id": run.run_id, "test_rmse": str(trained_render.metrics["rmse"])}
+    assert "MLmodel" in fake.files_of(new.source)

@@ -173,12 +173,12 @@ def test_no_template_syntax_is_left(baked: Bake) -> None:
 
 def test_azure_ml_placeholders_survive(baked: Bake) -> None:
     train = (baked.path / "components/train/train.yml").read_text()
-    assert "--prepped-data ${{inputs.prepped_data}}" in train
+    assert "--prepped-data '${{inputs.prepped_data}}'" in train
     assert "$[[--max-depth ${{inputs.max_depth}}]]" in train
     assert "--model ${{outputs.model}}" in train
     assert "--report ${{outputs.report}}" in (baked.path / "components/evaluate/evaluate.yml").read_text()
     prep = (baked.path / "components/data_prep/component.py").read_text()
-    assert '" --input-data ${{inputs.input_data}}"' in prep
+    assert "\" --input-data '${{inputs.input_data}}'\"" in prep
     assert '" --prepped-data ${{outputs.prepped_data}}"' in prep
 
 

@@ -126,6 +126,36 @@ BROKEN = {
         ),
         ("components/data_prep/component.py", "command-quoting", "string input 'target_column' is filled into"),
     ),
+    "a data input filled in outside quotes": (
+        (
+            "components/data_prep/component.py",
+            "--input-data '${{inputs.input_data}}'",
+            "--input-data ${{inputs.input_data}}",
+        ),
+        ("components/data_prep/component.py", "command-quoting", "data input 'input_data' is filled into the command"),
+    ),
+    "the data file's name holds a single quote": (
+        ("aml/data.yml", '"../data/diabetes.csv"', '"../data/it\'s.csv"'),
+        ("data/it's.csv", "input-value", 'input_data: its file name "it\'s.csv" holds a single quote, which no'),
+    ),
+    "config.yml sets a parameter to a binding": (
+        ("config.yml", '"diabetes-blood-pressure-model"', '"${{outputs.decision}}"'),
+        (
+            "config.yml",
+            "input-value",
+            "registered_model_name: '${{outputs.decision}}' holds ${{...}}, which Azure ML reads as a binding to an "
+            "input or output, not as text, for register.inputs.model_name",
+        ),
+    ),
+    "config.yml names the registered model as Azure ML cannot": (
+        ("config.yml", '"diabetes-blood-pressure-model"', '"a b/c"'),
+        (
+            "config.yml",
+            "model-name",
+            "azure.registered_model_name: 'a b/c' is invalid: must be 1-255 letters, digits, underscores or hyphens, "
+            "starting with a letter or digit",
+        ),
+    ),
     "a string input filled in inside double quotes": (
         ("components/register/register.yml", "'${{inputs.model_name}}'", '"${{inputs.model_name}}"'),
         ("components/register/register.yml", "command-quoting", "string input 'model_name' is filled into"),
@@ -137,6 +167,14 @@ BROKEN = {
     "config.yml sets a seed numpy cannot take": (
         ("config.yml", "random_seed: 42", "random_seed: 4294967296"),
         ("config.yml", "input-value", "random_seed: 4294967296 is above the maximum"),
+    ),
+    "bayesian sampling with the default early termination, which Azure ML's Bayesian sampling refuses": (
+        ("config.yml", "  sampling: random", "  sampling: bayesian"),
+        (
+            "config.yml",
+            "tuning-settings",
+            "tuning.early_termination.policy is 'bandit' with tuning.sampling 'bayesian'",
+        ),
     ),
     "an AML spec that azure-ai-ml cannot load": (
         ("aml/compute.yml", "type: amlcompute", "type: amlcomputer"),

@@ -4,6 +4,7 @@ names. Each case once ended in a traceback (issue 11)."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from collections.abc import Callable, Iterator
@@ -11,6 +12,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 import pytest
+import yaml
 from azure_render import TrainedRender
 from machinery import PACKAGE, cli
 
@@ -60,6 +62,15 @@ def as_a_file(path: Path) -> Iterator[None]:
         aside.rename(path)
 
 
+def with_flow_style_model(config: Path) -> AbstractContextManager[object]:
+    """config.yml with its ``model:`` section on one line, in flow style, which tune cannot write its result into;
+    one trial a sweep, should a sweep start."""
+    text = config.read_text()
+    section = text[text.index("model:\n") : text.index("\n\n", text.index("model:\n"))]
+    flow = "model: " + json.dumps(yaml.safe_load(section)["model"])
+    return written(config, text.replace(section, flow).replace("max_total_trials: 20", "max_total_trials: 1"))
+
+
 Condition = Callable[[Path], AbstractContextManager[object]]  # what a case does to the project while it runs
 HEADER_ONLY = "Pregnancies,Glucose,BloodPressure,SkinThickness,BMI,DiabetesPedigreeFunction,Age,Diabetic\n"
 
@@ -95,11 +106,48 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
         1,
         r"error: step 'data_prep' failed: .*target column 'NoSuchColumn' not found; columns are: .* \(its log: .*\)",
     ),
+    "a parameter holding a binding": (
+        lambda project: nullcontext(),
+        ["submit", "--dry-run", "-p", "registered_model_name=${{outputs.decision}}"],
+        2,
+        rf"{PACKAGE} submit: error: argument -p/--param: registered_model_name='\$\{{\{{outputs\.decision\}}\}}' is "
+        r"invalid: \$\{\{\.\.\.\}\} is a binding to an input or output for Azure ML, never text \(see .*\)",
+    ),
+    "a registered model name Azure ML refuses": (
+        lambda project: nullcontext(),
+        ["run", "--local", "-p", "registered_model_name=a b/c"],
+        2,
+        rf"{PACKAGE} run: error: argument -p/--param: registered_model_name='a b/c' is invalid: must be 1-255 "
+        r"letters, digits, underscores or hyphens, starting with a letter or digit .*",
+    ),
+    "rows to score in a file named with a single quote": (
+        lambda project: written(project / "it's.csv", HEADER_ONLY),
+        ["score", "--local", "--data", "it's.csv"],
+        2,
+        rf"{PACKAGE} score: error: argument --data: \"it's\.csv\" is invalid: its file name \"it's\.csv\" holds a "
+        r"single quote, which no quoting on a command line carries safely; rename the file .*",
+    ),
+    "tune with a model section it cannot write back": (
+        lambda project: with_flow_style_model(project / "config.yml"),
+        ["tune", "--local"],
+        2,
+        r"error: .*config\.yml: tune writes the model it finds into the `model:` section, which must be a block of "
+        r"`key: value` lines under `model:` \(not `model: \{\.\.\.\}` on one line\): rewrite it so, then run tune",
+    ),
     "config.yml that is not YAML": (
         lambda project: written(project / "config.yml", "target_column: [unclosed\n"),
         ["check"],
         2,
         r"error: .*config\.yml: not valid YAML \(.*\)",
+    ),
+    "tune with bayesian sampling and an early-termination policy": (
+        lambda project: written(
+            project / "config.yml",
+            (project / "config.yml").read_text().replace("  sampling: random", "  sampling: bayesian", 1),
+        ),
+        ["tune", "--azure", "--dry-run"],
+        2,
+        r"error: .*config\.yml: tuning\.early_termination\.policy is 'bandit' with tuning\.sampling 'bayesian'; .*",
     ),
     "an unforeseen error (runs/ is a file)": (
         lambda project: as_a_file(project / "runs"),

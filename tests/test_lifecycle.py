@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -268,6 +269,64 @@ def test_azure_pipelines_test_pull_requests_and_submit_only_by_hand(renders: dic
     expected.add("runsDir")  # set by the step that asks config.yml where the runs are
     assert macros == expected, macros
     assert text == (TEMPLATE_DIR / TEMPLATE_PROJECT / "azure-pipelines.yml").read_text(encoding="utf-8")
+
+
+def submit_stage(pipeline: dict[str, Any]) -> dict[str, Any]:
+    (stage,) = [stage for stage in pipeline["stages"] if stage["stage"] == "Submit"]
+    return stage
+
+
+WORKSPACE_SCOPE = (
+    "--scope /subscriptions/<subscription id>/resourceGroups/<resource group>"
+    "/providers/Microsoft.MachineLearningServices/workspaces/<workspace>"
+)
+
+
+def least_privilege(readme: str) -> bool:
+    """The identity CI signs in as gets the two built-in roles `submit` needs, on the workspace alone, and no other
+    role is granted anywhere."""
+    roles = [role.strip('"') for role in re.findall(r'--role ("[^"]+"|\S+)', readme)]
+    return roles == ["AzureML Data Scientist", "AzureML Compute Operator"] and readme.count(WORKSPACE_SCOPE) == 2
+
+
+# What holds a submission from CI in, one row each: (ci choice, rendered file, what must hold of it: the file
+# parsed as YAML, or its text for a README)
+SUBMISSION_GUARDS: dict[str, tuple[str, str, Callable[[Any], bool]]] = {
+    "the GitHub submit job stops within two hours": (
+        "github",
+        ".github/workflows/submit.yml",
+        lambda workflow: 0 < workflow["jobs"]["submit"]["timeout-minutes"] <= 120,
+    ),
+    "the Azure Pipelines submit job stops within two hours": (
+        "azure-devops",
+        "azure-pipelines.yml",
+        lambda pipeline: 0 < submit_stage(pipeline)["jobs"][0]["timeoutInMinutes"] <= 120,
+    ),
+    "the Azure Pipelines Submit stage runs for main only, even by hand": (
+        "azure-devops",
+        "azure-pipelines.yml",
+        lambda pipeline: (
+            "eq(variables['Build.SourceBranch'], 'refs/heads/main')" in submit_stage(pipeline)["condition"]
+        ),
+    ),
+    "the GitHub setup grants two workspace roles, not Contributor on the resource group": (
+        "github",
+        "README.md",
+        least_privilege,
+    ),
+    "the Azure DevOps setup grants least privilege and branch control on the service connection": (
+        "azure-devops",
+        "README.md",
+        lambda readme: least_privilege(readme) and "Branch control" in readme,
+    ),
+}
+
+
+@pytest.mark.parametrize("guard", list(SUBMISSION_GUARDS))
+def test_a_submission_from_ci_is_held_in(renders: dict[str, Path], guard: str) -> None:
+    ci, name, holds = SUBMISSION_GUARDS[guard]
+    path = renders[ci] / name
+    assert holds(path.read_text(encoding="utf-8") if name.endswith(".md") else load_yaml(path)), guard
 
 
 def test_pre_commit_config_pins_its_hooks_and_runs_the_project_check(renders: dict[str, Path]) -> None:

@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import mlflow
 import pytest
@@ -70,6 +71,10 @@ QUOTING = {
     "a number": ("python s.py --n ${{inputs.n}}", []),
     "an enum of plain words": ("python s.py --e ${{inputs.e}}", []),
     "an enum with a space": ("python s.py --w ${{inputs.w}}", ["w"]),
+    "a file, bare": ("python s.py --p ${{inputs.p}}", ["p"]),
+    "a file, single-quoted": ("python s.py --p '${{inputs.p}}'", []),
+    "a model folder inside double quotes": ('python s.py --m "${{inputs.m}}"', ["m"]),
+    "an output, bare (Azure ML names its folder)": ("python s.py --o ${{outputs.o}}", []),
 }
 
 
@@ -81,8 +86,10 @@ def test_the_quoting_rule(machinery: SimpleNamespace, command: str, open_to_the_
         "n": plan.StepInput("number", plan.Binding()),
         "e": plan.StepInput("string", plan.Binding(), enum=("ridge", "random_forest")),
         "w": plan.StepInput("string", plan.Binding(), enum=("a b", "c")),
+        "p": plan.StepInput("uri_file", plan.Binding()),
+        "m": plan.StepInput("mlflow_model", plan.Binding()),
     }
-    assert plan.unquoted_strings(command, inputs) == open_to_the_shell
+    assert plan.unquoted_inputs(command, inputs) == open_to_the_shell
 
 
 # (type, declaration, value) -> why the input refuses it (None: accepted)
@@ -101,7 +108,32 @@ VALUES = {
         '"it\'s" holds a single quote or a NUL, which no quoting on a command line carries safely',
     ),
     "a default, as text": ("integer", {"minimum": 1.0}, "100", None),
-    "placeholders and flags in text": ("string", {}, "${{outputs.model}} --help", None),
+    "flags and shell code in text": ("string", {}, "--help $(id) `id` ; a b", None),
+    "a binding in text": (
+        "string",
+        {},
+        "${{outputs.decision}}",
+        "'${{outputs.decision}}' holds ${{...}}, which Azure ML reads as a binding to an input or output, not as text",
+    ),
+    "a file name with a single quote": (
+        "uri_file",
+        {},
+        "/data/it's.csv",
+        'its file name "it\'s.csv" holds a single quote, which no quoting on a command line carries safely',
+    ),
+    "a file name with a control character": (
+        "uri_file",
+        {},
+        "/data/a\nb.csv",
+        "its file name 'a\\nb.csv' holds a control character, which Azure Storage refuses in a blob name",
+    ),
+    "a file name with a binding": (
+        "uri_file",
+        {},
+        "/data/${{inputs.x}}.csv",
+        "its file name '${{inputs.x}}.csv' holds ${{...}}, which Azure ML reads as a binding to an input or output",
+    ),
+    "a quote in a folder above the file (only the name reaches Azure ML)": ("uri_file", {}, "/o'neil/a b.csv", None),
 }
 
 
@@ -249,6 +281,76 @@ def test_a_project_with_hostile_column_names_runs_locally(hostile_project: tuple
     prepped = Path(latest_run(project)["steps"][0]["outputs"]["prepped_data"])
     assert json.loads((prepped / "features.json").read_text())["numeric"] == names
     assert not (project.parent.parent / INJECTED).exists()
+
+
+# --- data paths through the shell, as Azure ML fills a command ----------------------------------------------------
+
+# Where Azure ML mounts a job's data: a data input's path ends with its file's name, which comes from the user.
+MOUNTS = "/mnt/azureml/cr/j/0f1e2d/cap/data-capability/wd"
+# file name -> what it tries; a name cannot hold a slash, so what it would create lands in the shell's folder
+HOSTILE_FILE_NAMES = {
+    "a space": f"house prices {INJECTED}.csv",
+    "a semicolon": f"x.csv; touch {INJECTED}",
+    "command substitution": f"$(touch {INJECTED}).csv",
+    "backticks": f"`touch {INJECTED}`.csv",
+    "double quotes and a variable": f'say "{INJECTED}" $HOME.csv',
+    "globs, a pipe and a redirection": f"*.csv | tee {INJECTED} > {INJECTED} & ~",
+}
+
+
+def serialised_commands(machinery: SimpleNamespace, project: Path) -> list[tuple[str, Any]]:
+    """Every command node of the default render's graphs, as azure-ai-ml serialises them for Azure ML: (graph and node,
+    the node as a step, its pipeline's input values)."""
+    settings = machinery.settings.Settings.load(project)
+    pipeline, graph = machinery.pipeline, machinery.aml_graph
+    jobs = {
+        **pipeline.checked_graphs(settings),  # training, tuning, monitoring
+        "scoring": pipeline.local_score_pipeline(settings, project / "components", settings.local_data_path),
+    }
+    commands = []
+    for job_name, job in jobs.items():
+        document = graph.serialised(job)
+        for name, node in graph.command_nodes(document).items():
+            commands.append((f"{job_name}.{name}", graph.step_from_node(name, node, project), document["inputs"]))
+    return commands
+
+
+def azure_ml_values(step: Any, pipeline_inputs: dict, file_name: str) -> tuple[dict, dict]:
+    """What Azure ML fills in for a step's inputs and outputs: every data input mounted under a path ending in
+    ``file_name``, every other input its bound value or its default."""
+    inputs = {}
+    for name, spec in step.inputs.items():
+        if spec.is_path:
+            inputs[name] = f"{MOUNTS}/INPUT_{name}/{file_name}"
+        elif spec.binding.pipeline_input:
+            inputs[name] = pipeline_inputs.get(spec.binding.pipeline_input)
+        else:
+            inputs[name] = spec.default if spec.binding.value is None else spec.binding.value
+    return inputs, {name: f"{MOUNTS}/{name}" for name in step.outputs}
+
+
+@pytest.mark.parametrize("file_name", HOSTILE_FILE_NAMES.values(), ids=HOSTILE_FILE_NAMES.keys())
+def test_data_paths_reach_every_step_whole_through_a_shell(
+    machinery: SimpleNamespace, default_project: Path, tmp_path: Path, file_name: str
+) -> None:
+    """Each serialised command filled in as Azure ML fills it and run by bash, the script replaced by printf: every
+    step gets the argv the local runner gives it, paths whole, and nothing the names hold runs. A CSV named with
+    a space once split its path in two; one with a semicolon ran a command."""
+    commands = serialised_commands(machinery, default_project)
+    assert {name.split(".")[0] for name, _, _ in commands} == {"training", "tuning", "monitoring", "scoring"}
+    for name, step, pipeline_inputs in commands:
+        inputs, outputs = azure_ml_values(step, pipeline_inputs, file_name)
+        filled = filled_as_azure_ml_does(step.command, inputs, outputs)
+        assert filled.startswith("python "), name
+        printed = subprocess.run(
+            ["bash", "-c", filled.replace("python ", "printf '%s\\0' ", 1)],
+            cwd=tmp_path,
+            capture_output=True,
+            check=True,
+        )
+        argv = printed.stdout.decode().split("\0")[:-1]
+        assert argv == machinery.local_runner.render_command(step.command, inputs, outputs)[1:], name
+        assert not list(tmp_path.iterdir()), f"{name} ran what a file name holds"
 
 
 # --- reuse verified by content -----------------------------------------------------------------------------------

@@ -38,14 +38,22 @@ def houses(count: int = 40, **columns: Callable[[int], object]) -> str:
 
 MARKERS = ("NA", "N/A", "NULL", "nan", "", "#N/A", "None", "<NA>", "n/a", "null")
 SPOILT_AREA = houses(area=lambda i: ("?", "unknown")[i % 2] if i in (3, 8, 11) else 30 + i % 7)
-SPOILT_MESSAGE = "'unknown', '?' (3 of 40 filled rows): make those fields empty (or NA) if they mean missing"
+SPOILT_MESSAGE = (
+    "numbers but also 'unknown' (2 rows), '?' (1 row) in 3 of 40 filled rows: make those fields empty (or NA) if "
+    "they mean missing"
+)
+THOUSANDS = houses(area=lambda i: f"{1000 + 250 * (i % 4):,}.5" if i % 2 else 30 + i)
+THOUSANDS_MESSAGE = (
+    "numbers written with separators, which pandas reads as text: '1,250.5' (10 rows), '1,750.5' (10 rows) in 20 "
+    "of 40 filled rows: write them with a decimal point and no thousands separator ('1,250.5' as 1250.5)"
+)
 
 # (CSV text, prepare() keyword arguments) -> the DataError message (a fragment of its one line)
 REFUSED = {
     "a numeric column spoilt by a few strings": (
         SPOILT_AREA,
         {},
-        "feature column 'area' holds numbers but also holds " + SPOILT_MESSAGE,
+        "feature column 'area' holds " + SPOILT_MESSAGE,
     ),
     "config.yml's numeric column, now spoilt": (
         SPOILT_AREA,
@@ -55,7 +63,40 @@ REFUSED = {
     "config.yml's numeric column, now text": (
         houses(area=lambda i: "big"),
         {"numeric": ["area"]},
-        "feature column 'area' is listed as numeric in config.yml but holds 'big' (40 of 40 filled rows)",
+        "feature column 'area' is listed as numeric in config.yml but holds text: 'big' (40 rows) in 40 of 40 "
+        "filled rows",
+    ),
+    # --- one rule for column types, never a silent change of type ---
+    "a marker pandas does not know in a quarter of a numeric column": (
+        houses(area=lambda i: "?" if i % 4 == 0 else 30 + (i * 7) % 90),
+        {},
+        "feature column 'area' holds numbers but also '?' (10 rows) in 10 of 40 filled rows: make those fields "
+        "empty (or NA) if they mean missing",
+    ),
+    "thousands separators": (THOUSANDS, {}, "feature column 'area' holds " + THOUSANDS_MESSAGE),
+    "config.yml's numeric column, now with thousands separators": (
+        THOUSANDS,
+        {"numeric": ["rooms", "area"], "categorical": ["city"]},
+        "feature column 'area' is listed as numeric in config.yml but holds " + THOUSANDS_MESSAGE,
+    ),
+    "decimal commas in half the rows": (
+        houses(area=lambda i: f"{i},{(i * 37) % 1000:03d}" if i % 2 else 30 + i),
+        {},
+        "feature column 'area' holds numbers written with separators, which pandas reads as text: '1,037' (1 row), "
+        "'11,407' (1 row), '13,481' (1 row) … in 20 of 40 filled rows: write them with a decimal point and no "
+        "thousands separator ('1,037' as 1037 or 1.037)",
+    ),
+    # --- targets a model cannot be scored on ---
+    "a constant target": (
+        houses(price=lambda i: "NA" if i == 3 else 1000),
+        {"numeric": ["rooms", "area"]},
+        "target column 'price' holds 1000 on every row that has a value: there is nothing to predict",
+    ),
+    "a target whose squared errors overflow": (
+        houses(price=lambda i: f"{1 + i % 7}e200"),
+        {"numeric": ["rooms", "area"]},
+        "target column 'price' must hold numbers within ±1e+100, beyond which squared errors overflow, but holds "
+        "7e+200",
     ),
     "an infinite target": (
         houses(price=lambda i: "inf" if i == 4 else 1000 + i),
@@ -70,7 +111,8 @@ REFUSED = {
     "a target with stray text": (
         houses(price=lambda i: "n.a." if i == 3 else 1000 + i),
         {},
-        "target column 'price' must be numeric, but holds 'n.a.' (1 non-numeric rows)",
+        "target column 'price' must be numeric, but holds numbers but also 'n.a.' (1 row) in 1 of 40 filled rows: "
+        "make those fields empty (or NA) if they mean missing",
     ),
     "a test split of one row": (houses(12), {"test_size": 0.05}, "--test-size 0.05 leaves 1 of 12 rows for the test"),
     "a train split of no row": (houses(12), {"test_size": 0.99}, "--test-size 0.99 leaves no train rows of 12"),

@@ -91,8 +91,21 @@ def named_components(nodes: dict[str, Any]) -> list[Any]:
     return list(found.values())
 
 
-COMPUTE_FIELDS = ("size", "tier", "min_instances", "max_instances", "idle_time_before_scale_down")
 COMPUTE_FIXED_FIELDS = ("size", "tier")  # Azure ML cannot change these on an existing cluster
+
+
+def compute_settings(compute: Any) -> dict[str, Any]:
+    """A cluster's settings as values, alike whether read from its spec or from the service, which answers
+    (``AmlCompute._load_from_rest``) the VM size in capitals and the idle time as float seconds read from an ISO 8601
+    duration: 120 in the spec comes back as 120.0."""
+    return {
+        "size": str(compute.size).lower(),
+        "tier": str(compute.tier).lower(),
+        "min_instances": compute.min_instances or 0,
+        "max_instances": compute.max_instances,
+        # azure-ai-ml sends no idle time for 0 (``AmlCompute._to_rest_object``): the service keeps its own.
+        "idle_time_before_scale_down": compute.idle_time_before_scale_down or None,
+    }
 
 
 def differences(spec: Any, existing: Any) -> dict[str, tuple[Any, Any]]:
@@ -100,8 +113,12 @@ def differences(spec: Any, existing: Any) -> dict[str, tuple[Any, Any]]:
     from azure.ai.ml.entities import AmlCompute, Data, Environment
 
     if isinstance(spec, AmlCompute):
-        found = {name: (getattr(existing, name), getattr(spec, name)) for name in COMPUTE_FIELDS}
-        return {name: (old, new) for name, (old, new) in found.items() if str(old).lower() != str(new).lower()}
+        wanted, found = compute_settings(spec), compute_settings(existing)
+        return {
+            name: (getattr(existing, name), getattr(spec, name))
+            for name, value in wanted.items()
+            if value is not None and value != found[name]
+        }
     if isinstance(spec, Environment):
         found = {"image": (existing.image, spec.image), "conda_file": (existing.conda_file, spec.conda_file)}
         return {name: (old, new) for name, (old, new) in found.items() if old != new}
@@ -147,7 +164,12 @@ def reconcile(operations: Any, entity: Any) -> str:
     fixed = isinstance(entity, AmlCompute) and any(name in COMPUTE_FIXED_FIELDS for name in changed)
     if fixed or not isinstance(entity, AmlCompute):
         raise AzureAccessError(f"{describe(entity)} differs from its spec: {listed}. To apply: {how_to_apply(entity)}")
-    operations.begin_update(entity).result()  # scale settings: Azure ML updates them on the running cluster
+    # Scale settings, which Azure ML changes on the running cluster. As azure-ai-ml's own sample updates one: the
+    # cluster as the workspace has it (its location, which ARM requires of a PUT, its network and identity) with the
+    # spec's values set on it.
+    for name in changed:
+        setattr(existing, name, getattr(entity, name))
+    operations.begin_update(existing).result()
     return f"updated ({listed})"
 
 

@@ -37,9 +37,10 @@ from .check import CheckFailed
 from .config_files import SettingsError
 from .local_runner import Interrupted
 from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
-from .plan import PlanError
-from .project import Project
+from .plan import BINDING, PlanError, file_name_problem
+from .project import Project, model_name_problem
 from .step_host import StepHostError
+from .tuning import refuse_unwritable_model_section, tuning_settings
 
 PROG = "aml-pipeline-kit"
 # What the project's Makefile and CI ask, so that they name no path config.yml decides.
@@ -76,12 +77,30 @@ def whole_number(low: int, high: int | None = None) -> Callable[[str], int]:
 
 
 def parameter(text: str) -> tuple[str, Any]:
-    """``NAME=VALUE``; numbers, booleans and ``null`` are typed as in config.yml, anything else stays text."""
+    """``NAME=VALUE``; numbers, booleans and ``null`` are typed as in config.yml, anything else stays text. Refused: a
+    value that azure-ai-ml would read as a binding, and a registered model's name Azure ML would refuse after
+    training."""
     name, separator, value = text.partition("=")
-    if not separator or not name.strip():
+    name = name.strip()
+    if not separator or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME=VALUE")
+    if BINDING in value:
+        problem = f"{BINDING}...}}}} is a binding to an input or output for Azure ML, never text"
+    elif name == "registered_model_name":
+        problem = model_name_problem(value)
+    else:
+        problem = None
+    if problem:
+        raise argparse.ArgumentTypeError(f"{name}={value!r} is invalid: {problem}")
     typed = yaml.safe_load(value) if value.strip() else value
-    return name.strip(), typed if typed is None or isinstance(typed, bool | int | float) else value
+    return name, typed if typed is None or isinstance(typed, bool | int | float) else value
+
+
+def data_file(text: str) -> str:
+    """``--data``: a CSV or a data reference, whose file's name ends the path Azure ML fills into the step's command."""
+    if problem := file_name_problem(text):
+        raise argparse.ArgumentTypeError(f"{text!r} is invalid: {problem}; rename the file")
+    return text
 
 
 def substitute(text: str) -> tuple[str, Path]:
@@ -139,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         "monitor",
         "compare a new batch of rows with the training data: drift, quality",
         data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
-        "a datastore path or data asset (default: config.yml's monitoring.batch_path)",
+        "a datastore path or data asset (default: config.yml's monitoring.batch_path, where --schedule uploads a CSV)",
     )
     monitor.add_argument(
         "--schedule",
@@ -188,7 +207,7 @@ def add_model_command(commands: Any, name: str, description: str, data: str) -> 
         help="local: a model folder (default: the latest completed local run's); "
         "Azure: azureml:<name>@latest or azureml:<name>:<version> (default: the newest registered version)",
     )
-    command.add_argument("--data", help=data)
+    command.add_argument("--data", type=data_file, help=data)
     return command
 
 
@@ -220,6 +239,9 @@ def dispatch(args: argparse.Namespace) -> int:
     project = Project.load()
     if args.command == "check":
         return show_check(project)
+    if args.command == "tune":
+        tuning_settings(project)  # a value tuning cannot use, in one line rather than in check's report
+        refuse_unwritable_model_section(project)  # where the sweep's result goes: said before it runs, not after
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"
         return run_local(project, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .plan import PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
+from .plan import PLAIN_WORD, Plan, PlanError, Step, file_name, unquoted_inputs
 from .reuse import ReuseIndex, content_digest, link_tree, step_key
 from .snapshot import missing_include
 from .step_host import StepHost, TrackingTarget
@@ -108,20 +108,23 @@ class RunResult:
 
 def plan_problem(plan: Plan) -> str | None:
     """The first thing that makes ``plan`` unsafe or certain to fail, known before any step runs: an additional
-    include that is not there, a string value outside quotes that a shell would not read as one plain word, a value
-    its input refuses (a ``-p`` override, config.yml, a default). None if there is none."""
+    include that is not there, a string value (a file's name, on Azure ML the end of a data input's path) outside
+    quotes that a shell would not read as one plain word, a value its input refuses (a ``-p`` override, config.yml, a
+    default). None if there is none."""
     for step in plan.steps:
         if problem := missing_include(step):
             return problem
-        unquoted = unquoted_strings(step.command, step.inputs)
+        unquoted = unquoted_inputs(step.command, step.inputs)
         for name, spec in step.inputs.items():
             if spec.binding.node:
                 continue
             source = spec.binding.pipeline_input
             value = plan.inputs.get(source) if source else spec.binding.value
             value = spec.default if value is None else value
-            if name in unquoted and value is not None and not PLAIN_WORD.fullmatch(str(value)):
-                return f"step {step.name!r}: the command fills in string input {name!r} ({value!r}) outside quotes"
+            word = file_name(str(value)) if spec.is_path else str(value)
+            if name in unquoted and value is not None and not PLAIN_WORD.fullmatch(word):
+                kind = "data" if spec.is_path else "string"
+                return f"step {step.name!r}: the command fills in {kind} input {name!r} ({word!r}) outside quotes"
             if problem := spec.problem(value):
                 given = f"pipeline parameter {source!r}" if source else "its value"
                 return f"step {step.name!r} input {name!r} ({given}): {problem}"

@@ -17,12 +17,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from .check import CheckFailed, Finding, Report, check_project
+from .check.report import key_pattern, line_of
 from .config_files import read_yaml
 from .data_refs import reference_key
 from .local_runner import Interrupted
 from .plan_cache import PlanCache, model_plan, training_plan
-from .project import LOCAL_ARTIFACTS_DIR, Project, find_project_root, model_input, rows, tracking_uri_from
-from .tuning import write_tuned
+from .project import (
+    LOCAL_ARTIFACTS_DIR,
+    Project,
+    find_project_root,
+    model_input,
+    model_name_problem,
+    rows,
+    tracking_uri_from,
+)
+from .tuning import tuning_findings, write_tuned
 
 if TYPE_CHECKING:
     import argparse
@@ -42,22 +51,36 @@ class UsageError(ValueError):
 
 
 def check_report(project: Project) -> Report:
-    """``check`` on the project: every pipeline it registers, built as the local runner builds it, and the monitoring
-    schedule's spec."""
+    """``check`` on the project: every pipeline it registers, built as the local runner builds it, the monitoring
+    schedule's spec, config.yml's tuning settings, and the name the model is registered under."""
 
-    def schedule_findings() -> list[Finding]:
+    def project_findings() -> list[Finding]:
         from .azure_monitoring import schedule_findings
 
-        return schedule_findings(project)
+        return [*schedule_findings(project), *tuning_findings(project), *model_name_findings(project)]
 
     build = lambda: checked_graphs(project)  # noqa: E731 (azure-ai-ml: seconds to import, paid only when a check runs)
-    return check_project(project.root, build, project.pipelines_file, plan_cache(project), schedule_findings)
+    return check_project(project.root, build, project.pipelines_file, plan_cache(project), project_findings)
+
+
+def model_name_findings(project: Project) -> list[Finding]:
+    """config.yml's azure.registered_model_name by Azure ML's rule: the register step would fail on it after training
+    (a local run's registry takes more)."""
+    name = project.setting("azure", "registered_model_name")
+    problem = model_name_problem(name)
+    if problem is None:
+        return []
+    config = project.config_file
+    message, hint = f"azure.registered_model_name: {name!r} is invalid: {problem}", "rename the model"
+    return [Finding(config, "model-name", message, hint, line_of(config, key_pattern("registered_model_name")))]
 
 
 def checked_graphs(project: Project) -> dict[str, PipelineJob]:
     """Every pipeline the project registers, built on this machine's data: no model is needed to check the wiring, so
-    any folder that exists stands in for one."""
-    return {role: local_job(project, role, model=project.root / "components") for role in project.pipelines}
+    any folder that exists stands in for one. Not the tuning pipeline while config.yml's tuning settings are ones
+    tuning cannot use: check names them (``tuning_findings``)."""
+    roles = [role for role in project.pipelines if role != "tuning" or not tuning_findings(project)]
+    return {role: local_job(project, role, model=project.root / "components") for role in roles}
 
 
 def local_job(

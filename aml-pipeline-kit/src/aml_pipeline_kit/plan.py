@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 URI_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"})
@@ -19,6 +20,8 @@ OUTPUT_PLACEHOLDER = re.compile(r"\$\{\{outputs\.(\w+)\}\}")
 OPTIONAL_BLOCK = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
 # A word a shell reads as itself, unquoted (what shlex.quote leaves alone).
 PLAIN_WORD = re.compile(r"[A-Za-z0-9_@%+=:,./-]+")
+# What azure-ai-ml reads as a binding to an input or output, anywhere in a value (is_data_binding_expression).
+BINDING = "${{"
 
 
 class PlanError(ValueError):
@@ -57,9 +60,12 @@ class StepInput:
 
     def problem(self, value: Any) -> str | None:
         """Why ``value`` cannot be given to this input, as Azure ML would refuse it (type, enum, min, max), or as
-        a shell would misread it; None if it can. Strings stand single-quoted in commands: a quote would end them."""
-        if value is None or self.is_path:
+        a shell would misread it; None if it can. Strings and paths stand single-quoted in commands: a quote would
+        end them."""
+        if value is None:
             return None
+        if self.is_path:
+            return file_name_problem(str(value))
         if self.type in {"integer", "number"}:
             number = as_number(value, whole=self.type == "integer")
             if number is None:
@@ -75,7 +81,28 @@ class StepInput:
             return f"{value!r} is not one of {', '.join(self.enum)}"
         if "'" in str(value) or "\0" in str(value):
             return f"{value!r} holds a single quote or a NUL, which no quoting on a command line carries safely"
+        if BINDING in str(value):
+            return f"{value!r} holds ${{{{...}}}}, which Azure ML reads as a binding to an input or output, not as text"
         return None
+
+
+def file_name(path: str) -> str:
+    """The last part of a local path or a data reference (``azureml://.../paths/x.csv``): what a data input's path ends
+    with on Azure ML, which mounts or downloads the data under a folder of its own and fills that path in."""
+    return PurePosixPath(path.replace("\\", "/")).name
+
+
+def file_name_problem(path: str) -> str | None:
+    """Why the file at ``path`` cannot be a data input's, whose path Azure ML fills into a command (single-quoted),
+    and whose name azure-ai-ml keeps when it uploads it to blob storage; None if it can."""
+    name = file_name(path)
+    if "'" in name:
+        return f"its file name {name!r} holds a single quote, which no quoting on a command line carries safely"
+    if BINDING in name:
+        return f"its file name {name!r} holds ${{{{...}}}}, which Azure ML reads as a binding to an input or output"
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return f"its file name {name!r} holds a control character, which Azure Storage refuses in a blob name"
+    return None
 
 
 def shown(limit: float) -> int | float:
@@ -121,14 +148,15 @@ def single_quoted(command: str) -> list[range]:
     return spans
 
 
-def unquoted_strings(command: str, inputs: dict[str, StepInput]) -> list[str]:
-    """The string inputs a command fills in where a shell would read their value's characters: outside single
-    quotes, and not limited to an enum of plain words. Azure ML runs commands in a shell."""
+def unquoted_inputs(command: str, inputs: dict[str, StepInput]) -> list[str]:
+    """The string and data inputs a command fills in where a shell would read their value's characters: outside
+    single quotes, and not limited to an enum of plain words. Azure ML runs commands in a shell, and a data input's
+    path there ends with its file's name, which may hold anything. Outputs are folders Azure ML names itself."""
     quoted = single_quoted(command)
     found = []
     for match in INPUT_PLACEHOLDER.finditer(command):
         declared = inputs.get(match[1])
-        if declared is None or declared.type != "string" or declared.plain_words_only:
+        if declared is None or not (declared.type == "string" or declared.is_path) or declared.plain_words_only:
             continue
         if not any(match.start() in span and match.end() - 1 in span for span in quoted):
             found.append(match[1])

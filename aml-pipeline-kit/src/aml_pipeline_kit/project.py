@@ -28,6 +28,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Callable, Mapping
@@ -50,6 +51,18 @@ TOOL_TABLE = "aml-pipeline-kit"
 ROLES = ("training", "tuning", "scoring", "monitoring")
 LOCAL_ARTIFACTS_DIR = "mlartifacts"  # under the project root: the artifacts of local runs' MLflow runs
 SQLITE_PREFIX = "sqlite:///"
+
+
+# Azure ML's rule for an asset's name, a registered model's included; MLflow's local registry takes more.
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,254}")
+MODEL_NAME_RULE = "1-255 letters, digits, underscores or hyphens, starting with a letter or digit"
+
+
+def model_name_problem(name: object) -> str | None:
+    """Why the register step could not register a model in an Azure ML workspace as ``name``; None if it could."""
+    if isinstance(name, str) and MODEL_NAME.fullmatch(name):
+        return None
+    return f"must be {MODEL_NAME_RULE} (Azure ML's rule for a model's name)"
 
 
 def is_project(folder: Path) -> bool:

@@ -196,10 +196,10 @@ def test_submit_and_schedule_bring_the_workspace_in_line_then_send_the_job(setti
     (job,) = client.jobs.created
     assert isinstance(job, PipelineJob) and job.inputs["batch"].result().path == "azureml:new-rows:2"
     client.schedules = RecordingOperations()
-    schedule_monitoring(settings, client)
+    schedule_monitoring(settings, client, "azureml:new-rows:2")  # a datastore path's batch: the template's tests
     (schedule,) = client.schedules.created
     assert schedule.name == yaml.safe_load((settings.root / "aml" / "monitor-schedule.yml").read_text())["name"]
-    assert schedule.create_job.inputs["batch"].result().path == settings.setting("monitoring", "batch_path")
+    assert schedule.create_job.inputs["batch"].result().path == "azureml:new-rows:2"
 
 
 def test_schedule_is_for_azure_only(capsys: pytest.CaptureFixture) -> None:

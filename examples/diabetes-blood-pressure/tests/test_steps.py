@@ -2,11 +2,16 @@
 
 import argparse
 import json
+import math
+import shutil
 from pathlib import Path
 
+import mlflow.sklearn
+import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_script
+from sklearn.linear_model import LinearRegression
 
 from diabetes_blood_pressure.pipeline import load_components
 from diabetes_blood_pressure.settings import encoded
@@ -15,6 +20,7 @@ prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
 training = load_script("train", "training")
 register = load_script("register", "register")
+evaluate = load_script("evaluate", "evaluate")
 
 
 @pytest.mark.parametrize(("component", "script"), [("data_prep", prep), ("train", train)], ids=["data_prep", "train"])
@@ -72,7 +78,7 @@ def test_prep_drops_empty_targets_identifiers_and_constants(tmp_path: Path, caps
     ("frame", "target", "message"),
     [
         (messy_frame(), "missing", "target column 'missing' not found; columns are: patient_id"),
-        (messy_frame().assign(pressure="high"), "pressure", "'pressure' must be numeric, but holds 'high'"),
+        (messy_frame().assign(pressure="high"), "pressure", "'pressure' must be numeric, but holds text: 'high'"),
         (messy_frame()[["pressure"]], "pressure", "is the only column"),
         (messy_frame().head(5), "pressure", "at least 10 are needed"),
         (messy_frame()[["patient_id", "clinic", "pressure"]], "pressure", "no usable feature columns"),
@@ -99,7 +105,11 @@ def test_prep_uses_the_listed_features_and_reads_listed_categories_as_text(tmp_p
     ("numeric", "categorical", "message"),
     [
         (["age", "height"], [], "feature column 'height' not found; columns are: patient_id"),
-        (["smoker"], [], "feature column 'smoker' is listed as numeric in config.yml but holds 'yes'"),
+        (
+            ["smoker"],
+            [],
+            "feature column 'smoker' is listed as numeric in config.yml but holds text: 'yes'",
+        ),
         (["pressure"], [], "the target column 'pressure' cannot also be a feature"),
     ],
 )
@@ -155,6 +165,49 @@ def test_a_refit_takes_the_winners_hyperparameters_and_every_row_of_the_train_sp
 def _write(frame: pd.DataFrame, path: Path) -> Path:
     frame.to_csv(path, index=False)
     return path
+
+
+# (test targets, the model's slope on x = 1, 2, 3) -> the one line evaluate prints instead of writing metrics.json
+NOT_FINITE = {
+    "targets whose squared errors overflow": (
+        [1e200, -1e200, 3e200],
+        0.0,
+        "error: metrics.json not written: rmse, r2, baseline_rmse, baseline_r2 are not finite (inf, nan, inf, nan): "
+        "the test split's targets or the model's predictions are too large for their squared errors to stay finite",
+    ),
+    "a model predicting infinity": (
+        [70.0, 80.0, 75.0],
+        math.inf,
+        "error: metrics.json not written: the model predicts 3 values that are not finite numbers on the test split",
+    ),
+}
+
+
+@pytest.mark.parametrize(("targets", "slope", "message"), NOT_FINITE.values(), ids=NOT_FINITE.keys())
+def test_evaluate_writes_only_finite_metrics(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    empty_store: Path,
+    targets: list[float],
+    slope: float,
+    message: str,
+) -> None:
+    """A target near 1e200 reached metrics.json as Infinity and NaN."""
+    shutil.copy2(empty_store, tmp_path / "mlruns.db")  # a store with its tables: creating them logs to stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    prepped = tmp_path / "prepped"
+    prepped.mkdir()
+    (prepped / "features.json").write_text(json.dumps({"target": "y", "numeric": ["x"], "categorical": []}))
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [1.0, 2.0, 4.0]}).to_parquet(prepped / "train.parquet")
+    pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": targets}).to_parquet(prepped / "test.parquet")
+    model = LinearRegression().fit(pd.DataFrame({"x": [0.0, 1.0]}), [0.0, 0.0])
+    model.coef_ = np.array([slope])
+    mlflow.sklearn.save_model(model, tmp_path / "model")
+    argv = ["--model", str(tmp_path / "model"), "--prepped-data", str(prepped), "--report", str(tmp_path / "report")]
+    assert evaluate.main(argv) == 1
+    assert capsys.readouterr().err.splitlines() == [message]
+    assert not (tmp_path / "report" / "metrics.json").exists()
 
 
 METRICS = {"rmse": 10.0, "baseline_rmse": 12.0, "r2": 0.3}

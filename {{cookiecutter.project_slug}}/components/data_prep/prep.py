@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 from argument_types import column_name, column_names, ranged
-from csv_rules import MIN_ROWS, NA_VALUES, ColumnType, column_type, split_problem, unusable
+from csv_rules import MIN_ROWS, NA_VALUES, TARGET_LIMIT, ColumnType, column_type, split_problem, unusable
 
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_state
 
@@ -99,8 +99,7 @@ def clean_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
     if not is_numeric(values) and values.notna().any():
         found = text_type(values)
         raise DataError(
-            f"{source}: target column {target!r} must be numeric, but holds {found.text[0]!r} "
-            f"({found.filled - found.numbers} non-numeric rows)"
+            f"{source}: target column {target!r} must be numeric, but holds {found.describe()}: {found.remedy()}"
         )
     if infinite := infinite_values(values):
         raise DataError(f"{source}: target column {target!r} holds {infinite} infinite values: numbers must be finite")
@@ -110,12 +109,27 @@ def clean_target(frame: pd.DataFrame, target: str, source: str) -> pd.DataFrame:
     frame = frame.assign(**{target: pd.to_numeric(values)}).dropna(subset=[target])
     if len(frame) < MIN_ROWS:
         raise DataError(f"{source}: only {len(frame)} rows have a target value, at least {MIN_ROWS} are needed")
+    check_target_values(frame[target], f"{source}: target column {target!r}")
     return frame
 
 
+def check_target_values(values: pd.Series, column: str) -> None:
+    """Targets a model can be scored on: squared errors that stay finite, and more than one value to predict."""
+    largest = values.abs().max()
+    if largest > TARGET_LIMIT:
+        value = values[values.abs() == largest].iloc[0]
+        raise DataError(
+            f"{column} must hold numbers within ±{TARGET_LIMIT:g}, beyond which squared errors overflow, "
+            f"but holds {value:g}"
+        )
+    if values.nunique() == 1:
+        raise DataError(f"{column} holds {values.iloc[0]:g} on every row that has a value: there is nothing to predict")
+
+
 def check_numeric(frame: pd.DataFrame, name: str, source: str, listed: bool) -> bool:
-    """Whether column ``name`` is numeric; raises on a column of numbers spoilt by a few text fields or by an
-    infinity. ``listed``: config.yml names it as numeric, so any text is a mismatch."""
+    """Whether column ``name`` is numeric; raises on a column of numbers spoilt by text, written with separators
+    or holding an infinity (``csv_rules``' rule). ``listed``: config.yml names it as numeric, so any text is a
+    mismatch."""
     values = frame[name]
     if is_numeric(values):
         if infinite := infinite_values(values):
@@ -125,12 +139,11 @@ def check_numeric(frame: pd.DataFrame, name: str, source: str, listed: bool) -> 
             )
         return True
     found = text_type(values)
-    if found.kind == "mixed" or (listed and found.text):
-        where = "is listed as numeric in config.yml but" if listed else "holds numbers but also"
+    if found.kind in {"mixed", "formatted"} or (listed and found.text):
+        where = "is listed as numeric in config.yml but holds" if listed else "holds"
         raise DataError(
-            f"{source}: feature column {name!r} {where} holds {found.describe_text()} "
-            f"({found.filled - found.numbers} of {found.filled} filled rows): make those fields empty (or NA) "
-            f"if they mean missing{', or list the column as categorical' if listed else ''}"
+            f"{source}: feature column {name!r} {where} {found.describe()}: {found.remedy()}"
+            f"{', or list the column as categorical' if listed else ''}"
         )
     return False
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -24,6 +25,10 @@ from matplotlib import pyplot as plt  # the backend is chosen first
 PLOTTED_POINTS = 5000
 
 
+class EvaluationError(ValueError):
+    """The metrics would not be numbers; the message says why in one line."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", type=Path, required=True, help="Folder of the MLflow model.")
@@ -33,11 +38,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def scores(actual: pd.Series, predicted: np.ndarray, prefix: str) -> dict[str, float]:
-    return {
-        f"{prefix}rmse": float(root_mean_squared_error(actual, predicted)),
-        f"{prefix}mae": float(mean_absolute_error(actual, predicted)),
-        f"{prefix}r2": float(r2_score(actual, predicted)),
-    }
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below, in one line
+        return {
+            f"{prefix}rmse": float(root_mean_squared_error(actual, predicted)),
+            f"{prefix}mae": float(mean_absolute_error(actual, predicted)),
+            f"{prefix}r2": float(r2_score(actual, predicted)),
+        }
+
+
+def finite_metrics(test: pd.Series, predicted: np.ndarray, baseline: np.ndarray) -> dict[str, float]:
+    """The model's and the baseline's metrics, all finite numbers: JSON has none other, and register compares them."""
+    if not_finite := int((~np.isfinite(predicted)).sum()):
+        raise EvaluationError(
+            f"metrics.json not written: the model predicts {not_finite} values that are not finite numbers "
+            "on the test split"
+        )
+    metrics = {**scores(test, predicted, ""), **scores(test, baseline, "baseline_")}
+    if overflown := {name: value for name, value in metrics.items() if not math.isfinite(value)}:
+        raise EvaluationError(
+            f"metrics.json not written: {', '.join(overflown)} are not finite "
+            f"({', '.join(f'{value:g}' for value in overflown.values())}): the test split's targets or the "
+            "model's predictions are too large for their squared errors to stay finite"
+        )
+    return metrics
 
 
 def plot(actual: pd.Series, predicted: np.ndarray, target: str, path: Path) -> None:
@@ -65,8 +88,7 @@ def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, flo
     predicted = np.asarray(model.predict(test.drop(columns=[target])), dtype=float)
     baseline = np.full(len(test), train_target.mean())
     metrics = {
-        **scores(test[target], predicted, ""),
-        **scores(test[target], baseline, "baseline_"),
+        **finite_metrics(test[target], predicted, baseline),
         "n_train_rows": len(train_target),
         "n_test_rows": len(test),
     }
@@ -78,10 +100,14 @@ def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with mlflow.start_run():
-        metrics = evaluate(args.model, args.prepped_data, args.report)
-        mlflow.log_metrics(metrics)
-        mlflow.log_artifact(str(args.report / "predicted_vs_actual.png"))
+    try:
+        with mlflow.start_run():
+            metrics = evaluate(args.model, args.prepped_data, args.report)
+            mlflow.log_metrics(metrics)
+            mlflow.log_artifact(str(args.report / "predicted_vs_actual.png"))
+    except EvaluationError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     print(json.dumps(metrics, indent=2))
     return 0
 

@@ -8,9 +8,11 @@ otherwise fail minutes into a run on a cluster:
   required input and every output is used, and optional inputs appear only inside ``$[[...]]``;
 - quoting: Azure ML fills the command in and runs it in a shell, so a string input stands inside single
   quotes (``'${{inputs.x}}'``, not within double quotes), unless its ``enum`` holds only words a shell
-  reads as themselves; its values may then hold anything but a single quote (the local runner refuses
-  one), and data-born text such as column names travels base64-encoded;
-- values: config.yml's parameters fit the inputs they feed (type, enum, min, max), as Azure ML will check;
+  reads as themselves, and so does a data input, whose path there ends with its file's name; its values
+  may then hold anything but a single quote (the local runner refuses one, and a file named with one),
+  and data-born text such as column names travels base64-encoded;
+- values: config.yml's parameters fit the inputs they feed (type, enum, min, max), as Azure ML will check,
+  and hold no ``${{...}}``, which azure-ai-ml would read as a binding to another job's input or output;
 - script: the flags a command passes and its step script's argparse options agree;
 - binding: every step input reads an existing pipeline input or upstream output of a compatible type;
 - environment: the AML environment's conda file pins (==) every third-party package the step scripts import.

@@ -1,12 +1,12 @@
 """Rule: a component's command uses exactly the inputs and outputs it declares, optional ones inside ``$[[...]]``,
-string inputs inside single quotes."""
+string and data inputs inside single quotes."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from ..plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER, Step, unquoted_strings
+from ..plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER, Step, unquoted_inputs
 from .report import Finding, key_pattern, line_of, placeholder
 
 
@@ -36,9 +36,13 @@ def command_findings(step: Step, spec: Path) -> list[Finding]:
         message = f"output {name!r} is declared but the command never passes {placeholder('outputs', name)}"
         hint = "pass it to the script, which writes the output there, or remove the output"
         findings.append(Finding(spec, "command-unused", message, hint, line_of(spec, key_pattern(name))))
-    for name in unquoted_strings(command, step.inputs):
+    for name in unquoted_inputs(command, step.inputs):
         text = placeholder("inputs", name)
-        message = f"string input {name!r} is filled into the command outside single quotes, where a shell reads it"
-        hint = f"write '{text}' (single quotes), or give it an enum of plain words; encode data-born text"
+        if step.inputs[name].is_path:  # on Azure ML, its path ends with the file's name, which may hold anything
+            kind, hint = "data", f"write '{text}' (single quotes): Azure ML fills in a path ending in the file's name"
+        else:
+            kind = "string"
+            hint = f"write '{text}' (single quotes), or give it an enum of plain words; encode data-born text"
+        message = f"{kind} input {name!r} is filled into the command outside single quotes, where a shell reads it"
         findings.append(Finding(spec, "command-quoting", message, hint, line_of(spec, re.escape(text))))
     return findings

@@ -19,11 +19,12 @@ data_prep = command(
     # Shared with other components: Azure ML copies it beside prep.py when it uploads this folder, as local runs do.
     additional_includes=[str(HERE.parent / "common" / "argument_types.py")],
     # Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts, and runs the command in a
-    # shell: string inputs stand in single quotes (`check` insists), and column names, which come from the
-    # CSV and may hold anything, arrive base64-encoded JSON. $[[...]] drops an option whose input is unset.
+    # shell: string and data inputs stand in single quotes (`check` insists; a data input's path ends with its
+    # file's name), and column names, which come from the CSV and may hold anything, arrive base64-encoded JSON.
+    # $[[...]] drops an option whose input is unset.
     command=(
         "python prep.py"
-        " --input-data ${{inputs.input_data}}"
+        " --input-data '${{inputs.input_data}}'"
         " --target-column '${{inputs.target_column}}'"
         " $[[--numeric-columns '${{inputs.numeric_columns}}']]"
         " $[[--categorical-columns '${{inputs.categorical_columns}}']]"

@@ -15,11 +15,14 @@ from pathlib import Path
 
 import mlflow
 from mlflow.exceptions import MlflowException
-from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
+from mlflow.protos.databricks_pb2 import ALREADY_EXISTS, RESOURCE_ALREADY_EXISTS, ErrorCode
 from mlflow.tracking import MlflowClient
 
 METRIC_TAG = "test_rmse"
 RUN_TAG = "source_run_id"  # the register step's run: a file:// version carries no run link of its own
+# How a registry says a registered model's name exists: both, as MLflow's own register_model accepts them
+# (mlflow/tracking/_model_registry/fluent.py); a registry that answers 409 gives ALREADY_EXISTS.
+NAME_EXISTS = (ErrorCode.Name(RESOURCE_ALREADY_EXISTS), ErrorCode.Name(ALREADY_EXISTS))
 
 
 class RegistryError(RuntimeError):
@@ -78,7 +81,7 @@ def register(client: MlflowClient, model: Path, name: str, rmse: float, run_id: 
         try:
             client.create_registered_model(name)
         except MlflowException as error:
-            if error.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+            if error.error_code not in NAME_EXISTS:
                 raise
         version = client.create_model_version(name, source=model.resolve().as_uri(), tags={RUN_TAG: run_id})
         client.set_model_version_tag(name, version.version, METRIC_TAG, str(rmse))
