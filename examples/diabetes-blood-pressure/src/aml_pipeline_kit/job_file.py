@@ -123,10 +123,10 @@ def check_job_file(path: Path, substitutes: Mapping[str, Path], own_environment:
 
 def readable_python(folder: Path) -> bool:
     """Whether the step host can read the imports of ``folder``'s scripts to preload them: a job file's code may
-    hold anything (Python 2, another encoding), which its step will report when it runs."""
+    hold anything (Python 2, another encoding, a link to nothing), which the run reports when it starts."""
     try:
         script_imports([folder])
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    except (SyntaxError, ValueError, OSError):
         return False
     return True
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from .plan import Step
-from .snapshot import IGNORED_CODE_PARTS, included
+from .plan_cache import IGNORED_PARTS
+from .snapshot import Snapshot, Zipped
 
 
 def iter_files(folder: Path) -> Iterator[Path]:
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and not IGNORED_CODE_PARTS.intersection(path.parts) and path.suffix != ".pyc":
+        if path.is_file() and not IGNORED_PARTS.intersection(path.parts) and path.suffix != ".pyc":
             yield path
 
 
@@ -42,9 +43,19 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) -> str:
-    """What makes a step's outputs what they are: code (its additional includes too), command, parameters and input
-    contents."""
+def snapshot_digest(files: Snapshot) -> str:
+    """sha256 of a step's code snapshot: each file's name in it and content (a zipped folder's, file by file)."""
+    digest = hashlib.sha256()
+    for name, source in sorted(files.items()):
+        parts = source.files if isinstance(source, Zipped) else [(source, "")]
+        for file, name_in_archive in parts:
+            digest.update(json.dumps([name, name_in_archive, file_sha256(file)]).encode())
+    return digest.hexdigest()
+
+
+def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str], code: Snapshot) -> str:
+    """What makes a step's outputs what they are: its code snapshot (``code``: its code folder and additional
+    includes as Azure ML uploads them), command, parameters and input contents."""
     inputs: dict[str, Any] = {}
     for name, spec in step.inputs.items():
         if spec.binding.node:
@@ -53,9 +64,7 @@ def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) 
             inputs[name] = {"content": content_digest(Path(values[name]))}
         else:
             inputs[name] = values[name]
-    code = content_digest(step.code) if step.code else None
-    includes = [[include.name, content_digest(included(include))] for include in step.includes]
-    identity = {"command": step.command, "code": code, "includes": includes, "inputs": inputs}
+    identity = {"command": step.command, "code": snapshot_digest(code), "inputs": inputs}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
