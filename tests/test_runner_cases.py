@@ -11,20 +11,24 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
 import mlflow
 import pytest
 import yaml
+from azure_render import TrainedRender
 from conftest import bake
 from machinery import (
     AZURE_AI_ML_SCHEMA_WARNINGS,
+    BILLION_LAUGHS,
     ENV,
     MACHINERY,
     PACKAGE,
@@ -293,10 +297,6 @@ def test_a_step_whose_recorded_outputs_changed_is_run_again(default_project: Pat
 # --- pipeline job files that once went wrong: a step's code, its outputs, YAML --------------------------------------
 
 IMAGE = {"image": "python:3.11-slim"}
-BILLION_LAUGHS = "".join(
-    f"  {name}: &{name} [{', '.join([f'*{previous}' if previous else 'lol'] * 10)}]\n"
-    for previous, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
-)  # nine levels of ten: 10**9 strings, a few hundred bytes of YAML
 
 
 def job_file(folder: Path, nodes: dict, text: str = "") -> Path:
@@ -418,6 +418,90 @@ def test_a_job_file_runs_or_is_refused_in_one_line(
         assert any(re.fullmatch(line, text) for text in result.stderr.splitlines()), result.stderr
         assert not list(project.glob("runs/.reuse/*.json"))  # nothing that failed is kept for reuse
     assert not list(project.glob("runs/**/shadow"))
+
+
+# --- records that cannot brick a project ---------------------------------------------------------------------------
+
+
+@contextmanager
+def replaced(path: Path, text: str) -> Iterator[Path]:
+    original = path.read_text()
+    path.write_text(text)
+    try:
+        yield path
+    finally:
+        path.write_text(original)
+
+
+def reuse_entry_emptied(project: Path) -> AbstractContextManager[Path]:
+    """data_prep's reuse entry as ``{}``: every run once exited 70 on it (KeyError: 'outputs')."""
+    entry = next(path for path in project.glob("runs/.reuse/*.json") if "/data_prep/" in path.read_text())
+    return replaced(entry, "{}")
+
+
+@contextmanager
+def newest_run_cut_short(project: Path) -> Iterator[Path]:
+    """The newest run's run.json cut short, as a crash mid-write left it once: `score` exited 70 on it."""
+    summary = project / "runs" / "29991231-235959-ffffff" / "run.json"  # newer than any run
+    summary.parent.mkdir()
+    text = json.dumps(latest_run(project), indent=2)
+    summary.write_text(text[: len(text) // 2])
+    try:
+        yield summary
+    finally:
+        shutil.rmtree(summary.parent)
+
+
+def check_verdict_cut_short(project: Path) -> AbstractContextManager[Path]:
+    kit = imported(project, {"plan_cache": MACHINERY})
+    verdict = kit.plan_cache.PlanCache(project, project / "runs" / ".plans")._path(kit.plan_cache.VERDICT)
+    return replaced(verdict, verdict.read_text()[:100])
+
+
+# a record of the trained project made corrupt -> the command that reads it, and what it calls such a record
+CORRUPT_RECORDS = {
+    "a reuse entry that is {}": (reuse_entry_emptied, ["run", "--local"], "reuse entry"),
+    "the newest run.json cut short": (newest_run_cut_short, ["score", "--local"], "run summary"),
+    "check's verdict cut short": (check_verdict_cut_short, ["check"], "cached plan"),
+}
+
+
+@pytest.mark.slow  # runs pipelines of the trained render
+@pytest.mark.parametrize(("corrupt", "argv", "what"), CORRUPT_RECORDS.values(), ids=CORRUPT_RECORDS.keys())
+def test_a_corrupt_record_is_ignored_in_one_line(
+    trained_render: TrainedRender, corrupt: Callable[[Path], AbstractContextManager[Path]], argv: list[str], what: str
+) -> None:
+    with corrupt(trained_render.root) as record:
+        result = cli(trained_render.root, *argv)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert re.fullmatch(rf"warning: {re.escape(str(record))} is not a valid {what} \(.+\): ignored\n", result.stderr)
+
+
+WRITTEN_ON_A_FULL_DISK = """
+import resource, sys
+from pathlib import Path
+from aml_pipeline_kit.local_runner import RunResult, StepResult, write_summary
+steps = [StepResult(f"step_{number}", "completed", 1.0, {}) for number in range(100)]
+resource.setrlimit(resource.RLIMIT_FSIZE, (2048, resource.RLIM_INFINITY))  # as a full disk: no file past 2 KiB
+write_summary(RunResult("second", Path(sys.argv[1]), "completed", steps))
+"""
+
+
+def test_a_record_the_disk_has_no_room_for_leaves_the_last_one_whole(default_project: Path, tmp_path: Path) -> None:
+    """run.json was written in place: a crash or a full disk mid-write left half of one, and `score` exited 70."""
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "first", "status": "completed"}))
+    before = (tmp_path / "run.json").read_text()
+    written = subprocess.run(
+        [sys.executable, "-c", WRITTEN_ON_A_FULL_DISK, str(tmp_path)],
+        env={**ENV, "PYTHONPATH": str(default_project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert written.returncode != 0
+    assert written.stderr.splitlines()[-1] == "OSError: [Errno 27] File too large"
+    assert (tmp_path / "run.json").read_text() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["run.json"]
 
 
 # --- options refused up front ------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ successful step is reused instead of run. Imports no azure-ai-ml.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shlex
 import shutil
@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .plan import PLAIN_WORD, Plan, PlanError, Step, unquoted_strings
+from .records import write_record
 from .reuse import ReuseIndex, content_digest, link_tree, step_key
 from .snapshot import Snapshot, missing_include, snapshot_files
-from .step_host import StepHost, TrackingTarget
+from .step_host import StepHost, StepHostError, TrackingTarget
 from .step_io import (
     ReadOnly,
     downloaded,
@@ -55,15 +56,25 @@ __all__ = [
 ]
 
 
+FULL_DISK_BYTES = 1 << 20  # less free space than this: a step's log had no room
+
+
 class StepFailed(RuntimeError):
     def __init__(self, step: str, returncode: int, log: Path) -> None:
         self.step, self.returncode, self.log = step, returncode, log
         super().__init__(f"step {step!r} failed with exit code {returncode}; its log: {log}")
 
     def last_line(self) -> str:
-        """The step's own last word: its one-line error, or the exception line ending a traceback."""
-        lines = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
-        return lines[-1] if lines else "(its log is empty)"
+        """The step's own last word: its one-line error, or the exception line ending a traceback; without one, its
+        exit code (and a full disk, which leaves a step no room to say more)."""
+        with contextlib.suppress(OSError):
+            lines = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+            if lines:
+                return lines[-1]
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(self.log.parent).free < FULL_DISK_BYTES:
+                return f"exit code {self.returncode}, nothing in its log: the disk that holds it is full"
+        return f"exit code {self.returncode}, nothing in its log"
 
 
 class Interrupted(BaseException):  # a BaseException, as KeyboardInterrupt: no `except Exception` swallows it
@@ -221,23 +232,26 @@ class LocalRunner:
         except StepFailed as failure:
             result.status = "failed"
             result.steps.append(StepResult(failure.step, "failed", 0.0, {}))
-            self.end(result)
+            self.end(result, failing=True)
             raise
         except BaseException:
             result.status = "failed"
-            self.end(result)
+            self.end(result, failing=True)
             raise
         result.status = "completed"
         result.outputs = {name: produced[source] for name, source in plan.outputs.items()}
         self.end(result)
         return result
 
-    def end(self, result: RunResult) -> None:
-        try:
-            if result.mlflow_run_id:
-                self.host.request("end_pipeline", status=result.status)
-        finally:
-            self.write_summary(result)
+    def end(self, result: RunResult, failing: bool = False) -> None:
+        """The run ended: in MLflow, and in run.json. After a failure, the store or the disk failing here too goes
+        unsaid: the first error is the one that tells what happened."""
+        with contextlib.suppress(*((StepHostError, OSError) if failing else ())):
+            try:
+                if result.mlflow_run_id:
+                    self.host.request("end_pipeline", status=result.status)
+            finally:
+                write_summary(result)
 
     def stop(self, plan: Plan, result: RunResult, interruption: Interrupted) -> None:
         """SIGINT or SIGTERM: stop the host and its steps, mark the run killed, remove what killed steps wrote."""
@@ -252,7 +266,7 @@ class LocalRunner:
                 shutil.rmtree(result.run_dir / step.name / output, ignore_errors=True)
             if step.name in stopped:
                 result.steps.append(StepResult(step.name, "killed", 0.0, {}))
-        self.write_summary(result, interrupted_by=str(interruption))
+        write_summary(result, interrupted_by=str(interruption))
         steps = f"; stopped {', '.join(sorted(stopped))} and removed their outputs" if stopped else ""
         interruption.summary = f"run {result.run_id} marked killed in {result.run_dir / 'run.json'} and MLflow{steps}"
 
@@ -343,22 +357,24 @@ class LocalRunner:
         self.progress(f"      {started.name}: done in {seconds:.1f}s")
         return StepResult(started.name, "completed", seconds, started.outputs)
 
-    def write_summary(self, result: RunResult, **extra: str) -> None:
-        summary = {
-            "run_id": result.run_id,
-            "status": result.status,
-            **extra,
-            "mlflow_run_id": result.mlflow_run_id,
-            "steps": [
-                {
-                    "name": step.name,
-                    "status": step.status,
-                    "seconds": round(step.seconds, 3),
-                    "outputs": {name: str(path) for name, path in step.outputs.items()},
-                    "reused_from": step.reused_from,
-                }
-                for step in result.steps
-            ],
-            "outputs": {name: str(path) for name, path in result.outputs.items()},
-        }
-        (result.run_dir / "run.json").write_text(json.dumps(summary, indent=2))
+
+def write_summary(result: RunResult, **extra: str) -> None:
+    """``run.json`` in the run's folder: its status, steps and outputs, replaced whole at every change."""
+    summary = {
+        "run_id": result.run_id,
+        "status": result.status,
+        **extra,
+        "mlflow_run_id": result.mlflow_run_id,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step.status,
+                "seconds": round(step.seconds, 3),
+                "outputs": {name: str(path) for name, path in step.outputs.items()},
+                "reused_from": step.reused_from,
+            }
+            for step in result.steps
+        ],
+        "outputs": {name: str(path) for name, path in result.outputs.items()},
+    }
+    write_record(result.run_dir / "run.json", summary, indent=2)

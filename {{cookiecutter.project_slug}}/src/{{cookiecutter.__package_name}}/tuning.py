@@ -7,12 +7,13 @@ Plain YAML and text: nothing here imports azure-ai-ml (pipeline.py turns these s
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from aml_pipeline_kit.records import write_atomically
 
 from .settings import Settings, SettingsError
 
@@ -82,9 +83,7 @@ def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[
     written = (yaml.safe_load(text) or {}).get("model") or {}
     if any(written.get(name) != value for name, value in values.items()):
         raise SettingsError(f"{config_file}: its `model:` section is not a block of `key: value` lines; set {values}")
-    partial = config_file.with_name(f".{config_file.name}.{os.getpid()}")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(config_file)
+    write_atomically(config_file, text)
 
 
 def write_tuned(settings: Settings, selection_dir: Path) -> None:

@@ -9,13 +9,13 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .plan import Step
 from .plan_cache import IGNORED_PARTS
+from .records import read_record, write_record
 from .snapshot import Snapshot, Zipped
 
 
@@ -116,11 +116,11 @@ class ReuseIndex:
         self.folder = runs_dir / ".reuse"
 
     def lookup(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
-        """The entry for ``key`` if its outputs are intact; otherwise None, and why (None if there is no entry)."""
-        path = self.folder / f"{key}.json"
-        if not path.is_file():
+        """The entry for ``key`` if its outputs are intact; otherwise None, and why (None if there is no entry, or
+        a corrupt one, which is said and ignored)."""
+        entry = read_record(self.folder / f"{key}.json", "reuse entry", reuse_entry)
+        if entry is None:
             return None, None
-        entry = json.loads(path.read_text())
         manifests = entry.get("manifests") or {}
         for name, output in entry["outputs"].items():
             if name not in manifests:
@@ -137,7 +137,14 @@ class ReuseIndex:
             "manifests": {name: manifest(path) for name, path in outputs.items()},
             "mlflow_run_id": mlflow_run_id,
         }
-        # A name of its own: runs in parallel may record the same key at the same moment.
-        temporary = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-        temporary.write_text(json.dumps(entry))
-        temporary.replace(self.folder / f"{key}.json")
+        write_record(self.folder / f"{key}.json", entry)
+
+
+def reuse_entry(data: Any) -> dict[str, Any]:
+    """A reuse entry as ``ReuseIndex.record`` writes it; one of ``records.CORRUPT`` if ``data`` is none."""
+    names = [data["run_id"], *data["outputs"].values()]
+    if not all(isinstance(name, str) for name in names) or not isinstance(data.get("mlflow_run_id") or "", str):
+        raise ValueError("its run and outputs are not named")
+    if not all(isinstance(files, dict) for files in (data.get("manifests") or {}).values()):
+        raise ValueError("its manifests are not lists of files")
+    return data
