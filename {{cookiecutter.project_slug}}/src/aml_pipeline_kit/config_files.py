@@ -23,6 +23,7 @@ MAX_YAML_BYTES = 4 << 20  # 4 MiB: a config.yml listing the columns of a very wi
 MAX_YAML_VALUES = 1_000_000  # azure-ai-ml loads a million in about a second; ten million take gigabytes
 MAX_YAML_DEPTH = 100
 YAML_SUFFIXES = (".yml", ".yaml")
+SPEC_KEYS = frozenset({"component", "trial", "environment", "conda_file"})  # where a job names a spec azure-ai-ml loads
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser where PyYAML has it: the same YAML, faster
 
 
@@ -108,17 +109,20 @@ def check_yaml_files(paths: Iterable[Path]) -> None:
 
 
 def named_yaml_files(document: Any, folder: Path) -> list[Path]:
-    """The YAML files that exist where the strings of ``document`` name them, relative to ``folder``."""
+    """The YAML files that the keys azure-ai-ml follows (``SPEC_KEYS``) name in ``document``, relative to
+    ``folder``: those that exist."""
     found = []
     waiting = [document]
     while waiting:
         value = waiting.pop()
-        if isinstance(value, dict):
-            waiting += list(value.values())
-        elif isinstance(value, list):
+        if isinstance(value, list):
             waiting += value
-        elif isinstance(value, str) and value.endswith(YAML_SUFFIXES) and "://" not in value:
-            candidate = folder / value.removeprefix("file:")
-            if os.path.isfile(candidate):
-                found.append(candidate.resolve())
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if key in SPEC_KEYS and isinstance(item, str) and item.endswith(YAML_SUFFIXES):
+                    candidate = folder / item.removeprefix("file:")
+                    if os.path.isfile(candidate):
+                        found.append(candidate.resolve())
+                else:
+                    waiting.append(item)
     return found
