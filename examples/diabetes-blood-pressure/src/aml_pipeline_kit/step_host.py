@@ -35,7 +35,7 @@ from typing import IO, Any
 
 from .step_imports import preload, script_imports, warm_mlflow
 from .step_processes import is_python_script, set_apart_from_collector, signal_groups, start_command
-from .tracking import LocalTracking, StoreError
+from .tracking import LocalTracking, StoreError, first_line
 
 STOP_SECONDS = 3  # a step asked to stop (SIGTERM) gets this long before it is killed (SIGKILL)
 HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
@@ -206,9 +206,7 @@ def send(replies: IO[str], message: dict[str, Any]) -> None:
 
 def in_one_line(error: BaseException) -> str:
     """An error as the runner shows it: a ``StoreError`` as it is, any other with its type, its first line only."""
-    lines = [line for line in str(error).splitlines() if line.strip()]
-    first = lines[0] if lines else ""
-    return first if isinstance(error, StoreError) else f"{type(error).__name__}: {first}"
+    return str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {first_line(error)}"
 
 
 # --- the runner's side of the protocol -----------------------------------------------------------------------

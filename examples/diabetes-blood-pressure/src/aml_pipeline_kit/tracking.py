@@ -94,6 +94,11 @@ class StoreError(RuntimeError):
 Method = TypeVar("Method", bound=Callable[..., Any])
 
 
+def first_line(error: BaseException) -> str:
+    """An error's first line that says something; its type's name if none does."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
 def in_store(method: Method) -> Method:
     """``method`` of ``LocalTracking``, any failure of MLflow or its store raised as a ``StoreError`` naming it."""
 
@@ -104,8 +109,7 @@ def in_store(method: Method) -> Method:
         except StoreError:
             raise
         except Exception as error:  # SQLAlchemy's, sqlite3's, MLflow's own: each many lines long
-            lines = [line for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
-            reason = DRIVER_PREFIX.sub("", lines[0])
+            reason = DRIVER_PREFIX.sub("", first_line(error))
             raise StoreError(f"the MLflow store {self.tracking_uri} failed: {reason}") from None
 
     return failing_in_one_line  # type: ignore[return-value]
