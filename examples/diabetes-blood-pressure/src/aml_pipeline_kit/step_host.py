@@ -19,6 +19,7 @@ and the pipeline's as killed, says which steps it stopped, and exits.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -160,10 +161,7 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
         signal.signal(signum, lambda *_: None)  # the byte on the wake-up pipe is what counts
         signal.siginterrupt(signum, False)  # a library's system call in progress resumes rather than fails
     received, waiting = b"", False
-
-    def reply(message: dict[str, Any]) -> None:
-        send(replies, message)
-
+    reply = functools.partial(send, replies)
     while True:
         ready = select.select([requests, wake_up], [], [], 0 if host.loading else None)[0]
         if not ready:  # nothing to answer: load more of what the steps import
