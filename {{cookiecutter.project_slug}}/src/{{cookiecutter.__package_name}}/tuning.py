@@ -7,12 +7,13 @@ Plain YAML and text: nothing here imports azure-ai-ml (pipeline.py turns these s
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from aml_pipeline_kit.records import write_atomically
 
 from .settings import Settings, SettingsError
 
@@ -128,9 +129,7 @@ def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[
     """Set ``model_type`` and its ``hyperparameters`` in config.yml's ``model`` section (``tuned_config``), written
     whole or not at all."""
     text = tuned_config(config_file, {"type": model_type, **hyperparameters})
-    partial = config_file.with_name(f".{config_file.name}.{os.getpid()}")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(config_file)
+    write_atomically(config_file, text)
 
 
 def refuse_unwritable_model_section(settings: Settings) -> None:

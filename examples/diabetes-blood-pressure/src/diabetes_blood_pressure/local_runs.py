@@ -9,7 +9,6 @@ import csv
 import gc
 import itertools
 import json
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +19,7 @@ from aml_pipeline_kit.check.report import key_pattern, line_of
 from aml_pipeline_kit.config_files import read_yaml
 from aml_pipeline_kit.local_runner import Interrupted
 from aml_pipeline_kit.plan_cache import PlanCache, model_plan, training_plan
+from aml_pipeline_kit.records import read_record, written_whole
 
 from .settings import Settings, model_name_problem
 from .tuning import tuning_findings, write_tuned
@@ -204,11 +204,16 @@ def local_model_and_rows(
 def latest_local_model(settings: Settings) -> Path:
     """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
     for summary in sorted(settings.local_runs_dir.glob("*/run.json"), reverse=True):
-        run = json.loads(summary.read_text())
-        model = run["outputs"].get("model")
-        if run["status"] == "completed" and model and Path(model).is_dir():
+        model = read_record(summary, "run summary", completed_model)
+        if model and Path(model).is_dir():
             return Path(model)
     raise UsageError(f"no completed local run with a model in {settings.local_runs_dir}: `make run` trains one")
+
+
+def completed_model(run: dict[str, Any]) -> str | None:
+    """The model folder a run summary names, if the run completed."""
+    model = run["outputs"].get("model")
+    return model if run["status"] == "completed" and isinstance(model, str) else None
 
 
 def rows_without_target(settings: Settings) -> Path:
@@ -221,10 +226,9 @@ def rows_without_target(settings: Settings) -> Path:
         raise UsageError(f"the project's CSV {source} is gone (aml/data.yml names it): restore it, or pass --data")
     destination = settings.local_runs_dir / SCORE_INPUT_DIR / source.name
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
-    with (
+    with (  # whole or not at all: a concurrent `score` never reads half a file
         source.open(newline="", encoding="utf-8-sig") as original,
-        partial.open("w", newline="", encoding="utf-8") as out,
+        written_whole(destination, newline="") as out,
     ):
         rows = csv.reader(original)
         header = next(rows)
@@ -232,7 +236,6 @@ def rows_without_target(settings: Settings) -> Path:
         writer = csv.writer(out)
         writer.writerow([header[index] for index in kept])
         writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in rows)
-    partial.replace(destination)
     return destination
 
 

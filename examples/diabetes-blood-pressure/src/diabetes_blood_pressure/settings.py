@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from aml_pipeline_kit.config_files import SettingsError, read_yaml
+from aml_pipeline_kit.config_files import YAML_SUFFIXES, SettingsError, check_yaml_files, read_yaml
 from aml_pipeline_kit.data_refs import reference_key
 
 # Set, the project's folder wherever this package is installed or run from.
@@ -108,6 +108,8 @@ class Settings:
                 f"{root} is not this project's folder (no config.yml and components/ here or above): "
                 f"run from within the project, or set {ROOT_VARIABLE} to its folder"
             )
+        specs = (path for folder in ("aml", "components") for path in sorted((root / folder).rglob("*")))
+        check_yaml_files(path for path in specs if path.suffix in YAML_SUFFIXES)  # before azure-ai-ml reads one
         return cls(
             root=root,
             config=read_yaml(root / "config.yml"),
