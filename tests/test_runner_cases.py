@@ -269,14 +269,17 @@ def test_column_names_reach_the_step_whole_through_a_shell(
 
 
 def step_parser(folder: Path) -> object:
-    """data_prep's argument parser, imported as ``python prep.py`` would import it."""
-    sys.path.insert(0, str(folder))
+    """data_prep's argument parser, imported as ``python prep.py`` would import it: beside its script, the code its
+    additional_includes bring (components/common/)."""
+    folders = [str(folder), str(folder.parent / "common")]
+    sys.path[:0] = folders
     try:
         return importlib.import_module("prep").build_parser()
     finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop("prep", None)
-        sys.modules.pop("csv_rules", None)
+        for added in folders:
+            sys.path.remove(added)
+        for module in ("prep", "csv_rules", "argument_types"):
+            sys.modules.pop(module, None)
 
 
 @pytest.mark.slow  # runs the pipeline
