@@ -26,6 +26,11 @@ AZURE_AI_ML_SCHEMA_WARNINGS = [
     pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
 ]
 COPIED = ("config.yml", "aml", "components", "data", "src")
+# A YAML mapping's body (indented by two) of nine levels of ten aliases: 10**9 strings in a few hundred bytes.
+BILLION_LAUGHS = "".join(
+    f"  {name}: &{name} [{', '.join([f'*{previous}' if previous else 'lol'] * 10)}]\n"
+    for previous, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
+)
 ENV = {
     **os.environ,
     "PYTHONDONTWRITEBYTECODE": "1",

@@ -128,6 +128,7 @@ def test_exact_file_set(baked: Bake) -> None:
                 "local_runner",
                 "plan",
                 "plan_cache",
+                "records",
                 "reuse",
                 "shell",
                 "snapshot",

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import resource
 import shutil
+import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
@@ -14,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from azure_render import TrainedRender
-from machinery import PACKAGE, cli
+from machinery import BILLION_LAUGHS, PACKAGE, cli, imported
 
 # Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
 pytestmark = pytest.mark.slow
@@ -69,6 +71,35 @@ def with_flow_style_model(config: Path) -> AbstractContextManager[object]:
     section = text[text.index("model:\n") : text.index("\n\n", text.index("model:\n"))]
     flow = "model: " + json.dumps(yaml.safe_load(section)["model"])
     return written(config, text.replace(section, flow).replace("max_total_trials: 20", "max_total_trials: 1"))
+
+
+@contextmanager
+def appended(path: Path, text: str) -> Iterator[None]:
+    with written(path, path.read_text() + text):
+        yield
+
+
+@contextmanager
+def locked(database: Path) -> Iterator[None]:
+    """The SQLite database held by another process's write transaction for the duration."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    connection.execute("BEGIN EXCLUSIVE")
+    try:
+        yield
+    finally:
+        connection.close()
+
+
+@contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """No file may grow past ``size`` bytes, in this process and those it starts (``ulimit -f``): a write past it
+    fails as on a full disk."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
 
 
 Condition = Callable[[Path], AbstractContextManager[object]]  # what a case does to the project while it runs
@@ -149,11 +180,35 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
         2,
         r"error: .*config\.yml: tuning\.early_termination\.policy is 'bandit' with tuning\.sampling 'bayesian'; .*",
     ),
-    "an unforeseen error (runs/ is a file)": (
+    "runs/ is a file": (
         lambda project: as_a_file(project / "runs"),
         ["run", "--local"],
-        70,
-        r"error: unexpected \w+Error: .* \(traceback: (?P<log>.*\.log)\)",
+        2,
+        r"error: .*/runs/\d{8}-\d{6}-\w{6}: Not a directory",
+    ),
+    "the MLflow store locked by another process": (
+        lambda project: locked(project / "mlruns.db"),
+        ["run", "--local"],
+        2,
+        r"error: the MLflow store sqlite:///.*/mlruns\.db failed: database is locked",
+    ),
+    "a full disk (no file may grow past 64 KiB)": (
+        lambda project: file_size_limit(64 << 10),
+        ["run", "--local"],
+        2,
+        r"error: the MLflow store sqlite:///.*/mlruns\.db failed: disk I/O error",
+    ),
+    "config.yml holding an alias bomb": (
+        lambda project: appended(project / "config.yml", f"laughs:\n{BILLION_LAUGHS}"),
+        ["check"],
+        2,
+        r"error: .*/config\.yml: its aliases expand to more than 1,000,000 values \(a YAML alias bomb\): .*",
+    ),
+    "a component spec holding an alias bomb": (
+        lambda project: appended(project / "components" / "evaluate" / "evaluate.yml", f"laughs:\n{BILLION_LAUGHS}"),
+        ["run", "--local"],
+        2,
+        r"error: .*/evaluate\.yml: its aliases expand to more than 1,000,000 values \(a YAML alias bomb\): .*",
     ),
 }
 
@@ -172,6 +227,24 @@ def test_every_error_ends_in_one_line(
     assert found, lines[0]
     if "log" in found.groupdict():  # a bug: its traceback is kept where the line says
         assert "Traceback (most recent call last)" in Path(found["log"]).read_text()
+
+
+def test_an_unforeseen_error_ends_in_one_line_and_its_traceback_in_a_file(
+    trained: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """A bug, made here by a command that raises what no handler expects."""
+    cli_module = imported(trained, {"cli": PACKAGE}).cli
+
+    def bug(args: object) -> int:
+        raise KeyError("outputs")
+
+    monkeypatch.setattr(cli_module, "dispatch", bug)
+    assert cli_module.main(["check"]) == 70
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1
+    found = re.fullmatch(r"error: unexpected KeyError: 'outputs' \(traceback: (?P<log>.*\.log)\)", lines[0])
+    assert found, lines[0]
+    assert "Traceback (most recent call last)" in Path(found["log"]).read_text()
 
 
 def test_a_step_that_crashes_is_reported_by_its_last_line(trained: Path, tmp_path: Path) -> None:

@@ -11,19 +11,25 @@ from __future__ import annotations
 import importlib
 import json
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import mlflow
 import pytest
+import yaml
+from azure_render import TrainedRender
 from conftest import bake
 from machinery import (
     AZURE_AI_ML_SCHEMA_WARNINGS,
+    BILLION_LAUGHS,
     ENV,
     MACHINERY,
     PACKAGE,
@@ -263,14 +269,17 @@ def test_column_names_reach_the_step_whole_through_a_shell(
 
 
 def step_parser(folder: Path) -> object:
-    """data_prep's argument parser, imported as ``python prep.py`` would import it."""
-    sys.path.insert(0, str(folder))
+    """data_prep's argument parser, imported as ``python prep.py`` would import it: beside its script, the code its
+    additional_includes bring (components/common/)."""
+    folders = [str(folder), str(folder.parent / "common")]
+    sys.path[:0] = folders
     try:
         return importlib.import_module("prep").build_parser()
     finally:
-        sys.path.remove(str(folder))
-        sys.modules.pop("prep", None)
-        sys.modules.pop("csv_rules", None)
+        for added in folders:
+            sys.path.remove(added)
+        for module in ("prep", "csv_rules", "argument_types"):
+            sys.modules.pop(module, None)
 
 
 @pytest.mark.slow  # runs the pipeline
@@ -388,6 +397,216 @@ def test_a_step_whose_recorded_outputs_changed_is_run_again(default_project: Pat
         assert statuses[step] == "completed", case
         assert f"{step}: not reused, its earlier outputs changed since" in again.stdout, f"{case}: {again.stdout}"
         assert reason in again.stdout, f"{case}: {again.stdout}"
+
+
+# --- pipeline job files that once went wrong: a step's code, its outputs, YAML --------------------------------------
+
+IMAGE = {"image": "python:3.11-slim"}
+
+
+def job_file(folder: Path, nodes: dict, text: str = "") -> Path:
+    """A pipeline job of command nodes (``nodes``: each one's component, inline or a spec file's name, and its
+    bindings), written to ``folder/job.yml``; ``text`` goes first in the file."""
+    jobs = {
+        name: {
+            "type": "command",
+            "component": spec if isinstance(spec, str) else {"type": "command", "environment": IMAGE, **spec},
+            **bindings,
+        }
+        for name, (spec, bindings) in nodes.items()
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    document = {"type": "pipeline", "settings": {"default_compute": "azureml:cpu-cluster"}, "jobs": jobs}
+    (folder / "job.yml").write_text(text + yaml.safe_dump(document, sort_keys=False))
+    return folder / "job.yml"
+
+
+def code_with(project: Path, link: str | None = None, to: str = "") -> dict:
+    """A component whose code is a folder of the project holding ``link``, a link to ``to``."""
+    code = project / "code"
+    (code / "step.py").parent.mkdir(parents=True, exist_ok=True)
+    (code / "step.py").write_text("print('ran')\n")
+    if link:
+        (code / link).symlink_to(to)
+    return {"code": str(code), "command": "python step.py"}
+
+
+def writes_nothing(output: str, kind: str = "uri_folder") -> dict:
+    """A component given the place of its output ``output`` that writes nothing there, and exits 0."""
+    return {"outputs": {output: {"type": kind}}, "command": f"echo ${{{{outputs.{output}}}}}"}
+
+
+def reads(node: str, output: str) -> tuple[dict, dict]:
+    component = {"inputs": {"data": {"type": "uri_folder"}}, "command": "ls ${{inputs.data}}"}
+    return component, {"inputs": {"data": f"${{{{parent.jobs.{node}.outputs.{output}}}}}"}}
+
+
+def loop_include(project: Path) -> Path:
+    (project / "shared").symlink_to("shared")  # a link to itself
+    return job_file(project, {"a": ({**code_with(project), "additional_includes": ["shared"]}, {})})
+
+
+def bomb_in_spec(project: Path) -> Path:
+    spec = {"type": "command", "environment": IMAGE, "command": "true"}
+    (project / "spec.yml").write_text(f"tags:\n{BILLION_LAUGHS}" + yaml.safe_dump(spec))
+    return job_file(project, {"a": ("./spec.yml", {})})
+
+
+# what the project's folder holds -> the exit code of `run --local --job` on it, and the line that says why
+JOB_FILES = {
+    "code: .. holding the local runs, not ignored": (
+        # The step fails if its snapshot holds runs/: once 14 GB copied in 107 s, then exit 70.
+        lambda project: job_file(project / "jobs", {"a": ({"code": "..", "command": "test ! -e runs"}, {})}),
+        0,
+        None,
+    ),
+    "an additional include that is a link loop": (
+        loop_include,
+        1,
+        r".*\[aml-validate\] jobs\.a\.component\.additional_includes: Symlink loop from .*shared.*",
+    ),
+    "code: /etc": (
+        lambda project: job_file(project, {"a": ({"code": "/etc", "command": "true"}, {})}),
+        2,
+        r"error: step 'a': its code reaches /etc, a system folder \(configuration and secrets, .*",
+    ),
+    "a link into /etc in the code": (
+        lambda project: job_file(project, {"a": (code_with(project, "passwords", "/etc/shadow"), {})}),
+        2,
+        r"error: step 'a': its code reaches .*/code/passwords, a link into /etc, a system folder .*",
+    ),
+    "a link to nothing in the code": (
+        lambda project: job_file(project, {"a": (code_with(project, "gone.py", "nowhere.py"), {})}),
+        2,
+        r"error: step 'a': its code reaches .*/code/gone\.py, a link to .*/nowhere\.py, which does not exist: .*",
+    ),
+    "a uri_file output never written": (
+        lambda project: job_file(project, {"a": (writes_nothing("note", "uri_file"), {})}),
+        1,
+        r"error: step 'a' failed: it exited 0 but did not write its output 'note' \(uri_file\) .*",
+    ),
+    "a folder output left empty, which a step reads": (
+        lambda project: job_file(project, {"a": (writes_nothing("data"), {}), "b": reads("a", "data")}),
+        1,
+        r"error: step 'a' failed: it exited 0 but left its output 'data' \(uri_folder\) empty, which b reads: .*",
+    ),
+    "a folder output left empty, which nothing reads": (
+        lambda project: job_file(project, {"a": (writes_nothing("data"), {})}),
+        0,
+        None,
+    ),
+    "an alias bomb in the job file": (
+        lambda project: job_file(project, {"a": ({"command": "true"}, {})}, f"tags:\n{BILLION_LAUGHS}"),
+        2,
+        r"error: .*/job\.yml: its aliases expand to more than .* values .*",
+    ),
+    "an alias bomb in a component spec the job file names": (
+        bomb_in_spec,
+        2,
+        r"error: .*/spec\.yml: its aliases expand to more than .* values .*",
+    ),
+}
+
+
+@pytest.mark.slow  # runs pipelines, of shell steps
+@pytest.mark.parametrize(("prepare", "exit_code", "line"), JOB_FILES.values(), ids=JOB_FILES.keys())
+def test_a_job_file_runs_or_is_refused_in_one_line(
+    default_project: Path, tmp_path: Path, prepare: Callable[[Path], Path], exit_code: int, line: str | None
+) -> None:
+    project = copy_project(default_project, tmp_path / "project")
+    result = cli(project, "run", "--local", "--job", str(prepare(project)), timeout=120)
+    assert result.returncode == exit_code, result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    if line is None:
+        assert result.stderr == ""
+    else:
+        assert any(re.fullmatch(line, text) for text in result.stderr.splitlines()), result.stderr
+        assert not list(project.glob("runs/.reuse/*.json"))  # nothing that failed is kept for reuse
+    assert not list(project.glob("runs/**/shadow"))
+
+
+# --- records that cannot brick a project ---------------------------------------------------------------------------
+
+
+@contextmanager
+def replaced(path: Path, text: str) -> Iterator[Path]:
+    original = path.read_text()
+    path.write_text(text)
+    try:
+        yield path
+    finally:
+        path.write_text(original)
+
+
+def reuse_entry_emptied(project: Path) -> AbstractContextManager[Path]:
+    """data_prep's reuse entry as ``{}``: every run once exited 70 on it (KeyError: 'outputs')."""
+    entry = next(path for path in project.glob("runs/.reuse/*.json") if "/data_prep/" in path.read_text())
+    return replaced(entry, "{}")
+
+
+@contextmanager
+def newest_run_cut_short(project: Path) -> Iterator[Path]:
+    """The newest run's run.json cut short, as a crash mid-write left it once: `score` exited 70 on it."""
+    summary = project / "runs" / "29991231-235959-ffffff" / "run.json"  # newer than any run
+    summary.parent.mkdir()
+    text = json.dumps(latest_run(project), indent=2)
+    summary.write_text(text[: len(text) // 2])
+    try:
+        yield summary
+    finally:
+        shutil.rmtree(summary.parent)
+
+
+def check_verdict_cut_short(project: Path) -> AbstractContextManager[Path]:
+    kit = imported(project, {"plan_cache": MACHINERY})
+    verdict = kit.plan_cache.PlanCache(project, project / "runs" / ".plans")._path(kit.plan_cache.VERDICT)
+    return replaced(verdict, verdict.read_text()[:100])
+
+
+# a record of the trained project made corrupt -> the command that reads it, and what it calls such a record
+CORRUPT_RECORDS = {
+    "a reuse entry that is {}": (reuse_entry_emptied, ["run", "--local"], "reuse entry"),
+    "the newest run.json cut short": (newest_run_cut_short, ["score", "--local"], "run summary"),
+    "check's verdict cut short": (check_verdict_cut_short, ["check"], "cached plan"),
+}
+
+
+@pytest.mark.slow  # runs pipelines of the trained render
+@pytest.mark.parametrize(("corrupt", "argv", "what"), CORRUPT_RECORDS.values(), ids=CORRUPT_RECORDS.keys())
+def test_a_corrupt_record_is_ignored_in_one_line(
+    trained_render: TrainedRender, corrupt: Callable[[Path], AbstractContextManager[Path]], argv: list[str], what: str
+) -> None:
+    with corrupt(trained_render.root) as record:
+        result = cli(trained_render.root, *argv)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert re.fullmatch(rf"warning: {re.escape(str(record))} is not a valid {what} \(.+\): ignored\n", result.stderr)
+
+
+WRITTEN_ON_A_FULL_DISK = """
+import resource, sys
+from pathlib import Path
+from aml_pipeline_kit.local_runner import RunResult, StepResult, write_summary
+steps = [StepResult(f"step_{number}", "completed", 1.0, {}) for number in range(100)]
+resource.setrlimit(resource.RLIMIT_FSIZE, (2048, resource.RLIM_INFINITY))  # as a full disk: no file past 2 KiB
+write_summary(RunResult("second", Path(sys.argv[1]), "completed", steps))
+"""
+
+
+def test_a_record_the_disk_has_no_room_for_leaves_the_last_one_whole(default_project: Path, tmp_path: Path) -> None:
+    """run.json was written in place: a crash or a full disk mid-write left half of one, and `score` exited 70."""
+    (tmp_path / "run.json").write_text(json.dumps({"run_id": "first", "status": "completed"}))
+    before = (tmp_path / "run.json").read_text()
+    written = subprocess.run(
+        [sys.executable, "-c", WRITTEN_ON_A_FULL_DISK, str(tmp_path)],
+        env={**ENV, "PYTHONPATH": str(default_project / "src")},
+        capture_output=True,
+        text=True,
+    )
+    assert written.returncode != 0
+    assert written.stderr.splitlines()[-1] == "OSError: [Errno 27] File too large"
+    assert (tmp_path / "run.json").read_text() == before
+    assert [path.name for path in tmp_path.iterdir()] == ["run.json"]
 
 
 # --- options refused up front ------------------------------------------------------------------------------------

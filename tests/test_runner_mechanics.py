@@ -17,8 +17,8 @@ from machinery import MACHINERY, imported
 
 @pytest.fixture(scope="module")
 def kit(default_project: Path) -> SimpleNamespace:
-    """The default bake's plan and local_runner modules."""
-    return imported(default_project, {"plan": MACHINERY, "local_runner": MACHINERY, "tracking": MACHINERY})
+    """The default bake's plan, local_runner, snapshot and tracking modules."""
+    return imported(default_project, dict.fromkeys(["plan", "local_runner", "snapshot", "tracking"], MACHINERY))
 
 
 COMMAND = (
@@ -97,15 +97,19 @@ def test_step_key_follows_code_parameters_and_upstream(kit: SimpleNamespace, tmp
     (tmp_path / "train.py").write_text("print('v1')\n")
     step = train_step(kit, tmp_path)
     values = {"data": tmp_path, "alpha": 0.5, "depth": None}
-    key = kit.local_runner.step_key(step, values, {"prep": "upstream-1"})
-    assert kit.local_runner.step_key(step, values, {"prep": "upstream-1"}) == key
-    assert kit.local_runner.step_key(step, {**values, "alpha": 0.6}, {"prep": "upstream-1"}) != key
-    assert kit.local_runner.step_key(step, values, {"prep": "upstream-2"}) != key
+
+    def key(values: dict[str, Any], upstream: str) -> str:
+        return kit.local_runner.step_key(step, values, {"prep": upstream}, kit.snapshot.snapshot_files(step))
+
+    first = key(values, "upstream-1")
+    assert key(values, "upstream-1") == first
+    assert key({**values, "alpha": 0.6}, "upstream-1") != first
+    assert key(values, "upstream-2") != first
     (tmp_path / "__pycache__").mkdir()
     (tmp_path / "__pycache__" / "train.cpython-311.pyc").write_bytes(b"noise")
-    assert kit.local_runner.step_key(step, values, {"prep": "upstream-1"}) == key
+    assert key(values, "upstream-1") == first
     (tmp_path / "train.py").write_text("print('v2')\n")
-    assert kit.local_runner.step_key(step, values, {"prep": "upstream-1"}) != key
+    assert key(values, "upstream-1") != first
 
 
 def test_content_digest_sees_file_contents_not_paths(kit: SimpleNamespace, tmp_path: Path) -> None:

@@ -8,9 +8,9 @@ and watch it: ``monitor`` a new batch for drift and quality (locally, on Azure M
 
 Runs and submissions start only when ``check`` finds nothing. Only the commands' own
 modules are imported, when they run: ``--help`` stays instant. Every error ends in one line
-on stderr and a non-zero exit: 2 for what the user can correct (1 when a run or a step
-failed), 130/143 when SIGINT/SIGTERM stopped the command, 70 for a bug, whose traceback
-goes to a log file that the line names.
+on stderr and a non-zero exit: 2 for what the user can correct, a value or a file, the disk
+or the MLflow store (1 when a run or a step failed), 130/143 when SIGINT/SIGTERM stopped the
+command, 70 for a bug, whose traceback goes to a log file that the line names.
 """
 
 from __future__ import annotations
@@ -295,6 +295,14 @@ def log_unforeseen(error: BaseException) -> Path:
     return Path(os.devnull)
 
 
+def file_system_error(error: OSError) -> str:
+    """What the file system refused, in one line: the file or files, and why."""
+    if error.strerror and error.filename:
+        files = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+        return f"{files}: {error.strerror}"
+    return " ".join(str(error).split())[:300] or type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = {stopping: signal.signal(stopping, interrupt) for stopping in (signal.SIGINT, signal.SIGTERM)}
@@ -309,6 +317,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (SettingsError, PlanError, StepHostError, UsageError, AzureAccessError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # the disk full, a file where a folder goes, a read-only folder: the file system said no
+        print(f"error: {file_system_error(error)}", file=sys.stderr)
         return 2
     except Exception as error:  # a bug, or an error from a library nobody foresaw: one line, the rest in a file
         log = log_unforeseen(error)

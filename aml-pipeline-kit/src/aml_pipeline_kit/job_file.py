@@ -20,6 +20,7 @@ from .check import collector_paused
 from .check.command import command_findings
 from .check.report import Finding, Report, one_line
 from .check.script import script_call, script_findings
+from .config_files import SettingsError, check_yaml_files
 from .data_refs import local_data
 from .job_yaml import include_errors
 from .local_runner import Interrupted, LocalRunner, RunResult
@@ -34,6 +35,10 @@ def load_pipeline_job(path: Path) -> Any:
     no pipeline job."""
     if not path.is_file():
         raise PlanError(f"--job {path}: no such file")
+    try:
+        check_yaml_files([path])  # and the specs it names: a YAML bomb is refused before azure-ai-ml expands it
+    except SettingsError as error:
+        raise PlanError(str(error)) from None
     # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
     logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
     from azure.ai.ml import load_job  # seconds to import: only when a job file is run or checked
@@ -121,10 +126,10 @@ def check_job_file(path: Path, substitutes: Mapping[str, Path], own_environment:
 
 def readable_python(folder: Path) -> bool:
     """Whether the step host can read the imports of ``folder``'s scripts to preload them: a job file's code may
-    hold anything (Python 2, another encoding), which its step will report when it runs."""
+    hold anything (Python 2, another encoding, a link to nothing), which the run reports when it starts."""
     try:
         script_imports([folder])
-    except (SyntaxError, UnicodeDecodeError, ValueError):
+    except (SyntaxError, ValueError, OSError):
         return False
     return True
 

@@ -5,6 +5,7 @@ that needs no azure-ai-ml objects."""
 from __future__ import annotations
 
 import io
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -93,7 +94,11 @@ def include_errors(job: Any, seen: set[Any] | None = None, prefix: str = "jobs."
         if not hasattr(component, "_validate") or identity in seen:  # registered in a workspace, or validated
             continue
         seen.add(identity)
-        for key, message in component._validate().error_messages.items():
+        try:
+            messages = component._validate().error_messages
+        except RuntimeError as error:  # azure-ai-ml resolves each include, and a link loop raises
+            messages = {"additional_includes": str(error)}
+        for key, message in messages.items():
             if key.startswith("additional_includes"):  # the rest comes with the pipeline job's validation
                 errors[f"{prefix}{name}.component.{key}"] = message
     return errors
@@ -110,10 +115,19 @@ def step_from_node(name: str, node: dict[str, Any], folder: Path) -> Step:
     return step_from_component(name, component, bindings, folder)
 
 
+def resolved_include(include: Path) -> Path:
+    """An additional include as azure-ai-ml resolves it, links followed; a link loop as written (absolute), which
+    ``check`` reports with azure-ai-ml's validation and the runner refuses as missing."""
+    try:
+        return include.resolve()
+    except RuntimeError:  # Python 3.11's word for a link loop
+        return Path(os.path.abspath(include))
+
+
 def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[str, Binding], folder: Path) -> Step:
     """A step running ``component`` (its spec as a dict, code absolute, defined in ``folder``, where its relative
     additional includes start from, as azure-ai-ml resolves them) with its inputs bound by ``bindings``."""
-    includes = tuple((folder / include).resolve() for include in component.get("additional_includes") or ())
+    includes = tuple(resolved_include(folder / include) for include in component.get("additional_includes") or ())
     inputs = {
         input_name: StepInput(
             type=spec["type"],

@@ -9,7 +9,7 @@ successful step is reused instead of run. Imports no azure-ai-ml.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import shlex
 import shutil
@@ -22,9 +22,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .plan import PLAIN_WORD, Plan, PlanError, Step, file_name, unquoted_inputs
+from .records import write_record
 from .reuse import ReuseIndex, content_digest, link_tree, step_key
-from .snapshot import missing_include
-from .step_host import StepHost, TrackingTarget
+from .snapshot import Snapshot, missing_include, snapshot_files
+from .step_host import StepHost, StepHostError, TrackingTarget
 from .step_io import (
     ReadOnly,
     downloaded,
@@ -53,15 +54,25 @@ __all__ = [
 ]
 
 
+FULL_DISK_BYTES = 1 << 20  # less free space than this: a step's log had no room
+
+
 class StepFailed(RuntimeError):
     def __init__(self, step: str, returncode: int, log: Path) -> None:
         self.step, self.returncode, self.log = step, returncode, log
         super().__init__(f"step {step!r} failed with exit code {returncode}; its log: {log}")
 
     def last_line(self) -> str:
-        """The step's own last word: its one-line error, or the exception line ending a traceback."""
-        lines = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
-        return lines[-1] if lines else "(its log is empty)"
+        """The step's own last word: its one-line error, or the exception line ending a traceback; without one, its
+        exit code (and a full disk, which leaves a step no room to say more)."""
+        with contextlib.suppress(OSError):
+            lines = [line.strip() for line in self.log.read_text(errors="replace").splitlines() if line.strip()]
+            if lines:
+                return lines[-1]
+        with contextlib.suppress(OSError):
+            if shutil.disk_usage(self.log.parent).free < FULL_DISK_BYTES:
+                return f"exit code {self.returncode}, nothing in its log: the disk that holds it is full"
+        return f"exit code {self.returncode}, nothing in its log"
 
 
 class Interrupted(BaseException):  # a BaseException, as KeyboardInterrupt: no `except Exception` swallows it
@@ -92,6 +103,7 @@ class Started:
     key: str
     log: Path
     mlflow_run_id: str
+    kinds: dict[str, str]  # each output's type
     may_fail: bool = False
     read_only: ReadOnly = field(default_factory=dict)
 
@@ -131,6 +143,39 @@ def plan_problem(plan: Plan) -> str | None:
     return None
 
 
+def output_readers(plan: Plan) -> dict[tuple[str, str], list[str]]:
+    """Each step output something reads: the steps that read it, and the pipeline's outputs it is."""
+    readers: dict[tuple[str, str], list[str]] = {}
+    for step in plan.steps:
+        for spec in step.inputs.values():
+            if spec.binding.node:
+                readers.setdefault((spec.binding.node, spec.binding.output or ""), []).append(step.name)
+    for name, source in plan.outputs.items():
+        readers.setdefault(source, []).append(f"the pipeline's output {name!r}")
+    return readers
+
+
+def unwritten_output(started: Started, readers: dict[tuple[str, str], list[str]]) -> str | None:
+    """An output a step that exited 0 did not write, in one line; None if it wrote them all.
+
+    As on Azure ML: a ``uri_file`` output is a file the step writes, and without it there is nothing to upload or
+    read. A folder output (uri_folder, mltable, a model) left empty is no error by itself, and the step completes
+    there; but its datastore path then holds nothing, so mounting it as another step's input fails ("does not
+    contain any data"): here the step that left it empty fails instead, naming what reads it.
+    """
+    for name, folder in started.outputs.items():
+        kind = started.kinds[name]
+        if kind == "uri_file" and not output_path(folder, kind).is_file():
+            return f"it exited 0 but did not write its output {name!r} (uri_file) at {output_path(folder, kind)}"
+        read_by = readers.get((started.name, name))
+        if kind != "uri_file" and read_by and not any(folder.iterdir()):
+            return (
+                f"it exited 0 but left its output {name!r} ({kind}) empty, which {', '.join(read_by)} reads: "
+                "on Azure ML there would be no data to mount there"
+            )
+    return None
+
+
 def new_run_id() -> str:
     return f"{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
@@ -158,10 +203,15 @@ class LocalRunner:
         self.progress = progress
         self.index = ReuseIndex(runs_dir)
         self.running: dict[str, Started] = {}
+        self.snapshots: dict[str, Snapshot] = {}  # each step's code, listed before the run starts
+        self.readers: dict[tuple[str, str], list[str]] = {}  # each step output something reads: what reads it
 
     def run(self, plan: Plan, run_id: str | None = None) -> RunResult:
         if problem := plan_problem(plan):
             raise PlanError(problem)
+        # As Azure ML takes every step's code when the job is submitted; what a snapshot must not hold stops it here.
+        self.snapshots = {step.name: snapshot_files(step, leave_out=self.runs_dir) for step in plan.steps}
+        self.readers = output_readers(plan)
         for note in plan.notes:
             self.progress(f"note: {note}")
         run_id = run_id or new_run_id()
@@ -183,23 +233,26 @@ class LocalRunner:
         except StepFailed as failure:
             result.status = "failed"
             result.steps.append(StepResult(failure.step, "failed", 0.0, {}))
-            self.end(result)
+            self.end(result, failing=True)
             raise
         except BaseException:
             result.status = "failed"
-            self.end(result)
+            self.end(result, failing=True)
             raise
         result.status = "completed"
         result.outputs = {name: produced[source] for name, source in plan.outputs.items()}
         self.end(result)
         return result
 
-    def end(self, result: RunResult) -> None:
-        try:
-            if result.mlflow_run_id:
-                self.host.request("end_pipeline", status=result.status)
-        finally:
-            self.write_summary(result)
+    def end(self, result: RunResult, failing: bool = False) -> None:
+        """The run ended: in MLflow, and in run.json. After a failure, the store or the disk failing here too goes
+        unsaid: the first error is the one that tells what happened."""
+        with contextlib.suppress(*((StepHostError, OSError) if failing else ())):
+            try:
+                if result.mlflow_run_id:
+                    self.host.request("end_pipeline", status=result.status)
+            finally:
+                write_summary(result)
 
     def stop(self, plan: Plan, result: RunResult, interruption: Interrupted) -> None:
         """SIGINT or SIGTERM: stop the host and its steps, mark the run killed, remove what killed steps wrote."""
@@ -214,7 +267,7 @@ class LocalRunner:
                 shutil.rmtree(result.run_dir / step.name / output, ignore_errors=True)
             if step.name in stopped:
                 result.steps.append(StepResult(step.name, "killed", 0.0, {}))
-        self.write_summary(result, interrupted_by=str(interruption))
+        write_summary(result, interrupted_by=str(interruption))
         steps = f"; stopped {', '.join(sorted(stopped))} and removed their outputs" if stopped else ""
         interruption.summary = f"run {result.run_id} marked killed in {result.run_dir / 'run.json'} and MLflow{steps}"
 
@@ -261,7 +314,7 @@ class LocalRunner:
         values = resolve_inputs(step, plan.inputs, produced)
         step_dir = result.run_dir / step.name
         outputs = {name: step_dir / name for name in step.outputs}
-        key = keys[step.name] = step_key(step, values, keys)
+        key = keys[step.name] = step_key(step, values, keys, self.snapshots[step.name])
         earlier, changed = self.index.lookup(key) if self.reuse and step.deterministic else (None, None)
         if changed:
             self.progress(f"      {step.name}: not reused, its earlier outputs changed since ({changed})")
@@ -274,20 +327,20 @@ class LocalRunner:
             return StepResult(step.name, "reused", time.perf_counter() - started, outputs, earlier["run_id"])
         for path in outputs.values():
             path.mkdir(parents=True)
-        workdir = fresh_code_copy(step, step_dir)
+        workdir = fresh_code_copy(step, step_dir, self.snapshots[step.name])
         given = {name: output_path(folder, step.outputs[name]) for name, folder in outputs.items()}
         argv = render_command(step.command, downloaded(step, values, step_dir), given)
         log = step_dir / "step.log"
         (step_dir / "command.txt").write_text(shlex.join(argv) + "\n")
         read_only = read_only_inputs(step, values, self.runs_dir)
         reply = self.host.request("start_step", step=step.name, argv=argv, cwd=str(workdir), log=str(log))
-        return Started(step.name, started, outputs, key, log, reply["run_id"], step.may_fail, read_only)
+        return Started(step.name, started, outputs, key, log, reply["run_id"], step.outputs, step.may_fail, read_only)
 
     def end_step(self, started: Started, returncode: int, others: dict[str, Started], run_id: str) -> StepResult:
         seconds = time.perf_counter() - started.at
-        if returncode == 0 and (written := written_input(started.read_only)):
-            with started.log.open("a") as log:  # the step's last word, as on Azure ML, where the write itself fails
-                log.write(f"error: {written}\n")
+        if returncode == 0 and (wrong := written_input(started.read_only) or unwritten_output(started, self.readers)):
+            with started.log.open("a") as log:  # the step's last word, as on Azure ML, where the step itself fails
+                log.write(f"error: {wrong}\n")
             returncode = 1
         if returncode != 0:
             for path in started.outputs.values():
@@ -305,22 +358,24 @@ class LocalRunner:
         self.progress(f"      {started.name}: done in {seconds:.1f}s")
         return StepResult(started.name, "completed", seconds, started.outputs)
 
-    def write_summary(self, result: RunResult, **extra: str) -> None:
-        summary = {
-            "run_id": result.run_id,
-            "status": result.status,
-            **extra,
-            "mlflow_run_id": result.mlflow_run_id,
-            "steps": [
-                {
-                    "name": step.name,
-                    "status": step.status,
-                    "seconds": round(step.seconds, 3),
-                    "outputs": {name: str(path) for name, path in step.outputs.items()},
-                    "reused_from": step.reused_from,
-                }
-                for step in result.steps
-            ],
-            "outputs": {name: str(path) for name, path in result.outputs.items()},
-        }
-        (result.run_dir / "run.json").write_text(json.dumps(summary, indent=2))
+
+def write_summary(result: RunResult, **extra: str) -> None:
+    """``run.json`` in the run's folder: its status, steps and outputs, replaced whole at every change."""
+    summary = {
+        "run_id": result.run_id,
+        "status": result.status,
+        **extra,
+        "mlflow_run_id": result.mlflow_run_id,
+        "steps": [
+            {
+                "name": step.name,
+                "status": step.status,
+                "seconds": round(step.seconds, 3),
+                "outputs": {name: str(path) for name, path in step.outputs.items()},
+                "reused_from": step.reused_from,
+            }
+            for step in result.steps
+        ],
+        "outputs": {name: str(path) for name, path in result.outputs.items()},
+    }
+    write_record(result.run_dir / "run.json", summary, indent=2)

@@ -31,6 +31,7 @@ from .project import (
     rows,
     tracking_uri_from,
 )
+from .records import read_record, written_whole
 from .tuning import tuning_findings, write_tuned
 
 if TYPE_CHECKING:
@@ -231,11 +232,16 @@ def local_model_and_rows(
 def latest_local_model(project: Project) -> Path:
     """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
     for summary in sorted(project.local_runs_dir.glob("*/run.json"), reverse=True):
-        run = json.loads(summary.read_text())
-        model = run["outputs"].get("model")
-        if run["status"] == "completed" and model and Path(model).is_dir():
+        model = read_record(summary, "run summary", completed_model)
+        if model and Path(model).is_dir():
             return Path(model)
     raise UsageError(f"no completed local run with a model in {project.local_runs_dir}: `make run` trains one")
+
+
+def completed_model(run: dict[str, Any]) -> str | None:
+    """The model folder a run summary names, if the run completed."""
+    model = run["outputs"].get("model")
+    return model if run["status"] == "completed" and isinstance(model, str) else None
 
 
 def rows_without_target(project: Project) -> Path:
@@ -248,10 +254,9 @@ def rows_without_target(project: Project) -> Path:
         raise UsageError(f"the project's CSV {source} is gone (aml/data.yml names it): restore it, or pass --data")
     destination = project.local_runs_dir / SCORE_INPUT_DIR / source.name
     destination.parent.mkdir(parents=True, exist_ok=True)
-    partial = destination.with_name(f".{source.name}.{os.getpid()}")  # a concurrent `score` never reads half a file
-    with (
+    with (  # whole or not at all: a concurrent `score` never reads half a file
         source.open(newline="", encoding="utf-8-sig") as original,
-        partial.open("w", newline="", encoding="utf-8") as out,
+        written_whole(destination, newline="") as out,
     ):
         records = csv.reader(original)
         header = next(records)
@@ -259,7 +264,6 @@ def rows_without_target(project: Project) -> Path:
         writer = csv.writer(out)
         writer.writerow([header[index] for index in kept])
         writer.writerows([row[index] if index < len(row) else "" for index in kept] for row in records)
-    partial.replace(destination)
     return destination
 
 

@@ -22,13 +22,13 @@ import os
 import sys
 import sysconfig
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .plan import Plan, plan_from_data, plan_to_data
+from .records import CORRUPT, ignored, read_record, write_record
 
 ENGINE_DIR = Path(__file__).resolve().parent
 FORMAT = 2  # bump when what an entry holds changes meaning
@@ -36,6 +36,7 @@ KEPT_STATES = 4  # per kind of plan: switching back and forth between a few edit
 LAYOUT_FOLDERS = ("components", "aml")
 IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
 INSTALLED_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".pth")
+T = TypeVar("T")
 
 
 VERDICT = {"kind": "check"}  # the azure-ai-ml half of check's findings, when the whole check found nothing
@@ -154,14 +155,19 @@ class PlanCache:
         self.site_dirs = list(site_dirs) if site_dirs is not None else default_site_dirs()
         self._digests: dict[Path, str | None] = {}
 
-    def lookup(self, kind: dict[str, Any]) -> Any | None:
-        """What was stored for ``kind`` while the project was as it is now; None if nothing was."""
+    def lookup(self, kind: dict[str, Any], parse: Callable[[Any], T]) -> T | None:
+        """What was stored for ``kind`` while the project was as it is now, as ``parse`` makes it of its JSON; None
+        if nothing was (or what was is corrupt: said, and ignored)."""
         environment = self.environment()
         for state in self._states(kind):
-            if state.get("environment") == environment and all(
+            if state["environment"] == environment and all(
                 self._digest(Path(path)) == digest for path, digest in state["files"].items()
             ):
-                return state["value"]
+                try:
+                    return parse(state["value"])
+                except CORRUPT as error:
+                    ignored(self._path(kind), "cached plan", error)
+                    return None
         return None
 
     @contextmanager
@@ -200,9 +206,9 @@ class PlanCache:
 
     def plan(self, kind: dict[str, Any], build: Callable[[], Any]) -> Plan:
         """The plan of the job ``build()`` makes, stored for ``kind``; built (azure-ai-ml) only if none is stored."""
-        stored = self.lookup(kind)
+        stored = self.lookup(kind, plan_from_data)
         if stored is not None:
-            return plan_from_data(stored)
+            return stored
         from .aml_graph import plan_from_job
 
         with self.tracing() as reads:
@@ -220,20 +226,18 @@ class PlanCache:
         return self.folder / f"{name}.json"
 
     def _states(self, kind: dict[str, Any]) -> list[dict[str, Any]]:
-        try:
-            states = json.loads(self._path(kind).read_text())
-        except (OSError, ValueError):  # none yet, or unreadable: as good as none
-            return []
-        return states if isinstance(states, list) else []
+        return read_record(self._path(kind), "cached plan", states) or []
 
     def _store(self, kind: dict[str, Any], state: dict[str, Any]) -> None:
         state["files"] = {str(path): digest for path, digest in state["files"].items()}
         states = [state, *(old for old in self._states(kind) if old.get("files") != state["files"])][:KEPT_STATES]
-        path = self._path(kind)
-        temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-        try:  # a cache: a project that cannot be written to is merely slower
+        with suppress(OSError):  # a cache: a project that cannot be written to is merely slower
             self.folder.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(states))
-            temporary.replace(path)  # whole or not at all: runs started at once may store at the same moment
-        except OSError:
-            temporary.unlink(missing_ok=True)
+            write_record(self._path(kind), states)  # whole or not at all: runs started at once may store at once
+
+
+def states(data: Any) -> list[dict[str, Any]]:
+    """A plan cache file's states, newest first: each one's environment, files read and value."""
+    if not all(isinstance(state["environment"], dict) and isinstance(state["files"], dict) for state in data):
+        raise ValueError("its states are not what a plan cache stores")
+    return list(data)

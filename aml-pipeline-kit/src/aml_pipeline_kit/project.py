@@ -37,7 +37,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .config_files import SettingsError, read_yaml
+from .config_files import YAML_SUFFIXES, SettingsError, check_yaml_files, read_yaml
 from .data_refs import reference_key
 
 if TYPE_CHECKING:
@@ -97,6 +97,8 @@ class Project:
                 f"{where} is not a project (no config.yml and components/ here or above): run from within one, "
                 f"or set {ROOT_VARIABLE} to its folder"
             )
+        specs = (path for folder in ("aml", "components") for path in sorted((found / folder).rglob("*")))
+        check_yaml_files(path for path in specs if path.suffix in YAML_SUFFIXES)  # before azure-ai-ml reads one
         return cls(
             root=found,
             config=read_yaml(found / "config.yml"),

@@ -7,18 +7,19 @@ import hashlib
 import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from .plan import Step
-from .snapshot import IGNORED_CODE_PARTS, included
+from .plan_cache import IGNORED_PARTS
+from .records import read_record, write_record
+from .snapshot import Snapshot, Zipped
 
 
 def iter_files(folder: Path) -> Iterator[Path]:
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and not IGNORED_CODE_PARTS.intersection(path.parts) and path.suffix != ".pyc":
+        if path.is_file() and not IGNORED_PARTS.intersection(path.parts) and path.suffix != ".pyc":
             yield path
 
 
@@ -40,9 +41,19 @@ def content_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) -> str:
-    """What makes a step's outputs what they are: code (its additional includes too), command, parameters and input
-    contents."""
+def snapshot_digest(files: Snapshot) -> str:
+    """sha256 of a step's code snapshot: each file's name in it and content (a zipped folder's, file by file)."""
+    digest = hashlib.sha256()
+    for name, source in sorted(files.items()):
+        parts = source.files if isinstance(source, Zipped) else [(source, "")]
+        for file, name_in_archive in parts:
+            digest.update(json.dumps([name, name_in_archive, file_sha256(file)]).encode())
+    return digest.hexdigest()
+
+
+def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str], code: Snapshot) -> str:
+    """What makes a step's outputs what they are: its code snapshot (``code``: its code folder and additional
+    includes as Azure ML uploads them), command, parameters and input contents."""
     inputs: dict[str, Any] = {}
     for name, spec in step.inputs.items():
         if spec.binding.node:
@@ -51,9 +62,7 @@ def step_key(step: Step, values: dict[str, Any], upstream_keys: dict[str, str]) 
             inputs[name] = {"content": content_digest(Path(values[name]))}
         else:
             inputs[name] = values[name]
-    code = content_digest(step.code) if step.code else None
-    includes = [[include.name, content_digest(included(include))] for include in step.includes]
-    identity = {"command": step.command, "code": code, "includes": includes, "inputs": inputs}
+    identity = {"command": step.command, "code": snapshot_digest(code), "inputs": inputs}
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -105,11 +114,11 @@ class ReuseIndex:
         self.folder = runs_dir / ".reuse"
 
     def lookup(self, key: str) -> tuple[dict[str, Any] | None, str | None]:
-        """The entry for ``key`` if its outputs are intact; otherwise None, and why (None if there is no entry)."""
-        path = self.folder / f"{key}.json"
-        if not path.is_file():
+        """The entry for ``key`` if its outputs are intact; otherwise None, and why (None if there is no entry, or
+        a corrupt one, which is said and ignored)."""
+        entry = read_record(self.folder / f"{key}.json", "reuse entry", reuse_entry)
+        if entry is None:
             return None, None
-        entry = json.loads(path.read_text())
         manifests = entry.get("manifests") or {}
         for name, output in entry["outputs"].items():
             if name not in manifests:
@@ -126,7 +135,14 @@ class ReuseIndex:
             "manifests": {name: manifest(path) for name, path in outputs.items()},
             "mlflow_run_id": mlflow_run_id,
         }
-        # A name of its own: runs in parallel may record the same key at the same moment.
-        temporary = self.folder / f".{key}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
-        temporary.write_text(json.dumps(entry))
-        temporary.replace(self.folder / f"{key}.json")
+        write_record(self.folder / f"{key}.json", entry)
+
+
+def reuse_entry(data: Any) -> dict[str, Any]:
+    """A reuse entry as ``ReuseIndex.record`` writes it; one of ``records.CORRUPT`` if ``data`` is none."""
+    names = [data["run_id"], *data["outputs"].values()]
+    if not all(isinstance(name, str) for name in names) or not isinstance(data.get("mlflow_run_id") or "", str):
+        raise ValueError("its run and outputs are not named")
+    if not all(isinstance(files, dict) for files in (data.get("manifests") or {}).values()):
+        raise ValueError("its manifests are not lists of files")
+    return data

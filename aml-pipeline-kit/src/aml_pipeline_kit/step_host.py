@@ -16,6 +16,8 @@ and the pipeline's as killed, says which steps it stopped, and exits.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import gc
 import json
 import logging
@@ -32,7 +34,7 @@ from typing import IO, Any
 
 from .step_imports import preload, script_imports, warm_mlflow
 from .step_processes import is_python_script, set_apart_from_collector, signal_groups, start_command
-from .tracking import LocalTracking
+from .tracking import LocalTracking, StoreError, first_line
 
 STOP_SECONDS = 3  # a step asked to stop (SIGTERM) gets this long before it is killed (SIGKILL)
 HOST_STOP_SECONDS = 15  # for the host to stop its steps (it gives them a few seconds) and end their MLflow runs
@@ -157,11 +159,7 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
         signal.signal(signum, lambda *_: None)  # the byte on the wake-up pipe is what counts
         signal.siginterrupt(signum, False)  # a library's system call in progress resumes rather than fails
     received, waiting = b"", False
-
-    def reply(message: dict[str, Any]) -> None:
-        replies.write(json.dumps(message) + "\n")
-        replies.flush()
-
+    reply = functools.partial(send, replies)
     while True:
         ready = select.select([requests, wake_up], [], [], 0 if host.loading else None)[0]
         if not ready:  # nothing to answer: load more of what the steps import
@@ -172,7 +170,7 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
             if signals & set(STOPPING_SIGNALS):
                 reply({"ok": False, "error": "interrupted", "stopped": host.stop()})
                 return
-            host.reap()
+            host.reap()  # a failure of the store here ends the host (main): the runner hears it in one line
         if requests in ready:
             chunk = os.read(requests, 1 << 16)
             if not chunk:  # the runner is gone: nothing may outlive it
@@ -188,13 +186,23 @@ def serve(requests: int, replies: IO[str], host: Host) -> None:
                 try:
                     reply({"ok": True, **host.handle(request)})
                 except Exception as error:  # sent back to the runner, which raises it
-                    reply({"ok": False, "error": f"{type(error).__name__}: {error}"})
+                    reply({"ok": False, "error": in_one_line(error)})
         if waiting and host.ended:
             reply({"ok": True, **host.ended.pop(0)})
             waiting = False
         elif waiting and not host.running:
             reply({"ok": False, "error": "ValueError: no step is running"})
             waiting = False
+
+
+def send(replies: IO[str], message: dict[str, Any]) -> None:
+    replies.write(json.dumps(message) + "\n")
+    replies.flush()
+
+
+def in_one_line(error: BaseException) -> str:
+    """An error as the runner shows it: a ``StoreError`` as it is, any other with its type, its first line only."""
+    return str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {first_line(error)}"
 
 
 # --- the runner's side of the protocol -----------------------------------------------------------------------
@@ -311,14 +319,28 @@ def main() -> None:
     gc.disable()  # imports make hundreds of thousands of lasting objects: scanning them as they come costs tenths
     host = Host(script_imports((Path(folder) for folder in step_folders), imported_names=True))
     preload(["mlflow.tracking"])  # the runs' bookkeeping comes first, before any step can start
-    logging.getLogger("mlflow").setLevel(logging.WARNING)  # the store's set-up chatter, on every run
-    host.open_store(tracking_uri, experiment, artifacts_dir)
+    # The store's set-up chatter on every run, and the tracebacks MLflow logs of its own failures: what fails reaches
+    # the runner as its reply's one line.
+    logging.getLogger("mlflow").setLevel(logging.CRITICAL)
     try:
-        replies.write(json.dumps({"ok": True, "ready": True}) + "\n")
-        replies.flush()
+        host.open_store(tracking_uri, experiment, artifacts_dir)
+        ready: dict[str, Any] = {"ok": True, "ready": True}
+    except StoreError as error:
+        ready = {"ok": False, "error": str(error)}
+    try:
+        send(replies, ready)
     except BrokenPipeError:  # the runner is gone (stopped while this host warmed up): nothing is left to do
         os._exit(0)
-    serve(sys.stdin.fileno(), replies, host)
+    if not ready["ok"]:
+        os._exit(1)
+    try:
+        serve(sys.stdin.fileno(), replies, host)
+    except StoreError as error:  # as a step ended: its steps stop, and the runner hears why in its next reply
+        with contextlib.suppress(Exception):
+            host.stop()
+        with contextlib.suppress(BrokenPipeError):
+            send(replies, {"ok": False, "error": str(error)})
+        os._exit(1)
     # Everything is written and every step has exited: skip the seconds-long teardown of the imported modules.
     sys.stdout.flush()
     sys.stderr.flush()

@@ -13,7 +13,7 @@ from typing import Any
 from .plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, PLACEHOLDER, PlanError, Step
 from .reuse import difference
 from .shell import SHELL, needs_shell, shell_line
-from .snapshot import build_snapshot
+from .snapshot import Snapshot, build_snapshot
 
 CODE_COPY = ".code"  # in a step's run folder: the copy of its code it runs in
 INPUT_COPIES = ".inputs"  # in a step's run folder: its inputs of mode download, copied
@@ -73,10 +73,10 @@ def render_command(command: str, inputs: dict[str, Any], outputs: dict[str, Path
     return argv
 
 
-def fresh_code_copy(step: Step, step_dir: Path) -> Path:
-    """The folder a step runs in: a fresh snapshot of its code and additional includes, as Azure ML snapshots code
-    per job (what a step writes beside its script stays in its run); an empty folder for a step without code."""
-    return build_snapshot(step, step_dir / CODE_COPY)
+def fresh_code_copy(step: Step, step_dir: Path, files: Snapshot) -> Path:
+    """The folder a step runs in: a fresh copy of its code snapshot (``files``), as Azure ML snapshots code per job
+    (what a step writes beside its script stays in its run); an empty folder for a step without code."""
+    return build_snapshot(step, step_dir / CODE_COPY, files)
 
 
 def downloaded(step: Step, values: dict[str, Any], step_dir: Path) -> dict[str, Any]:

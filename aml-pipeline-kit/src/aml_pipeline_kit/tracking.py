@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import ast
 import fcntl
+import functools
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 PIPELINE_STATUSES = {"completed": "FINISHED", "killed": "KILLED"}  # the local runner's words -> MLflow's
 BATCH_SIZE = 100  # MLflow takes at most 100 parameters in one batch
+DRIVER_PREFIX = re.compile(r"^\((\w+\.)*\w+\) ")  # "(sqlite3.OperationalError) database is locked"
 # A migration script's own revision and the one it follows, as alembic reads them (module-level assignments).
 REVISION_LINE = re.compile(r"^(revision|down_revision)(?:\s*:\s*[^=]+)?\s*=\s*(.+?)\s*$", re.MULTILINE)
 
@@ -83,11 +85,40 @@ def store_set_up(tracking_uri: str) -> Iterator[None]:
         yield
 
 
+class StoreError(RuntimeError):
+    """The MLflow store failed: locked by another process, the disk full, not a store at all. One line."""
+
+
+Method = TypeVar("Method", bound=Callable[..., Any])
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line that says something; its type's name if none does."""
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def in_store(method: Method) -> Method:
+    """``method`` of ``LocalTracking``, any failure of MLflow or its store raised as a ``StoreError`` naming it."""
+
+    @functools.wraps(method)
+    def failing_in_one_line(self: LocalTracking, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except StoreError:
+            raise
+        except Exception as error:  # SQLAlchemy's, sqlite3's, MLflow's own: each many lines long
+            reason = DRIVER_PREFIX.sub("", first_line(error))
+            raise StoreError(f"the MLflow store {self.tracking_uri} failed: {reason}") from None
+
+    return failing_in_one_line  # type: ignore[return-value]
+
+
 class LocalTracking:
+    @in_store
     def __init__(self, tracking_uri: str, experiment_name: str, artifacts_dir: Path) -> None:
+        self.tracking_uri = tracking_uri
         from mlflow.tracking import MlflowClient  # heavy: imported only when a run starts
 
-        self.tracking_uri = tracking_uri
         # The client opens the store, creating its tables if it is new.
         with store_set_up(tracking_uri), quick_schema_check():
             self.client = MlflowClient(tracking_uri)
@@ -99,6 +130,7 @@ class LocalTracking:
             )
         self.parent_run_id: str | None = None
 
+    @in_store
     def start_pipeline(self, run_id: str, inputs: dict[str, Any]) -> str:
         run = self.client.create_run(self.experiment_id, run_name=run_id, tags={"runner": "local"})
         self.parent_run_id = run.info.run_id
@@ -121,6 +153,7 @@ class LocalTracking:
                 params=[entity for entity in batch if isinstance(entity, Param)],
             )
 
+    @in_store
     def end_pipeline(self, status: str) -> None:
         """End the pipeline's run, if one is open: ``completed``, ``killed`` (interrupted) or anything else (failed)."""
         if self.parent_run_id:
@@ -135,6 +168,7 @@ class LocalTracking:
         )
         return run.info.run_id
 
+    @in_store
     def start_step(self, step: str) -> tuple[str, dict[str, str]]:
         """A child run for the step, and the environment that makes the step log into it."""
         run_id = self._child(step)
@@ -142,9 +176,11 @@ class LocalTracking:
         env.pop("MLFLOW_EXPERIMENT_NAME", None)
         return run_id, env
 
+    @in_store
     def end_step(self, run_id: str, status: str) -> None:
         self.client.set_terminated(run_id, status)
 
+    @in_store
     def record_reused_step(self, step: str, earlier_run_id: str | None) -> None:
         """A child run for a reused step, carrying the earlier run's parameters and metrics."""
         run_id = self._child(step, {"reused_from": earlier_run_id or "unknown"})

@@ -7,7 +7,6 @@ Plain YAML and text: nothing here imports azure-ai-ml (sweeps.py turns these set
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,6 +15,7 @@ import yaml
 
 from .config_files import SettingsError
 from .project import Project
+from .records import write_atomically
 
 if TYPE_CHECKING:
     from .check.report import Finding
@@ -128,9 +128,7 @@ def write_tuned_model(config_file: Path, model_type: str, hyperparameters: dict[
     """Set ``model_type`` and its ``hyperparameters`` in config.yml's ``model`` section (``tuned_config``), written
     whole or not at all."""
     text = tuned_config(config_file, {"type": model_type, **hyperparameters})
-    partial = config_file.with_name(f".{config_file.name}.{os.getpid()}")
-    partial.write_text(text, encoding="utf-8")
-    partial.replace(config_file)
+    write_atomically(config_file, text)
 
 
 # A setting the section does not hold: a sweep's winner may bring hyperparameters the section leaves to their defaults.

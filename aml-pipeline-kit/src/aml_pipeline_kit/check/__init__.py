@@ -63,9 +63,9 @@ def check_project(
     skipped while everything it read is as it was when the whole check last found nothing; the rules on scripts
     and the environment, which read the component folders with ``ast``, run every time."""
     pipeline_file = pipeline_file.resolve()
-    stored = cache.lookup(VERDICT) if cache else None
+    stored = cache.lookup(VERDICT, Definitions.from_data) if cache else None
     if stored is not None:
-        report = scripts_checked(root, Definitions.from_data(stored))
+        report = scripts_checked(root, stored)
     else:
         with collector_paused():
             report = checked(root, build_pipeline, pipeline_file, cache, more_findings)
