@@ -1,5 +1,5 @@
 """The render's commands against its workspace, with the real azure-ai-ml ``MLClient`` (and azure-storage-blob)
-against Azure Resource Manager and the workspace's storage simulated at HTTP level (tests/azure_fake.py), which
+against Azure Resource Manager and the workspace's storage simulated at HTTP level (aml_pipeline_kit.testing.azure_fake), which
 answer as the service does (the VM size in capitals, the idle time as an ISO 8601 duration) and refuse what it refuses
 (a PUT without ``location``): ``submit``'s get-or-create of the compute cluster and environment, run twice as two
 submissions run it, and ``monitor --azure [--schedule]`` with the batch it reads."""
@@ -13,7 +13,15 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from azure_fake import CONTAINER, LOCATION, RESOURCE_GROUP, SUBSCRIPTION, WORKSPACE, FakeAzureML, FakeCredential
+from aml_pipeline_kit.testing.azure_fake import (
+    CONTAINER,
+    LOCATION,
+    RESOURCE_GROUP,
+    SUBSCRIPTION,
+    WORKSPACE,
+    FakeAzureML,
+    FakeCredential,
+)
 from azure_render import OFFLINE
 from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, PACKAGE, copy_project, imported
 
