@@ -85,7 +85,7 @@ def test_a_registry_error_registers_nothing_and_fails_the_step_with_one_line(
     assert failure.body["message"] in line
 
 
-# How the registry answers the creation of a registered model whose name exists (aml_pipeline_kit.testing.azure_fake says why both).
+# How the registry answers the creation of a registered model whose name exists (the fake says why both).
 EXISTING_NAME_ANSWERS = {
     "400 RESOURCE_ALREADY_EXISTS": (400, "RESOURCE_ALREADY_EXISTS"),
     "409 ALREADY_EXISTS": (409, "ALREADY_EXISTS"),

@@ -1,5 +1,5 @@
 """The render's commands against its workspace, with the real azure-ai-ml ``MLClient`` (and azure-storage-blob)
-against Azure Resource Manager and the workspace's storage simulated at HTTP level (aml_pipeline_kit.testing.azure_fake), which
+against Azure Resource Manager and the workspace's storage simulated at HTTP level (aml_pipeline_kit.testing), which
 answer as the service does (the VM size in capitals, the idle time as an ISO 8601 duration) and refuse what it refuses
 (a PUT without ``location``): ``submit``'s get-or-create of the compute cluster and environment, run twice as two
 submissions run it, and ``monitor --azure [--schedule]`` with the batch it reads."""
