@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
-import mlflow
 import pytest
 
 from aml_pipeline_kit.local_runner import RunResult
@@ -67,6 +66,8 @@ def copy_project(destination: Path, empty_store: Path | None = None) -> Project:
 @pytest.fixture(scope="session")
 def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An MLflow store with its tables created: creating them costs seconds per project copy."""
+    import mlflow  # seconds to import: only for the tests that log to MLflow
+
     path = tmp_path_factory.mktemp("store") / "mlruns.db"
     mlflow.MlflowClient(f"sqlite:///{path}").search_experiments()
     return path

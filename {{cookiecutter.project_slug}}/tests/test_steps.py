@@ -207,7 +207,7 @@ def test_evaluate_writes_only_finite_metrics(
     pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": targets}).to_parquet(prepped / "test.parquet")
     model = LinearRegression().fit(pd.DataFrame({"x": [0.0, 1.0]}), [0.0, 0.0])
     model.coef_ = np.array([slope])
-    mlflow.sklearn.save_model(model, tmp_path / "model")
+    mlflow.sklearn.save_model(model, tmp_path / "model", pip_requirements=[])  # none inferred: seconds per save
     argv = ["--model", str(tmp_path / "model"), "--prepped-data", str(prepped), "--report", str(tmp_path / "report")]
     assert evaluate.main(argv) == 1
     assert capsys.readouterr().err.splitlines() == [message]
