@@ -442,6 +442,7 @@ class Shell:
         return self.git("rev-parse", "HEAD", cwd=repo)
 
 
+@pytest.mark.slow  # seconds of git and cruft
 @pytest.mark.skipif(shutil.which("git") is None, reason="cruft needs git")
 def test_cruft_creates_checks_and_updates_a_project_from_a_local_template_repo(tmp_path: Path) -> None:
     if not (TEMPLATE_DIR / ".git").exists():
