@@ -9,6 +9,7 @@ template's folder (a local checkout). Each source is built here as uv builds it 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -42,11 +43,18 @@ def engine_requirement(project: Path) -> tuple[str, dict[str, str]]:
     return requirement, pyproject["tool"]["uv"]["sources"]["aml-pipeline-kit"]
 
 
+def without_rustc(path: str) -> str:
+    """``path`` (a PATH) without the folders that hold a ``rustc``: pip asks ``rustc --version`` for its user agent
+    whenever one is on PATH, and rustup's ``rustc`` writes ~/.rustup/ on its first call; tests write nothing in HOME."""
+    return os.pathsep.join(folder for folder in path.split(os.pathsep) if not (Path(folder) / "rustc").exists())
+
+
 def built_version(source: str, destination: Path) -> str:
     """The version of the wheel pip builds from ``source`` (a folder, or a git URL), offline."""
     offline = ["--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir"]
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", *offline, "--wheel-dir", str(destination), source],
+        env={**os.environ, "PATH": without_rustc(os.environ.get("PATH", ""))},
         check=True,
         capture_output=True,
         text=True,
