@@ -84,20 +84,26 @@ def test_the_local_run_beats_the_baseline_its_model_scores_every_row_and_monitor
         model, data = trained.outputs["model"], project.local_data_path
         monitored = monitor_locally(project, model, data, host=host)  # its own CSV: no drift
         assert "no threshold crossed" in (monitored.run_dir / "monitor" / "step.log").read_text()
-        predictions = pd.read_csv(monitored.outputs["predictions"] / "predictions.csv")
-        assert len(predictions) == len(pd.read_csv(data))
-        assert predictions.columns[-1].startswith("predicted_")
-        assert np.isfinite(predictions.iloc[:, -1]).all()
+        assert_every_row_predicted(monitored.outputs["predictions"], data)
 
-        changed, batch = changed_rows(dataset_project, data)
+        changed, batch = changed_rows(dataset_project, data)  # without the target, as rows to score come
         with pytest.raises(StepFailed) as alarmed:
             monitor_locally(project, model, batch, host=host)
     finally:
         host.close()
     assert alarmed.value.step == "monitor"
+    assert_every_row_predicted(alarmed.value.log.parent.parent / "score" / "predictions", batch)  # the step before
     error = alarmed.value.last_line()
     assert error.startswith("error: monitoring thresholds crossed: "), error
     assert f"unseen categories above 5% of the rows in {changed!r}" in error or f"drift in {changed!r} (" in error
+
+
+def assert_every_row_predicted(predictions: Path, rows: Path) -> None:
+    """The score step's predictions.csv holds a finite prediction for every row of the CSV ``rows``."""
+    predicted = pd.read_csv(predictions / "predictions.csv")
+    assert len(predicted) == len(pd.read_csv(rows))
+    assert predicted.columns[-1].startswith("predicted_")
+    assert np.isfinite(predicted.iloc[:, -1]).all()
 
 
 def changed_rows(project: Path, data: Path) -> tuple[str, Path]:
