@@ -9,6 +9,7 @@ template's folder (a local checkout). Each source is built here as uv builds it 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ DEFAULTS = rendered_values({})
 PACKAGE = DEFAULTS["__package_name"]
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+SLOW_BUILD = pytest.mark.slow  # builds the engine's wheel (and, to move a project, runs cruft): seconds each
 
 
 def engine_requirement(project: Path) -> tuple[str, dict[str, str]]:
@@ -41,11 +43,18 @@ def engine_requirement(project: Path) -> tuple[str, dict[str, str]]:
     return requirement, pyproject["tool"]["uv"]["sources"]["aml-pipeline-kit"]
 
 
+def without_rustc(path: str) -> str:
+    """``path`` (a PATH) without the folders that hold a ``rustc``: pip asks ``rustc --version`` for its user agent
+    whenever one is on PATH, and rustup's ``rustc`` writes ~/.rustup/ on its first call; tests write nothing in HOME."""
+    return os.pathsep.join(folder for folder in path.split(os.pathsep) if not (Path(folder) / "rustc").exists())
+
+
 def built_version(source: str, destination: Path) -> str:
     """The version of the wheel pip builds from ``source`` (a folder, or a git URL), offline."""
     offline = ["--no-deps", "--no-build-isolation", "--no-index", "--no-cache-dir"]
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", *offline, "--wheel-dir", str(destination), source],
+        env={**os.environ, "PATH": without_rustc(os.environ.get("PATH", ""))},
         check=True,
         capture_output=True,
         text=True,
@@ -73,6 +82,7 @@ def template_repository(shell: Shell, destination: Path) -> tuple[Path, str]:
     return destination, shell.commit_all(destination, "template")
 
 
+@SLOW_BUILD
 def test_a_render_from_a_local_checkout_takes_the_engine_from_the_template_folder(tmp_path: Path) -> None:
     project = bake({}, tmp_path)
     requirement, source = engine_requirement(project)
@@ -88,6 +98,7 @@ def test_the_example_takes_the_engine_by_its_path_inside_the_template() -> None:
     assert (example / source["path"]).resolve() == ENGINE
 
 
+@SLOW_BUILD
 def test_a_render_from_a_git_url_takes_the_engine_from_the_repository_at_the_commit_rendered(tmp_path: Path) -> None:
     shell = Shell(git_env(tmp_path))
     repository, commit = template_repository(shell, tmp_path / "template")
@@ -100,6 +111,7 @@ def test_a_render_from_a_git_url_takes_the_engine_from_the_repository_at_the_com
     assert built_version(direct_reference(source, project), tmp_path / "wheels") == ENGINE_VERSION
 
 
+@SLOW_BUILD
 def test_a_project_of_the_previous_template_moves_onto_the_engine_with_cruft_update(tmp_path: Path) -> None:
     shell = Shell(git_env(tmp_path))
     known = subprocess.run(["git", "cat-file", "-e", f"{PREVIOUS_VERSION}^{{commit}}"], cwd=TEMPLATE_DIR, check=False)

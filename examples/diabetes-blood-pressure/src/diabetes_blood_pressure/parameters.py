@@ -101,4 +101,3 @@ def check_target_not_a_feature(project: Project, parameters: dict[str, Any]) -> 
                 "there (and list the former target if it should be a feature), or empty both features lists to "
                 "infer them from the CSV on every run"
             )
-

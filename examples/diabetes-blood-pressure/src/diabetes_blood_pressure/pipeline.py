@@ -124,9 +124,10 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
     candidates = model_candidates(project) if model_type == AUTO else [model_type] if tune else []
     if not candidates:
         parameters["validation_size"] = 0.0  # a single model needs no validation rows: train on them all
+    elif not parameters["validation_size"]:  # select would find none, after every candidate trained
+        scored = "tuning scores its trials" if tune else "model type auto picks the best candidate"
+        raise SettingsError(f"{project.config_file}: {scored} on validation rows: set validation_size above 0")
     sweep = sweep_settings(project) if tune else None
-    if sweep and not parameters["validation_size"]:
-        raise SettingsError(f"{project.config_file}: tuning scores its trials on validation rows: set validation_size")
 
     declared = regressors(project)
     hyperparameters = list(declared.HYPERPARAMETERS)  # each also an input of train.yml
