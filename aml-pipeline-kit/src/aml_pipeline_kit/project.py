@@ -19,6 +19,9 @@ azure-ai-ml ``PipelineJob`` of a ``@dsl.pipeline`` graph, given the ``Input`` s 
 - ``scoring(project, model, data)``: ``score``; outputs ``predictions`` (``predictions.csv``);
 - ``monitoring(project, model, training_data, batch)``: ``monitor``; outputs ``report``.
 
+A role the project cannot offer as it stands may map to a sentence saying why (``"tuning": "... set validation_size
+above 0"``): the command of that role says it, and ``check`` leaves the role out.
+
 Kedro's ``settings.py`` and ``pipeline_registry.py`` are the model: the project holds its graphs and config, the
 engine finds them by this one table.
 """
@@ -121,8 +124,8 @@ class Project:
         return self.root / "config.yml"
 
     @cached_property
-    def pipelines(self) -> dict[str, Builder]:
-        """The project's pipeline builders by role, from its ``register_pipelines(project)``."""
+    def registered(self) -> dict[str, Builder | str]:
+        """What the project's ``register_pipelines(project)`` returns: a builder, or why there is none, by role."""
         self.importable()
         try:
             module = importlib.import_module(self.pipelines_module)
@@ -131,22 +134,31 @@ class Project:
         register = getattr(module, "register_pipelines", None)
         if not callable(register):
             raise SettingsError(f"{module.__file__}: defines no register_pipelines(project)")
-        builders = dict(register(self))
-        unknown = sorted(set(builders) - set(ROLES))
-        if unknown or "training" not in builders:
+        registered = dict(register(self))
+        unknown = sorted(set(registered) - set(ROLES))
+        malformed = [role for role, entry in registered.items() if not (callable(entry) or isinstance(entry, str))]
+        if unknown or malformed or not callable(registered.get("training")):
             raise SettingsError(
                 f"{module.__file__}: register_pipelines() must return a training pipeline and may return "
-                f"{', '.join(ROLES[1:])}; it returned {', '.join(builders) or 'none'}"
+                f"{', '.join(ROLES[1:])}, each a function or why there is none; it returned "
+                f"{', '.join(f'{role}: {type(entry).__name__}' for role, entry in registered.items()) or 'nothing'}"
             )
-        return builders
+        return registered
+
+    @property
+    def pipelines(self) -> dict[str, Builder]:
+        """The project's pipeline builders by role, the roles it offers as it stands."""
+        return {role: entry for role, entry in self.registered.items() if callable(entry)}
 
     def pipeline(self, role: str) -> Builder:
-        try:
-            return self.pipelines[role]
-        except KeyError:
+        entry = self.registered.get(role)
+        if isinstance(entry, str):
+            raise SettingsError(f"this project has no {role} pipeline as it stands: {entry}")
+        if entry is None:
             raise SettingsError(
                 f"this project registers no {role} pipeline (register_pipelines in {self.pipelines_file})"
-            ) from None
+            )
+        return entry
 
     def importable(self) -> None:
         """The project's src/ on the module path: a project run where it is, not installed, as Kedro bootstraps one."""

@@ -30,11 +30,14 @@ logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 MONITORING_THRESHOLDS = ("psi", "p_value", "missing_rate_increase", "unseen_rate", "rmse_ratio")
 
 
-def register_pipelines(project: Project) -> dict[str, Callable[..., PipelineJob]]:
-    """The pipelines the engine runs, by role (aml_pipeline_kit/project.py says what each is given). Tuning scores
-    its trials on validation rows: with validation_size 0 there is none, and `make tune` says so."""
-    tuning = {"tuning": tuning_pipeline} if project.setting("validation_size") else {}
-    return {"training": training_pipeline, **tuning, "scoring": scoring_pipeline, "monitoring": monitoring_pipeline}
+def register_pipelines(project: Project) -> dict[str, Callable[..., PipelineJob] | str]:
+    """The pipelines the engine runs, by role (aml_pipeline_kit/project.py says what each is given)."""
+    tuning = tuning_pipeline if project.setting("validation_size") else NO_VALIDATION_ROWS
+    scoring, monitoring = scoring_pipeline, monitoring_pipeline
+    return {"training": training_pipeline, "tuning": tuning, "scoring": scoring, "monitoring": monitoring}
+
+
+NO_VALIDATION_ROWS = "tuning scores its trials on validation rows: set validation_size above 0 in config.yml"
 
 
 def load_components(project: Project, *names: str) -> dict[str, CommandComponent]:
