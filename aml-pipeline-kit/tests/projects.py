@@ -1,7 +1,7 @@
-"""Helpers for the tests of the rendered project's machinery (plan, runner, step host, CLI), run from the template.
-
-The machinery has no template variables; its thorough tests live here, run once against a bake of the
-default project, rather than in every render.
+"""The engine's tests run on a realistic project: a copy of the template's committed default render,
+examples/diabetes-blood-pressure (no cookiecutter: the copy is the render, byte for byte). Helpers to copy it, run the
+engine's command in it (``python -m aml_pipeline_kit``, from the project's folder), load it in this process, and read
+what its runs leave.
 """
 
 from __future__ import annotations
@@ -14,25 +14,27 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
-import pytest
+from aml_pipeline_kit.project import ROOT_VARIABLE, Project
+from aml_pipeline_kit.testing.azure_fake import OFFLINE
 
-PACKAGE = "diabetes_blood_pressure"  # the default bake's package
-MACHINERY = "aml_pipeline_kit"  # every bake's machinery package
-# azure-ai-ml's own schemas use marshmallow APIs that marshmallow deprecates: not ours to fix.
-AZURE_AI_ML_SCHEMA_WARNINGS = [
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.RemovedInMarshmallow4Warning"),
-    pytest.mark.filterwarnings("ignore::marshmallow.warnings.ChangedInMarshmallow4Warning"),
-]
-COPIED = ("config.yml", "aml", "components", "data", "src")
+REPOSITORY = Path(__file__).resolve().parents[2]
+EXAMPLE = REPOSITORY / "examples" / "diabetes-blood-pressure"
+PACKAGE = "diabetes_blood_pressure"  # the example's package, under its src/
+PROG = "aml-pipeline-kit"
+DATA = Path(__file__).resolve().parent / "data"
+# What local runs and tools leave in a project: a copy starts without them, as a fresh clone does.
+LEFT_BY_RUNS = ("runs", "mlruns.db*", "mlartifacts", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache")
 # A YAML mapping's body (indented by two) of nine levels of ten aliases: 10**9 strings in a few hundred bytes.
 BILLION_LAUGHS = "".join(
     f"  {name}: &{name} [{', '.join([f'*{previous}' if previous else 'lol'] * 10)}]\n"
     for previous, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
 )
+# The engine's processes as a user's shell starts them: no project named by the environment (each test's is its
+# cwd), no MLflow store but the project's, no workspace, nothing leaving the machine.
 ENV = {
-    **os.environ,
+    **{name: value for name, value in os.environ.items() if name not in (ROOT_VARIABLE, "MLFLOW_TRACKING_URI")},
+    **OFFLINE,
     "PYTHONDONTWRITEBYTECODE": "1",
     "AZURE_SUBSCRIPTION_ID": "",
     "AZURE_RESOURCE_GROUP": "",
@@ -40,24 +42,20 @@ ENV = {
 }
 
 
-def copy_project(source: Path, destination: Path) -> Path:
-    """A project of its own for a test that runs or edits it: the default bake, without runs or store."""
-    destination.mkdir(parents=True)
-    for part in COPIED:
-        if (source / part).is_dir():
-            shutil.copytree(source / part, destination / part, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(source / part, destination / part)
+def copy_example(destination: Path) -> Path:
+    """A project of its own for a test that runs or edits it: the committed example, without runs or store."""
+    shutil.copytree(EXAMPLE, destination, ignore=shutil.ignore_patterns(*LEFT_BY_RUNS))
     return destination
 
 
 def cli(
-    project: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
+    cwd: Path, *args: str, timeout: float = 300, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """The engine's command, run in ``cwd`` (a project, or any folder)."""
     return subprocess.run(
-        [sys.executable, "-m", PACKAGE, *args],
-        cwd=project,
-        env={**ENV, "PYTHONPATH": str(project / "src"), **(env or {})},
+        [sys.executable, "-m", "aml_pipeline_kit", *args],
+        cwd=cwd,
+        env={**ENV, **(env or {})},
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -65,19 +63,25 @@ def cli(
     )
 
 
-def start_cli(project: Path, *args: str) -> subprocess.Popen[str]:
+def start_cli(cwd: Path, *args: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", PACKAGE, *args],
-        cwd=project,
-        env={**ENV, "PYTHONPATH": str(project / "src")},
+        [sys.executable, "-m", "aml_pipeline_kit", *args],
+        cwd=cwd,
+        env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
-    return [line for line in result.stderr.splitlines() if line.strip()]
+def load_project(root: Path) -> Project:
+    """``Project.load(root)`` in this process, its package imported from ``root``'s src/: a copy loaded before in
+    this process, under the same package name, is forgotten first (Python imports a package once)."""
+    for name in [name for name in sys.modules if name == PACKAGE or name.startswith(f"{PACKAGE}.")]:
+        del sys.modules[name]
+    sys.path[:] = [entry for entry in sys.path if not (Path(entry) / PACKAGE).is_dir()]
+    importlib.invalidate_caches()
+    return Project.load(root)
 
 
 def step_hosts(project: Path) -> list[int]:
@@ -89,7 +93,7 @@ def step_hosts(project: Path) -> list[int]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if f"{MACHINERY}.step_host" in command and str(project) in command:
+            if "aml_pipeline_kit.step_host" in command and str(project) in command:
                 found.append(int(entry.name))
     return found
 
@@ -106,9 +110,3 @@ def no_step_host_left(project: Path, seconds: float = 2.0) -> bool:
 def latest_run(project: Path) -> dict:
     summaries = sorted((project / "runs").glob("2*/run.json"))
     return json.loads(summaries[-1].read_text())
-
-
-def imported(project: Path, modules: dict[str, str]) -> SimpleNamespace:
-    """``project``'s modules, imported in this process: name -> the package it is in (``MACHINERY`` or ``PACKAGE``)."""
-    sys.path.insert(0, str(project / "src"))
-    return SimpleNamespace(**{name: importlib.import_module(f"{package}.{name}") for name, package in modules.items()})

@@ -9,31 +9,29 @@ from __future__ import annotations
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from projects import copy_example, load_project
+
+from aml_pipeline_kit import azure_monitoring
+from aml_pipeline_kit.azure_ml import align_assets, runtime_assets
+from aml_pipeline_kit.local_runs import UsageError
 from aml_pipeline_kit.testing.azure_fake import (
     CONTAINER,
     LOCATION,
+    OFFLINE,
     RESOURCE_GROUP,
     SUBSCRIPTION,
     WORKSPACE,
     FakeAzureML,
     FakeCredential,
 )
-from azure_render import OFFLINE
-from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, PACKAGE, copy_project, imported
 
 # Seconds each (azure-ai-ml builds, uploads and resolves every asset): the full suite's, not `make test-fast`'s.
-pytestmark = [*AZURE_AI_ML_SCHEMA_WARNINGS, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 COMPUTE_SPEC = "aml/compute.yml"
-
-
-@pytest.fixture(scope="module")
-def modules(default_project: Path) -> SimpleNamespace:
-    return imported(default_project, dict.fromkeys(("azure_ml", "azure_monitoring", "local_runs", "settings"), PACKAGE))
 
 
 @pytest.fixture
@@ -54,10 +52,9 @@ def workspace_client(fake: FakeAzureML) -> Any:
     return MLClient(FakeCredential(), SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE, show_progress=False, **fake.cloud)
 
 
-def submit_assets(modules: SimpleNamespace, project: Path, fake: FakeAzureML) -> None:
+def submit_assets(project: Path, fake: FakeAzureML) -> None:
     """What ``submit`` does to the workspace before it sends the job: its runtime assets aligned with their specs."""
-    settings = modules.settings.Settings.load(project)
-    modules.azure_ml.align_assets(workspace_client(fake), modules.azure_ml.runtime_assets(settings))
+    align_assets(workspace_client(fake), runtime_assets(load_project(project)))
 
 
 # What changes in aml/compute.yml between the first submission and the second (None: nothing) -> what the second
@@ -74,11 +71,11 @@ SECOND_SUBMIT: dict[str, tuple[tuple[str, str] | None, list[str], dict[str, Any]
 
 @pytest.mark.parametrize("case", list(SECOND_SUBMIT))
 def test_a_second_submit_sends_only_what_its_specs_changed(
-    modules: SimpleNamespace, default_project: Path, fake: FakeAzureML, tmp_path: Path, capsys: Any, case: str
+    fake: FakeAzureML, tmp_path: Path, capsys: Any, case: str
 ) -> None:
     edit, printed, scale_sent = SECOND_SUBMIT[case]
-    project = copy_project(default_project, tmp_path / "project")
-    submit_assets(modules, project, fake)
+    project = copy_example(tmp_path / "project")
+    submit_assets(project, fake)
     assert capsys.readouterr().out.splitlines() == [
         "created AmlCompute cpu-cluster",
         "created Environment diabetes-blood-pressure-env version 1",
@@ -91,7 +88,7 @@ def test_a_second_submit_sends_only_what_its_specs_changed(
         spec.write_text(spec.read_text().replace(*edit))
     fake.arm_writes.clear()
 
-    submit_assets(modules, project, fake)
+    submit_assets(project, fake)
     assert capsys.readouterr().out.splitlines() == printed
     if scale_sent is None:
         assert fake.arm_writes == []
@@ -102,7 +99,7 @@ def test_a_second_submit_sends_only_what_its_specs_changed(
     assert sent["properties"]["properties"]["scaleSettings"] == scale_sent
     assert fake.computes["cpu-cluster"]["properties"]["properties"]["scaleSettings"] == scale_sent
     fake.arm_writes.clear()
-    submit_assets(modules, project, fake)  # the update took: the third submission finds nothing to change
+    submit_assets(project, fake)  # the update took: the third submission finds nothing to change
     assert (capsys.readouterr().out, fake.arm_writes) == ("", [])
 
 
@@ -123,27 +120,24 @@ MONITORING: dict[str, tuple[bool, bool, bytes | None, str | bytes]] = {
 
 
 @pytest.mark.parametrize("case", list(MONITORING))
-def test_monitoring_on_azure_reads_a_batch_that_is_there(
-    modules: SimpleNamespace, default_project: Path, fake: FakeAzureML, tmp_path: Path, case: str
-) -> None:
+def test_monitoring_on_azure_reads_a_batch_that_is_there(fake: FakeAzureML, tmp_path: Path, case: str) -> None:
     schedule, local_csv, landed, expected = MONITORING[case]
-    project = copy_project(default_project, tmp_path / "project")
-    settings = modules.settings.Settings.load(project)
-    fake.add_version(settings.setting("azure", "registered_model_name"), {})  # the schedule runs its @latest
+    project = load_project(copy_example(tmp_path / "project"))
+    fake.add_version(project.setting("azure", "registered_model_name"), {})  # the schedule runs its @latest
     if landed is not None:
         fake.blobs[LANDING] = landed
     new_rows = tmp_path / "new_rows.csv"
     new_rows.write_bytes(NEW_ROWS)
-    monitoring = modules.azure_monitoring
-    start = monitoring.schedule_monitoring if schedule else partial(monitoring.submit_monitoring, stream=False)
+    once = partial(azure_monitoring.submit_monitoring, stream=False)
+    start = azure_monitoring.schedule_monitoring if schedule else once
     batch = str(new_rows) if local_csv else None
     if isinstance(expected, str):
-        with pytest.raises(modules.local_runs.UsageError, match=expected):
-            start(settings, workspace_client(fake), batch)
+        with pytest.raises(UsageError, match=expected):
+            start(project, workspace_client(fake), batch)
         assert (fake.arm_writes, fake.schedules, fake.blobs.get(LANDING)) == ([], {}, landed)
         return
-    start(settings, workspace_client(fake), batch)
+    start(project, workspace_client(fake), batch)
     assert fake.blobs[LANDING] == expected
     (created,) = fake.schedules.values()
     read = created["properties"]["action"]["jobDefinition"]["inputs"]["batch"]
-    assert read["uri"] == settings.setting("monitoring", "batch_path")
+    assert read["uri"] == project.setting("monitoring", "batch_path")

@@ -1,25 +1,14 @@
-"""The local runner's mechanics on hand-made plans: inputs, command lines, order, reuse keys.
-
-The runner has no template variables: these run once here, on the default bake's copy of it, rather than in every
-render.
-"""
+"""The local runner's mechanics on hand-made plans: inputs, command lines, order, reuse keys."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from machinery import MACHINERY, imported
 
-
-@pytest.fixture(scope="module")
-def kit(default_project: Path) -> SimpleNamespace:
-    """The default bake's plan, local_runner, snapshot and tracking modules."""
-    return imported(default_project, dict.fromkeys(["plan", "local_runner", "snapshot", "tracking"], MACHINERY))
-
+from aml_pipeline_kit import local_runner, plan, snapshot, tracking
 
 COMMAND = (
     "python train.py --data ${{inputs.data}} --alpha ${{inputs.alpha}} "
@@ -27,43 +16,38 @@ COMMAND = (
 )
 
 
-def make_step(kit: SimpleNamespace, name: str, code: Path, **inputs: Any) -> Any:
-    return kit.plan.Step(name, name, COMMAND, code, inputs, outputs={"model": "uri_folder"})
+def make_step(name: str, code: Path, **inputs: Any) -> Any:
+    return plan.Step(name, name, COMMAND, code, inputs, outputs={"model": "uri_folder"})
 
 
-def train_step(kit: SimpleNamespace, code: Path) -> Any:
+def train_step(code: Path) -> Any:
     return make_step(
-        kit,
         "train",
         code,
-        data=kit.plan.StepInput("uri_folder", kit.plan.Binding(node="prep", output="out")),
-        alpha=kit.plan.StepInput("number", kit.plan.Binding(pipeline_input="alpha"), default="1.0"),
-        depth=kit.plan.StepInput("integer", kit.plan.Binding(pipeline_input="depth"), optional=True),
+        data=plan.StepInput("uri_folder", plan.Binding(node="prep", output="out")),
+        alpha=plan.StepInput("number", plan.Binding(pipeline_input="alpha"), default="1.0"),
+        depth=plan.StepInput("integer", plan.Binding(pipeline_input="depth"), optional=True),
     )
 
 
-def test_inputs_resolve_from_upstream_outputs_pipeline_inputs_and_defaults(
-    kit: SimpleNamespace, tmp_path: Path
-) -> None:
+def test_inputs_resolve_from_upstream_outputs_pipeline_inputs_and_defaults(tmp_path: Path) -> None:
     produced = {("prep", "out"): tmp_path / "prep" / "out"}
-    values = kit.local_runner.resolve_inputs(train_step(kit, tmp_path), {"alpha": 0.5}, produced)
+    values = local_runner.resolve_inputs(train_step(tmp_path), {"alpha": 0.5}, produced)
     assert values == {"data": tmp_path / "prep" / "out", "alpha": 0.5, "depth": None}
-    assert kit.local_runner.resolve_inputs(train_step(kit, tmp_path), {}, produced)["alpha"] == "1.0"
+    assert local_runner.resolve_inputs(train_step(tmp_path), {}, produced)["alpha"] == "1.0"
 
 
-def test_a_required_input_without_value_or_default_is_an_error(kit: SimpleNamespace, tmp_path: Path) -> None:
-    step = make_step(
-        kit, "train", tmp_path, data=kit.plan.StepInput("uri_folder", kit.plan.Binding(pipeline_input="missing"))
-    )
-    with pytest.raises(kit.plan.PlanError, match="step 'train' input 'data' has no value and no default"):
-        kit.local_runner.resolve_inputs(step, {}, {})
+def test_a_required_input_without_value_or_default_is_an_error(tmp_path: Path) -> None:
+    step = make_step("train", tmp_path, data=plan.StepInput("uri_folder", plan.Binding(pipeline_input="missing")))
+    with pytest.raises(plan.PlanError, match="step 'train' input 'data' has no value and no default"):
+        local_runner.resolve_inputs(step, {}, {})
 
 
-def test_command_fills_placeholders_and_drops_unset_optional_blocks(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_command_fills_placeholders_and_drops_unset_optional_blocks(tmp_path: Path) -> None:
     outputs = {"model": tmp_path / "my model"}
-    argv = kit.local_runner.render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": None}, outputs)
+    argv = local_runner.render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": None}, outputs)
     assert argv == [sys.executable, "train.py", "--data", "/in", "--alpha", "0.5", "--model", str(outputs["model"])]
-    argv = kit.local_runner.render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": 3}, outputs)
+    argv = local_runner.render_command(COMMAND, {"data": "/in", "alpha": 0.5, "depth": 3}, outputs)
     assert argv[6:8] == ["--depth", "3"]
 
 
@@ -75,31 +59,29 @@ def test_command_fills_placeholders_and_drops_unset_optional_blocks(kit: SimpleN
         ("python x.py --d ${{inputs.depth}}", "outside a \\$\\[\\[...\\]\\] block"),
     ],
 )
-def test_command_errors_name_the_placeholder(kit: SimpleNamespace, command: str, message: str) -> None:
-    with pytest.raises(kit.plan.PlanError, match=message):
-        kit.local_runner.render_command(command, {"depth": None}, {})
+def test_command_errors_name_the_placeholder(command: str, message: str) -> None:
+    with pytest.raises(plan.PlanError, match=message):
+        local_runner.render_command(command, {"depth": None}, {})
 
 
-def test_steps_are_ordered_by_their_inputs_and_cycles_are_refused(kit: SimpleNamespace, tmp_path: Path) -> None:
-    prep = make_step(kit, "prep", tmp_path)
-    train = train_step(kit, tmp_path)
-    assert [step.name for step in kit.plan.in_dependency_order([train, prep])] == ["prep", "train"]
-    looped = make_step(
-        kit, "prep", tmp_path, data=kit.plan.StepInput("uri_folder", kit.plan.Binding(node="train", output="model"))
-    )
-    with pytest.raises(kit.plan.PlanError, match="cycle"):
-        kit.plan.in_dependency_order([train, looped])
-    with pytest.raises(kit.plan.PlanError, match="unknown step 'prep'"):
-        kit.plan.in_dependency_order([train])
+def test_steps_are_ordered_by_their_inputs_and_cycles_are_refused(tmp_path: Path) -> None:
+    prep = make_step("prep", tmp_path)
+    train = train_step(tmp_path)
+    assert [step.name for step in plan.in_dependency_order([train, prep])] == ["prep", "train"]
+    looped = make_step("prep", tmp_path, data=plan.StepInput("uri_folder", plan.Binding(node="train", output="model")))
+    with pytest.raises(plan.PlanError, match="cycle"):
+        plan.in_dependency_order([train, looped])
+    with pytest.raises(plan.PlanError, match="unknown step 'prep'"):
+        plan.in_dependency_order([train])
 
 
-def test_step_key_follows_code_parameters_and_upstream(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_step_key_follows_code_parameters_and_upstream(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("print('v1')\n")
-    step = train_step(kit, tmp_path)
+    step = train_step(tmp_path)
     values = {"data": tmp_path, "alpha": 0.5, "depth": None}
 
     def key(values: dict[str, Any], upstream: str) -> str:
-        return kit.local_runner.step_key(step, values, {"prep": upstream}, kit.snapshot.snapshot_files(step))
+        return local_runner.step_key(step, values, {"prep": upstream}, snapshot.snapshot_files(step))
 
     first = key(values, "upstream-1")
     assert key(values, "upstream-1") == first
@@ -112,17 +94,17 @@ def test_step_key_follows_code_parameters_and_upstream(kit: SimpleNamespace, tmp
     assert key(values, "upstream-1") != first
 
 
-def test_content_digest_sees_file_contents_not_paths(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_content_digest_sees_file_contents_not_paths(tmp_path: Path) -> None:
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("x,y\n1,2\n")
     second.write_text("x,y\n1,2\n")
-    assert kit.local_runner.content_digest(first) != kit.local_runner.content_digest(tmp_path)
+    assert local_runner.content_digest(first) != local_runner.content_digest(tmp_path)
     second.write_text("x,y\n1,3\n")
-    assert kit.local_runner.content_digest(first) != kit.local_runner.content_digest(second)
+    assert local_runner.content_digest(first) != local_runner.content_digest(second)
 
 
-def test_reuse_index_forgets_entries_whose_outputs_are_gone(kit: SimpleNamespace, tmp_path: Path) -> None:
-    index = kit.local_runner.ReuseIndex(tmp_path)
+def test_reuse_index_forgets_entries_whose_outputs_are_gone(tmp_path: Path) -> None:
+    index = local_runner.ReuseIndex(tmp_path)
     output = tmp_path / "run-1" / "train" / "model"
     output.mkdir(parents=True)
     index.record("key", "run-1", {"model": output}, "mlflow-1")
@@ -139,40 +121,40 @@ def test_reuse_index_forgets_entries_whose_outputs_are_gone(kit: SimpleNamespace
     assert index.lookup("other") == (None, None)
 
 
-def test_the_schema_head_read_from_the_migration_scripts_is_alembics(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_the_schema_head_read_from_the_migration_scripts_is_alembics(tmp_path: Path) -> None:
     from mlflow.store.db import utils
 
     versions = Path(utils.__file__).parents[1] / "db_migrations" / "versions"
-    assert kit.tracking.schema_head(versions) == utils._get_latest_schema_revision()
+    assert tracking.schema_head(versions) == utils._get_latest_schema_revision()
     for name, revision, down_revision in [("a", "'a1'", "None"), ("b", "'b1'", "'a1'"), ("c", "'c1'", "'a1'")]:
         (tmp_path / f"{name}.py").write_text(f"revision = {revision}\ndown_revision = {down_revision}\n")
-    assert kit.tracking.schema_head(tmp_path) is None  # two heads: alembic decides (and MLflow refuses)
+    assert tracking.schema_head(tmp_path) is None  # two heads: alembic decides (and MLflow refuses)
     (tmp_path / "c.py").write_text("revision = 'c1'\ndown_revision = ('a1', 'b1')\n")
-    assert kit.tracking.schema_head(tmp_path) is None  # a merge: left to alembic
+    assert tracking.schema_head(tmp_path) is None  # a merge: left to alembic
     (tmp_path / "c.py").write_text("revision = 'c1'\ndown_revision = 'b1'\n")
-    assert kit.tracking.schema_head(tmp_path) == "c1"
+    assert tracking.schema_head(tmp_path) == "c1"
 
 
-def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(kit: SimpleNamespace, tmp_path: Path) -> None:
-    tracking = kit.tracking.LocalTracking(f"sqlite:///{tmp_path / 'mlruns.db'}", "reuse", tmp_path / "artifacts")
+def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(tmp_path: Path) -> None:
+    recorder = tracking.LocalTracking(f"sqlite:///{tmp_path / 'mlruns.db'}", "reuse", tmp_path / "artifacts")
     inputs = {f"input_{number:03}": number for number in range(150)}  # more than one batch
-    pipeline = tracking.start_pipeline("first", {**inputs, "unset": None})
-    step, _ = tracking.start_step("train")
+    pipeline = recorder.start_pipeline("first", {**inputs, "unset": None})
+    step, _ = recorder.start_step("train")
     params = {f"p{number:03}": f"value {number}" for number in range(120)}
     metrics = {f"m{number:03}": number / 7 for number in range(30)}
     for name, value in params.items():
-        tracking.client.log_param(step, name, value)
+        recorder.client.log_param(step, name, value)
     for name, value in metrics.items():
-        tracking.client.log_metric(step, name, value)
-    tracking.end_step(step, "FINISHED")
-    tracking.end_pipeline("completed")
-    assert tracking.client.get_run(pipeline).data.params == {name: str(value) for name, value in inputs.items()}
+        recorder.client.log_metric(step, name, value)
+    recorder.end_step(step, "FINISHED")
+    recorder.end_pipeline("completed")
+    assert recorder.client.get_run(pipeline).data.params == {name: str(value) for name, value in inputs.items()}
 
-    tracking.start_pipeline("second", {})
-    tracking.record_reused_step("train", step)
+    recorder.start_pipeline("second", {})
+    recorder.record_reused_step("train", step)
     [reused] = [
         run
-        for run in tracking.client.search_runs([tracking.experiment_id], "tags.reused_from != ''")
+        for run in recorder.client.search_runs([recorder.experiment_id], "tags.reused_from != ''")
         if run.data.tags.get("reused_from") == step
     ]
     assert (reused.data.params, reused.data.metrics, reused.info.status) == (params, metrics, "FINISHED")

@@ -82,6 +82,15 @@ DATASTORE, CONTAINER = "workspaceblobstore", "azureml-blobstore-00000000-0000-00
 ARM_TOKEN = "fake-arm-access-token"
 STORAGE_KEY = base64.b64encode(b"a storage account key nothing verifies").decode()
 BLOB_SAS = "sv=2021-08-06&sr=b&sp=rcw&sig=fake"
+# The environment of a process that must not leave this machine: MLflow's usage telemetry off, and any request for an
+# address other than the loopback (the fake's own) goes to a proxy on a closed loopback port, so it fails at once.
+CLOSED_LOOPBACK_PROXY = "http://127.0.0.1:9"
+OFFLINE = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"), CLOSED_LOOPBACK_PROXY),
+    **dict.fromkeys(("NO_PROXY", "no_proxy"), "127.0.0.1,localhost"),
+}
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
