@@ -1,8 +1,9 @@
-"""The render's commands against its workspace, with the real azure-ai-ml ``MLClient`` (and azure-storage-blob)
-against Azure Resource Manager and the workspace's storage simulated at HTTP level (aml_pipeline_kit.testing), which
-answer as the service does (the VM size in capitals, the idle time as an ISO 8601 duration) and refuse what it refuses
-(a PUT without ``location``): ``submit``'s get-or-create of the compute cluster and environment, run twice as two
-submissions run it, and ``monitor --azure [--schedule]`` with the batch it reads."""
+"""The engine's Azure side in the example, with the real azure-ai-ml ``MLClient`` (and azure-storage-blob) against
+Azure Resource Manager and the workspace's storage simulated at HTTP level (aml_pipeline_kit.testing), which answer
+as the service does (the VM size in capitals, the idle time as an ISO 8601 duration) and refuse what it refuses (a
+PUT without ``location``, an asset version changed): ``submit``'s get-or-create of the compute cluster, environment,
+data asset and components, run twice as two submissions run it, what it refuses to change, the job it sends and
+streams; ``score --azure``'s job; and ``monitor --azure [--schedule]`` with the batch it reads."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from projects import copy_example, load_project
+import yaml
+from projects import PACKAGE, copy_example, load_project
 
 from aml_pipeline_kit import azure_monitoring
-from aml_pipeline_kit.azure_ml import align_assets, runtime_assets
+from aml_pipeline_kit.azure_credentials import AzureAccessError
+from aml_pipeline_kit.azure_ml import align_assets, runtime_assets, submit, submit_scoring
 from aml_pipeline_kit.local_runs import UsageError
+from aml_pipeline_kit.project import Project
 from aml_pipeline_kit.testing.azure_fake import (
     CONTAINER,
     LOCATION,
     OFFLINE,
     RESOURCE_GROUP,
+    SCOPE,
     SUBSCRIPTION,
     WORKSPACE,
     FakeAzureML,
@@ -101,6 +106,120 @@ def test_a_second_submit_sends_only_what_its_specs_changed(
     fake.arm_writes.clear()
     submit_assets(project, fake)  # the update took: the third submission finds nothing to change
     assert (capsys.readouterr().out, fake.arm_writes) == ("", [])
+
+
+def example(tmp_path: Path) -> Project:
+    return load_project(copy_example(tmp_path / "project"))
+
+
+def spec_edited(project: Project, relative: str, old: str, new: str) -> None:
+    spec = project.root / relative
+    assert old in spec.read_text(), f"{relative} no longer holds {old!r}: update this test"
+    spec.write_text(spec.read_text().replace(old, new))
+
+
+def test_submit_creates_what_the_workspace_lacks_then_sends_the_job_and_streams_it(
+    fake: FakeAzureML, tmp_path: Path, capsys: Any
+) -> None:
+    project = example(tmp_path)
+    submitted = submit(project, workspace_client(fake), {"model_type": "hist_gradient_boosting"})
+    printed = capsys.readouterr().out
+    environment = yaml.safe_load((project.root / "aml" / "environment.yml").read_text())
+    assert [line for line in printed.splitlines() if line.startswith("created ")] == [
+        f"created AmlCompute {project.compute['name']}",
+        f"created Environment {environment['name']} version {environment['version']}",
+        f"created Data {project.data_asset['name']} version {project.data_asset['version']}",
+        *(
+            f"created CommandComponent {PACKAGE}_{step} version 1"
+            for step in ("data_prep", "train", "evaluate", "register")
+        ),
+    ]
+    (sent,) = fake.jobs.values()
+    assert sent["name"] == submitted.name
+    job = sent["properties"]
+    assert (job["jobType"], job["experimentName"]) == ("Pipeline", project.setting("azure", "experiment_name"))
+    data = f"{SCOPE}/data/{project.data_asset['name']}/versions/{project.data_asset['version']}"
+    assert job["inputs"]["input_data"] == {"uri": data, "jobInputType": "uri_file"}
+    assert job["inputs"]["model_type"]["value"] == "hist_gradient_boosting"
+    assert job["inputs"]["registered_model_name"]["value"] == project.setting("azure", "registered_model_name")
+    assert job["settings"]["default_compute"] == f"{SCOPE}/computes/{project.compute['name']}"
+    assert ("GET", f"/history/v1.0{SCOPE}/runs/{submitted.name}/details") in fake.requests  # streamed to its end
+    assert f"submitted {submitted.name}: " in printed and "Execution Summary" in printed
+
+
+def test_a_second_submit_sends_the_job_and_leaves_what_matches_its_spec_alone(
+    fake: FakeAzureML, tmp_path: Path, capsys: Any
+) -> None:
+    project, client = example(tmp_path), workspace_client(fake)
+    submit(project, client, stream=False)
+    fake.arm_writes.clear()
+    capsys.readouterr()
+    second = submit(project, client, stream=False)
+    # The cluster, environment, data asset and named components are there as their specs say; the job's nodes are
+    # registered with each job, by their content, as azure-ai-ml registers a pipeline's components.
+    assert {path.split("/")[1] for _, path, _ in fake.arm_writes} == {"codes", "components", "jobs"}
+    assert [line for line in capsys.readouterr().out.splitlines() if line.strip()] == [
+        f"submitted {second.name}: {second.studio_url}"
+    ]
+    assert len(fake.jobs) == 2
+
+
+# what changes in a spec under aml/ after the first submission (its version unchanged) -> the one line the second
+# submission is refused with, before it sends anything
+DRIFT = {
+    "the cluster's size": (
+        (COMPUTE_SPEC, "Standard_DS3_v2", "Standard_NC6"),
+        r"AmlCompute cpu-cluster differs from its spec: size 'STANDARD_DS3_V2' in the workspace, 'Standard_NC6' in the "
+        r"spec\. To apply: delete the cluster \(`az ml compute delete --name cpu-cluster`\) and submit again",
+    ),
+    "the cluster's tier": (
+        (COMPUTE_SPEC, '"dedicated"', '"low_priority"'),
+        r"AmlCompute cpu-cluster differs from its spec: tier 'dedicated' in the workspace, 'low_priority' in the spec",
+    ),
+    "the environment's image": (
+        ("aml/environment.yml", ":20250701.v1", ":20250801.v1"),
+        r"Environment diabetes-blood-pressure-env version 1 differs from its spec: image '.*:20250701\.v1' in the "
+        r"workspace, '.*:20250801\.v1' in the spec\. To apply: bump `version` in its spec under aml/",
+    ),
+    "the data asset's CSV": (
+        ("data/diabetes.csv", "\n", "\n0,"),
+        r"Data diabetes-blood-pressure-data version 1 differs from its spec: path .* in the workspace, .*diabetes\.csv "
+        r"\(other content\)' in the spec\. To apply: bump `version`",
+    ),
+}
+
+
+@pytest.mark.parametrize(("edit", "refusal"), DRIFT.values(), ids=DRIFT.keys())
+def test_a_resource_azure_ml_cannot_change_in_place_is_refused_before_the_job(
+    fake: FakeAzureML, tmp_path: Path, edit: tuple[str, str, str], refusal: str
+) -> None:
+    project, client = example(tmp_path), workspace_client(fake)
+    submit(project, client, stream=False)
+    spec_edited(project, *edit)
+    with pytest.raises(AzureAccessError, match=refusal):
+        submit(load_project(project.root), client, stream=False)
+    assert len(fake.jobs) == 1
+
+
+def test_submit_scoring_sends_the_scoring_job_without_the_training_data(
+    fake: FakeAzureML, tmp_path: Path, capsys: Any
+) -> None:
+    project = example(tmp_path)
+    model = project.setting("azure", "registered_model_name")
+    fake.add_version(model, {})
+    fake.put_asset("data", "new-rows", "1", {"properties": {"dataType": "uri_file", "dataUri": "azureml://x.csv"}})
+    submitted = submit_scoring(project, workspace_client(fake), "azureml:new-rows:1", stream=False)
+    (sent,) = fake.jobs.values()
+    assert sent["name"] == submitted.name
+    job = sent["properties"]
+    # the newest version (@latest) as azure-ai-ml resolves it, keeping its azureml: prefix, which the service takes off
+    assert job["inputs"]["model"]["jobInputType"] == "mlflow_model"
+    assert job["inputs"]["model"]["uri"].replace("/azureml:", "/") == f"{SCOPE}/models/{model}/versions/1"
+    assert job["inputs"]["data"] == {"uri": f"{SCOPE}/data/new-rows/versions/1", "jobInputType": "uri_file"}
+    assert job["settings"]["default_compute"] == f"{SCOPE}/computes/{project.compute['name']}"
+    created = [line for line in capsys.readouterr().out.splitlines() if line.startswith("created ")]
+    assert created[-1] == f"created CommandComponent {PACKAGE}_score version 1"
+    assert not [kind for kind, name, _ in fake.assets if (kind, name) == ("data", project.data_asset["name"])]
 
 
 LANDING = f"{CONTAINER}/diabetes-blood-pressure/monitoring/batch.csv"  # config.yml's monitoring.batch_path, as a blob
