@@ -3,7 +3,8 @@ Azure Resource Manager and the workspace's storage simulated at HTTP level (aml_
 as the service does (the VM size in capitals, the idle time as an ISO 8601 duration) and refuse what it refuses (a
 PUT without ``location``, an asset version changed): ``submit``'s get-or-create of the compute cluster, environment,
 data asset and components, run twice as two submissions run it, what it refuses to change, the job it sends and
-streams; ``score --azure``'s job; and ``monitor --azure [--schedule]`` with the batch it reads."""
+streams; ``score --azure``'s job; ``deploy``'s endpoint, deployment and traffic; and ``monitor --azure [--schedule]``
+with the batch it reads."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from projects import PACKAGE, copy_example, load_project
 
 from aml_pipeline_kit import azure_monitoring
 from aml_pipeline_kit.azure_credentials import AzureAccessError
-from aml_pipeline_kit.azure_ml import align_assets, runtime_assets, submit, submit_scoring
+from aml_pipeline_kit.azure_ml import align_assets, deploy, runtime_assets, submit, submit_scoring
+from aml_pipeline_kit.config_files import SettingsError
 from aml_pipeline_kit.local_runs import UsageError
 from aml_pipeline_kit.project import Project
 from aml_pipeline_kit.testing.azure_fake import (
@@ -220,6 +222,50 @@ def test_submit_scoring_sends_the_scoring_job_without_the_training_data(
     created = [line for line in capsys.readouterr().out.splitlines() if line.startswith("created ")]
     assert created[-1] == f"created CommandComponent {PACKAGE}_score version 1"
     assert not [kind for kind, name, _ in fake.assets if (kind, name) == ("data", project.data_asset["name"])]
+
+
+def test_deploy_creates_the_endpoint_deploys_the_model_then_sends_it_all_traffic(
+    fake: FakeAzureML, tmp_path: Path, capsys: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = example(tmp_path)
+    model = project.setting("azure", "registered_model_name")
+    fake.add_version(model, {})
+    monkeypatch.chdir(project.root)
+    deployed = deploy(project, workspace_client(fake))
+    endpoint_spec = yaml.safe_load((project.root / "aml" / "endpoint.yml").read_text())
+    deployment_spec = yaml.safe_load((project.root / "aml" / "deployment.yml").read_text())
+    endpoint, name = endpoint_spec["name"], deployment_spec["name"]
+    online = [(method, path, sent) for method, path, sent in fake.arm_writes if path.startswith("/onlineEndpoints/")]
+    # the endpoint first, with no traffic; then the deployment; then all traffic to it
+    assert [(method, path) for method, path, _ in online] == [
+        ("PUT", f"/onlineEndpoints/{endpoint}"),
+        ("PUT", f"/onlineEndpoints/{endpoint}/deployments/{name}"),
+        ("PUT", f"/onlineEndpoints/{endpoint}"),
+    ]
+    assert not online[0][2]["properties"].get("traffic")
+    assert online[2][2]["properties"]["traffic"] == {name: 100}
+    sent = online[1][2]["properties"]
+    assert sent["model"].replace("/azureml:", "/") == f"{SCOPE}/models/{model}/versions/1"  # @latest, resolved
+    assert sent["codeConfiguration"]["scoringScript"] == "score.py"
+    assert (sent["instanceType"], sent["endpointComputeType"]) == (deployment_spec["instance_type"], "Managed")
+    assert deployed.scoring_uri == fake.endpoints[endpoint]["properties"]["scoringUri"]
+    # the line that works: the endpoint's name, the request in its input_data body, the workspace
+    invoke = capsys.readouterr().out.splitlines()[-1].split()
+    assert invoke[:4] == ["az", "ml", "online-endpoint", "invoke"]
+    assert dict(zip(invoke[4::2], invoke[5::2], strict=True)) == {
+        "--name": endpoint,
+        "--request-file": "docs/sample-request.json",
+        "--resource-group": RESOURCE_GROUP,
+        "--workspace-name": WORKSPACE,
+    }
+
+
+def test_deploy_refuses_a_deployment_for_another_endpoint_before_any_request(fake: FakeAzureML, tmp_path: Path) -> None:
+    project = example(tmp_path)
+    spec_edited(project, "aml/deployment.yml", 'endpoint_name: "diabetes-blood-pressure-ep"', "endpoint_name: other")
+    with pytest.raises(SettingsError, match=r"endpoint_name 'other' must be the name of the endpoint in endpoint\.yml"):
+        deploy(project, workspace_client(fake))
+    assert fake.arm_writes == []
 
 
 LANDING = f"{CONTAINER}/diabetes-blood-pressure/monitoring/batch.csv"  # config.yml's monitoring.batch_path, as a blob

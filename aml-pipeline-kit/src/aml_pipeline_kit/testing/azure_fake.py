@@ -20,7 +20,8 @@ client libraries (mlflow, azureml-mlflow, azure-storage-blob, azure-ai-ml) run u
   generated ``arm_ml_service`` client sends): Workspaces - Get, Compute - Get and Create Or Update
   (https://learn.microsoft.com/rest/api/azureml/compute/create-or-update), Datastores - Get and List Secrets, the
   versions of environments, data, code, components and models (Get, List, Create Or Update; code's Start Pending
-  Upload), Schedules - Create Or Update and Jobs - Create Or Update and Get (a job is stored, not run: it is
+  Upload), Schedules - Create Or Update, Online Endpoints and Online Deployments - Create Or Update and Get
+  (provisioned at once) and Jobs - Create Or Update and Get (a job is stored, not run: it is
   answered ``job_status``, by default Completed, as is its run's details in the run history, so that streaming it
   ends at once; the workspace's discovery document names this server for the data-plane services), with the shapes
   of the REST API's own examples (azure-rest-api-specs,
@@ -276,6 +277,11 @@ class FakeAzureML:
         self.operations: dict[str, str] = {}  # asynchronous operation id -> its status
         self.schedules: dict[str, dict[str, Any]] = {}  # name -> the schedule as Schedules - Get answers it
         self.jobs: dict[str, dict[str, Any]] = {}  # name -> the job as Jobs - Get answers it
+        self.endpoints: dict[
+            str, dict[str, Any]
+        ] = {}  # name -> the online endpoint as Online Endpoints - Get answers it
+        # (endpoint, name) -> the online deployment as Online Deployments - Get answers it
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
         # The fake runs no job: a job it was sent is answered as one that ran to this status, at once.
         self.job_status = "Completed"
         self.server = ThreadingHTTPServer((HOST, 0), self.handler_class())
@@ -596,6 +602,16 @@ class FakeAzureML:
             if method == "GET" and name in self.schedules:
                 return 200, {}, json.dumps(self.schedules[name]).encode()
             raise ArmError(404, "NotFound", f"Schedule {name} not found")
+        if match := re.fullmatch(rf"{re.escape(SCOPE)}/onlineEndpoints/([^/]+)(?:/deployments/([^/]+))?", path):
+            endpoint, deployment = match.groups()
+            stored, key = (self.deployments, (endpoint, deployment)) if deployment else (self.endpoints, endpoint)
+            if method == "PUT":
+                if deployment and endpoint not in self.endpoints:
+                    raise ArmError(404, "NotFound", f"Online endpoint {endpoint} not found")
+                return self.put_online(stored, key, path, body)
+            if method == "GET" and key in stored:
+                return 200, {}, json.dumps(stored[key]).encode()
+            raise ArmError(404, "NotFound", f"{'Online deployment' if deployment else 'Online endpoint'} not found")
         if match := re.fullmatch(rf"{re.escape(SCOPE)}/jobs/([^/]+)", path):
             name = match.group(1)
             if method == "PUT":
@@ -753,6 +769,34 @@ class FakeAzureML:
             "systemData": system_data(self.jobs.get(name)),
         }
         return 201, {}, json.dumps(self.jobs[name]).encode()
+
+    def put_online(
+        self, stored: dict[Any, dict[str, Any]], key: Any, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Online Endpoints or Online Deployments - Create Or Update (examples/OnlineEndpoint/createOrUpdate.json,
+        examples/OnlineDeployment/.../createOrUpdate.json), answered as done at once (provisioningState Succeeded,
+        which ends azure-ai-ml's polling), with what the service adds: an endpoint's scoring URI, a deployment's
+        default scale settings."""
+        if not body.get("location"):
+            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        earlier = stored.get(key)
+        name = path.rsplit("/", 1)[1]
+        properties = {**body.get("properties", {}), "provisioningState": "Succeeded"}
+        if stored is self.endpoints:
+            host = f"https://{name}.{LOCATION}.inference.ml.azure.com"
+            properties |= {"scoringUri": f"{host}/score", "swaggerUri": f"{host}/swagger.json"}
+        else:  # a managed deployment's scale settings, when it sends none
+            properties.setdefault("scaleSettings", {"scaleType": "Default"})
+        stored[key] = {
+            **body,
+            "id": path,
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+            + ("" if stored is self.endpoints else "/deployments"),
+            "properties": properties,
+            "systemData": system_data(earlier),
+        }
+        return 200 if earlier else 201, {}, json.dumps(stored[key]).encode()
 
     def run_details(self, run_id: str) -> dict[str, Any]:
         """Runs - Get Details of the run history: a submitted job's run, in its status, with no log files."""
