@@ -589,6 +589,34 @@ def test_a_corrupt_record_is_ignored_in_one_line(
     assert re.fullmatch(rf"warning: {re.escape(str(record))} is not a valid {what} \(.+\): ignored\n", result.stderr)
 
 
+@contextmanager
+def moved_aside(path: Path) -> Iterator[None]:
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        aside.rename(path)
+
+
+@pytest.mark.slow  # runs the pipeline of the trained example
+def test_steps_are_reused_even_when_the_mlflow_store_no_longer_holds_their_runs(
+    trained_example: TrainedProject,
+) -> None:
+    """Once exit 2 ("Run with id=... not found"), when the store moved (MLFLOW_TRACKING_URI, local.tracking_uri) or
+    was deleted while runs/ stayed: the steps' outputs are what their reuse is verified by, not their MLflow runs."""
+    with moved_aside(trained_example.root / "mlruns.db"):
+        result = cli(trained_example.root, "run", "--local")
+        assert (result.returncode, result.stderr) == (0, "")
+        statuses = {entry["name"]: entry["status"] for entry in latest_run(trained_example.root)["steps"]}
+        assert statuses.pop("register") == "completed"  # not deterministic: it asks the registry every time
+        assert set(statuses.values()) == {"reused"}
+        client = mlflow.MlflowClient(f"sqlite:///{trained_example.root / 'mlruns.db'}")
+        runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+        assert sorted(run.info.run_name for run in runs if run.data.tags.get("reused_from")) == sorted(statuses)
+
+
 WRITTEN_ON_A_FULL_DISK = """
 import resource, sys
 from pathlib import Path

@@ -182,9 +182,19 @@ class LocalTracking:
 
     @in_store
     def record_reused_step(self, step: str, earlier_run_id: str | None) -> None:
-        """A child run for a reused step, carrying the earlier run's parameters and metrics."""
+        """A child run for a reused step, carrying the earlier run's parameters and metrics if this store holds it:
+        runs/ may outlive the store the earlier run was tracked in (moved by MLFLOW_TRACKING_URI or config.yml, or
+        deleted), and the step's reuse rests on its outputs, not on its MLflow run."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
         run_id = self._child(step, {"reused_from": earlier_run_id or "unknown"})
         if earlier_run_id:
-            earlier = self.client.get_run(earlier_run_id).data
-            self._log(run_id, earlier.params, earlier.metrics)
+            try:
+                earlier = self.client.get_run(earlier_run_id).data
+            except MlflowException as error:
+                if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                    raise
+            else:
+                self._log(run_id, earlier.params, earlier.metrics)
         self.client.set_terminated(run_id, "FINISHED")
