@@ -4,38 +4,30 @@ a run leaves."""
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from projects import REPOSITORY, cli, copy_example
+from projects import ENV, copy_example, load_project
 
-# MLflow posts usage data from every process that uses it unless told not to (and keeps an id in ~/.config):
-# tests never touch the network, and every process they start inherits this.
-os.environ["MLFLOW_DISABLE_TELEMETRY"] = "true"
+from aml_pipeline_kit.local_runs import run_pipeline_locally, start_step_host
+from aml_pipeline_kit.step_host import StepHost
+from aml_pipeline_kit.tracking import LocalTracking
 
-# The suite already keeps every core busy with processes of its own (xdist's workers, the local runner's steps side
-# by side), so the OpenMP and BLAS pools of scikit-learn and numpy, one thread per core in each process, only
-# oversubscribe the cores and spin while waiting for them. One thread per process, as scikit-learn limits its own
-# test suite's xdist workers (sklearn/conftest.py).
-for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(variable, "1")
-
-# `make test` points HOME and the XDG folders at build/test-env; a plain `pytest` would still let the example's steps
-# keep matplotlib's font cache in ~/.cache/matplotlib. Here it lands where `make test` puts it.
-os.environ.setdefault("MPLCONFIGDIR", str(REPOSITORY / "build" / "test-env" / "cache" / "matplotlib"))
+# The commands these tests run in this process see the environment of those they start (projects.ENV).
+os.environ.clear()
+os.environ.update(ENV)
 
 
 @dataclass(frozen=True)
 class TrainedProject:
-    """The example after one local run of its training pipeline through the engine's command."""
+    """The example after one local run of its training pipeline."""
 
     root: Path
     model: Path
     report: Path
-    run_output: str  # what the run printed
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -53,13 +45,34 @@ def example(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def trained_example(tmp_path_factory: pytest.TempPathFactory) -> TrainedProject:
-    """The example after `aml-pipeline-kit run --local`, shared by the tests of the commands that read a trained
-    model (score, serve, monitor) and of the error paths of a trained project: a test may add runs to it, or change a
-    file for its own duration only."""
-    root = copy_example(tmp_path_factory.mktemp("trained") / "diabetes-blood-pressure")
-    result = cli(root, "run", "--local", timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    (run_summary,) = root.glob("runs/*/run.json")
-    outputs = json.loads(run_summary.read_text())["outputs"]
-    return TrainedProject(root, Path(outputs["model"]), Path(outputs["report"]), result.stdout)
+def empty_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An MLflow store with its tables created, for the copies of the example that a test runs: creating them costs
+    two seconds of each run's step host."""
+    path = tmp_path_factory.mktemp("store") / "mlruns.db"
+    LocalTracking(f"sqlite:///{path}", "Default", path.parent / "mlartifacts")
+    return path
+
+
+@pytest.fixture(scope="session")
+def step_host(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Iterator[StepHost]:
+    """One warm step host for the local runs of copies of the example that this process makes (each run names its own
+    MLflow store): warming one up costs seconds."""
+    root = copy_example(tmp_path_factory.mktemp("host") / "diabetes-blood-pressure", empty_store)
+    host = start_step_host(load_project(root))
+    yield host
+    host.close()
+
+
+@pytest.fixture(scope="session")
+def trained_example(tmp_path_factory: pytest.TempPathFactory, empty_store: Path, step_host: StepHost) -> TrainedProject:
+    """The example after a local run of its training pipeline (`aml-pipeline-kit run --local`), shared by the tests
+    of the commands that read a trained model (score, serve, monitor) and of the error paths of a trained project: a
+    test may add runs to it, or change a file for its own duration only. Its config.yml names one model type, ridge:
+    the runs these tests make run the four steps of its graph rather than the eight of ``auto``'s (which the
+    hostile-header project of test_runner_cases.py runs)."""
+    root = copy_example(tmp_path_factory.mktemp("trained") / "diabetes-blood-pressure", empty_store)
+    config, auto = root / "config.yml", '  type: "auto"'
+    assert auto in config.read_text(), "the example's model type is no longer auto: update this fixture"
+    config.write_text(config.read_text().replace(auto, '  type: "ridge"', 1))
+    result = run_pipeline_locally(load_project(root), {}, check=True, host=step_host)
+    return TrainedProject(root, result.outputs["model"], result.outputs["report"])

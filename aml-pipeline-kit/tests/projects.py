@@ -1,11 +1,12 @@
 """The engine's tests run on a realistic project: a copy of the template's committed default render,
 examples/diabetes-blood-pressure (no cookiecutter: the copy is the render, byte for byte). Helpers to copy it, run the
-engine's command in it (``python -m aml_pipeline_kit``, from the project's folder), load it in this process, and read
-what its runs leave.
+engine's command in it (in this process, or ``python -m aml_pipeline_kit`` in a process of its own, from the project's
+folder), load it in this process, and read what its runs leave.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -13,8 +14,12 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from aml_pipeline_kit.cli import main
 from aml_pipeline_kit.project import ROOT_VARIABLE, Project
 from aml_pipeline_kit.testing.azure_fake import OFFLINE
 
@@ -31,7 +36,7 @@ BILLION_LAUGHS = "".join(
     for previous, name in zip(["", *"abcdefgh"], "abcdefghi", strict=True)
 )
 # The engine's processes as a user's shell starts them: no project named by the environment (each test's is its
-# cwd), no MLflow store but the project's, no workspace, nothing leaving the machine.
+# cwd), no MLflow store but the project's, no workspace, MLflow's usage telemetry off and nothing leaving the machine.
 ENV = {
     **{name: value for name, value in os.environ.items() if name not in (ROOT_VARIABLE, "MLFLOW_TRACKING_URI")},
     **OFFLINE,
@@ -39,12 +44,23 @@ ENV = {
     "AZURE_SUBSCRIPTION_ID": "",
     "AZURE_RESOURCE_GROUP": "",
     "AZUREML_WORKSPACE_NAME": "",
+    # The suite already keeps every core busy with processes of its own (xdist's workers, the local runner's steps
+    # side by side), so the OpenMP and BLAS pools of scikit-learn and numpy, one thread per core in each process, only
+    # oversubscribe the cores and spin while waiting for them. One thread per process, as scikit-learn limits its own
+    # test suite's xdist workers (sklearn/conftest.py).
+    **{name: os.environ.get(name, "1") for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")},
+    # `make test` points HOME and the XDG folders at build/test-env; a plain `pytest` would still let the example's
+    # steps keep matplotlib's font cache in ~/.cache/matplotlib. Here it lands where `make test` puts it.
+    "MPLCONFIGDIR": os.environ.get("MPLCONFIGDIR", str(REPOSITORY / "build" / "test-env" / "cache" / "matplotlib")),
 }
 
 
-def copy_example(destination: Path) -> Path:
-    """A project of its own for a test that runs or edits it: the committed example, without runs or store."""
+def copy_example(destination: Path, store: Path | None = None) -> Path:
+    """A project of its own for a test that runs or edits it: the committed example, without runs; with ``store``
+    (conftest's ``empty_store``) as its MLflow store, for a test that runs it."""
     shutil.copytree(EXAMPLE, destination, ignore=shutil.ignore_patterns(*LEFT_BY_RUNS))
+    if store is not None:
+        shutil.copy2(store, destination / "mlruns.db")
     return destination
 
 
@@ -61,6 +77,30 @@ def cli(
         timeout=timeout,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class Finished:
+    """How a command run in this process ended: its exit code, and what it and the processes it started printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def command(capfd: pytest.CaptureFixture[str], cwd: Path, *args: str) -> Finished:
+    """The engine's command run in this process, from ``cwd``: azure-ai-ml, which loads job files and builds graphs,
+    is imported once per test process rather than once per command. ``capfd`` takes what the command and the
+    processes it starts (the step host, the steps) print. What needs a process of its own (a signal, a resource
+    limit, another environment) runs ``cli``."""
+    capfd.readouterr()  # what came before is not this command's
+    with contextlib.chdir(cwd):
+        try:
+            returncode = main(list(args))
+        except SystemExit as exit_code:  # argparse, on an argument it refuses
+            returncode = int(exit_code.code or 0)
+    out, err = capfd.readouterr()
+    return Finished(returncode, out, err)
 
 
 def start_cli(cwd: Path, *args: str) -> subprocess.Popen[str]:

@@ -22,9 +22,9 @@ PIPELINE_FILE = f"src/{PACKAGE}/pipeline.py"
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
-    """A scratch copy of the example, loaded."""
-    return load_project(copy_example(tmp_path / "project"))
+def project(tmp_path: Path, empty_store: Path) -> Project:
+    """A scratch copy of the example, loaded (with a store ready: a run it refuses warms a step host)."""
+    return load_project(copy_example(tmp_path / "project", empty_store))
 
 
 # (file to edit, text to replace, replacement) -> (file the finding names, rule, what its message says)

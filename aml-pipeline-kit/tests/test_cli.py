@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from projects import DATA, ENV, PROG, cli, latest_run
+from projects import DATA, ENV, PROG, cli, command, latest_run
 
 from aml_pipeline_kit import __version__
 from aml_pipeline_kit.cli import build_parser, main, parameter
@@ -124,8 +124,10 @@ def test_data_without_a_job_file_is_refused_in_one_line(scratch: Path) -> None:
     )
 
 
-def test_check_job_checks_a_job_file_from_a_folder_that_is_no_project_and_writes_nothing(scratch: Path) -> None:
-    result = cli(scratch, "check", "--job", "pipelines/basic.yml", timeout=120)
+def test_check_job_checks_a_job_file_from_a_folder_that_is_no_project_and_writes_nothing(
+    scratch: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    result = command(capfd, scratch, "check", "--job", "pipelines/basic.yml")
     assert (result.returncode, result.stderr) == (0, "")
     assert result.stdout == "check: 3 components, 2 bindings, 2 scripts, 0 packages — no findings\n"
     assert sorted(path.name for path in scratch.iterdir()) == ["pipelines"]
@@ -142,9 +144,16 @@ def experiment_of(store: Path, run_id: str) -> str:
 
 
 @pytest.mark.slow  # runs a pipeline twice
-def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(scratch: Path, tmp_path: Path) -> None:
+def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(
+    scratch: Path,
+    tmp_path: Path,
+    empty_store: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
     """Its runs under ./runs and MLflow in ./mlruns.db, filed under Azure ML's Default experiment (the job names
-    none); a data asset from the local copy --data maps it to; MLFLOW_TRACKING_URI moves the store."""
+    none); a data asset from the local copy --data maps it to; MLFLOW_TRACKING_URI moves the store. The first run is
+    the command in a process of its own, as a user starts it."""
     asset = scratch / "pipelines" / "data" / "asset"
     arguments = ["run", "--local", "--job", "pipelines/substitute.yml", "--data", f"{ASSET}={asset}"]
     result = cli(scratch, *arguments, timeout=120)
@@ -157,7 +166,8 @@ def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(scratch: Path,
     assert experiment_of(scratch / "mlruns.db", summary["mlflow_run_id"]) == "Default"
     assert sorted(path.name for path in scratch.iterdir()) == ["mlruns.db", "mlruns.db.lock", "pipelines", "runs"]
 
-    elsewhere = tmp_path / "elsewhere.db"
-    moved = cli(scratch, *arguments, env={"MLFLOW_TRACKING_URI": f"sqlite:///{elsewhere}"}, timeout=120)
+    elsewhere = shutil.copy2(empty_store, tmp_path / "elsewhere.db")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
+    moved = command(capfd, scratch, *arguments)
     assert moved.returncode == 0, moved.stderr
     assert experiment_of(elsewhere, latest_run(scratch)["mlflow_run_id"]) == "Default"

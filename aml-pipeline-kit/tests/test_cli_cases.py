@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TrainedProject
-from projects import BILLION_LAUGHS, LEFT_BY_RUNS, PROG, cli
+from projects import BILLION_LAUGHS, LEFT_BY_RUNS, PROG, cli, command
 
 from aml_pipeline_kit.cli import main
 
@@ -250,12 +250,15 @@ def test_an_unforeseen_error_ends_in_one_line_and_its_traceback_in_a_file(
     assert Path(found["log"]).parent == trained / "runs" / "errors"
 
 
-def test_a_step_that_crashes_is_reported_by_its_last_line(trained: Path, tmp_path: Path) -> None:
+def test_a_step_that_crashes_is_reported_by_its_last_line(
+    trained: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     project = tmp_path / "project"
     shutil.copytree(trained, project, ignore=shutil.ignore_patterns(*LEFT_BY_RUNS))
+    shutil.copy2(empty_store, project / "mlruns.db")
     evaluate = project / "components" / "evaluate" / "evaluate.py"
     evaluate.write_text(evaluate.read_text().replace("def main(", "def main_unused(", 1))
-    result = cli(project, "run", "--local", "-p", "model_type=ridge")  # one model: evaluate comes sooner
+    result = command(capfd, project, "run", "--local", "-p", "model_type=ridge")  # one model: evaluate comes sooner
     assert result.returncode == 1
     assert re.fullmatch(
         r"error: step 'evaluate' failed: NameError: name 'main' is not defined \(its log: .*evaluate/step\.log\)",

@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from projects import DATA, cli, copy_example, latest_run, load_project
+from projects import DATA, command, copy_example, latest_run, load_project
 
 from aml_pipeline_kit import aml_graph, job_file, local_runner, plan, snapshot
 from aml_pipeline_kit.azure_ml import training_job
@@ -209,10 +209,12 @@ def test_the_reuse_key_follows_what_the_includes_hold(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_step_imports_its_includes_and_editing_one_runs_it_again(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
+def test_a_step_imports_its_includes_and_editing_one_runs_it_again(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
     job = fixtures / "includes.yml"
-    first = cli(project, "run", "--local", "--job", str(job))
+    first = command(capfd, project, "run", "--local", "--job", str(job))
     assert first.returncode == 0, first.stderr
     run_dir = project / "runs" / latest_run(project)["run_id"]
     seen = json.loads((run_dir / "shared" / "report" / "seen.json").read_text())
@@ -222,35 +224,39 @@ def test_a_step_imports_its_includes_and_editing_one_runs_it_again(fixtures: Pat
     )
     assert "helpers/shout.py" in seen["zipped"]
     assert sorted(path.name for path in (fixtures / "library").iterdir()) == ["greeting.py", "helpers"]  # untouched
-    assert "shared: reused" in cli(project, "run", "--local", "--job", str(job)).stdout
+    assert "shared: reused" in command(capfd, project, "run", "--local", "--job", str(job)).stdout
 
     (fixtures / "library" / "greeting.py").write_text('GREETING = "hello again"\n')
-    again = cli(project, "run", "--local", "--job", str(job))
+    again = command(capfd, project, "run", "--local", "--job", str(job))
     assert again.returncode == 0, again.stderr
     assert "shared: reused" not in again.stdout
     rerun = project / "runs" / latest_run(project)["run_id"] / "shared" / "report" / "seen.json"
     assert json.loads(rerun.read_text())["greeting"] == "HELLO AGAIN!"
 
 
-def test_a_missing_include_of_a_job_file_is_refused_in_one_line(fixtures: Path, tmp_path: Path) -> None:
+def test_a_missing_include_of_a_job_file_is_refused_in_one_line(
+    fixtures: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     project = copy_example(tmp_path / "project")
     (fixtures / "library" / "greeting.py").unlink()
     job = fixtures / "includes.yml"
-    checked = cli(project, "check", "--job", str(job))
+    checked = command(capfd, project, "check", "--job", str(job))
     assert checked.returncode == 1
     (line,) = [line for line in checked.stdout.splitlines() if "additional_includes" in line]
     message = "jobs.shared.component.additional_includes: Unable to find additional include ../../library/greeting.py"
     assert message in line
-    refused = cli(project, "run", "--local", "--job", str(job))
+    refused = command(capfd, project, "run", "--local", "--job", str(job))
     assert refused.returncode != 0
     assert "Unable to find additional include ../../library/greeting.py" in refused.stdout + refused.stderr
     assert not any((project / "runs").glob("2*"))
 
 
-def test_a_missing_include_of_the_project_is_refused_before_a_run(tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
+def test_a_missing_include_of_the_project_is_refused_before_a_run(
+    tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = load_project(copy_example(tmp_path / "project", empty_store)).root
     (project / "components" / "common" / "argument_types.py").unlink()
-    refused = cli(project, "run", "--local")
+    refused = command(capfd, project, "run", "--local")
     assert refused.returncode != 0
     lines = [line for line in refused.stderr.splitlines() if "Unable to find additional include" in line]
     assert sorted(line.split(":")[0] for line in lines) == [

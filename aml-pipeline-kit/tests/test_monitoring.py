@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 from azure.ai.ml.entities import JobSchedule, RecurrenceTrigger
 from conftest import TrainedProject
-from projects import cli, load_project
+from projects import command, load_project
 
 from aml_pipeline_kit.aml_graph import serialised
 from aml_pipeline_kit.azure_monitoring import monitor_schedule, monitoring_job
 from aml_pipeline_kit.cli import main
 from aml_pipeline_kit.config_files import SettingsError
+from aml_pipeline_kit.local_runs import latest_local_model
 from aml_pipeline_kit.project import Project, registered_model_uri
 
 
@@ -80,12 +81,12 @@ def test_schedule_is_for_azure_only(
 
 @pytest.mark.slow  # runs the monitoring pipeline of the trained example
 def test_monitor_local_compares_the_csv_with_the_training_data_and_prints_the_table(
-    trained_example: TrainedProject,
+    trained_example: TrainedProject, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    result = cli(trained_example.root, "monitor", "--local")
+    project = load_project(trained_example.root)
+    result = command(capfd, project.root, "monitor", "--local")
     assert (result.returncode, result.stderr) == (0, "")
-    csv = load_project(trained_example.root).local_data_path
-    assert f"monitored {csv} with model {trained_example.model}\n" in result.stdout
+    assert f"monitored {project.local_data_path} with model {latest_local_model(project)}\n" in result.stdout
     report = Path(result.stdout.rsplit("report: ", 1)[1].strip())
     assert (report / "report.json").is_file()
     monitor_log = (report.parent / "step.log").read_text()

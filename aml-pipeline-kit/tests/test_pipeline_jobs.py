@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from projects import DATA, cli, copy_example, latest_run, no_step_host_left
+from projects import DATA, command, copy_example, latest_run, no_step_host_left
 
 from aml_pipeline_kit.job_file import check_job_file, checked_job, load_pipeline_job, readable_python
 from aml_pipeline_kit.plan import Binding, PlanError, Step, StepInput
@@ -37,8 +37,8 @@ def seen(run_dir: Path, step: str, output: str = "report") -> dict:
     return json.loads((run_dir / step / output / "seen.json").read_text())
 
 
-def run_job(project: Path, job: Path) -> tuple[Path, str]:
-    result = cli(project, "run", "--local", "--job", str(job))
+def run_job(capfd: pytest.CaptureFixture[str], project: Path, job: Path) -> tuple[Path, str]:
+    result = command(capfd, project, "run", "--local", "--job", str(job))
     assert result.returncode == 0, result.stderr
     return project / "runs" / latest_run(project)["run_id"], result.stdout
 
@@ -47,9 +47,11 @@ def run_job(project: Path, job: Path) -> tuple[Path, str]:
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_pipeline_of_every_node_shape_runs(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
-    run_dir, stdout = run_job(project, fixtures / "basic.yml")
+def test_a_pipeline_of_every_node_shape_runs(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, stdout = run_job(capfd, project, fixtures / "basic.yml")
 
     folder = seen(run_dir, "inspect_folder")  # a pipeline-level folder, a node-level file, literals
     assert folder["folder"] == str(fixtures / "data" / "folder")  # relative to the file that declares it
@@ -82,9 +84,11 @@ def test_a_pipeline_of_every_node_shape_runs(fixtures: Path, tmp_path: Path) -> 
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_pipeline_components_are_flattened_with_their_bindings(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
-    run_dir, _ = run_job(project, fixtures / "nested.yml")
+def test_pipeline_components_are_flattened_with_their_bindings(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, _ = run_job(capfd, project, fixtures / "nested.yml")
 
     steps = [step["name"] for step in latest_run(project)["steps"]]
     assert steps == ["twice_a.inner.only", "twice_a.after", "twice_b.inner.only", "twice_b.after"]
@@ -100,9 +104,11 @@ def test_pipeline_components_are_flattened_with_their_bindings(fixtures: Path, t
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_sweep_runs_its_trials_and_passes_on_the_best(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
-    run_dir, stdout = run_job(project, fixtures / "sweep.yml")
+def test_a_sweep_runs_its_trials_and_passes_on_the_best(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, stdout = run_job(capfd, project, fixtures / "sweep.yml")
     assert "note: node 'tune': limits max_concurrent_trials apply on Azure ML only" in stdout
 
     trials = [json.loads((run_dir / f"tune.trial_{i}" / "model" / "model.json").read_text()) for i in range(4)]
@@ -122,9 +128,11 @@ def sweep_failing_for(fixtures: Path, name: str, values: str) -> Path:
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
-    run_dir, stdout = run_job(project, sweep_failing_for(fixtures, "sweep-losing-one", "[0, 1, 2, 3]"))
+def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, stdout = run_job(capfd, project, sweep_failing_for(fixtures, "sweep-losing-one", "[0, 1, 2, 3]"))
     assert "tune.trial_2: failed (exit code 1), left out of its sweep" in stdout
     statuses = {step["name"]: step["status"] for step in latest_run(project)["steps"]}
     assert statuses["tune.trial_2"] == "failed"
@@ -136,9 +144,13 @@ def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(fixtures: Pa
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_sweep_whose_trials_all_fail_fails(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
-    result = cli(project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]")))
+def test_a_sweep_whose_trials_all_fail_fails(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    result = command(
+        capfd, project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]"))
+    )
     assert result.returncode == 1
     last_line = result.stderr.splitlines()[-1]
     assert last_line.startswith("error: step 'tune' failed: every trial failed (1 of 1): there is no best trial")
@@ -163,14 +175,16 @@ jobs:
 
 @pytest.mark.slow  # runs pipelines
 @pytest.mark.parametrize("mode", [None, "ro_mount", "download"])
-def test_a_step_that_writes_into_a_read_only_input_fails(tmp_path: Path, mode: str | None) -> None:
-    project = copy_example(tmp_path / "project")
+def test_a_step_that_writes_into_a_read_only_input_fails(
+    tmp_path: Path, mode: str | None, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "a.txt").write_text("a\n")
     job = tmp_path / "writer.yml"
     job.write_text(WRITER.format(folder=folder, mode=f", mode: {mode}" if mode else ""))
-    result = cli(project, "run", "--local", "--job", str(job))
+    result = command(capfd, project, "run", "--local", "--job", str(job))
     if mode != "download":  # None: Azure ML's default for an input, a read-only mount; no input mode is writable
         assert result.returncode == 1, result.stderr
         assert result.stderr.splitlines()[-1].startswith(
@@ -200,15 +214,17 @@ def test_an_input_holding_the_runs_folder_is_not_checked_for_writes(tmp_path: Pa
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_data_asset_runs_from_its_local_substitute(fixtures: Path, tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
+def test_a_data_asset_runs_from_its_local_substitute(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
     config = project / "config.yml"
     asset = fixtures / "data" / "asset"
     text = config.read_text().replace(
         "data_substitutes: {}", f'data_substitutes: {{"fixture-asset@latest": "{asset}"}}'
     )
     config.write_text(text)
-    run_dir, _ = run_job(project, fixtures / "substitute.yml")
+    run_dir, _ = run_job(capfd, project, fixtures / "substitute.yml")
     assert seen(run_dir, "read_asset")["files"] == ["readme.txt"]
 
 
@@ -305,16 +321,16 @@ def test_what_cannot_run_locally_is_refused_in_one_line(
     assert all(word in message for word in words), message
 
 
-def test_a_refused_job_runs_nothing(fixtures: Path, tmp_path: Path) -> None:
+def test_a_refused_job_runs_nothing(fixtures: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
     project = copy_example(tmp_path / "project")
     path = job_file(fixtures, "cli", folder="{type: uri_folder, path: azureml:my-data@latest}")
-    result = cli(project, "run", "--local", "--job", str(path))
+    result = command(capfd, project, "run", "--local", "--job", str(path))
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("error: node 'step' input 'folder' reads 'my-data@latest'")
     assert not any((project / "runs").glob("2*"))
     assert no_step_host_left(project)
-    checked = cli(project, "check", "--job", str(path))
+    checked = command(capfd, project, "check", "--job", str(path))
     assert checked.returncode == 1
     assert "[local-run] node 'step' input 'folder' reads 'my-data@latest'" in checked.stdout
 
@@ -324,14 +340,18 @@ def test_a_web_url_reaches_its_step_as_the_url_with_a_note(fixtures: Path) -> No
     path = job_file(fixtures, "web-url", folder=f"{{type: uri_file, path: {url}}}")
     plan, _ = checked_job(path, {}, None)
     assert plan.step("step").inputs["folder"].binding.value == url  # as mode direct gives it: nothing downloaded
+    # outside a project (no environment of its own), the plan also notes the environment the node names
+    environment = "environments are not built locally: every step runs in this Python environment, not in "
+    environment += "azureml://registries/azureml/environments/sklearn-1.5/labels/latest (1 step)"  # inspect.yml's
     assert plan.notes == (
         f"node 'step' input 'folder': {url} reaches the step as the URL itself, as mode direct would give it "
         "(Azure ML downloads it for the step; the local runner downloads nothing): for a local copy, map it to a "
         "local path under local.data_substitutes in config.yml",
+        environment,
     )
     substituted, _ = checked_job(path, {url: fixtures / "data" / "rows.csv"}, None)
     assert substituted.step("step").inputs["folder"].binding.value == str(fixtures / "data" / "rows.csv")
-    assert substituted.notes == ()
+    assert substituted.notes == (environment,)
 
 
 def test_check_finds_a_command_that_uses_an_undeclared_input(fixtures: Path) -> None:

@@ -17,6 +17,7 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -65,10 +66,12 @@ SAVE_MODELS_WITH_DEFAULT_REQUIREMENTS = {"MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT"
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One folder for every example this module runs: no project (no config.yml and components/ in it or above)."""
+def scratch(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Path:
+    """One folder for every example this module runs: no project (no config.yml and components/ in it or above); its
+    MLflow store made ready (test_cli.py shows that a run makes one there)."""
     folder = tmp_path_factory.mktemp("published")
     assert find_project_root(folder, {}) is None
+    shutil.copy2(empty_store, folder / "mlruns.db")
     return folder
 
 

@@ -32,6 +32,7 @@ from projects import (
     ENV,
     PROG,
     cli,
+    command,
     copy_example,
     latest_run,
     load_project,
@@ -41,8 +42,9 @@ from projects import (
 )
 
 from aml_pipeline_kit import aml_graph, local_runner, plan, plan_cache
-from aml_pipeline_kit.local_runs import checked_graphs, local_job
+from aml_pipeline_kit.local_runs import checked_graphs, local_job, run_pipeline_locally
 from aml_pipeline_kit.project import Project
+from aml_pipeline_kit.step_host import StepHost
 
 INJECTED = "injected"  # the file a header tries to create through a shell
 
@@ -190,6 +192,7 @@ import json
 from aml_pipeline_kit.aml_graph import plan_from_job
 from aml_pipeline_kit.local_runs import local_job
 from aml_pipeline_kit.project import Project
+from aml_pipeline_kit.step_host import StepHost
 plan = plan_from_job(local_job(Project.load(), "training"))
 step = plan.step("data_prep")
 values = {
@@ -248,12 +251,12 @@ def with_data(project: Path, names: list[str], rows: list[list[object]], target:
 
 
 @pytest.fixture(scope="module")
-def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+def hostile_project(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Path, list[str]]:
     """The example on a CSV whose header holds shell code, placeholders and flags; and those names."""
     folder = tmp_path_factory.mktemp("hostile")
     names = [*HOSTILE_NAMES, f"x'; touch {folder / INJECTED}; echo '"]
     rows = [[(i * (3 + j)) % (5 + j) for j in range(len(names))] + [100 + 3 * i + i % 7] for i in range(60)]
-    return with_data(copy_example(folder / "out" / "houses"), names, rows, "price"), names
+    return with_data(copy_example(folder / "out" / "houses", empty_store), names, rows, "price"), names
 
 
 def test_column_names_reach_the_step_whole_through_a_shell(
@@ -297,10 +300,11 @@ def step_parser(folder: Path) -> object:
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_project_with_hostile_column_names_runs_locally(hostile_project: tuple[Path, list[str]]) -> None:
+def test_a_project_with_hostile_column_names_runs_locally(
+    hostile_project: tuple[Path, list[str]], step_host: StepHost
+) -> None:
     project, names = hostile_project
-    result = cli(project, "run", "--local")
-    assert result.returncode == 0, result.stderr
+    run_pipeline_locally(load_project(project), {}, check=True, host=step_host)
     prepped = Path(latest_run(project)["steps"][0]["outputs"]["prepped_data"])
     assert json.loads((prepped / "features.json").read_text())["numeric"] == names
     assert not (project.parent.parent / INJECTED).exists()
@@ -321,6 +325,7 @@ HOSTILE_FILE_NAMES = {
 }
 
 
+@pytest.fixture(scope="module")
 def serialised_commands(project: Project) -> list[tuple[str, Any]]:
     """Every command node of the example's graphs, as azure-ai-ml serialises them for Azure ML: (graph and node, the
     node as a step, its pipeline's input values)."""
@@ -348,13 +353,14 @@ def azure_ml_values(step: Any, pipeline_inputs: dict, file_name: str) -> tuple[d
 
 
 @pytest.mark.parametrize("file_name", HOSTILE_FILE_NAMES.values(), ids=HOSTILE_FILE_NAMES.keys())
-def test_data_paths_reach_every_step_whole_through_a_shell(project: Project, tmp_path: Path, file_name: str) -> None:
+def test_data_paths_reach_every_step_whole_through_a_shell(
+    serialised_commands: list[tuple[str, Any]], tmp_path: Path, file_name: str
+) -> None:
     """Each serialised command filled in as Azure ML fills it and run by bash, the script replaced by printf: every
     step gets the argv the local runner gives it, paths whole, and nothing the names hold runs. A CSV named with
     a space once split its path in two; one with a semicolon ran a command."""
-    commands = serialised_commands(project)
-    assert {name.split(".")[0] for name, _, _ in commands} == {"training", "tuning", "monitoring", "scoring"}
-    for name, step, pipeline_inputs in commands:
+    assert {name.split(".")[0] for name, _, _ in serialised_commands} == {"training", "tuning", "monitoring", "scoring"}
+    for name, step, pipeline_inputs in serialised_commands:
         inputs, outputs = azure_ml_values(step, pipeline_inputs, file_name)
         filled = filled_as_azure_ml_does(step.command, inputs, outputs)
         assert filled.startswith("python "), name
@@ -382,9 +388,12 @@ TAMPERING = {
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_step_whose_recorded_outputs_changed_is_run_again(tmp_path: Path) -> None:
-    project = copy_example(tmp_path / "project")
-    assert cli(project, "run", "--local", *SINGLE_MODEL_RUN).returncode == 0
+def test_a_step_whose_recorded_outputs_changed_is_run_again(
+    tmp_path: Path, empty_store: Path, step_host: StepHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = load_project(copy_example(tmp_path / "project", empty_store))
+    project = loaded.root
+    run_pipeline_locally(loaded, SINGLE_MODEL, host=step_host)
     first = project / "runs" / latest_run(project)["run_id"]
     for case, (path, action, step, reason) in TAMPERING.items():
         target = first / path
@@ -397,13 +406,14 @@ def test_a_step_whose_recorded_outputs_changed_is_run_again(tmp_path: Path) -> N
         else:
             target.write_text("mine\n")
 
-        again = cli(project, "run", "--local", *SINGLE_MODEL_RUN)
+        capsys.readouterr()
+        run_pipeline_locally(loaded, SINGLE_MODEL, host=step_host)
+        again = capsys.readouterr()
 
-        assert again.returncode == 0, f"{case}: {again.stderr}"
         statuses = {entry["name"]: entry["status"] for entry in latest_run(project)["steps"]}
         assert statuses[step] == "completed", case
-        assert f"{step}: not reused, its earlier outputs changed since" in again.stdout, f"{case}: {again.stdout}"
-        assert reason in again.stdout, f"{case}: {again.stdout}"
+        assert f"{step}: not reused, its earlier outputs changed since" in again.out, f"{case}: {again.out}"
+        assert reason in again.out, f"{case}: {again.out}"
 
 
 # --- pipeline job files that once went wrong: a step's code, its outputs, YAML --------------------------------------
@@ -518,10 +528,15 @@ JOB_FILES = {
 @pytest.mark.slow  # runs pipelines, of shell steps
 @pytest.mark.parametrize(("prepare", "exit_code", "line"), JOB_FILES.values(), ids=JOB_FILES.keys())
 def test_a_job_file_runs_or_is_refused_in_one_line(
-    tmp_path: Path, prepare: Callable[[Path], Path], exit_code: int, line: str | None
+    tmp_path: Path,
+    empty_store: Path,
+    capfd: pytest.CaptureFixture[str],
+    prepare: Callable[[Path], Path],
+    exit_code: int,
+    line: str | None,
 ) -> None:
-    project = copy_example(tmp_path / "project")
-    result = cli(project, "run", "--local", "--job", str(prepare(project)), timeout=120)
+    project = copy_example(tmp_path / "project", empty_store)
+    result = command(capfd, project, "run", "--local", "--job", str(prepare(project)))
     assert result.returncode == exit_code, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     if line is None:
@@ -580,10 +595,14 @@ CORRUPT_RECORDS = {
 @pytest.mark.slow  # runs pipelines of the trained example
 @pytest.mark.parametrize(("corrupt", "argv", "what"), CORRUPT_RECORDS.values(), ids=CORRUPT_RECORDS.keys())
 def test_a_corrupt_record_is_ignored_in_one_line(
-    trained_example: TrainedProject, corrupt: Callable[[Path], AbstractContextManager[Path]], argv: list[str], what: str
+    trained_example: TrainedProject,
+    capfd: pytest.CaptureFixture[str],
+    corrupt: Callable[[Path], AbstractContextManager[Path]],
+    argv: list[str],
+    what: str,
 ) -> None:
     with corrupt(trained_example.root) as record:
-        result = cli(trained_example.root, *argv)
+        result = command(capfd, trained_example.root, *argv)
     assert result.returncode == 0, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert re.fullmatch(rf"warning: {re.escape(str(record))} is not a valid {what} \(.+\): ignored\n", result.stderr)
@@ -602,12 +621,12 @@ def moved_aside(path: Path) -> Iterator[None]:
 
 @pytest.mark.slow  # runs the pipeline of the trained example
 def test_steps_are_reused_even_when_the_mlflow_store_no_longer_holds_their_runs(
-    trained_example: TrainedProject,
+    trained_example: TrainedProject, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Once exit 2 ("Run with id=... not found"), when the store moved (MLFLOW_TRACKING_URI, local.tracking_uri) or
     was deleted while runs/ stayed: the steps' outputs are what their reuse is verified by, not their MLflow runs."""
     with moved_aside(trained_example.root / "mlruns.db"):
-        result = cli(trained_example.root, "run", "--local")
+        result = command(capfd, trained_example.root, "run", "--local")
         assert (result.returncode, result.stderr) == (0, "")
         statuses = {entry["name"]: entry["status"] for entry in latest_run(trained_example.root)["steps"]}
         assert statuses.pop("register") == "completed"  # not deterministic: it asks the registry every time
@@ -661,10 +680,10 @@ def test_a_bad_max_parallel_is_refused_in_one_line(example: Path, value: str) ->
 FIRST_LINE_OF_MAIN = "    args = build_parser().parse_args(argv)\n"
 
 
-def running_until_stopped(tmp_path: Path, step: str, script: str) -> tuple[Path, subprocess.Popen[str]]:
+def running_until_stopped(tmp_path: Path, store: Path, step: str, script: str) -> tuple[Path, subprocess.Popen[str]]:
     """A run of a project copy whose ``script``'s main sleeps first, once ``step`` has started (its log exists):
     the step runs until it is stopped."""
-    project = copy_example(tmp_path / "project")
+    project = copy_example(tmp_path / "project", store)
     path = project / "components" / step / script
     text = path.read_text().replace(FIRST_LINE_OF_MAIN, FIRST_LINE_OF_MAIN + "    __import__('time').sleep(120)\n", 1)
     path.write_text(text)
@@ -679,9 +698,9 @@ def running_until_stopped(tmp_path: Path, step: str, script: str) -> tuple[Path,
 @pytest.mark.slow  # runs the pipeline
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
 def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
-    tmp_path: Path, signum: int, exit_code: int
+    tmp_path: Path, empty_store: Path, signum: int, exit_code: int
 ) -> None:
-    project, running = running_until_stopped(tmp_path, "train", "train.py")
+    project, running = running_until_stopped(tmp_path, empty_store, "train", "train.py")
     time.sleep(0.5)  # the step is inside its sleep
 
     started = time.monotonic()
@@ -712,10 +731,10 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(tmp_path: Path) -> None:
+def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(tmp_path: Path, empty_store: Path) -> None:
     """The host starts data_prep once MLflow, its store and pandas are in, and loads the other steps' imports
     (scikit-learn, skops, matplotlib: seconds) while data_prep runs: the signal lands then."""
-    project, running = running_until_stopped(tmp_path, "data_prep", "prep.py")
+    project, running = running_until_stopped(tmp_path, empty_store, "data_prep", "prep.py")
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=60)
 
@@ -731,10 +750,10 @@ def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(tmp_
     assert no_step_host_left(project)
 
 
-def test_an_interrupted_check_ends_in_one_line(tmp_path: Path) -> None:
+def test_an_interrupted_check_ends_in_one_line(tmp_path: Path, empty_store: Path) -> None:
     # A project of its own: in the shared one, another test's run may have cached check's verdict, and then this
     # run skips check and completes before the signal.
-    project = copy_example(tmp_path / "project")
+    project = copy_example(tmp_path / "project", empty_store)
     running = start_cli(project, "run", "--local")
     # The step host starts just before check, which takes seconds (azure-ai-ml): a fixed wait raced a fast machine.
     deadline = time.monotonic() + 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -135,7 +136,8 @@ def test_the_schema_head_read_from_the_migration_scripts_is_alembics(tmp_path: P
     assert tracking.schema_head(tmp_path) == "c1"
 
 
-def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(tmp_path: Path) -> None:
+def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(tmp_path: Path, empty_store: Path) -> None:
+    shutil.copy2(empty_store, tmp_path / "mlruns.db")
     recorder = tracking.LocalTracking(f"sqlite:///{tmp_path / 'mlruns.db'}", "reuse", tmp_path / "artifacts")
     inputs = {f"input_{number:03}": number for number in range(150)}  # more than one batch
     pipeline = recorder.start_pipeline("first", {**inputs, "unset": None})

@@ -5,11 +5,12 @@ its target as the default rows, the scoring pipeline built on absolute paths and
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
 from conftest import TrainedProject
-from projects import cli, load_project
+from projects import command, load_project
 
 from aml_pipeline_kit.aml_graph import plan_from_job
 from aml_pipeline_kit.cli import main
@@ -29,7 +30,11 @@ def test_without_a_completed_run_there_is_no_default_model(project: Project) -> 
 
 @pytest.mark.slow  # trains the example
 def test_the_latest_completed_local_run_provides_the_default_model(trained_example: TrainedProject) -> None:
-    assert latest_local_model(load_project(trained_example.root)) == trained_example.model
+    project = load_project(trained_example.root)
+    # named by their start; other tests of the trained example add runs
+    summaries = [json.loads(path.read_text()) for path in sorted(project.local_runs_dir.glob("2*/run.json"))]
+    newest = [summary for summary in summaries if summary["status"] == "completed"][-1]
+    assert latest_local_model(project) == Path(newest["outputs"]["model"])
 
 
 def test_the_scoring_pipeline_runs_one_step_on_absolute_paths(
@@ -68,12 +73,15 @@ def test_scoring_on_azure_needs_data(
 
 
 @pytest.mark.slow  # runs the scoring pipeline of the trained example
-def test_score_local_predicts_every_row_of_the_csv_with_the_latest_model(trained_example: TrainedProject) -> None:
-    result = cli(trained_example.root, "score", "--local")
+def test_score_local_predicts_every_row_of_the_csv_with_the_latest_model(
+    trained_example: TrainedProject, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = load_project(trained_example.root)
+    result = command(capfd, project.root, "score", "--local")
     assert (result.returncode, result.stderr) == (0, "")
-    rows = len(read_rows(load_project(trained_example.root).local_data_path)) - 1
-    scored = trained_example.root / "runs" / "score-input" / "diabetes.csv"
-    assert f"scored {rows} rows of {scored}\nwith model {trained_example.model}\n" in result.stdout
+    rows = len(read_rows(project.local_data_path)) - 1
+    scored = project.local_runs_dir / "score-input" / "diabetes.csv"
+    assert f"scored {rows} rows of {scored}\nwith model {latest_local_model(project)}\n" in result.stdout
     printed = result.stdout.split("predictions: ", 1)[1].splitlines()
     predictions = Path(printed[0])
     assert predictions.name == "predictions.csv"

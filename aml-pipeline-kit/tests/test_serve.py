@@ -24,6 +24,7 @@ from conftest import TrainedProject
 from projects import ENV, load_project
 
 from aml_pipeline_kit.cli import SERVE_HOST
+from aml_pipeline_kit.local_runs import latest_local_model
 
 # Runs the example's pipeline first, then MLflow's server: the full suite's, not `make test-fast`'s.
 pytestmark = pytest.mark.slow
@@ -99,7 +100,8 @@ def request_body(rows: pd.DataFrame) -> bytes:
 
 def test_serve_says_what_it_serves_where(server: tuple[str, str], trained_example: TrainedProject) -> None:
     url, first_line = server
-    assert first_line == f"serving {trained_example.model} at {url}/invocations (Ctrl-C stops it)\n"
+    model = latest_local_model(load_project(trained_example.root))
+    assert first_line == f"serving {model} at {url}/invocations (Ctrl-C stops it)\n"
 
 
 def test_the_server_predicts_csv_rows_as_the_model_does(
@@ -108,7 +110,8 @@ def test_the_server_predicts_csv_rows_as_the_model_does(
     rows = csv_rows(trained_example, 50)
     status, answer = invoke(server[0], request_body(rows))
     assert status == 200, answer
-    expected = mlflow.pyfunc.load_model(str(trained_example.model)).predict(rows)
+    model = latest_local_model(load_project(trained_example.root))  # the one it serves
+    expected = mlflow.pyfunc.load_model(str(model)).predict(rows)
     assert answer["predictions"] == pytest.approx(list(expected), rel=SAME)
 
 
