@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from projects import ENV, copy_example, load_project
+from projects import ENV, UNSET, copy_example, load_project
 
 from aml_pipeline_kit.local_runs import run_pipeline_locally, start_step_host
 from aml_pipeline_kit.step_host import StepHost
 from aml_pipeline_kit.tracking import LocalTracking
 
 # The commands these tests run in this process see the environment of those they start (projects.ENV).
-os.environ.clear()
+for name in UNSET:
+    os.environ.pop(name, None)
 os.environ.update(ENV)
 
 

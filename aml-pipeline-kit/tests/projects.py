@@ -37,8 +37,9 @@ BILLION_LAUGHS = "".join(
 )
 # The engine's processes as a user's shell starts them: no project named by the environment (each test's is its
 # cwd), no MLflow store but the project's, no workspace, MLflow's usage telemetry off and nothing leaving the machine.
+UNSET = (ROOT_VARIABLE, "MLFLOW_TRACKING_URI")
 ENV = {
-    **{name: value for name, value in os.environ.items() if name not in (ROOT_VARIABLE, "MLFLOW_TRACKING_URI")},
+    **{name: value for name, value in os.environ.items() if name not in UNSET},
     **OFFLINE,
     "PYTHONDONTWRITEBYTECODE": "1",
     "AZURE_SUBSCRIPTION_ID": "",

@@ -145,11 +145,7 @@ def experiment_of(store: Path, run_id: str) -> str:
 
 @pytest.mark.slow  # runs a pipeline twice
 def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(
-    scratch: Path,
-    tmp_path: Path,
-    empty_store: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capfd: pytest.CaptureFixture[str],
+    scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Its runs under ./runs and MLflow in ./mlruns.db, filed under Azure ML's Default experiment (the job names
     none); a data asset from the local copy --data maps it to; MLFLOW_TRACKING_URI moves the store. The first run is
@@ -166,7 +162,7 @@ def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(
     assert experiment_of(scratch / "mlruns.db", summary["mlflow_run_id"]) == "Default"
     assert sorted(path.name for path in scratch.iterdir()) == ["mlruns.db", "mlruns.db.lock", "pipelines", "runs"]
 
-    elsewhere = shutil.copy2(empty_store, tmp_path / "elsewhere.db")
+    elsewhere = tmp_path / "elsewhere.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
     moved = command(capfd, scratch, *arguments)
     assert moved.returncode == 0, moved.stderr

@@ -17,7 +17,6 @@ import importlib.util
 import json
 import re
 import shlex
-import shutil
 import sqlite3
 import sys
 from pathlib import Path
@@ -66,12 +65,10 @@ SAVE_MODELS_WITH_DEFAULT_REQUIREMENTS = {"MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT"
 
 
 @pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> Path:
-    """One folder for every example this module runs: no project (no config.yml and components/ in it or above); its
-    MLflow store made ready (test_cli.py shows that a run makes one there)."""
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for every example this module runs: no project (no config.yml and components/ in it or above)."""
     folder = tmp_path_factory.mktemp("published")
     assert find_project_root(folder, {}) is None
-    shutil.copy2(empty_store, folder / "mlruns.db")
     return folder
 
 
@@ -309,6 +306,11 @@ def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(scratch:
     assert {row["species"] for row in predictions} <= IRIS_SPECIES
     assert {row["predict"] for row in predictions} <= IRIS_SPECIES
     assert summary["outputs"] == {}  # the pipeline declares none
+
+    # what autolog logged of each trial, in the folder's mlartifacts/ beside its mlruns.db, not in an mlruns/ of
+    # MLflow's default artifact root (once written there)
+    assert len(list((scratch / "mlartifacts").rglob("training_confusion_matrix.png"))) == len(trials)
+    assert not (scratch / "mlruns").exists()
 
 
 @pytest.mark.slow  # runs two pipelines up to their first step
