@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import sys
 from pathlib import Path
@@ -160,3 +161,23 @@ def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(tmp_path:
         if run.data.tags.get("reused_from") == step
     ]
     assert (reused.data.params, reused.data.metrics, reused.info.status) == (params, metrics, "FINISHED")
+
+
+class OneSecond(datetime.datetime):
+    """The clock within one second: every reading a microsecond later than the one before."""
+
+    readings = 0
+
+    @classmethod
+    def now(cls, tz: datetime.tzinfo | None = None) -> OneSecond:
+        cls.readings += 1
+        return cls(2026, 1, 1, 12, 0, 0, cls.readings, tzinfo=tz)
+
+
+def test_runs_started_within_one_second_sort_as_they_started(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest run is the one whose id sorts last (the latest model, `score`'s default): ids of one second once took
+    a random suffix, and sorted at random."""
+    monkeypatch.setattr(local_runner, "datetime", OneSecond)
+    run_ids = [local_runner.new_run_id() for _ in range(20)]
+    assert sorted(run_ids) == run_ids
+    assert len(set(run_ids)) == len(run_ids)
