@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from azure.ai.ml import load_data
 from projects import PACKAGE, copy_example, load_project
 
 from aml_pipeline_kit import azure_monitoring
@@ -166,8 +167,8 @@ def test_a_second_submit_sends_the_job_and_leaves_what_matches_its_spec_alone(
     assert len(fake.jobs) == 2
 
 
-# what changes in a spec under aml/ after the first submission (its version unchanged) -> the one line the second
-# submission is refused with, before it sends anything
+# what changes in a spec under aml/ (or the CSV of its data asset) once the workspace has what the specs say, their
+# versions unchanged -> the one line the next submission is refused with, before it sends anything
 DRIFT = {
     "the cluster's size": (
         (COMPUTE_SPEC, "Standard_DS3_v2", "Standard_NC6"),
@@ -196,11 +197,11 @@ def test_a_resource_azure_ml_cannot_change_in_place_is_refused_before_the_job(
     fake: FakeAzureML, tmp_path: Path, edit: tuple[str, str, str], refusal: str
 ) -> None:
     project, client = example(tmp_path), workspace_client(fake)
-    submit(project, client, stream=False)
+    align_assets(client, {**runtime_assets(project), "data": [load_data(project.root / "aml" / "data.yml")]})
     spec_edited(project, *edit)
     with pytest.raises(AzureAccessError, match=refusal):
         submit(load_project(project.root), client, stream=False)
-    assert len(fake.jobs) == 1
+    assert fake.jobs == {}
 
 
 def test_submit_scoring_sends_the_scoring_job_without_the_training_data(
