@@ -1,4 +1,4 @@
-"""How the machinery reads a built pipeline job, and the code it gives a step whose component shares code.
+"""How the engine reads a built pipeline job, and the code it gives a step whose component shares code.
 
 The serialised YAML's binding forms and a node that binds what its component does not declare (``check`` reads
 the project's pipeline that way); a component's ``additional_includes``, Azure ML's way to share code between
