@@ -87,7 +87,7 @@ test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `chec
 	$(call hermetic_pytest,$(XDIST) -m "not slow" -c $(ENGINE)/pyproject.toml --rootdir $(ENGINE) $(ENGINE)/tests)
 	$(call hermetic_pytest,$(XDIST) -m "not slow" tests)
 
-LINTED := hooks local_extensions.py tests benchmarks scripts
+LINTED := hooks local_extensions.py tests benchmarks
 
 lint: $(INSTALLED)
 	$(PYTHON) -m ruff check $(LINTED)

@@ -35,6 +35,7 @@ from .job_yaml import (
 )
 from .local_limits import (
     environment_name,
+    local_environment,
     reference_name,
     refuse_distribution,
     refuse_missing_packages,
@@ -58,27 +59,27 @@ __all__ = [
 SWEEP_SCRIPT = Path(sweep.__file__).resolve()
 
 
-def plan_from_job(job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None) -> Plan:
-    """The executable plan of a ``PipelineJob``: its steps in dependency order, pipeline components flattened.
-
-    ``substitutes`` maps data references (asset names, URLs) to local paths. With ``own_environment`` (the
-    project's environment, by name), the plan notes once which other environments its nodes name.
-    """
-    return read_job(job, substitutes, own_environment)[0]
+def plan_from_job(job: Any, substitutes: Mapping[str, Path] | None = None) -> Plan:
+    """The executable plan of a project's ``PipelineJob``: its steps in dependency order, pipeline components
+    flattened. ``substitutes`` maps data references (asset names, URLs) to local paths."""
+    return read_job(job, substitutes)[0]
 
 
 def read_job(
-    job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None
+    job: Any, substitutes: Mapping[str, Path] | None = None, own_environment: str | None = None, noted: bool = False
 ) -> tuple[Plan, dict[str, Path | None]]:
-    """``plan_from_job``, and the spec file of each step's component (where ``check`` points its findings)."""
-    reader = GraphReader(substitutes or {})
+    """``plan_from_job``, and the spec file of each step's component (where ``check`` points its findings). With
+    ``noted`` (a job file's plan), the plan notes once which environments its nodes name that the steps do not run
+    in: all of them outside a project (``own_environment`` None), or all but the project's own, by name."""
+    in_project = own_environment is not None or not noted
+    reader = GraphReader(substitutes or {}, in_project)
     base = Path(job._base_path)
     for name, output in job.outputs.items():
         reader.refuse_output_path(f"pipeline output {name!r}", output._data)
     inputs = {name: reader.pipeline_input(name, value.result(), base) for name, value in job.inputs.items()}
     reader.read_nodes(job.jobs, "", None, base)
     steps = [reader.resolved(step) for step in reader.steps]
-    if own_environment is not None:
+    if noted:
         reader.note_environments(own_environment)
     plan = Plan(
         inputs=inputs,
@@ -93,8 +94,9 @@ def read_job(
 class GraphReader:
     """Walks a pipeline job's nodes, and its pipeline components' nodes, into steps."""
 
-    def __init__(self, substitutes: Mapping[str, Path]) -> None:
+    def __init__(self, substitutes: Mapping[str, Path], in_project: bool) -> None:
         self.substitutes = substitutes
+        self.in_project = in_project  # where the steps run: a project's environment, or the engine's own
         self.steps: list[Step] = []
         self.aliases: dict[tuple[str, str], tuple[str, str]] = {}  # a pipeline node's output -> what produces it
         self.outputs: dict[str, tuple[str, str]] = {}
@@ -216,10 +218,10 @@ class GraphReader:
         if skipped:
             setup = "; ".join(skipped)
             self.notes.append(f"node {qualified!r}: `{setup}` not run (environments are not built locally)")
-        refuse_missing_program(qualified, command)
+        refuse_missing_program(qualified, command, self.in_project)
         if spec.get("environment"):
             self.environments.setdefault(environment_name(spec["environment"]), []).append(qualified)
-            refuse_missing_packages(qualified, spec["environment"])
+            refuse_missing_packages(qualified, spec["environment"], self.in_project)
         folder = Path(component._base_path)  # where its additional includes start from
         step = step_from_component(qualified + trial, {**spec, "command": command}, bindings, folder)
         step = replace(step, may_fail=bool(trial))  # a sweep trial may fail: the sweep picks from the others
@@ -286,12 +288,17 @@ class GraphReader:
         ]
         self.steps.append(best_trial_step(qualified, node.objective, runs))
 
-    def note_environments(self, own: str) -> None:
-        others = {env: nodes for env, nodes in self.environments.items() if reference_name(env) != reference_name(own)}
+    def note_environments(self, own: str | None) -> None:
+        others = {
+            env: nodes
+            for env, nodes in self.environments.items()
+            if own is None or reference_name(env) != reference_name(own)
+        }
         if others:
             named = "; ".join(f"{env} ({len(nodes)} step{'s' * (len(nodes) > 1)})" for env, nodes in others.items())
             self.notes.append(
-                f"environments are not built locally: every step runs in this project's environment, not in {named}"
+                f"environments are not built locally: every step runs in {local_environment(self.in_project)}, "
+                f"not in {named}"
             )
 
 

@@ -30,7 +30,7 @@ def monitoring_job(project: Project, batch: str, model: str | None = None) -> An
     )
     # A datastore path keeps its name while new rows replace its content, and a schedule resolves the model when it
     # is created: Azure ML must run every step anew rather than reuse an earlier run's outputs.
-    job.project.force_rerun = True
+    job.settings.force_rerun = True
     return job
 
 

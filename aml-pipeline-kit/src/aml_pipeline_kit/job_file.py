@@ -99,10 +99,12 @@ def checked_job(
     own_environment: str | None,
     parameters: Mapping[str, Any] | None = None,
 ) -> tuple[Plan, Report]:
-    """The plan of the pipeline job in ``path`` and check's report on it. ``PlanError``: it cannot run locally."""
+    """The plan of the pipeline job in ``path`` and check's report on it. ``PlanError``: it cannot run locally.
+    ``own_environment``: the project's environment, by name; None outside any project (the steps run in the engine's
+    Python environment)."""
     with collector_paused():
         job = load_pipeline_job(path)
-        plan, sources = read_job(job, substitutes, own_environment)
+        plan, sources = read_job(job, substitutes, own_environment, noted=True)
         plan = with_parameters(plan, job, parameters or {}, substitutes, path)
         components = components_of(plan, sources, path)
         findings = job_findings(path, job, components)

@@ -30,7 +30,13 @@ def reference_name(reference: str) -> str:
     return re.split(r"[@:]", reference.removeprefix("azureml:"), maxsplit=1)[0]
 
 
-def refuse_missing_packages(qualified: str, environment: Any) -> None:
+def local_environment(in_project: bool) -> str:
+    """Where steps run instead of the environments their nodes name: a project's own environment (its venv, whose
+    packages its pyproject.toml lists), or, for a job file run outside any project, the engine's."""
+    return "this project's environment" if in_project else "this Python environment"
+
+
+def refuse_missing_packages(qualified: str, environment: Any, in_project: bool) -> None:
     """An anonymous environment's conda file names pip packages its steps need: each must be installed here, where
     the steps run instead (conda's own entries, Python and pip, are the image's business)."""
     conda = environment.get("conda_file") if isinstance(environment, dict) else None
@@ -44,9 +50,11 @@ def refuse_missing_packages(qualified: str, environment: Any) -> None:
     for entry in (str(entry) for entries in pip for entry in entries):
         match = REQUIREMENT.match(entry.strip())
         if match and not is_installed(match["name"]):
+            remedy = "add it to pyproject.toml" if in_project else "install it here"
             raise PlanError(
-                f"node {qualified!r}: its environment's conda file asks for {entry!r}, which this project's "
-                "environment lacks (environments are not built locally): add it to pyproject.toml, or run on Azure ML"
+                f"node {qualified!r}: its environment's conda file asks for {entry!r}, which "
+                f"{local_environment(in_project)} lacks (environments are not built locally): {remedy}, or run on "
+                "Azure ML"
             )
 
 
@@ -71,11 +79,11 @@ def refuse_distribution(node: Any, qualified: str) -> None:
         )
 
 
-def refuse_missing_program(qualified: str, command: str) -> None:
+def refuse_missing_program(qualified: str, command: str, in_project: bool) -> None:
     """A command whose program (its first word) is not on this machine: ``Rscript`` without R, say."""
     name = program(command)
     if name and name not in PYTHON_COMMANDS | SHELL_BUILTINS and shutil.which(name) is None:
         raise PlanError(
             f"node {qualified!r}: its command runs {name!r}, which is not installed here "
-            "(environments are not built locally: steps run in this project's environment)"
+            f"(environments are not built locally: steps run in {local_environment(in_project)})"
         )

@@ -230,7 +230,7 @@ def local_model_and_rows(
 
 
 def latest_local_model(project: Project) -> Path:
-    """The model of the newest completed local run (run ids start with their start time, so they sort by it)."""
+    """The model of the newest completed local run (run ids are their start time, so they sort by it)."""
     for summary in sorted(project.local_runs_dir.glob("*/run.json"), reverse=True):
         model = read_record(summary, "run summary", completed_model)
         if model and Path(model).is_dir():

@@ -85,6 +85,19 @@ def store_set_up(tracking_uri: str) -> Iterator[None]:
         yield
 
 
+def create_with_artifact_root(tracking_uri: str, artifacts_dir: Path) -> None:
+    """A SQLite store that does not exist yet, created with ``artifacts_dir`` as its artifact root. MLflow creates the
+    store's Default experiment with it, its artifacts under the root it is given: by default ./mlruns of whatever
+    folder the creating process ran in, not the project's or the job file's folder (a job that names no experiment
+    runs under Default)."""
+    prefix = "sqlite:///"
+    database = Path(tracking_uri.removeprefix(prefix))
+    if tracking_uri.startswith(prefix) and not (database.is_file() and database.stat().st_size):
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        SqlAlchemyStore(tracking_uri, artifacts_dir.resolve().as_uri())
+
+
 class StoreError(RuntimeError):
     """The MLflow store failed: locked by another process, the disk full, not a store at all. One line."""
 
@@ -121,6 +134,7 @@ class LocalTracking:
 
         # The client opens the store, creating its tables if it is new.
         with store_set_up(tracking_uri), quick_schema_check():
+            create_with_artifact_root(tracking_uri, artifacts_dir)
             self.client = MlflowClient(tracking_uri)
             experiment = self.client.get_experiment_by_name(experiment_name)
             self.experiment_id = (
@@ -182,9 +196,19 @@ class LocalTracking:
 
     @in_store
     def record_reused_step(self, step: str, earlier_run_id: str | None) -> None:
-        """A child run for a reused step, carrying the earlier run's parameters and metrics."""
+        """A child run for a reused step, carrying the earlier run's parameters and metrics if this store holds it:
+        runs/ may outlive the store the earlier run was tracked in (moved by MLFLOW_TRACKING_URI or config.yml, or
+        deleted), and the step's reuse rests on its outputs, not on its MLflow run."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, ErrorCode
+
         run_id = self._child(step, {"reused_from": earlier_run_id or "unknown"})
         if earlier_run_id:
-            earlier = self.client.get_run(earlier_run_id).data
-            self._log(run_id, earlier.params, earlier.metrics)
+            try:
+                earlier = self.client.get_run(earlier_run_id).data
+            except MlflowException as error:
+                if error.error_code != ErrorCode.Name(RESOURCE_DOES_NOT_EXIST):
+                    raise
+            else:
+                self._log(run_id, earlier.params, earlier.metrics)
         self.client.set_terminated(run_id, "FINISHED")

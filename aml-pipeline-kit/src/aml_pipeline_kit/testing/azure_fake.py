@@ -20,7 +20,11 @@ client libraries (mlflow, azureml-mlflow, azure-storage-blob, azure-ai-ml) run u
   generated ``arm_ml_service`` client sends): Workspaces - Get, Compute - Get and Create Or Update
   (https://learn.microsoft.com/rest/api/azureml/compute/create-or-update), Datastores - Get and List Secrets, the
   versions of environments, data, code, components and models (Get, List, Create Or Update; code's Start Pending
-  Upload) and Schedules - Create Or Update, with the shapes of the REST API's own examples (azure-rest-api-specs,
+  Upload), Schedules - Create Or Update, Online Endpoints and Online Deployments - Create Or Update and Get
+  (provisioned at once) and Jobs - Create Or Update and Get (a job is stored, not run: it is
+  answered ``job_status``, by default Completed, as is its run's details in the run history, so that streaming it
+  ends at once; the workspace's discovery document names this server for the data-plane services), with the shapes
+  of the REST API's own examples (azure-rest-api-specs,
   ``specification/machinelearningservices/.../2025-12-01/examples``): the VM size answered in capitals, the idle
   time as an ISO 8601 duration (``PT2M``), a compute PUT answered ``201``/``200`` with an ``Azure-AsyncOperation``
   to poll, an asset version immutable; as ARM does, a PUT without ``location`` is refused (``LocationRequired``)
@@ -61,6 +65,7 @@ from cryptography.x509.oid import NameOID
 
 HOST = "127.0.0.1"
 SUBSCRIPTION, RESOURCE_GROUP, WORKSPACE = "00000000-0000-0000-0000-000000000000", "rg-test", "mlw-test"
+TENANT = "00000000-0000-0000-0000-00000000000a"  # the Entra ID tenant that signs in
 SCOPE = (
     f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}"
     f"/providers/Microsoft.MachineLearningServices/workspaces/{WORKSPACE}"
@@ -79,9 +84,18 @@ ASSET_KINDS: dict[str, dict[str, Any]] = {
     "models": {},
 }
 DATASTORE, CONTAINER = "workspaceblobstore", "azureml-blobstore-00000000-0000-0000-0000-000000000001"
-ARM_TOKEN = "fake-arm-access-token"
+TOKEN_KEY = "a signing key that nothing verifies"  # signs the tokens the fake hands out, so that it knows its own
 STORAGE_KEY = base64.b64encode(b"a storage account key nothing verifies").decode()
 BLOB_SAS = "sv=2021-08-06&sr=b&sp=rcw&sig=fake"
+# The environment of a process that must not leave this machine: MLflow's usage telemetry off, and any request for an
+# address other than the loopback (the fake's own) goes to a proxy on a closed loopback port, so it fails at once.
+CLOSED_LOOPBACK_PROXY = "http://127.0.0.1:9"
+OFFLINE = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"), CLOSED_LOOPBACK_PROXY),
+    **dict.fromkeys(("NO_PROXY", "no_proxy"), "127.0.0.1,localhost"),
+}
 
 
 def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
@@ -117,7 +131,17 @@ def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
 def run_token(run_id: str) -> str:
     """A token shaped like the one Azure ML gives a job (MLFLOW_TRACKING_TOKEN): azureml-mlflow reads its expiry."""
     claims = {"exp": int(time.time()) + 3600, "runId": run_id}
-    return jwt.encode(claims, "a signing key that nothing verifies", algorithm="HS256")
+    return jwt.encode(claims, TOKEN_KEY, algorithm="HS256")
+
+
+def is_access_token(authorization: str | None) -> bool:
+    """Whether an ``Authorization`` header carries a bearer token ``FakeCredential`` handed out."""
+    token = (authorization or "").removeprefix("Bearer ")
+    try:
+        jwt.decode(token, TOKEN_KEY, algorithms=["HS256"], options={"verify_aud": False})
+    except jwt.InvalidTokenError:
+        return False
+    return bool(authorization and authorization.startswith("Bearer "))
 
 
 def millis() -> int:
@@ -211,10 +235,13 @@ class ArmError(Exception):
 
 
 class FakeCredential:
-    """Entra ID's side for ``MLClient``: a token for Azure Resource Manager, the one the fake's ARM routes accept."""
+    """Entra ID's side for ``MLClient``: an access token, a JWT as Entra ID's are, whose audience is the resource of the
+    scope asked for (azure-ai-ml reads it before it submits a pipeline job), signed so that the fake's Resource
+    Manager routes accept it and no other."""
 
     def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return AccessToken(ARM_TOKEN, int(time.time()) + 3600)
+        claims = {"aud": scopes[0].removesuffix("/.default"), "tid": TENANT, "exp": int(time.time()) + 3600}
+        return AccessToken(jwt.encode(claims, TOKEN_KEY, algorithm="HS256"), claims["exp"])
 
 
 @dataclass
@@ -249,6 +276,14 @@ class FakeAzureML:
         self.arm_writes: list[tuple[str, str, dict[str, Any]]] = []
         self.operations: dict[str, str] = {}  # asynchronous operation id -> its status
         self.schedules: dict[str, dict[str, Any]] = {}  # name -> the schedule as Schedules - Get answers it
+        self.jobs: dict[str, dict[str, Any]] = {}  # name -> the job as Jobs - Get answers it
+        self.endpoints: dict[
+            str, dict[str, Any]
+        ] = {}  # name -> the online endpoint as Online Endpoints - Get answers it
+        # (endpoint, name) -> the online deployment as Online Deployments - Get answers it
+        self.deployments: dict[tuple[str, str], dict[str, Any]] = {}
+        # The fake runs no job: a job it was sent is answered as one that ran to this status, at once.
+        self.job_status = "Completed"
         self.server = ThreadingHTTPServer((HOST, 0), self.handler_class())
         self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.tls.load_cert_chain(self.cert, self.key)
@@ -434,10 +469,15 @@ class FakeAzureML:
             origin, container = match.groups()
             with self.lock:
                 return 200, {}, json.dumps(self.create_empty_artifacts(origin, container, body)).encode()
+        if method == "GET" and (match := re.fullmatch(rf"/history/v1\.0{SCOPE}/runs/([^/]+)/details", path)):
+            with self.lock:
+                return 200, {}, json.dumps(self.run_details(match.group(1))).encode()
+        if method == "GET" and path == "/discovery":
+            return 200, {}, json.dumps(self.discovery()).encode()
         if path.startswith(f"/{STORAGE_ACCOUNT}/"):
             return self.blob(method, path.removeprefix(f"/{STORAGE_ACCOUNT}/"), query, body, headers)
         if path.startswith(f"/subscriptions/{SUBSCRIPTION}/"):
-            if headers.get("Authorization") != f"Bearer {ARM_TOKEN}":
+            if not is_access_token(headers.get("Authorization")):
                 raise ArmError(401, "AuthenticationFailed", "Authentication failed: no valid bearer token.")
             with self.lock:
                 return self.arm(method, path, query, json.loads(body) if body else {})
@@ -562,6 +602,23 @@ class FakeAzureML:
             if method == "GET" and name in self.schedules:
                 return 200, {}, json.dumps(self.schedules[name]).encode()
             raise ArmError(404, "NotFound", f"Schedule {name} not found")
+        if match := re.fullmatch(rf"{re.escape(SCOPE)}/onlineEndpoints/([^/]+)(?:/deployments/([^/]+))?", path):
+            endpoint, deployment = match.groups()
+            stored, key = (self.deployments, (endpoint, deployment)) if deployment else (self.endpoints, endpoint)
+            if method == "PUT":
+                if deployment and endpoint not in self.endpoints:
+                    raise ArmError(404, "NotFound", f"Online endpoint {endpoint} not found")
+                return self.put_online(stored, key, path, body)
+            if method == "GET" and key in stored:
+                return 200, {}, json.dumps(stored[key]).encode()
+            raise ArmError(404, "NotFound", f"{'Online deployment' if deployment else 'Online endpoint'} not found")
+        if match := re.fullmatch(rf"{re.escape(SCOPE)}/jobs/([^/]+)", path):
+            name = match.group(1)
+            if method == "PUT":
+                return self.put_job(name, body)
+            if method == "GET" and name in self.jobs:
+                return 200, {}, json.dumps(self.jobs[name]).encode()
+            raise ArmError(404, "UserError", f"Job {name} not found")
         kinds = "|".join(ASSET_KINDS)
         if method == "GET" and (match := re.fullmatch(rf"{re.escape(SCOPE)}/({kinds})/([^/]+)/versions", path)):
             return 200, {}, json.dumps({"value": self.asset_versions(*match.groups(), query)}).encode()
@@ -590,7 +647,7 @@ class FakeAzureML:
                 "friendlyName": WORKSPACE,
                 "provisioningState": "Succeeded",
                 "storageAccount": f"{storage}/storageAccounts/{STORAGE_ACCOUNT}",
-                "discoveryUrl": f"https://{LOCATION}.api.azureml.ms/discovery",
+                "discoveryUrl": f"https://{self.netloc}/discovery",
                 "mlFlowTrackingUri": self.tracking_uri,
             },
         }
@@ -693,6 +750,65 @@ class FakeAzureML:
             "systemData": system_data(earlier),
         }
         return 200 if earlier else 201, {}, json.dumps(self.schedules[name]).encode()
+
+    def put_job(self, name: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
+        """Jobs - Create Or Update (examples/Job/PipelineJob/createOrUpdate.json): the job as sent, with the status and
+        the studio link the service adds (``job_status``: the fake runs no job)."""
+        properties = body.get("properties") or {}
+        studio = f"https://ml.azure.com/runs/{name}?wsid={SCOPE}"
+        self.jobs[name] = {
+            "id": f"{SCOPE}/jobs/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+            "properties": {
+                **properties,
+                "experimentName": properties.get("experimentName") or "Default",
+                "status": self.job_status,
+                "services": {"Studio": {"jobServiceType": "Studio", "endpoint": studio}},
+            },
+            "systemData": system_data(self.jobs.get(name)),
+        }
+        return 201, {}, json.dumps(self.jobs[name]).encode()
+
+    def put_online(
+        self, stored: dict[Any, dict[str, Any]], key: Any, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, str], bytes]:
+        """Online Endpoints or Online Deployments - Create Or Update (examples/OnlineEndpoint/createOrUpdate.json,
+        examples/OnlineDeployment/.../createOrUpdate.json), answered as done at once (provisioningState Succeeded,
+        which ends azure-ai-ml's polling), with what the service adds: an endpoint's scoring URI, a deployment's
+        default scale settings."""
+        if not body.get("location"):
+            raise ArmError(400, "LocationRequired", "The location property is required for this definition.")
+        earlier = stored.get(key)
+        name = path.rsplit("/", 1)[1]
+        properties = {**body.get("properties", {}), "provisioningState": "Succeeded"}
+        if stored is self.endpoints:
+            host = f"https://{name}.{LOCATION}.inference.ml.azure.com"
+            properties |= {"scoringUri": f"{host}/score", "swaggerUri": f"{host}/swagger.json"}
+        else:  # a managed deployment's scale settings, when it sends none
+            properties.setdefault("scaleSettings", {"scaleType": "Default"})
+        stored[key] = {
+            **body,
+            "id": path,
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/onlineEndpoints"
+            + ("" if stored is self.endpoints else "/deployments"),
+            "properties": properties,
+            "systemData": system_data(earlier),
+        }
+        return 200 if earlier else 201, {}, json.dumps(stored[key]).encode()
+
+    def run_details(self, run_id: str) -> dict[str, Any]:
+        """Runs - Get Details of the run history: a submitted job's run, in its status, with no log files."""
+        if run_id not in self.jobs:
+            raise ArmError(404, "UserError", f"Run {run_id} not found")
+        return {"runId": run_id, "status": self.jobs[run_id]["properties"]["status"], "warnings": [], "logFiles": {}}
+
+    def discovery(self) -> dict[str, str]:
+        """The workspace's discovery document (its ``discoveryUrl``): the data-plane services, all of them here."""
+        local = f"https://{self.netloc}"
+        services = ("api", "catalog", "experimentation", "gallery", "history", "hyperdrive", "labeling", "pipelines")
+        return {**dict.fromkeys(services, local), "modelmanagement": local, "studio": "https://ml.azure.com"}
 
     def put_asset(self, kind: str, name: str, version: str, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         """<Kind> Versions - Create Or Update (examples/Workspace/EnvironmentVersion/createOrUpdate.json and its

@@ -1,10 +1,11 @@
-"""Azure ML's own published pipeline jobs, run offline by the default render's ``run --local --job``.
+"""Azure ML's own published pipeline jobs, run offline by the engine's ``run --local --job`` alone: from a scratch
+folder that is no project, their data references mapped with ``--data REFERENCE=PATH``.
 
 data/third_party/azureml-examples holds the 20 ``pipeline.yml`` files of Azure/azureml-examples'
 ``cli/jobs/pipelines-with-components/`` that issue 15 names, as Microsoft publishes them (data/README.md).
 Those that need no workspace complete, and each is held to what its scripts write; those that need Azure, a
 cluster or a program missing here are refused in one line before anything runs; the two NYC taxi pipelines
-stop in their first step, written for pandas 1, in one line. ``scripts/run_published_examples.py`` prints the
+stop in their first step, written for pandas 1, in one line. ``../scripts/run_published_examples.py`` prints the
 same outcomes as a table: both run the examples through its ``run_examples`` (one interpreter per group, as
 importing azure-ai-ml, which loads the files, takes seconds).
 """
@@ -21,11 +22,14 @@ import sys
 from pathlib import Path
 
 import pytest
-from machinery import ENV, copy_project, no_step_host_left
+import yaml
+from projects import ENV, no_step_host_left
 
-TEMPLATE = Path(__file__).resolve().parents[1]
+from aml_pipeline_kit.project import find_project_root
+
+ENGINE = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location(
-    "run_published_examples", TEMPLATE / "scripts" / "run_published_examples.py"
+    "run_published_examples", ENGINE / "scripts" / "run_published_examples.py"
 )
 published = importlib.util.module_from_spec(_spec)
 sys.modules[_spec.name] = published  # its dataclass looks its module up there
@@ -41,14 +45,14 @@ REFUSALS = {
     "4b": "pipeline output 'pipeline_sample_output_data' is written to "
     "'azureml://datastores/workspaceblobstore/paths/azureml/4b_datastore_datapath_uri', a datastore path that needs "
     "a workspace: locally every output goes under runs/; remove its path to run locally",
-    "5c": "node 'hello_python_world_job': its environment's conda file asks for 'pyjokes', which this project's "
-    "environment lacks (environments are not built locally): add it to pyproject.toml, or run on Azure ML",
+    "5c": "node 'hello_python_world_job': its environment's conda file asks for 'pyjokes', which this Python "
+    "environment lacks (environments are not built locally): install it here, or run on Azure ML",
     "6a": "node 'tf_job' runs tensorflow distributed training on 2 instance(s), which needs an Azure ML cluster: the "
     "local runner runs single-process steps",
     "6b": "node 'pytorch_job' runs pytorch distributed training on 2 instance(s), which needs an Azure ML cluster: "
     "the local runner runs single-process steps",
     "6c": "node 'r_iris_example': its command runs 'Rscript', which is not installed here (environments are not "
-    "built locally: steps run in this project's environment)",
+    "built locally: steps run in this Python environment)",
 }
 PANDAS_1_STEPS = {"nyc_taxi_data_regression": "prep_job", "ppc nyc_taxi": "data_pipeline.prep_job"}
 REGISTRY_ENVIRONMENT = "azureml://registries/azureml/environments/sklearn-1.5/labels/latest"
@@ -61,24 +65,26 @@ SAVE_MODELS_WITH_DEFAULT_REQUIREMENTS = {"MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT"
 
 
 @pytest.fixture(scope="module")
-def project(default_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One copy of the default bake for every example this module runs, with the examples' data substitutes."""
-    copy = copy_project(default_project, tmp_path_factory.mktemp("published") / "project")
-    return published.with_substitutes(copy, published.VENDORED, published.SUBSTITUTES)
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One folder for every example this module runs: no project (no config.yml and components/ in it or above)."""
+    folder = tmp_path_factory.mktemp("published")
+    assert find_project_root(folder, {}) is None
+    return folder
 
 
 def tree(folder: Path) -> dict[str, tuple[int, int]]:
     return {str(path): (path.stat().st_size, path.stat().st_mtime_ns) for path in folder.rglob("*")}
 
 
-def run(project: Path, names: list[str], env: dict[str, str] | None = None) -> dict[str, Outcome]:
+def run(scratch: Path, names: list[str], env: dict[str, str] | None = None) -> dict[str, Outcome]:
     """The outcomes of ``names``, ``env`` added to the tests' environment; the examples' folder is left as it was
     (steps write into copies only)."""
     before = tree(published.VENDORED)
     jobs = published.job_files(published.VENDORED, names)
-    outcomes = published.run_examples(project, jobs, env={**ENV, **(env or {})})
+    data = published.data_arguments(published.VENDORED, published.SUBSTITUTES)
+    outcomes = published.run_examples(scratch, jobs, data, env={**ENV, **(env or {})})
     assert tree(published.VENDORED) == before
-    assert no_step_host_left(project)
+    assert no_step_host_left(scratch)
     return outcomes
 
 
@@ -89,13 +95,22 @@ def run_dir_of(outcome: Outcome) -> Path:
 
 
 def completed(outcome: Outcome, steps: list[str]) -> tuple[Path, dict]:
-    """The run folder and summary of an example that completed, every one of ``steps`` with it."""
+    """The run folder and summary of an example that completed, every one of ``steps`` with it, tracked in the
+    scratch folder's MLflow store under the job's experiment_name (Azure ML's ``Default`` if it names none)."""
     assert (outcome.returncode, outcome.stderr) == (0, ""), outcome.stderr
     run_dir = run_dir_of(outcome)
     summary = json.loads((run_dir / "run.json").read_text())
     assert summary["status"] == "completed"
     assert {step["name"]: step["status"] for step in summary["steps"]} == dict.fromkeys(steps, "completed")
     assert f"\nrun {summary['run_id']} completed: {run_dir}\n" in outcome.stdout
+    (job,) = published.job_files(published.VENDORED, [outcome.name]).values()
+    with sqlite3.connect(run_dir.parents[1] / "mlruns.db") as store:
+        (experiment,) = store.execute(
+            "SELECT experiments.name FROM runs JOIN experiments ON runs.experiment_id = experiments.experiment_id"
+            " WHERE runs.run_uuid = ?",
+            (summary["mlflow_run_id"],),
+        ).fetchone()
+    assert experiment == yaml.safe_load(job.read_text()).get("experiment_name", "Default")
     return run_dir, summary
 
 
@@ -134,7 +149,7 @@ def check_hello(outcome: Outcome, environment: str) -> None:
     """2a, 5a, 5b: one step, no inputs or outputs, ``python hello.py``; its environment named in a note."""
     run_dir, _ = completed(outcome, ["hello_python_world_job"])
     assert log(run_dir, "hello_python_world_job").startswith("Hello Python World\n")
-    assert f"in this project's environment, not in {environment} (1 step)" in outcome.stdout
+    assert f"in this Python environment, not in {environment} (1 step)" in outcome.stdout
 
 
 def check_input_output(outcome: Outcome, input_string: str) -> str:
@@ -170,7 +185,7 @@ def check_4d(outcome: Outcome) -> None:
         timestamped_file(run_dir / step / "sample_output_data")
         step_log = log(run_dir, step)
         assert f"sample_input_string: Pipeline_{word}\n" in step_log
-        # the asset azureml:local-folder-example@latest, read from the substitute config.yml maps it to
+        # the asset azureml:local-folder-example@latest, read from the substitute --data maps it to
         assert f"sample_input_data path: {BASICS / '4d_data_input' / 'data'}\n" in step_log
         assert "files in input_data path: \n['sample.csv']\n" in step_log
 
@@ -232,8 +247,8 @@ def test_every_published_example_has_one_expected_outcome() -> None:
 
 
 @pytest.mark.slow  # runs eleven pipelines
-def test_the_published_pipelines_that_need_no_workspace_complete(project: Path) -> None:
-    outcomes = run(project, COMPLETING)
+def test_the_published_pipelines_that_need_no_workspace_complete(scratch: Path) -> None:
+    outcomes = run(scratch, COMPLETING)
     failures = []
     for name in COMPLETING:
         try:
@@ -244,9 +259,9 @@ def test_the_published_pipelines_that_need_no_workspace_complete(project: Path) 
 
 
 @pytest.mark.slow  # runs a pipeline of five training trials
-def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(project: Path) -> None:
+def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(scratch: Path) -> None:
     """pipeline_with_hyperparameter_sweep, its wasbs:// iris.csv mapped to the repository's own copy."""
-    outcome = run(project, [SWEEP], SAVE_MODELS_WITH_DEFAULT_REQUIREMENTS)[SWEEP]
+    outcome = run(scratch, [SWEEP], SAVE_MODELS_WITH_DEFAULT_REQUIREMENTS)[SWEEP]
     trials = [f"sweep_step.trial_{i}" for i in range(5)]
     run_dir, summary = completed(outcome, [*trials, "sweep_step", "predict_step"])
     for node in ("sweep_step", "predict_step"):
@@ -262,7 +277,7 @@ def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(project:
         assert 0.1 <= float(values["--coef0"]) <= 1
 
     # each trial's training_f1_score, as mlflow.autolog() logged it into the trial's own MLflow run
-    with sqlite3.connect(project / "mlruns.db") as store:
+    with sqlite3.connect(scratch / "mlruns.db") as store:
         logged = store.execute(
             "SELECT runs.name, metrics.value FROM metrics JOIN runs ON runs.run_uuid = metrics.run_uuid"
             " WHERE metrics.key = 'training_f1_score' AND runs.name LIKE 'sweep_step.trial_%'"
@@ -292,10 +307,15 @@ def test_the_published_sweep_runs_its_trials_and_predicts_with_the_best(project:
     assert {row["predict"] for row in predictions} <= IRIS_SPECIES
     assert summary["outputs"] == {}  # the pipeline declares none
 
+    # what autolog logged of each trial, in the folder's mlartifacts/ beside its mlruns.db, not in an mlruns/ of
+    # MLflow's default artifact root (once written there)
+    assert len(list((scratch / "mlartifacts").rglob("training_confusion_matrix.png"))) == len(trials)
+    assert not (scratch / "mlruns").exists()
+
 
 @pytest.mark.slow  # runs two pipelines up to their first step
-def test_the_published_pipelines_that_cannot_run_here_stop_in_one_line(project: Path) -> None:
-    outcomes = run(project, [*REFUSALS, *PANDAS_1_STEPS])
+def test_the_published_pipelines_that_cannot_run_here_stop_in_one_line(scratch: Path) -> None:
+    outcomes = run(scratch, [*REFUSALS, *PANDAS_1_STEPS])
     for name, line in REFUSALS.items():  # before anything runs: no output, no run folder
         outcome = outcomes[name]
         assert (outcome.returncode, outcome.stdout, outcome.stderr, outcome.left) == (2, "", f"error: {line}\n", []), (

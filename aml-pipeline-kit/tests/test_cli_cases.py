@@ -1,5 +1,5 @@
-"""The rendered project's command line on every error path: one line on stderr, a non-zero exit, never a
-traceback. What the user can correct exits 2, a failed step 1, a bug 70 with its traceback in a file the line
+"""The engine's command line on every error path, in the trained example: one line on stderr, a non-zero exit,
+never a traceback. What the user can correct exits 2, a failed step 1, a bug 70 with its traceback in a file the line
 names. Each case once ended in a traceback (issue 11)."""
 
 from __future__ import annotations
@@ -15,17 +15,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from azure_render import TrainedRender
-from machinery import BILLION_LAUGHS, PACKAGE, cli, imported
+from conftest import TrainedProject
+from projects import BILLION_LAUGHS, LEFT_BY_RUNS, PROG, cli, command
 
-# Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
+from aml_pipeline_kit.cli import main
+
+# Runs the example's pipeline first: the full suite's, not `make test-fast`'s.
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def trained(trained_render: TrainedRender) -> Path:
-    """The default project with a completed local run, so that there is a model to score and serve."""
-    return trained_render.root
+def trained(trained_example: TrainedProject) -> Path:
+    """The example with a completed local run, so that there is a model to score and serve."""
+    return trained_example.root
 
 
 @contextmanager
@@ -123,7 +125,7 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
         lambda project: nullcontext(),
         ["serve", "--port", "99999"],
         2,
-        rf"{PACKAGE} serve: error: argument --port: '99999' is invalid: must be a whole number from 1 to 65535 .*",
+        rf"{PROG} serve: error: argument --port: '99999' is invalid: must be a whole number from 1 to 65535 .*",
     ),
     "a seed numpy cannot take": (
         lambda project: nullcontext(),
@@ -141,21 +143,21 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
         lambda project: nullcontext(),
         ["submit", "--dry-run", "-p", "registered_model_name=${{outputs.decision}}"],
         2,
-        rf"{PACKAGE} submit: error: argument -p/--param: registered_model_name='\$\{{\{{outputs\.decision\}}\}}' is "
+        rf"{PROG} submit: error: argument -p/--param: registered_model_name='\$\{{\{{outputs\.decision\}}\}}' is "
         r"invalid: \$\{\{\.\.\.\}\} is a binding to an input or output for Azure ML, never text \(see .*\)",
     ),
     "a registered model name Azure ML refuses": (
         lambda project: nullcontext(),
         ["run", "--local", "-p", "registered_model_name=a b/c"],
         2,
-        rf"{PACKAGE} run: error: argument -p/--param: registered_model_name='a b/c' is invalid: must be 1-255 "
+        rf"{PROG} run: error: argument -p/--param: registered_model_name='a b/c' is invalid: must be 1-255 "
         r"letters, digits, underscores or hyphens, starting with a letter or digit .*",
     ),
     "rows to score in a file named with a single quote": (
         lambda project: written(project / "it's.csv", HEADER_ONLY),
         ["score", "--local", "--data", "it's.csv"],
         2,
-        rf"{PACKAGE} score: error: argument --data: \"it's\.csv\" is invalid: its file name \"it's\.csv\" holds a "
+        rf"{PROG} score: error: argument --data: \"it's\.csv\" is invalid: its file name \"it's\.csv\" holds a "
         r"single quote, which no quoting on a command line carries safely; rename the file .*",
     ),
     "tune with a model section it cannot write back": (
@@ -233,26 +235,30 @@ def test_an_unforeseen_error_ends_in_one_line_and_its_traceback_in_a_file(
     trained: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """A bug, made here by a command that raises what no handler expects."""
-    cli_module = imported(trained, {"cli": PACKAGE}).cli
 
     def bug(args: object) -> int:
         raise KeyError("outputs")
 
-    monkeypatch.setattr(cli_module, "dispatch", bug)
-    assert cli_module.main(["check"]) == 70
+    monkeypatch.chdir(trained)
+    monkeypatch.setattr("aml_pipeline_kit.cli.dispatch", bug)
+    assert main(["check"]) == 70
     lines = capsys.readouterr().err.splitlines()
     assert len(lines) == 1
     found = re.fullmatch(r"error: unexpected KeyError: 'outputs' \(traceback: (?P<log>.*\.log)\)", lines[0])
     assert found, lines[0]
     assert "Traceback (most recent call last)" in Path(found["log"]).read_text()
+    assert Path(found["log"]).parent == trained / "runs" / "errors"
 
 
-def test_a_step_that_crashes_is_reported_by_its_last_line(trained: Path, tmp_path: Path) -> None:
+def test_a_step_that_crashes_is_reported_by_its_last_line(
+    trained: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     project = tmp_path / "project"
-    shutil.copytree(trained, project, ignore=shutil.ignore_patterns("runs", "mlruns.db*", "mlartifacts"))
+    shutil.copytree(trained, project, ignore=shutil.ignore_patterns(*LEFT_BY_RUNS))
+    shutil.copy2(empty_store, project / "mlruns.db")
     evaluate = project / "components" / "evaluate" / "evaluate.py"
     evaluate.write_text(evaluate.read_text().replace("def main(", "def main_unused(", 1))
-    result = cli(project, "run", "--local", "-p", "model_type=ridge")  # one model: evaluate comes sooner
+    result = command(capfd, project, "run", "--local", "-p", "model_type=ridge")  # one model: evaluate comes sooner
     assert result.returncode == 1
     assert re.fullmatch(
         r"error: step 'evaluate' failed: NameError: name 'main' is not defined \(its log: .*evaluate/step\.log\)",

@@ -1,10 +1,10 @@
-"""How the machinery reads a built pipeline job, and the code it gives a step whose component shares code.
+"""How the engine reads a built pipeline job, and the code it gives a step whose component shares code.
 
 The serialised YAML's binding forms and a node that binds what its component does not declare (``check`` reads
 the project's pipeline that way); a component's ``additional_includes``, Azure ML's way to share code between
 component folders that are each uploaded alone: the local runner gives a step the very files azure-ai-ml uploads
 (its own merge of code and includes, compared file by file), keys reuse on their content, and a missing include is
-refused before anything runs. The machinery has no template variables: these run once here, on the default bake.
+refused before anything runs. The project's graphs are the example's (projects.py).
 """
 
 from __future__ import annotations
@@ -13,22 +13,24 @@ import json
 import shutil
 import zipfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, MACHINERY, PACKAGE, cli, copy_project, imported, latest_run
+from projects import DATA, command, copy_example, latest_run, load_project
 
-FIXTURES = Path(__file__).parent / "data" / "pipelines"
-SHARED_BY = ("data_prep", "train", "score", "monitor")  # the default bake's components that include common/
+from aml_pipeline_kit import aml_graph, job_file, local_runner, plan, snapshot
+from aml_pipeline_kit.azure_ml import training_job
+from aml_pipeline_kit.azure_monitoring import monitoring_job
+from aml_pipeline_kit.local_runs import local_job
+from aml_pipeline_kit.project import Project
 
-pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
+FIXTURES = DATA / "pipelines"
+SHARED_BY = ("data_prep", "train", "score", "monitor")  # the example's components that include common/
 
 
 @pytest.fixture(scope="module")
-def kit(default_project: Path) -> SimpleNamespace:
-    """The default bake's graph reading, snapshot and pipeline modules, imported in this process."""
-    machinery = dict.fromkeys(["aml_graph", "job_file", "local_runner", "plan", "snapshot"], MACHINERY)
-    return imported(default_project, {**machinery, **dict.fromkeys(["pipeline", "settings"], PACKAGE)})
+def project(example: Path) -> Project:
+    """The example, loaded in this process."""
+    return load_project(example)
 
 
 @pytest.fixture
@@ -51,17 +53,16 @@ def fixtures(tmp_path: Path) -> Path:
         ({"path": "./data.csv", "type": "uri_file"}, {"value": "./data.csv"}),
     ],
 )
-def test_binding_forms(kit: SimpleNamespace, raw: object, expected: dict[str, object]) -> None:
-    assert kit.aml_graph.binding(raw) == kit.plan.Binding(**expected)
+def test_binding_forms(raw: object, expected: dict[str, object]) -> None:
+    assert aml_graph.binding(raw) == plan.Binding(**expected)
 
 
-def test_a_node_that_binds_an_undeclared_input_is_refused(kit: SimpleNamespace, default_project: Path) -> None:
-    settings = kit.settings.Settings.load(default_project)
-    job = kit.pipeline.local_pipeline(settings, {"model_type": "ridge"})
-    node = kit.aml_graph.command_nodes(kit.aml_graph.serialised(job))["train"]
+def test_a_node_that_binds_an_undeclared_input_is_refused(project: Project) -> None:
+    job = local_job(project, "training", {"model_type": "ridge"})
+    node = aml_graph.command_nodes(aml_graph.serialised(job))["train"]
     node["inputs"]["n_trees"] = {"path": "${{parent.inputs.alpha}}"}  # what a hand-edited job's YAML could hold
-    with pytest.raises(kit.plan.PlanError, match="step 'train' binds 'n_trees'"):
-        kit.aml_graph.step_from_node("train", node, default_project / "components" / "train")
+    with pytest.raises(plan.PlanError, match="step 'train' binds 'n_trees'"):
+        aml_graph.step_from_node("train", node, project.root / "components" / "train")
 
 
 # --- additional_includes -------------------------------------------------------------------------------------------
@@ -90,25 +91,22 @@ def azure_upload(component: object) -> dict[str, object]:
         return {name: file_content(Path(source)) for source, name in listing}
 
 
-def shared_code_job(kit: SimpleNamespace, fixtures: Path) -> object:
+def shared_code_job(fixtures: Path) -> object:
     """The fixture job whose component includes a file, a folder and a folder zipped."""
-    return kit.job_file.load_pipeline_job(fixtures / "includes.yml")
+    return job_file.load_pipeline_job(fixtures / "includes.yml")
 
 
-def test_the_local_snapshot_holds_what_azure_ai_ml_uploads(
-    kit: SimpleNamespace, default_project: Path, fixtures: Path, tmp_path: Path
-) -> None:
-    settings = kit.settings.Settings.load(default_project)
+def test_the_local_snapshot_holds_what_azure_ai_ml_uploads(project: Project, fixtures: Path, tmp_path: Path) -> None:
     jobs = [
-        kit.pipeline.local_pipeline(settings, {"model_type": "ridge"}),
-        kit.pipeline.local_monitor_pipeline(settings, default_project / "components", settings.local_data_path),
-        shared_code_job(kit, fixtures),
+        local_job(project, "training", {"model_type": "ridge"}),
+        local_job(project, "monitoring", model=project.root / "components"),
+        shared_code_job(fixtures),
     ]
     snapshots = {}
     for job in jobs:
-        plan = kit.aml_graph.plan_from_job(job)
+        built = aml_graph.plan_from_job(job)
         for name, node in job.jobs.items():
-            ours = uploaded_files(kit.snapshot.build_snapshot(plan.step(name), tmp_path / f"{len(snapshots)}-{name}"))
+            ours = uploaded_files(snapshot.build_snapshot(built.step(name), tmp_path / f"{len(snapshots)}-{name}"))
             assert ours == azure_upload(node.component), name
             snapshots[name] = ours
     assert all("argument_types.py" in snapshots[name] for name in SHARED_BY)
@@ -164,13 +162,13 @@ def code_tree(root: Path) -> Path:
     return root / "project" / "job.yml"
 
 
-def test_the_snapshot_honours_ignore_files_and_links_as_azure_ai_ml_does(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_the_snapshot_honours_ignore_files_and_links_as_azure_ai_ml_does(tmp_path: Path) -> None:
     """A component with `code: ../..` once copied the project's runs/ into its own snapshot: 14 GB in 107 s."""
-    job = kit.job_file.load_pipeline_job(code_tree(tmp_path))
-    plan = kit.aml_graph.plan_from_job(job)
+    job = job_file.load_pipeline_job(code_tree(tmp_path))
+    built = aml_graph.plan_from_job(job)
     snapshots = {}
     for name, node in job.jobs.items():
-        snapshots[name] = uploaded_files(kit.snapshot.build_snapshot(plan.step(name), tmp_path / "snapshots" / name))
+        snapshots[name] = uploaded_files(snapshot.build_snapshot(built.step(name), tmp_path / "snapshots" / name))
         assert snapshots[name] == azure_upload(node.component), name
     whole, merged = set(snapshots["whole"]), set(snapshots["merged"])
     assert {"keep.py", "keep.log", "linked.txt", "folder/inside.txt", "sub/scratch.tmp", ".gitignore"} <= whole
@@ -180,11 +178,11 @@ def test_the_snapshot_honours_ignore_files_and_links_as_azure_ai_ml_does(kit: Si
     assert snapshots["merged"]["zipped.zip"] == ["zipped/", "zipped/inner.py"]
 
 
-def test_the_job_serialised_for_azure_carries_the_includes(kit: SimpleNamespace, default_project: Path) -> None:
-    settings = kit.settings.Settings.load(default_project)
-    training = kit.aml_graph.serialised(kit.pipeline.azure_pipeline(settings, {"model_type": "ridge"}))["jobs"]
-    monitoring = kit.aml_graph.serialised(kit.pipeline.azure_monitor_pipeline(settings))["jobs"]
-    common = default_project / "components" / "common" / "argument_types.py"
+def test_the_job_serialised_for_azure_carries_the_includes(project: Project) -> None:
+    training = aml_graph.serialised(training_job(project, {"model_type": "ridge"}))["jobs"]
+    batch = project.setting("monitoring", "batch_path")
+    monitoring = aml_graph.serialised(monitoring_job(project, batch))["jobs"]
+    common = project.root / "components" / "common" / "argument_types.py"
     assert training["train"]["component"]["additional_includes"] == ["../common/argument_types.py"]
     assert training["data_prep"]["component"]["additional_includes"] == [str(common)]  # command(): no spec folder
     assert "additional_includes" not in training["evaluate"]["component"]
@@ -192,16 +190,16 @@ def test_the_job_serialised_for_azure_carries_the_includes(kit: SimpleNamespace,
         assert monitoring[name]["component"]["additional_includes"] == ["../common/argument_types.py"]
 
 
-def test_the_reuse_key_follows_what_the_includes_hold(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_the_reuse_key_follows_what_the_includes_hold(tmp_path: Path) -> None:
     code, shared = tmp_path / "code", tmp_path / "shared.py"
     code.mkdir()
     (code / "step.py").write_text("import shared\n")
     shared.write_text("VALUE = 1\n")
-    step = kit.plan.Step("step", "step", "python step.py", code, {}, {}, includes=(shared,))
-    assert kit.plan.step_from_data(kit.plan.step_to_data(step)) == step  # as a cached plan keeps it
+    step = plan.Step("step", "step", "python step.py", code, {}, {}, includes=(shared,))
+    assert plan.step_from_data(plan.step_to_data(step)) == step  # as a cached plan keeps it
 
     def key() -> str:
-        return kit.local_runner.step_key(step, {}, {}, kit.snapshot.snapshot_files(step))
+        return local_runner.step_key(step, {}, {}, snapshot.snapshot_files(step))
 
     first = key()
     shared.touch()
@@ -212,11 +210,11 @@ def test_the_reuse_key_follows_what_the_includes_hold(kit: SimpleNamespace, tmp_
 
 @pytest.mark.slow  # runs a pipeline
 def test_a_step_imports_its_includes_and_editing_one_runs_it_again(
-    default_project: Path, fixtures: Path, tmp_path: Path
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+    project = copy_example(tmp_path / "project", empty_store)
     job = fixtures / "includes.yml"
-    first = cli(project, "run", "--local", "--job", str(job))
+    first = command(capfd, project, "run", "--local", "--job", str(job))
     assert first.returncode == 0, first.stderr
     run_dir = project / "runs" / latest_run(project)["run_id"]
     seen = json.loads((run_dir / "shared" / "report" / "seen.json").read_text())
@@ -226,10 +224,10 @@ def test_a_step_imports_its_includes_and_editing_one_runs_it_again(
     )
     assert "helpers/shout.py" in seen["zipped"]
     assert sorted(path.name for path in (fixtures / "library").iterdir()) == ["greeting.py", "helpers"]  # untouched
-    assert "shared: reused" in cli(project, "run", "--local", "--job", str(job)).stdout
+    assert "shared: reused" in command(capfd, project, "run", "--local", "--job", str(job)).stdout
 
     (fixtures / "library" / "greeting.py").write_text('GREETING = "hello again"\n')
-    again = cli(project, "run", "--local", "--job", str(job))
+    again = command(capfd, project, "run", "--local", "--job", str(job))
     assert again.returncode == 0, again.stderr
     assert "shared: reused" not in again.stdout
     rerun = project / "runs" / latest_run(project)["run_id"] / "shared" / "report" / "seen.json"
@@ -237,26 +235,28 @@ def test_a_step_imports_its_includes_and_editing_one_runs_it_again(
 
 
 def test_a_missing_include_of_a_job_file_is_refused_in_one_line(
-    default_project: Path, fixtures: Path, tmp_path: Path
+    fixtures: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+    project = copy_example(tmp_path / "project")
     (fixtures / "library" / "greeting.py").unlink()
     job = fixtures / "includes.yml"
-    checked = cli(project, "check", "--job", str(job))
+    checked = command(capfd, project, "check", "--job", str(job))
     assert checked.returncode == 1
     (line,) = [line for line in checked.stdout.splitlines() if "additional_includes" in line]
     message = "jobs.shared.component.additional_includes: Unable to find additional include ../../library/greeting.py"
     assert message in line
-    refused = cli(project, "run", "--local", "--job", str(job))
+    refused = command(capfd, project, "run", "--local", "--job", str(job))
     assert refused.returncode != 0
     assert "Unable to find additional include ../../library/greeting.py" in refused.stdout + refused.stderr
     assert not any((project / "runs").glob("2*"))
 
 
-def test_a_missing_include_of_the_project_is_refused_before_a_run(default_project: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+def test_a_missing_include_of_the_project_is_refused_before_a_run(
+    tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = load_project(copy_example(tmp_path / "project", empty_store)).root
     (project / "components" / "common" / "argument_types.py").unlink()
-    refused = cli(project, "run", "--local")
+    refused = command(capfd, project, "run", "--local")
     assert refused.returncode != 0
     lines = [line for line in refused.stderr.splitlines() if "Unable to find additional include" in line]
     assert sorted(line.split(":")[0] for line in lines) == [

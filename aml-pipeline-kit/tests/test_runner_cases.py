@@ -1,5 +1,5 @@
-"""The rendered project's local runner, step host and check against hostile values, tampered outputs,
-interruptions and concurrent runs.
+"""The local runner, step host and check against hostile values, tampered outputs, interruptions and concurrent
+runs, on the example project and on job files.
 
 Each case once failed (issue 11): a column name run as shell code, a placeholder filled in inside a value,
 an override that crashed a step, a tampered model reused, a run that spun forever, an interrupted run left
@@ -8,7 +8,9 @@ RUNNING with its host orphaned, two first runs at once crashing on the store's m
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import json
 import re
 import shutil
@@ -19,46 +21,38 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import mlflow
 import pytest
 import yaml
-from azure_render import TrainedRender
-from conftest import bake
-from machinery import (
-    AZURE_AI_ML_SCHEMA_WARNINGS,
+from conftest import TrainedProject
+from projects import (
     BILLION_LAUGHS,
     ENV,
-    MACHINERY,
-    PACKAGE,
+    PROG,
     cli,
-    copy_project,
-    imported,
+    command,
+    copy_example,
     latest_run,
+    load_project,
     no_step_host_left,
     start_cli,
     step_hosts,
 )
-from test_hook_cases import HOSTILE_NAMES, rows, table
+
+from aml_pipeline_kit import aml_graph, local_runner, plan, plan_cache
+from aml_pipeline_kit.local_runs import checked_graphs, local_job, run_pipeline_locally
+from aml_pipeline_kit.project import Project
+from aml_pipeline_kit.step_host import StepHost
 
 INJECTED = "injected"  # the file a header tries to create through a shell
 
-pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
-
 
 @pytest.fixture(scope="module")
-def machinery(default_project: Path) -> SimpleNamespace:
-    """The default bake's plan, runner, graph and settings modules, imported in this process."""
-    modules = {
-        "plan": MACHINERY,
-        "local_runner": MACHINERY,
-        "aml_graph": MACHINERY,
-        "pipeline": PACKAGE,
-        "settings": PACKAGE,
-    }
-    return imported(default_project, modules)
+def project(example: Path) -> Project:
+    """The example, loaded in this process."""
+    return load_project(example)
 
 
 # --- the quoting rule (check's command-quoting, and the runner's refusal) -------------------------------------
@@ -85,8 +79,7 @@ QUOTING = {
 
 
 @pytest.mark.parametrize(("command", "open_to_the_shell"), QUOTING.values(), ids=QUOTING.keys())
-def test_the_quoting_rule(machinery: SimpleNamespace, command: str, open_to_the_shell: list[str]) -> None:
-    plan = machinery.plan
+def test_the_quoting_rule(command: str, open_to_the_shell: list[str]) -> None:
     inputs = {
         "x": plan.StepInput("string", plan.Binding()),
         "n": plan.StepInput("number", plan.Binding()),
@@ -144,16 +137,14 @@ VALUES = {
 
 
 @pytest.mark.parametrize(("kind", "declared", "value", "problem"), VALUES.values(), ids=VALUES.keys())
-def test_values_an_input_refuses(
-    machinery: SimpleNamespace, kind: str, declared: dict, value: object, problem: str | None
-) -> None:
-    assert machinery.plan.StepInput(kind, machinery.plan.Binding(), **declared).problem(value) == problem
+def test_values_an_input_refuses(kind: str, declared: dict, value: object, problem: str | None) -> None:
+    assert plan.StepInput(kind, plan.Binding(), **declared).problem(value) == problem
 
 
-def test_a_value_is_never_searched_for_placeholders(machinery: SimpleNamespace) -> None:
+def test_a_value_is_never_searched_for_placeholders() -> None:
     """A column named ``${{outputs.out}}`` once became the output folder's path."""
     command = "python s.py --x '${{inputs.x}}' --out ${{outputs.out}}"
-    argv = machinery.local_runner.render_command(command, {"x": "${{outputs.out}} $(id)"}, {"out": Path("/o")})
+    argv = local_runner.render_command(command, {"x": "${{outputs.out}} $(id)"}, {"out": Path("/o")})
     assert argv[2:] == ["--x", "${{outputs.out}} $(id)", "--out", "/o"]
 
 
@@ -188,12 +179,9 @@ OVERRIDES = {
 
 
 @pytest.mark.parametrize(("overrides", "message"), OVERRIDES.values(), ids=OVERRIDES.keys())
-def test_a_value_no_step_can_take_is_refused_before_the_run(
-    machinery: SimpleNamespace, default_project: Path, overrides: dict, message: str
-) -> None:
-    settings = machinery.settings.Settings.load(default_project)
-    plan = machinery.aml_graph.plan_from_job(machinery.pipeline.local_pipeline(settings, {**SINGLE_MODEL, **overrides}))
-    assert machinery.local_runner.plan_problem(plan).startswith(message)
+def test_a_value_no_step_can_take_is_refused_before_the_run(project: Project, overrides: dict, message: str) -> None:
+    built = aml_graph.plan_from_job(local_job(project, "training", {**SINGLE_MODEL, **overrides}))
+    assert local_runner.plan_problem(built).startswith(message)
 
 
 # --- column names from a hostile header, through the shell as Azure ML runs a command ----------------------------
@@ -202,15 +190,16 @@ ARGV_DUMP = "import json, sys\nopen(sys.argv[1], 'w').write(json.dumps(sys.argv[
 STEP_OF = """
 import json
 from aml_pipeline_kit.aml_graph import plan_from_job
-from {package}.pipeline import local_pipeline
-from {package}.settings import Settings
-plan = plan_from_job(local_pipeline(Settings.load()))
+from aml_pipeline_kit.local_runs import local_job
+from aml_pipeline_kit.project import Project
+from aml_pipeline_kit.step_host import StepHost
+plan = plan_from_job(local_job(Project.load(), "training"))
 step = plan.step("data_prep")
-values = {{
+values = {
     name: plan.inputs.get(spec.binding.pipeline_input) if spec.binding.pipeline_input else spec.default
     for name, spec in step.inputs.items()
-}}
-print(json.dumps({{"command": step.command, "values": values}}, default=str))
+}
+print(json.dumps({"command": step.command, "values": values}, default=str))
 """
 PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.(\w+)\}\}")
 OPTIONAL_BLOCK = re.compile(r"\$\[\[(.*?)\]\]", re.DOTALL)
@@ -230,16 +219,44 @@ def filled_as_azure_ml_does(command: str, inputs: dict, outputs: dict) -> str:
     return PLACEHOLDER.sub(value, OPTIONAL_BLOCK.sub(optional, command))
 
 
+# Column names a user's CSV may hold: shell code, placeholders, flags, a separator, a comment, text beyond ASCII.
+HOSTILE_NAMES = [
+    "x'; touch pwned; echo '",
+    '"; rm -rf ~; "',
+    "$(id) `id`",
+    "${{outputs.prepped_data}}",
+    "${{inputs.target_column}}",
+    "--help",
+    "--input-data",
+    "-x",
+    "a,b",
+    "#comment: yes",
+    "ünï cödé ✓",
+]
+
+
+def with_data(project: Path, names: list[str], rows: list[list[object]], target: str) -> Path:
+    """``project`` trained on a CSV of its own under data/ (aml/data.yml names it), whose columns are ``names`` and
+    ``target``; config.yml's features the names, as the template's hooks write a CSV's columns into it."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerows([[*names, target], *rows])
+    (project / "data" / "houses.csv").write_text(buffer.getvalue())
+    data_spec = project / "aml" / "data.yml"
+    data_spec.write_text(data_spec.read_text().replace('"../data/diabetes.csv"', '"../data/houses.csv"'))
+    config = project / "config.yml"
+    text = config.read_text().replace('target_column: "BloodPressure"', f"target_column: {json.dumps(target)}")
+    features = f"features:\n  numeric: {json.dumps(names, ensure_ascii=False)}\n  categorical: []\n"
+    config.write_text(text[: text.index("features:\n")] + features)
+    return project
+
+
 @pytest.fixture(scope="module")
-def hostile_project(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """A project rendered from a CSV whose header holds shell code, placeholders and flags; and those names."""
+def hostile_project(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Path, list[str]]:
+    """The example on a CSV whose header holds shell code, placeholders and flags; and those names."""
     folder = tmp_path_factory.mktemp("hostile")
     names = [*HOSTILE_NAMES, f"x'; touch {folder / INJECTED}; echo '"]
-    source = folder / "houses.csv"
-    body = rows(60, lambda i: [(i * (3 + j)) % (5 + j) for j in range(len(names))] + [100 + 3 * i + i % 7])
-    source.write_text(table([*names, "price"], body))
-    context = {"data_path": str(source), "target_column": "price"}
-    return bake(context, folder / "out"), names
+    rows = [[(i * (3 + j)) % (5 + j) for j in range(len(names))] + [100 + 3 * i + i % 7] for i in range(60)]
+    return with_data(copy_example(folder / "out" / "houses", empty_store), names, rows, "price"), names
 
 
 def test_column_names_reach_the_step_whole_through_a_shell(
@@ -248,9 +265,9 @@ def test_column_names_reach_the_step_whole_through_a_shell(
     """Filled in the way Azure ML fills a command and run by bash: such a header once ran ``touch``."""
     project, names = hostile_project
     found = subprocess.run(
-        [sys.executable, "-c", STEP_OF.format(package=PACKAGE)],
+        [sys.executable, "-c", STEP_OF],
         cwd=project,
-        env={**ENV, "PYTHONPATH": str(project / "src")},
+        env=ENV,
         capture_output=True,
         text=True,
         check=True,
@@ -283,10 +300,11 @@ def step_parser(folder: Path) -> object:
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_project_with_hostile_column_names_runs_locally(hostile_project: tuple[Path, list[str]]) -> None:
+def test_a_project_with_hostile_column_names_runs_locally(
+    hostile_project: tuple[Path, list[str]], step_host: StepHost
+) -> None:
     project, names = hostile_project
-    result = cli(project, "run", "--local")
-    assert result.returncode == 0, result.stderr
+    run_pipeline_locally(load_project(project), {}, check=True, host=step_host)
     prepped = Path(latest_run(project)["steps"][0]["outputs"]["prepped_data"])
     assert json.loads((prepped / "features.json").read_text())["numeric"] == names
     assert not (project.parent.parent / INJECTED).exists()
@@ -307,20 +325,16 @@ HOSTILE_FILE_NAMES = {
 }
 
 
-def serialised_commands(machinery: SimpleNamespace, project: Path) -> list[tuple[str, Any]]:
-    """Every command node of the default render's graphs, as azure-ai-ml serialises them for Azure ML: (graph and node,
-    the node as a step, its pipeline's input values)."""
-    settings = machinery.settings.Settings.load(project)
-    pipeline, graph = machinery.pipeline, machinery.aml_graph
-    jobs = {
-        **pipeline.checked_graphs(settings),  # training, tuning, monitoring
-        "scoring": pipeline.local_score_pipeline(settings, project / "components", settings.local_data_path),
-    }
+@pytest.fixture(scope="module")
+def serialised_commands(project: Project) -> list[tuple[str, Any]]:
+    """Every command node of the example's graphs, as azure-ai-ml serialises them for Azure ML: (graph and node, the
+    node as a step, its pipeline's input values)."""
     commands = []
-    for job_name, job in jobs.items():
-        document = graph.serialised(job)
-        for name, node in graph.command_nodes(document).items():
-            commands.append((f"{job_name}.{name}", graph.step_from_node(name, node, project), document["inputs"]))
+    for job_name, job in checked_graphs(project).items():  # every pipeline the project registers
+        document = aml_graph.serialised(job)
+        for name, node in aml_graph.command_nodes(document).items():
+            step = aml_graph.step_from_node(name, node, project.root)
+            commands.append((f"{job_name}.{name}", step, document["inputs"]))
     return commands
 
 
@@ -340,14 +354,13 @@ def azure_ml_values(step: Any, pipeline_inputs: dict, file_name: str) -> tuple[d
 
 @pytest.mark.parametrize("file_name", HOSTILE_FILE_NAMES.values(), ids=HOSTILE_FILE_NAMES.keys())
 def test_data_paths_reach_every_step_whole_through_a_shell(
-    machinery: SimpleNamespace, default_project: Path, tmp_path: Path, file_name: str
+    serialised_commands: list[tuple[str, Any]], tmp_path: Path, file_name: str
 ) -> None:
     """Each serialised command filled in as Azure ML fills it and run by bash, the script replaced by printf: every
     step gets the argv the local runner gives it, paths whole, and nothing the names hold runs. A CSV named with
     a space once split its path in two; one with a semicolon ran a command."""
-    commands = serialised_commands(machinery, default_project)
-    assert {name.split(".")[0] for name, _, _ in commands} == {"training", "tuning", "monitoring", "scoring"}
-    for name, step, pipeline_inputs in commands:
+    assert {name.split(".")[0] for name, _, _ in serialised_commands} == {"training", "tuning", "monitoring", "scoring"}
+    for name, step, pipeline_inputs in serialised_commands:
         inputs, outputs = azure_ml_values(step, pipeline_inputs, file_name)
         filled = filled_as_azure_ml_does(step.command, inputs, outputs)
         assert filled.startswith("python "), name
@@ -358,7 +371,7 @@ def test_data_paths_reach_every_step_whole_through_a_shell(
             check=True,
         )
         argv = printed.stdout.decode().split("\0")[:-1]
-        assert argv == machinery.local_runner.render_command(step.command, inputs, outputs)[1:], name
+        assert argv == local_runner.render_command(step.command, inputs, outputs)[1:], name
         assert not list(tmp_path.iterdir()), f"{name} ran what a file name holds"
 
 
@@ -375,9 +388,12 @@ TAMPERING = {
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_step_whose_recorded_outputs_changed_is_run_again(default_project: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    assert cli(project, "run", "--local", *SINGLE_MODEL_RUN).returncode == 0
+def test_a_step_whose_recorded_outputs_changed_is_run_again(
+    tmp_path: Path, empty_store: Path, step_host: StepHost, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded = load_project(copy_example(tmp_path / "project", empty_store))
+    project = loaded.root
+    run_pipeline_locally(loaded, SINGLE_MODEL, host=step_host)
     first = project / "runs" / latest_run(project)["run_id"]
     for case, (path, action, step, reason) in TAMPERING.items():
         target = first / path
@@ -390,13 +406,14 @@ def test_a_step_whose_recorded_outputs_changed_is_run_again(default_project: Pat
         else:
             target.write_text("mine\n")
 
-        again = cli(project, "run", "--local", *SINGLE_MODEL_RUN)
+        capsys.readouterr()
+        run_pipeline_locally(loaded, SINGLE_MODEL, host=step_host)
+        again = capsys.readouterr()
 
-        assert again.returncode == 0, f"{case}: {again.stderr}"
         statuses = {entry["name"]: entry["status"] for entry in latest_run(project)["steps"]}
         assert statuses[step] == "completed", case
-        assert f"{step}: not reused, its earlier outputs changed since" in again.stdout, f"{case}: {again.stdout}"
-        assert reason in again.stdout, f"{case}: {again.stdout}"
+        assert f"{step}: not reused, its earlier outputs changed since" in again.out, f"{case}: {again.out}"
+        assert reason in again.out, f"{case}: {again.out}"
 
 
 # --- pipeline job files that once went wrong: a step's code, its outputs, YAML --------------------------------------
@@ -511,10 +528,15 @@ JOB_FILES = {
 @pytest.mark.slow  # runs pipelines, of shell steps
 @pytest.mark.parametrize(("prepare", "exit_code", "line"), JOB_FILES.values(), ids=JOB_FILES.keys())
 def test_a_job_file_runs_or_is_refused_in_one_line(
-    default_project: Path, tmp_path: Path, prepare: Callable[[Path], Path], exit_code: int, line: str | None
+    tmp_path: Path,
+    empty_store: Path,
+    capfd: pytest.CaptureFixture[str],
+    prepare: Callable[[Path], Path],
+    exit_code: int,
+    line: str | None,
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    result = cli(project, "run", "--local", "--job", str(prepare(project)), timeout=120)
+    project = copy_example(tmp_path / "project", empty_store)
+    result = command(capfd, project, "run", "--local", "--job", str(prepare(project)))
     assert result.returncode == exit_code, result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     if line is None:
@@ -558,8 +580,7 @@ def newest_run_cut_short(project: Path) -> Iterator[Path]:
 
 
 def check_verdict_cut_short(project: Path) -> AbstractContextManager[Path]:
-    kit = imported(project, {"plan_cache": MACHINERY})
-    verdict = kit.plan_cache.PlanCache(project, project / "runs" / ".plans")._path(kit.plan_cache.VERDICT)
+    verdict = plan_cache.PlanCache(project, project / "runs" / ".plans")._path(plan_cache.VERDICT)
     return replaced(verdict, verdict.read_text()[:100])
 
 
@@ -571,16 +592,48 @@ CORRUPT_RECORDS = {
 }
 
 
-@pytest.mark.slow  # runs pipelines of the trained render
+@pytest.mark.slow  # runs pipelines of the trained example
 @pytest.mark.parametrize(("corrupt", "argv", "what"), CORRUPT_RECORDS.values(), ids=CORRUPT_RECORDS.keys())
 def test_a_corrupt_record_is_ignored_in_one_line(
-    trained_render: TrainedRender, corrupt: Callable[[Path], AbstractContextManager[Path]], argv: list[str], what: str
+    trained_example: TrainedProject,
+    capfd: pytest.CaptureFixture[str],
+    corrupt: Callable[[Path], AbstractContextManager[Path]],
+    argv: list[str],
+    what: str,
 ) -> None:
-    with corrupt(trained_render.root) as record:
-        result = cli(trained_render.root, *argv)
+    with corrupt(trained_example.root) as record:
+        result = command(capfd, trained_example.root, *argv)
     assert result.returncode == 0, result.stderr
     assert len(result.stderr.splitlines()) == 1, result.stderr
     assert re.fullmatch(rf"warning: {re.escape(str(record))} is not a valid {what} \(.+\): ignored\n", result.stderr)
+
+
+@contextmanager
+def moved_aside(path: Path) -> Iterator[None]:
+    aside = path.with_name(path.name + ".aside")
+    path.rename(aside)
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+        aside.rename(path)
+
+
+@pytest.mark.slow  # runs the pipeline of the trained example
+def test_steps_are_reused_even_when_the_mlflow_store_no_longer_holds_their_runs(
+    trained_example: TrainedProject, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Once exit 2 ("Run with id=... not found"), when the store moved (MLFLOW_TRACKING_URI, local.tracking_uri) or
+    was deleted while runs/ stayed: the steps' outputs are what their reuse is verified by, not their MLflow runs."""
+    with moved_aside(trained_example.root / "mlruns.db"):
+        result = command(capfd, trained_example.root, "run", "--local")
+        assert (result.returncode, result.stderr) == (0, "")
+        statuses = {entry["name"]: entry["status"] for entry in latest_run(trained_example.root)["steps"]}
+        assert statuses.pop("register") == "completed"  # not deterministic: it asks the registry every time
+        assert set(statuses.values()) == {"reused"}
+        client = mlflow.MlflowClient(f"sqlite:///{trained_example.root / 'mlruns.db'}")
+        runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+        assert sorted(run.info.run_name for run in runs if run.data.tags.get("reused_from")) == sorted(statuses)
 
 
 WRITTEN_ON_A_FULL_DISK = """
@@ -593,13 +646,13 @@ write_summary(RunResult("second", Path(sys.argv[1]), "completed", steps))
 """
 
 
-def test_a_record_the_disk_has_no_room_for_leaves_the_last_one_whole(default_project: Path, tmp_path: Path) -> None:
+def test_a_record_the_disk_has_no_room_for_leaves_the_last_one_whole(tmp_path: Path) -> None:
     """run.json was written in place: a crash or a full disk mid-write left half of one, and `score` exited 70."""
     (tmp_path / "run.json").write_text(json.dumps({"run_id": "first", "status": "completed"}))
     before = (tmp_path / "run.json").read_text()
     written = subprocess.run(
         [sys.executable, "-c", WRITTEN_ON_A_FULL_DISK, str(tmp_path)],
-        env={**ENV, "PYTHONPATH": str(default_project / "src")},
+        env=ENV,
         capture_output=True,
         text=True,
     )
@@ -613,12 +666,12 @@ def test_a_record_the_disk_has_no_room_for_leaves_the_last_one_whole(default_pro
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "two"])
-def test_a_bad_max_parallel_is_refused_in_one_line(default_project: Path, value: str) -> None:
-    result = cli(default_project, "run", "--local", "--max-parallel", value, timeout=30)
+def test_a_bad_max_parallel_is_refused_in_one_line(example: Path, value: str) -> None:
+    result = cli(example, "run", "--local", "--max-parallel", value, timeout=30)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"{PACKAGE} run: error: argument --max-parallel: {value!r} is invalid: must be a whole number >= 1 "
-        f"(see {PACKAGE} run --help)"
+        f"{PROG} run: error: argument --max-parallel: {value!r} is invalid: must be a whole number >= 1 "
+        f"(see {PROG} run --help)"
     ]
 
 
@@ -627,12 +680,10 @@ def test_a_bad_max_parallel_is_refused_in_one_line(default_project: Path, value:
 FIRST_LINE_OF_MAIN = "    args = build_parser().parse_args(argv)\n"
 
 
-def running_until_stopped(
-    default_project: Path, tmp_path: Path, step: str, script: str
-) -> tuple[Path, subprocess.Popen[str]]:
+def running_until_stopped(tmp_path: Path, store: Path, step: str, script: str) -> tuple[Path, subprocess.Popen[str]]:
     """A run of a project copy whose ``script``'s main sleeps first, once ``step`` has started (its log exists):
     the step runs until it is stopped."""
-    project = copy_project(default_project, tmp_path / "project")
+    project = copy_example(tmp_path / "project", store)
     path = project / "components" / step / script
     text = path.read_text().replace(FIRST_LINE_OF_MAIN, FIRST_LINE_OF_MAIN + "    __import__('time').sleep(120)\n", 1)
     path.write_text(text)
@@ -647,9 +698,9 @@ def running_until_stopped(
 @pytest.mark.slow  # runs the pipeline
 @pytest.mark.parametrize(("signum", "exit_code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["INT", "TERM"])
 def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
-    default_project: Path, tmp_path: Path, signum: int, exit_code: int
+    tmp_path: Path, empty_store: Path, signum: int, exit_code: int
 ) -> None:
-    project, running = running_until_stopped(default_project, tmp_path, "train", "train.py")
+    project, running = running_until_stopped(tmp_path, empty_store, "train", "train.py")
     time.sleep(0.5)  # the step is inside its sleep
 
     started = time.monotonic()
@@ -680,12 +731,10 @@ def test_an_interrupted_run_stops_every_step_and_says_so_everywhere(
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(
-    default_project: Path, tmp_path: Path
-) -> None:
+def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(tmp_path: Path, empty_store: Path) -> None:
     """The host starts data_prep once MLflow, its store and pandas are in, and loads the other steps' imports
     (scikit-learn, skops, matplotlib: seconds) while data_prep runs: the signal lands then."""
-    project, running = running_until_stopped(default_project, tmp_path, "data_prep", "prep.py")
+    project, running = running_until_stopped(tmp_path, empty_store, "data_prep", "prep.py")
     running.send_signal(signal.SIGINT)
     _, stderr = running.communicate(timeout=60)
 
@@ -701,10 +750,10 @@ def test_a_run_interrupted_while_the_step_host_still_loads_ends_in_one_line(
     assert no_step_host_left(project)
 
 
-def test_an_interrupted_check_ends_in_one_line(default_project: Path, tmp_path: Path) -> None:
+def test_an_interrupted_check_ends_in_one_line(tmp_path: Path, empty_store: Path) -> None:
     # A project of its own: in the shared one, another test's run may have cached check's verdict, and then this
     # run skips check and completes before the signal.
-    project = copy_project(default_project, tmp_path / "project")
+    project = copy_example(tmp_path / "project", empty_store)
     running = start_cli(project, "run", "--local")
     # The step host starts just before check, which takes seconds (azure-ai-ml): a fixed wait raced a fast machine.
     deadline = time.monotonic() + 60
@@ -721,8 +770,8 @@ def test_an_interrupted_check_ends_in_one_line(default_project: Path, tmp_path: 
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_two_first_runs_at_once_in_a_fresh_project_both_complete(default_project: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+def test_two_first_runs_at_once_in_a_fresh_project_both_complete(tmp_path: Path) -> None:
+    project = copy_example(tmp_path / "project")
     assert not (project / "mlruns.db").exists()
     # One model: the race is over the store's creation at the start; the three candidates would add only work.
     runs = [start_cli(project, "run", "--local", *SINGLE_MODEL_RUN) for _ in range(2)]

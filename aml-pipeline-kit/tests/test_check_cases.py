@@ -1,8 +1,5 @@
-"""``check`` against a scratch copy of the default bake broken in exactly one way: it fails naming the file and
-the rule, and a run or a submission refuses to start.
-
-The check machinery has no template variables; these cases run once here rather than in every render, whose own
-tests keep that the project as rendered passes.
+"""``check`` against a scratch copy of the example broken in exactly one way: it fails naming the file and the rule,
+and a run or a submission refuses to start. (The render's own tests keep that the project as rendered passes.)
 """
 
 from __future__ import annotations
@@ -11,29 +8,23 @@ import io
 import re
 from collections.abc import Callable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 import yaml
-from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, MACHINERY, PACKAGE, copy_project, imported
+from projects import PACKAGE, copy_example, load_project
 
-pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
+from aml_pipeline_kit import azure_ml, cli
+from aml_pipeline_kit.local_runs import check_report
+from aml_pipeline_kit.project import Project
 
 PIPELINE_FILE = f"src/{PACKAGE}/pipeline.py"
 
 
-@pytest.fixture(scope="module")
-def modules(default_project: Path) -> SimpleNamespace:
-    """The default bake's check-facing modules, imported in this process."""
-    names = ("azure_ml", "cli", "local_runs", "pipeline", "settings")
-    return imported(default_project, {"aml_graph": MACHINERY, **dict.fromkeys(names, PACKAGE)})
-
-
 @pytest.fixture
-def project(modules: SimpleNamespace, default_project: Path, tmp_path: Path) -> Any:
-    """A scratch copy of the default bake, loaded: its Settings."""
-    return modules.settings.Settings.load(copy_project(default_project, tmp_path / "project"))
+def project(tmp_path: Path, empty_store: Path) -> Project:
+    """A scratch copy of the example, loaded (with a store ready: a run it refuses warms a step host)."""
+    return load_project(copy_example(tmp_path / "project", empty_store))
 
 
 # (file to edit, text to replace, replacement) -> (file the finding names, rule, what its message says)
@@ -183,16 +174,16 @@ BROKEN = {
 }
 
 
-def edit(project: Any, relative: str, old: str, new: str) -> None:
+def edit(project: Project, relative: str, old: str, new: str) -> None:
     path = project.root / relative
     text = path.read_text()
     assert old in text, f"{relative} no longer holds {old!r}: update this test"
     path.write_text(text.replace(old, new, 1))
 
 
-def finding_lines(modules: SimpleNamespace, project: Any) -> list[str]:
+def finding_lines(project: Project) -> list[str]:
     """The report's finding lines; the last line is the summary."""
-    lines = modules.local_runs.check_report(project).text().splitlines()
+    lines = check_report(project).text().splitlines()
     assert re.match(r"^check: \d+ findings? \(", lines[-1]), lines[-1]
     return lines[:-1]
 
@@ -204,19 +195,20 @@ def assert_found(lines: list[str], file: str, rule: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("case", list(BROKEN))
-def test_each_broken_contract_is_found(modules: SimpleNamespace, project: Any, case: str) -> None:
+def test_each_broken_contract_is_found(project: Project, case: str) -> None:
     (file, old, new), (named_file, rule, message) = BROKEN[case]
     edit(project, file, old, new)
-    reloaded = modules.settings.Settings.load(project.root)  # config.yml read anew
-    assert_found(finding_lines(modules, reloaded), named_file, rule, message)
+    reloaded = load_project(project.root)  # config.yml read anew
+    assert_found(finding_lines(reloaded), named_file, rule, message)
 
 
-def tamper(monkeypatch: pytest.MonkeyPatch, pipeline: Any, edit: Callable[[dict], None]) -> None:
-    """Let ``edit`` change the built job's serialised YAML: wiring that pipeline.py's dsl itself would refuse."""
-    build = pipeline.local_pipeline
+def tamper(monkeypatch: pytest.MonkeyPatch, project: Project, edit: Callable[[dict], None]) -> None:
+    """Let ``edit`` change the built training job's serialised YAML: wiring that pipeline.py's dsl itself would
+    refuse."""
+    build = project.pipeline("training")
 
-    def tampered(settings: Any, *args: Any, **kwargs: Any) -> Any:
-        job = build(settings, *args, **kwargs)
+    def tampered(*args: Any, **kwargs: Any) -> Any:
+        job = build(*args, **kwargs)
         dump = job.dump
 
         def dump_edited(stream: io.StringIO) -> None:
@@ -229,7 +221,7 @@ def tamper(monkeypatch: pytest.MonkeyPatch, pipeline: Any, edit: Callable[[dict]
         job.dump = dump_edited
         return job
 
-    monkeypatch.setattr(pipeline, "local_pipeline", tampered)
+    monkeypatch.setitem(project.pipelines, "training", tampered)
 
 
 def bound_inputs(document: dict) -> list[dict]:
@@ -254,12 +246,7 @@ def bound_inputs(document: dict) -> list[dict]:
     ],
 )
 def test_a_binding_to_nothing_is_found(
-    modules: SimpleNamespace,
-    project: Any,
-    monkeypatch: pytest.MonkeyPatch,
-    source: str,
-    replacement: str,
-    message: str,
+    project: Project, monkeypatch: pytest.MonkeyPatch, source: str, replacement: str, message: str
 ) -> None:
     def rebind(document: dict) -> None:
         for inputs in bound_inputs(document):
@@ -267,36 +254,31 @@ def test_a_binding_to_nothing_is_found(
                 if isinstance(bound, dict) and bound.get("path") == source:
                     bound["path"] = replacement
 
-    tamper(monkeypatch, modules.pipeline, rebind)
-    assert_found(
-        finding_lines(modules, project), PIPELINE_FILE, "binding-source", f"reads {message}, which does not exist"
-    )
+    tamper(monkeypatch, project, rebind)
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-source", f"reads {message}, which does not exist")
 
 
-def test_a_binding_of_an_undeclared_input_is_found(
-    modules: SimpleNamespace, project: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_binding_of_an_undeclared_input_is_found(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
     def rename(document: dict) -> None:
         for inputs in bound_inputs(document):
             if "alpha" in inputs:
                 inputs["n_trees"] = inputs.pop("alpha")
 
-    tamper(monkeypatch, modules.pipeline, rename)
-    assert_found(
-        finding_lines(modules, project), PIPELINE_FILE, "binding-target", "binds 'n_trees', which its component"
-    )
+    tamper(monkeypatch, project, rename)
+    assert_found(finding_lines(project), PIPELINE_FILE, "binding-target", "binds 'n_trees', which its component")
 
 
-def break_a_flag(modules: SimpleNamespace, project: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def break_a_flag(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The project with a finding, and the current folder: where the command finds it."""
     edit(project, *BROKEN["a script renames a flag its command passes"][0])
-    monkeypatch.setattr(modules.settings.Settings, "load", lambda: project)
+    monkeypatch.chdir(project.root)
 
 
 def test_run_refuses_to_start_on_a_finding(
-    modules: SimpleNamespace, project: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    break_a_flag(modules, project, monkeypatch)
-    assert modules.cli.main(["run", "--local"]) == 1
+    break_a_flag(project, monkeypatch)
+    assert cli.main(["run", "--local"]) == 1
     error = capsys.readouterr().err
     assert "[command-flag] --report is passed by the command" in error
     assert "not started" in error
@@ -304,13 +286,13 @@ def test_run_refuses_to_start_on_a_finding(
 
 
 def test_submit_refuses_before_contacting_azure(
-    modules: SimpleNamespace, project: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    project: Project, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    break_a_flag(modules, project, monkeypatch)
+    break_a_flag(project, monkeypatch)
 
-    def no_client(settings: Any) -> None:
+    def no_client(project: Project) -> None:
         raise AssertionError("submit contacted Azure ML despite a finding")
 
-    monkeypatch.setattr(modules.azure_ml, "ml_client", no_client)
-    assert modules.cli.main(["submit", "--no-stream"]) == 1
+    monkeypatch.setattr(azure_ml, "ml_client", no_client)
+    assert cli.main(["submit", "--no-stream"]) == 1
     assert "[command-flag]" in capsys.readouterr().err

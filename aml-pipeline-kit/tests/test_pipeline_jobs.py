@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
-from machinery import AZURE_AI_ML_SCHEMA_WARNINGS, MACHINERY, cli, copy_project, imported, latest_run, no_step_host_left
+from projects import DATA, command, copy_example, latest_run, no_step_host_left
 
-FIXTURES = Path(__file__).parent / "data" / "pipelines"
+from aml_pipeline_kit.job_file import check_job_file, checked_job, load_pipeline_job, readable_python
+from aml_pipeline_kit.plan import Binding, PlanError, Step, StepInput
+from aml_pipeline_kit.shell import SHELL, environment_setup, needs_shell, shell_line
+from aml_pipeline_kit.step_io import read_only_inputs, written_input
+from aml_pipeline_kit.sweep import SweepError, best_trial, trial_values
+
+FIXTURES = DATA / "pipelines"
 ENVIRONMENT_NOTE = "note: environments are not built locally"
-
-pytestmark = AZURE_AI_ML_SCHEMA_WARNINGS
 
 
 @pytest.fixture(scope="module")
@@ -30,18 +33,12 @@ def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return Path(shutil.copytree(FIXTURES, tmp_path_factory.mktemp("jobs") / "pipelines"))
 
 
-@pytest.fixture(scope="module")
-def kit(default_project: Path) -> SimpleNamespace:
-    """The default bake's machinery modules this file tests, imported in this process."""
-    return imported(default_project, dict.fromkeys(["job_file", "plan", "shell", "step_io", "sweep"], MACHINERY))
-
-
 def seen(run_dir: Path, step: str, output: str = "report") -> dict:
     return json.loads((run_dir / step / output / "seen.json").read_text())
 
 
-def run_job(project: Path, job: Path) -> tuple[Path, str]:
-    result = cli(project, "run", "--local", "--job", str(job))
+def run_job(capfd: pytest.CaptureFixture[str], project: Path, job: Path) -> tuple[Path, str]:
+    result = command(capfd, project, "run", "--local", "--job", str(job))
     assert result.returncode == 0, result.stderr
     return project / "runs" / latest_run(project)["run_id"], result.stdout
 
@@ -50,9 +47,11 @@ def run_job(project: Path, job: Path) -> tuple[Path, str]:
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_pipeline_of_every_node_shape_runs(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    run_dir, stdout = run_job(project, fixtures / "basic.yml")
+def test_a_pipeline_of_every_node_shape_runs(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, stdout = run_job(capfd, project, fixtures / "basic.yml")
 
     folder = seen(run_dir, "inspect_folder")  # a pipeline-level folder, a node-level file, literals
     assert folder["folder"] == str(fixtures / "data" / "folder")  # relative to the file that declares it
@@ -86,10 +85,10 @@ def test_a_pipeline_of_every_node_shape_runs(default_project: Path, fixtures: Pa
 
 @pytest.mark.slow  # runs a pipeline
 def test_pipeline_components_are_flattened_with_their_bindings(
-    default_project: Path, fixtures: Path, tmp_path: Path
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    run_dir, _ = run_job(project, fixtures / "nested.yml")
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, _ = run_job(capfd, project, fixtures / "nested.yml")
 
     steps = [step["name"] for step in latest_run(project)["steps"]]
     assert steps == ["twice_a.inner.only", "twice_a.after", "twice_b.inner.only", "twice_b.after"]
@@ -105,9 +104,11 @@ def test_pipeline_components_are_flattened_with_their_bindings(
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_sweep_runs_its_trials_and_passes_on_the_best(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    run_dir, stdout = run_job(project, fixtures / "sweep.yml")
+def test_a_sweep_runs_its_trials_and_passes_on_the_best(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, stdout = run_job(capfd, project, fixtures / "sweep.yml")
     assert "note: node 'tune': limits max_concurrent_trials apply on Azure ML only" in stdout
 
     trials = [json.loads((run_dir / f"tune.trial_{i}" / "model" / "model.json").read_text()) for i in range(4)]
@@ -128,10 +129,10 @@ def sweep_failing_for(fixtures: Path, name: str, values: str) -> Path:
 
 @pytest.mark.slow  # runs a pipeline
 def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(
-    default_project: Path, fixtures: Path, tmp_path: Path
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    run_dir, stdout = run_job(project, sweep_failing_for(fixtures, "sweep-losing-one", "[0, 1, 2, 3]"))
+    project = copy_example(tmp_path / "project", empty_store)
+    run_dir, stdout = run_job(capfd, project, sweep_failing_for(fixtures, "sweep-losing-one", "[0, 1, 2, 3]"))
     assert "tune.trial_2: failed (exit code 1), left out of its sweep" in stdout
     statuses = {step["name"]: step["status"] for step in latest_run(project)["steps"]}
     assert statuses["tune.trial_2"] == "failed"
@@ -143,9 +144,13 @@ def test_a_failed_trial_is_left_out_and_the_best_of_the_rest_picked(
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_sweep_whose_trials_all_fail_fails(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
-    result = cli(project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]")))
+def test_a_sweep_whose_trials_all_fail_fails(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
+    result = command(
+        capfd, project, "run", "--local", "--job", str(sweep_failing_for(fixtures, "sweep-losing-all", "[2]"))
+    )
     assert result.returncode == 1
     last_line = result.stderr.splitlines()[-1]
     assert last_line.startswith("error: step 'tune' failed: every trial failed (1 of 1): there is no best trial")
@@ -171,15 +176,15 @@ jobs:
 @pytest.mark.slow  # runs pipelines
 @pytest.mark.parametrize("mode", [None, "ro_mount", "download"])
 def test_a_step_that_writes_into_a_read_only_input_fails(
-    default_project: Path, tmp_path: Path, mode: str | None
+    tmp_path: Path, mode: str | None, empty_store: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+    project = copy_example(tmp_path / "project", empty_store)
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "a.txt").write_text("a\n")
     job = tmp_path / "writer.yml"
     job.write_text(WRITER.format(folder=folder, mode=f", mode: {mode}" if mode else ""))
-    result = cli(project, "run", "--local", "--job", str(job))
+    result = command(capfd, project, "run", "--local", "--job", str(job))
     if mode != "download":  # None: Azure ML's default for an input, a read-only mount; no input mode is writable
         assert result.returncode == 1, result.stderr
         assert result.stderr.splitlines()[-1].startswith(
@@ -192,33 +197,34 @@ def test_a_step_that_writes_into_a_read_only_input_fails(
     assert (folder / "a.txt").read_text() == ("a\n" if mode == "download" else "a\nmore\n")  # detected, not stopped
 
 
-def test_an_input_holding_the_runs_folder_is_not_checked_for_writes(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_an_input_holding_the_runs_folder_is_not_checked_for_writes(tmp_path: Path) -> None:
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("a")
-    plan = kit.plan
     inputs = {
-        name: plan.StepInput(type="uri_folder", binding=plan.Binding(value=str(tmp_path / folder)))
+        name: StepInput(type="uri_folder", binding=Binding(value=str(tmp_path / folder)))
         for name, folder in (("data", "data"), ("project", ""))
     }
-    step = plan.Step("s", "s", "python s.py", None, inputs, {})
+    step = Step("s", "s", "python s.py", None, inputs, {})
     values = {"data": str(tmp_path / "data"), "project": str(tmp_path)}
-    read_only = kit.step_io.read_only_inputs(step, values, tmp_path / "runs")
+    read_only = read_only_inputs(step, values, tmp_path / "runs")
     assert read_only == {"data": (tmp_path / "data", {"a.txt": [1, (tmp_path / "data" / "a.txt").stat().st_mtime_ns]})}
-    assert kit.step_io.written_input(read_only) is None
+    assert written_input(read_only) is None
     (tmp_path / "data" / "b.txt").write_text("b")
-    assert f"{tmp_path / 'data' / 'b.txt'} was added" in kit.step_io.written_input(read_only)
+    assert f"{tmp_path / 'data' / 'b.txt'} was added" in written_input(read_only)
 
 
 @pytest.mark.slow  # runs a pipeline
-def test_a_data_asset_runs_from_its_local_substitute(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+def test_a_data_asset_runs_from_its_local_substitute(
+    fixtures: Path, tmp_path: Path, empty_store: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = copy_example(tmp_path / "project", empty_store)
     config = project / "config.yml"
     asset = fixtures / "data" / "asset"
     text = config.read_text().replace(
         "data_substitutes: {}", f'data_substitutes: {{"fixture-asset@latest": "{asset}"}}'
     )
     config.write_text(text)
-    run_dir, _ = run_job(project, fixtures / "substitute.yml")
+    run_dir, _ = run_job(capfd, project, fixtures / "substitute.yml")
     assert seen(run_dir, "read_asset")["files"] == ["readme.txt"]
 
 
@@ -305,62 +311,66 @@ def job_file(fixtures: Path, name: str, **parts: str) -> Path:
 
 @pytest.mark.parametrize(("parts", "words"), REFUSED.values(), ids=REFUSED.keys())
 def test_what_cannot_run_locally_is_refused_in_one_line(
-    kit: SimpleNamespace, fixtures: Path, parts: dict[str, str], words: list[str], request: pytest.FixtureRequest
+    fixtures: Path, parts: dict[str, str], words: list[str], request: pytest.FixtureRequest
 ) -> None:
     path = job_file(fixtures, request.node.callspec.id, **parts)
-    with pytest.raises(kit.plan.PlanError) as refusal:
-        kit.job_file.checked_job(path, {}, "project-env")
+    with pytest.raises(PlanError) as refusal:
+        checked_job(path, {}, "project-env")
     message = str(refusal.value)
     assert "\n" not in message
     assert all(word in message for word in words), message
 
 
-def test_a_refused_job_runs_nothing(default_project: Path, fixtures: Path, tmp_path: Path) -> None:
-    project = copy_project(default_project, tmp_path / "project")
+def test_a_refused_job_runs_nothing(fixtures: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    project = copy_example(tmp_path / "project")
     path = job_file(fixtures, "cli", folder="{type: uri_folder, path: azureml:my-data@latest}")
-    result = cli(project, "run", "--local", "--job", str(path))
+    result = command(capfd, project, "run", "--local", "--job", str(path))
     assert result.returncode == 2
     assert len(result.stderr.splitlines()) == 1
     assert result.stderr.startswith("error: node 'step' input 'folder' reads 'my-data@latest'")
     assert not any((project / "runs").glob("2*"))
     assert no_step_host_left(project)
-    checked = cli(project, "check", "--job", str(path))
+    checked = command(capfd, project, "check", "--job", str(path))
     assert checked.returncode == 1
     assert "[local-run] node 'step' input 'folder' reads 'my-data@latest'" in checked.stdout
 
 
-def test_a_web_url_reaches_its_step_as_the_url_with_a_note(kit: SimpleNamespace, fixtures: Path) -> None:
+def test_a_web_url_reaches_its_step_as_the_url_with_a_note(fixtures: Path) -> None:
     url = "https://example.com/data.csv"
     path = job_file(fixtures, "web-url", folder=f"{{type: uri_file, path: {url}}}")
-    plan, _ = kit.job_file.checked_job(path, {}, None)
+    plan, _ = checked_job(path, {}, None)
     assert plan.step("step").inputs["folder"].binding.value == url  # as mode direct gives it: nothing downloaded
+    # outside a project (no environment of its own), the plan also notes the environment the node names
+    environment = "environments are not built locally: every step runs in this Python environment, not in "
+    environment += "azureml://registries/azureml/environments/sklearn-1.5/labels/latest (1 step)"  # inspect.yml's
     assert plan.notes == (
         f"node 'step' input 'folder': {url} reaches the step as the URL itself, as mode direct would give it "
         "(Azure ML downloads it for the step; the local runner downloads nothing): for a local copy, map it to a "
         "local path under local.data_substitutes in config.yml",
+        environment,
     )
-    substituted, _ = kit.job_file.checked_job(path, {url: fixtures / "data" / "rows.csv"}, None)
+    substituted, _ = checked_job(path, {url: fixtures / "data" / "rows.csv"}, None)
     assert substituted.step("step").inputs["folder"].binding.value == str(fixtures / "data" / "rows.csv")
-    assert substituted.notes == ()
+    assert substituted.notes == (environment,)
 
 
-def test_check_finds_a_command_that_uses_an_undeclared_input(kit: SimpleNamespace, fixtures: Path) -> None:
+def test_check_finds_a_command_that_uses_an_undeclared_input(fixtures: Path) -> None:
     component = (
         '{type: command, command: "python x.py --folder ${{inputs.folder}} --n ${{inputs.count}}", '
         "inputs: {folder: {type: uri_folder}}, environment: {image: python}}"
     )
-    report = kit.job_file.check_job_file(job_file(fixtures, "undeclared", component=component), {}, None)
+    report = check_job_file(job_file(fixtures, "undeclared", component=component), {}, None)
     assert [finding.rule for finding in report.findings] == ["command-undeclared"]
     assert "${{inputs.count}}" in report.findings[0].message
 
 
-def test_check_finds_a_flag_the_script_does_not_take(kit: SimpleNamespace, fixtures: Path) -> None:
+def test_check_finds_a_flag_the_script_does_not_take(fixtures: Path) -> None:
     component = (
         "{type: command, code: ./components/inspect, environment: {image: python}, "
         'inputs: {folder: {type: uri_folder}}, command: "python inspect_inputs.py --folder ${{inputs.folder}} '
         '--lable x --ratio 1 --flag True --report ."}'
     )
-    report = kit.job_file.check_job_file(job_file(fixtures, "flag", component=component), {}, None)
+    report = check_job_file(job_file(fixtures, "flag", component=component), {}, None)
     assert [(finding.rule, finding.message) for finding in report.findings] == [
         ("command-flag", "--lable is passed by the command but inspect_inputs.py's parser has no such option"),
         ("script-required", "inspect_inputs.py requires --label but the command never passes it"),
@@ -384,73 +394,71 @@ def test_check_finds_a_flag_the_script_does_not_take(kit: SimpleNamespace, fixtu
         ("python train.py --pattern '*.csv'", False),  # quoted: no glob
     ],
 )
-def test_which_commands_need_a_shell(kit: SimpleNamespace, command: str, shell: bool) -> None:
-    assert kit.shell.needs_shell(command) is shell
+def test_which_commands_need_a_shell(command: str, shell: bool) -> None:
+    assert needs_shell(command) is shell
 
 
 @pytest.mark.parametrize("value", ["plain", "two words", "it's", 'a "b" $c `d` \\e', "; rm -rf x", "\n"])
-def test_a_value_is_one_word_wherever_it_stands_in_a_shell_line(kit: SimpleNamespace, value: str) -> None:
+def test_a_value_is_one_word_wherever_it_stands_in_a_shell_line(value: str) -> None:
     import subprocess
 
     command = "printf '%s|' ${{inputs.v}} \"${{inputs.v}}\" '${{inputs.v}}'"
-    line = kit.shell.shell_line(command, lambda match: value)
-    printed = subprocess.run([kit.shell.SHELL, "-c", line], capture_output=True, text=True, check=True).stdout
+    line = shell_line(command, lambda match: value)
+    printed = subprocess.run([SHELL, "-c", line], capture_output=True, text=True, check=True).stdout
     assert printed == f"{value}|" * 3
 
 
-def test_the_environment_setup_before_a_command_is_set_aside(kit: SimpleNamespace) -> None:
+def test_the_environment_setup_before_a_command_is_set_aside() -> None:
     command = "pip install 'mlflow<2.19' -q && conda install x && python train.py --a 1"
-    assert kit.shell.environment_setup(command) == (
+    assert environment_setup(command) == (
         "python train.py --a 1",
         ["pip install 'mlflow<2.19' -q", "conda install x"],
     )
 
 
-def test_random_sampling_is_seeded_and_stays_in_range(kit: SimpleNamespace) -> None:
+def test_random_sampling_is_seeded_and_stays_in_range() -> None:
     space = {"c": ["uniform", [0.5, 0.9]], "kernel": ["choice", [["rbf", "linear"]]], "n": ["randint", [3]]}
-    trials = kit.sweep.trial_values(space, "random", 20, seed=7)
-    assert trials == kit.sweep.trial_values(space, "random", 20, seed=7)
+    trials = trial_values(space, "random", 20, seed=7)
+    assert trials == trial_values(space, "random", 20, seed=7)
     assert len(trials) == 20
     assert all(0.5 <= t["c"] <= 0.9 and t["kernel"] in {"rbf", "linear"} and t["n"] in {0, 1, 2} for t in trials)
 
 
-def test_grid_sampling_takes_every_combination_of_choices(kit: SimpleNamespace) -> None:
+def test_grid_sampling_takes_every_combination_of_choices() -> None:
     space = {"a": ["choice", [[1, 2]]], "b": ["choice", [["x", "y"]]]}
-    assert kit.sweep.trial_values(space, "grid", None) == [
+    assert trial_values(space, "grid", None) == [
         {"a": 1, "b": "x"},
         {"a": 1, "b": "y"},
         {"a": 2, "b": "x"},
         {"a": 2, "b": "y"},
     ]
-    with pytest.raises(kit.sweep.SweepError, match="grid sampling takes choice only"):
-        kit.sweep.trial_values({"c": ["uniform", [0, 1]]}, "grid", 3)
+    with pytest.raises(SweepError, match="grid sampling takes choice only"):
+        trial_values({"c": ["uniform", [0, 1]]}, "grid", 3)
 
 
-def test_the_best_trial_leaves_out_those_without_the_metric(kit: SimpleNamespace) -> None:
+def test_the_best_trial_leaves_out_those_without_the_metric() -> None:
     metrics = {"t0": 0.5, "t1": None, "t2": 0.2, "t3": float("nan")}
-    assert kit.sweep.best_trial(metrics, "minimize") == "t2"
-    assert kit.sweep.best_trial(metrics, "maximize") == "t0"
-    with pytest.raises(kit.sweep.SweepError, match="no trial logged"):
-        kit.sweep.best_trial({"t0": None}, "minimize")
+    assert best_trial(metrics, "minimize") == "t2"
+    assert best_trial(metrics, "maximize") == "t0"
+    with pytest.raises(SweepError, match="no trial logged"):
+        best_trial({"t0": None}, "minimize")
 
 
-def test_parameters_set_a_job_files_inputs(
-    kit: SimpleNamespace, fixtures: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_parameters_set_a_job_files_inputs(fixtures: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(fixtures)  # a data input's value is a path from the current folder
     parameters = {"greeting": "hi", "source": "data/table"}
-    plan, _ = kit.job_file.checked_job(fixtures / "basic.yml", {}, None, parameters)
+    plan, _ = checked_job(fixtures / "basic.yml", {}, None, parameters)
     assert plan.inputs == {"greeting": "hi", "source": str(fixtures / "data" / "table")}
-    with pytest.raises(kit.plan.PlanError, match="has no input 'nope'; its inputs are: source, greeting"):
-        kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"nope": 1})
-    with pytest.raises(kit.plan.PlanError, match=r"-p source: .*data/missing does not exist"):
-        kit.job_file.checked_job(fixtures / "basic.yml", {}, None, {"source": "data/missing"})
+    with pytest.raises(PlanError, match="has no input 'nope'; its inputs are: source, greeting"):
+        checked_job(fixtures / "basic.yml", {}, None, {"nope": 1})
+    with pytest.raises(PlanError, match=r"-p source: .*data/missing does not exist"):
+        checked_job(fixtures / "basic.yml", {}, None, {"source": "data/missing"})
 
 
-def test_code_the_step_host_cannot_read_is_not_preloaded(kit: SimpleNamespace, tmp_path: Path) -> None:
+def test_code_the_step_host_cannot_read_is_not_preloaded(tmp_path: Path) -> None:
     (tmp_path / "old.py").write_text('print "Python 2"\n')
-    assert not kit.job_file.readable_python(tmp_path)  # its step reports the error when it runs, not the host
-    assert kit.job_file.readable_python(FIXTURES / "components" / "trial")
+    assert not readable_python(tmp_path)  # its step reports the error when it runs, not the host
+    assert readable_python(FIXTURES / "components" / "trial")
 
 
 @pytest.mark.parametrize(
@@ -463,11 +471,11 @@ def test_code_the_step_host_cannot_read_is_not_preloaded(kit: SimpleNamespace, t
     ids=["missing", "not a pipeline", "not YAML"],
 )
 def test_a_job_file_that_cannot_be_loaded_is_refused_in_one_line(
-    kit: SimpleNamespace, tmp_path: Path, text: str | None, message: str
+    tmp_path: Path, text: str | None, message: str
 ) -> None:
     path = tmp_path / "job.yml"
     if text is not None:
         path.write_text(text)
-    with pytest.raises(kit.plan.PlanError, match=message) as refusal:
-        kit.job_file.load_pipeline_job(path)
+    with pytest.raises(PlanError, match=message) as refusal:
+        load_pipeline_job(path)
     assert "\n" not in str(refusal.value)

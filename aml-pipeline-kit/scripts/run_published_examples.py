@@ -1,32 +1,34 @@
-"""Run Azure ML's published pipeline jobs through the default render's local runner, and tabulate what happens.
+"""Run Azure ML's published pipeline jobs through the engine's command, offline, and tabulate what happens.
 
 The 20 ``pipeline.yml`` files of Azure/azureml-examples' ``cli/jobs/pipelines-with-components/`` that issue 15
-names ship with the tests, in tests/data/third_party/azureml-examples (MIT licence, Microsoft; tests/data/README.md
-names the commit). By default this runs those; give it another copy of the repository (a newer checkout) to run
-its files:
+names ship with the engine's tests, in tests/data/third_party/azureml-examples (MIT licence, Microsoft;
+tests/data/README.md names the commit). By default this runs those; give it another copy of the repository (a newer
+checkout) to run its files:
 
-    .venv/bin/python scripts/run_published_examples.py [~/src/azureml-examples]
+    python aml-pipeline-kit/scripts/run_published_examples.py [~/src/azureml-examples]
 
-Each runs as ``python -m <package> run --local --no-reuse --job <file>`` would, in a scratch copy of
-``examples/diabetes-blood-pressure``: one interpreter calls the CLI's ``main`` for every file in turn, as
-azure-ai-ml, which loads the files, takes seconds to import. tests/test_published_pipelines.py runs them the
-same way (``run_examples``) and asserts on what each leaves.
+The engine needs nothing else: each example runs as
 
-The project's ``local.data_substitutes`` map what a user of these examples would map to local copies from the
-same repository (``SUBSTITUTES``): 4d's data asset to the folder its ``data.yml`` registers, the sweep's
-``wasbs://`` iris.csv to the iris.csv of the repository's Spark example. ``--data REFERENCE=PATH`` (PATH
-relative to the examples folder) adds or replaces one. Each example ends completed, refused (one line, before
-anything ran) or failed (a step failed: the line names it).
+    aml-pipeline-kit run --local --no-reuse --job <pipeline.yml> --data REFERENCE=PATH ...
+
+would, from a scratch folder that is no project (runs go to its runs/, MLflow to its mlruns.db): one interpreter
+calls the command's ``main`` with those arguments for every file in turn, as azure-ai-ml, which loads the files,
+takes seconds to import. tests/test_published_pipelines.py runs them the same way (``run_examples``) and asserts on
+what each leaves.
+
+``--data`` maps what a user of these examples would map to local copies from the same repository
+(``SUBSTITUTES``): 4d's data asset to the folder its ``data.yml`` registers, the sweep's ``wasbs://`` iris.csv to the
+iris.csv of the repository's Spark example. This script's own ``--data REFERENCE=PATH`` (PATH relative to the
+examples folder) adds or replaces one. Each example ends completed, refused (one line, before anything ran) or
+failed (a step failed: the line names it).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,12 +37,8 @@ from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
-TEMPLATE = Path(__file__).resolve().parents[1]
-PROJECT = TEMPLATE / "examples" / "diabetes-blood-pressure"
-PACKAGE = "diabetes_blood_pressure"
-VENDORED = TEMPLATE / "tests" / "data" / "third_party" / "azureml-examples"
+ENGINE = Path(__file__).resolve().parents[1]
+VENDORED = ENGINE / "tests" / "data" / "third_party" / "azureml-examples"
 PIPELINES = "cli/jobs/pipelines-with-components"
 EXAMPLES = {  # issue 15's twenty, by the short names the issue uses
     "1a": "basics/1a_e2e_local_components",
@@ -70,15 +68,15 @@ SUBSTITUTES = {
         "cli/jobs/pipelines/add-column-and-word-count-using-spark/data/iris.csv"
     ),
 }
-# Runs in the project's folder, with its src/ and this folder on the path (``run_examples``).
-IN_PROJECT = "import sys; from run_published_examples import run_here; run_here(sys.argv[1], sys.argv[2:])"
+# Runs in the scratch folder, with this script's folder on the path (``run_examples``).
+IN_SCRATCH = "import sys; from run_published_examples import run_here; run_here(sys.argv[1], sys.argv[2:])"
 REASON_WIDTH = 150
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What ``run --local --job`` did with one example: its exit code and output, and the folders it left under
-    the project's runs/ (none: nothing ran)."""
+    runs/ (none: nothing ran)."""
 
     name: str
     returncode: int
@@ -122,55 +120,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def with_substitutes(project: Path, examples: Path, substitutes: dict[str, str]) -> Path:
-    """``project`` with its config.yml's ``local.data_substitutes`` set to ``substitutes``, paths in ``examples``."""
-    config_file = project / "config.yml"
-    config = yaml.safe_load(config_file.read_text())
-    config["local"]["data_substitutes"] = {reference: str(examples / path) for reference, path in substitutes.items()}
-    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
-    return project
-
-
-def scratch_project(folder: Path, examples: Path, substitutes: dict[str, str]) -> Path:
-    project = folder / "project"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("runs", "mlruns.db*", "mlartifacts", ".venv"))
-    return with_substitutes(project, examples, substitutes)
-
-
 def job_files(examples: Path, names: list[str]) -> dict[str, Path]:
     return {name: examples / PIPELINES / EXAMPLES[name] / "pipeline.yml" for name in names}
 
 
-def run_examples(project: Path, jobs: dict[str, Path], env: dict[str, str] | None = None) -> dict[str, Outcome]:
-    """Each of ``jobs`` (name -> pipeline.yml) run in ``project`` with ``run --local --no-reuse --job``, in turn, by
-    one interpreter; a line per example on stderr as it ends."""
-    environment = {
-        **(env or os.environ),
-        "PYTHONPATH": os.pathsep.join([str(project / "src"), str(Path(__file__).parent)]),
-    }
-    with tempfile.TemporaryDirectory(prefix="published-examples-") as scratch:
-        results = Path(scratch) / "outcomes.json"
-        arguments = [str(results), *(f"{name}={path}" for name, path in jobs.items())]
-        finished = subprocess.run([sys.executable, "-c", IN_PROJECT, *arguments], cwd=project, env=environment)
+def data_arguments(examples: Path, substitutes: dict[str, str]) -> list[str]:
+    """``--data REFERENCE=PATH`` for each of ``substitutes``, its path in ``examples``."""
+    return [word for reference, path in substitutes.items() for word in ("--data", f"{reference}={examples / path}")]
+
+
+def run_examples(
+    scratch: Path, jobs: dict[str, Path], data: list[str], env: dict[str, str] | None = None
+) -> dict[str, Outcome]:
+    """Each of ``jobs`` (name -> pipeline.yml) run from ``scratch`` with ``run --local --no-reuse --job`` and the
+    ``data`` arguments, in turn, by one interpreter; a line per example on stderr as it ends."""
+    environment = {**(env or os.environ), "PYTHONPATH": str(Path(__file__).parent)}
+    with tempfile.TemporaryDirectory(prefix="published-examples-") as outcomes:
+        results = Path(outcomes) / "outcomes.json"
+        arguments = [str(results), json.dumps(data), *(f"{name}={path}" for name, path in jobs.items())]
+        finished = subprocess.run([sys.executable, "-c", IN_SCRATCH, *arguments], cwd=scratch, env=environment)
         if finished.returncode:
             raise RuntimeError(f"the examples' interpreter ended with exit code {finished.returncode}")
         return {outcome["name"]: Outcome(**outcome) for outcome in json.loads(results.read_text())}
 
 
-def run_here(results: str, jobs: list[str]) -> None:
-    """In a project's folder: its CLI's ``main`` for each ``NAME=PATH`` of ``jobs``; their outcomes into ``results``."""
-    settings = importlib.import_module(f"{PACKAGE}.settings").Settings.load()
-    cli_main = importlib.import_module(f"{PACKAGE}.cli").main
+def run_here(results: str, arguments: list[str]) -> None:
+    """In the scratch folder: the engine's ``main`` for each ``NAME=PATH`` of the jobs that follow the JSON list of
+    ``--data`` arguments; their outcomes into ``results``."""
+    from aml_pipeline_kit.cli import main
+
+    data, *jobs = arguments
+    runs = Path.cwd() / "runs"
     outcomes = []
     for job in jobs:
         name, _, path = job.partition("=")
-        before = set(settings.local_runs_dir.glob("*"))
+        before = set(runs.glob("*"))
         stdout, stderr = io.StringIO(), io.StringIO()
         started = time.perf_counter()
         with redirect_stdout(stdout), redirect_stderr(stderr):
-            returncode = cli_main(["run", "--local", "--no-reuse", "--job", path])
+            returncode = main(["run", "--local", "--no-reuse", "--job", path, *json.loads(data)])
         seconds = time.perf_counter() - started
-        left = sorted(str(folder) for folder in set(settings.local_runs_dir.glob("*")) - before)
+        left = sorted(str(folder) for folder in set(runs.glob("*")) - before)
         outcomes.append(Outcome(name, returncode, stdout.getvalue(), stderr.getvalue(), seconds, left))
         print(row(outcomes[-1]), file=sys.stderr, flush=True)
     Path(results).write_text(json.dumps([asdict(outcome) for outcome in outcomes]))
@@ -186,9 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     if not (examples / PIPELINES).is_dir():
         print(f"error: {args.examples}: no {PIPELINES} folder in it (give a copy of Azure/azureml-examples)")
         return 2
+    data = data_arguments(examples, {**SUBSTITUTES, **dict(args.data)})
     with tempfile.TemporaryDirectory(prefix="published-examples-") as scratch:
-        project = scratch_project(Path(scratch), examples, {**SUBSTITUTES, **dict(args.data)})
-        outcomes = run_examples(project, job_files(examples, args.only or list(EXAMPLES))).values()
+        outcomes = run_examples(Path(scratch), job_files(examples, args.only or list(EXAMPLES)), data).values()
     counts = {status: sum(outcome.status == status for outcome in outcomes) for status in ("completed", "refused")}
     failed = len(outcomes) - sum(counts.values())
     print(f"\n{counts['completed']} of {len(outcomes)} completed, {counts['refused']} refused, {failed} failed")
