@@ -19,9 +19,7 @@ from aml_pipeline_kit.local_runs import check_report, checked_graphs, local_job
 from aml_pipeline_kit.project import ROOT_VARIABLE, Project, find_project_root
 
 PIPELINE_MODULE = f"src/{PACKAGE}/pipeline.py"
-REGISTERED = (
-    'return {"training": training_pipeline, **tuning, "scoring": scoring_pipeline, "monitoring": monitoring_pipeline}'
-)
+REGISTERED = 'return {"training": training_pipeline, "tuning": tuning, "scoring": scoring, "monitoring": monitoring}'
 
 
 def make_project(folder: Path) -> Path:
@@ -159,9 +157,7 @@ CONVENTION: dict[str, tuple[Callable[[Path], object], str]] = {
         r"scoring, monitoring; it returned tuning, scoring, monitoring",
     ),
     "a role the engine does not know": (
-        lambda root: edited(
-            root, PIPELINE_MODULE, '"monitoring": monitoring_pipeline}', '"serving": scoring_pipeline}'
-        ),
+        lambda root: edited(root, PIPELINE_MODULE, '"monitoring": monitoring}', '"serving": scoring}'),
         rf"{{root}}/{PIPELINE_MODULE}: register_pipelines\(\) must return a training pipeline and may return tuning, "
         r"scoring, monitoring; it returned training, tuning, scoring, serving",
     ),
@@ -207,13 +203,18 @@ def test_check_builds_every_pipeline_the_project_registers(example: Path) -> Non
     assert set(checked_graphs(load_project(example))) == {"training", "tuning", "scoring", "monitoring"}
 
 
-def test_without_validation_rows_the_project_registers_no_tuning_and_check_builds_the_rest(tmp_path: Path) -> None:
+def test_a_role_the_project_cannot_offer_says_why_and_check_builds_the_rest(tmp_path: Path) -> None:
     root = edited(copy_example(tmp_path / "project"), "config.yml", "validation_size: 0.25", "validation_size: 0.0")
+    edited(root, "config.yml", 'type: "auto"', 'type: "ridge"')  # auto chooses on validation rows too
     project = load_project(root)
     assert set(checked_graphs(project)) == {"training", "scoring", "monitoring"}
     assert check_report(project).findings == []
-    with pytest.raises(SettingsError, match=r"^this project registers no tuning pipeline \(register_pipelines in "):
+    with pytest.raises(SettingsError) as refusal:
         local_job(project, "tuning", {"model_type": "ridge"})
+    assert str(refusal.value) == (
+        "this project has no tuning pipeline as it stands: tuning scores its trials on validation rows: "
+        "set validation_size above 0 in config.yml"
+    )
 
 
 def test_check_finds_a_broken_component_that_only_the_scoring_pipeline_runs(tmp_path: Path) -> None:
@@ -221,7 +222,7 @@ def test_check_finds_a_broken_component_that_only_the_scoring_pipeline_runs(tmp_
         copy_example(tmp_path / "project"),
         PIPELINE_MODULE,
         REGISTERED,
-        'return {"training": training_pipeline, "scoring": scoring_pipeline}',
+        'return {"training": training_pipeline, "scoring": scoring}',
     )
     edited(root, "components/score/score.py", '"--predictions"', '"--prediction"')
     lines = check_report(load_project(root)).text().splitlines()

@@ -136,29 +136,31 @@ class Project:
             raise SettingsError(f"{module.__file__}: defines no register_pipelines(project)")
         registered = dict(register(self))
         unknown = sorted(set(registered) - set(ROLES))
-        malformed = [role for role, entry in registered.items() if not (callable(entry) or isinstance(entry, str))]
-        if unknown or malformed or not callable(registered.get("training")):
+        if unknown or not callable(registered.get("training")):
             raise SettingsError(
                 f"{module.__file__}: register_pipelines() must return a training pipeline and may return "
-                f"{', '.join(ROLES[1:])}, each a function or why there is none; it returned "
-                f"{', '.join(f'{role}: {type(entry).__name__}' for role, entry in registered.items()) or 'nothing'}"
+                f"{', '.join(ROLES[1:])}; it returned {', '.join(registered) or 'none'}"
             )
+        for role, entry in registered.items():
+            if not (callable(entry) or isinstance(entry, str)):
+                raise SettingsError(
+                    f"{module.__file__}: register_pipelines()'s {role} is a {type(entry).__name__}: it must be a "
+                    "function that builds the pipeline, or a sentence saying why the project has none"
+                )
         return registered
 
-    @property
+    @cached_property
     def pipelines(self) -> dict[str, Builder]:
         """The project's pipeline builders by role, the roles it offers as it stands."""
         return {role: entry for role, entry in self.registered.items() if callable(entry)}
 
     def pipeline(self, role: str) -> Builder:
-        entry = self.registered.get(role)
-        if isinstance(entry, str):
-            raise SettingsError(f"this project has no {role} pipeline as it stands: {entry}")
-        if entry is None:
-            raise SettingsError(
-                f"this project registers no {role} pipeline (register_pipelines in {self.pipelines_file})"
-            )
-        return entry
+        if role in self.pipelines:
+            return self.pipelines[role]
+        reason = self.registered.get(role)
+        if isinstance(reason, str):
+            raise SettingsError(f"this project has no {role} pipeline as it stands: {reason}")
+        raise SettingsError(f"this project registers no {role} pipeline (register_pipelines in {self.pipelines_file})")
 
     def importable(self) -> None:
         """The project's src/ on the module path: a project run where it is, not installed, as Kedro bootstraps one."""
