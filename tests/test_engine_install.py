@@ -28,7 +28,7 @@ ENGINE_VERSION = re.search(
 )[1]
 # The template's last commit before the engine became a distribution of its own: projects rendered from it carry
 # the engine in src/aml_pipeline_kit/ and the generic glue in their own package.
-PREVIOUS_VERSION = "df8a6a4"
+PREVIOUS_VERSION = "ce2764f003e6"
 DEFAULTS = rendered_values({})
 PACKAGE = DEFAULTS["__package_name"]
 
