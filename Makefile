@@ -6,10 +6,10 @@ UV := $(VENV)/bin/uv
 INSTALLED := $(VENV)/.installed
 LOCK := requirements-dev.lock
 TEMPLATE_PROJECT := {{cookiecutter.project_slug}}
+ENGINE := aml-pipeline-kit
 BASE_PYTHON := $(shell command -v python3.11 || command -v python3)
 DEMO_DIR := build/demo
 DEFAULT_PROJECT := diabetes-blood-pressure
-DEFAULT_PACKAGE := diabetes_blood_pressure
 EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 # Given explicitly, this config replaces a personal ~/.cookiecutterrc, and it keeps the replay file cookiecutter
 # writes on every render under build/ instead of ~/.cookiecutter_replay: nothing is written into HOME.
@@ -18,14 +18,16 @@ COOKIECUTTER_CONFIG := build/cookiecutter.yml
 .PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback benchmark-model-choice clean
 
 # The venv holds exactly the versions in $(LOCK), installed by uv (the version the lock pins, from PyPI
-# into the venv): seconds where pip takes minutes (`make benchmark-feedback` measures both). Compiled
+# into the venv): seconds where pip takes minutes (`make benchmark-feedback` measures both), and the engine,
+# $(ENGINE)/, editable: renders in the tests run with it as their own `make install` would give it. Compiled
 # ahead: the tests run renders with PYTHONDONTWRITEBYTECODE, so nothing would keep bytecode compiled later.
 $(UV):
 	$(BASE_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet "$$(grep -m1 '^uv==' $(LOCK))"
 
-$(INSTALLED): $(LOCK) | $(UV)
+$(INSTALLED): $(LOCK) $(ENGINE)/pyproject.toml | $(UV)
 	$(UV) pip sync --quiet --compile-bytecode --python $(PYTHON) $(LOCK)
+	$(UV) pip install --quiet --compile-bytecode --python $(PYTHON) --no-deps -e $(ENGINE)
 	touch $@
 
 # After editing requirements-dev.txt or the render's pyproject.toml (needs PyPI): the render's lock is
@@ -44,14 +46,15 @@ $(COOKIECUTTER_CONFIG):
 demo: $(INSTALLED) $(COOKIECUTTER_CONFIG)
 	rm -rf $(DEMO_DIR)
 	$(PYTHON) -m cookiecutter --no-input --config-file $(COOKIECUTTER_CONFIG) . --output-dir $(DEMO_DIR)
-	cd $(DEMO_DIR)/$(DEFAULT_PROJECT) && PYTHONPATH=src $(abspath $(PYTHON)) -m $(DEFAULT_PACKAGE) run --local
+	cd $(DEMO_DIR)/$(DEFAULT_PROJECT) && $(abspath $(VENV))/bin/aml-pipeline-kit run --local
 
 # The committed example is the default render, byte for byte (tests/test_lifecycle.py
 # checks it): render into a scratch folder, then swap it in only if the render succeeded.
-# $(COOKIECUTTER_CONFIG): a personal ~/.cookiecutterrc must not change the example.
+# $(COOKIECUTTER_CONFIG): a personal ~/.cookiecutterrc must not change the example. The scratch folder sits
+# beside examples/, so the engine's path the render writes, relative to the project, holds in examples/ too.
 example: $(INSTALLED) $(COOKIECUTTER_CONFIG)
-	mkdir -p build examples
-	scratch=$$(mktemp -d build/example.XXXXXX) && \
+	mkdir -p examples
+	scratch=$$(mktemp -d .example.XXXXXX) && \
 	  $(PYTHON) -m cookiecutter --no-input --config-file $(COOKIECUTTER_CONFIG) . --output-dir "$$scratch" >/dev/null && \
 	  rm -rf $(EXAMPLE_DIR) && mv "$$scratch/$(DEFAULT_PROJECT)" $(EXAMPLE_DIR); \
 	  status=$$?; rm -rf "$$scratch"; exit $$status
@@ -73,21 +76,28 @@ define hermetic_pytest
 	  if [ -n "$$written" ]; then echo "error: the tests wrote into HOME ($(TEST_HOME)):"; echo "$$written"; exit 1; fi
 endef
 
-# First the venv of Azure ML's inference server (tests/online_venv.py), which tests would otherwise fetch.
+# The engine's own suite, then the template's; first the venv of Azure ML's inference server
+# (tests/online_venv.py), which tests would otherwise fetch.
 test: $(INSTALLED)  ## the whole suite
 	$(PYTHON) tests/online_venv.py >/dev/null
+	$(call hermetic_pytest,$(XDIST) -c $(ENGINE)/pyproject.toml --rootdir $(ENGINE) $(ENGINE)/tests)
 	$(call hermetic_pytest,$(XDIST) tests)
 
 test-fast: $(INSTALLED)  ## hooks, every configuration's static checks and `check`; no pipeline runs
+	$(call hermetic_pytest,$(XDIST) -m "not slow" -c $(ENGINE)/pyproject.toml --rootdir $(ENGINE) $(ENGINE)/tests)
 	$(call hermetic_pytest,$(XDIST) -m "not slow" tests)
 
+LINTED := hooks local_extensions.py tests benchmarks
+
 lint: $(INSTALLED)
-	$(PYTHON) -m ruff check hooks local_extensions.py tests benchmarks scripts
-	$(PYTHON) -m ruff format --check hooks local_extensions.py tests benchmarks scripts
+	$(PYTHON) -m ruff check $(LINTED)
+	$(PYTHON) -m ruff format --check $(LINTED)
+	cd $(ENGINE) && $(abspath $(PYTHON)) -m ruff check . && $(abspath $(PYTHON)) -m ruff format --check .
 
 format: $(INSTALLED)
-	$(PYTHON) -m ruff check --fix hooks local_extensions.py tests benchmarks scripts
-	$(PYTHON) -m ruff format hooks local_extensions.py tests benchmarks scripts
+	$(PYTHON) -m ruff check --fix $(LINTED)
+	$(PYTHON) -m ruff format $(LINTED)
+	cd $(ENGINE) && $(abspath $(PYTHON)) -m ruff check --fix . && $(abspath $(PYTHON)) -m ruff format .
 
 # The local run against a plain script: cold, after editing one step's script, without reuse (medians of 3).
 # SIZES=10000,1000000 adds synthetic data of those sizes.

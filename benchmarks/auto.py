@@ -16,9 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_run import TEMPLATE_DIR, BenchmarkError, measure, render, synthetic_frame
-
-PACKAGE = "diabetes_blood_pressure"
+from local_run import ENGINE, TEMPLATE_DIR, BenchmarkError, measure, render, synthetic_frame
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def timings(project: Path, repeat: int, timeout: float) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(project / "src")}
-    command = [sys.executable, "-m", PACKAGE, "run", "--local", "--no-reuse"]
+    command = [sys.executable, "-m", ENGINE, "run", "--local", "--no-reuse"]
     measure(command, project, env, Path(sys.executable), timeout)  # creates the MLflow store: not counted
     modes = {"one after another": ["--max-parallel", "1"], f"side by side ({os.cpu_count()} cores)": []}
     seconds: dict[str, list[float]] = {mode: [] for mode in modes}

@@ -1,6 +1,6 @@
 """Time the rendered project's ``check`` command against its target: 3 seconds, azure-ai-ml's import included.
 
-Renders the template's default project into a temporary folder and runs ``python -m <package> check`` there once
+Renders the template's default project into a temporary folder and runs ``python -m aml_pipeline_kit check`` there once
 untimed (that run compiles the project's bytecode, as a user's first check does). Then, ``--repeat`` times, it
 runs the check and a bare import of azure-ai-ml one after the other, each a fresh subprocess, and prints the
 medians: the check's against the target, the import's as the floor of any check that loads the specs with
@@ -27,7 +27,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from local_run import TEMPLATE_DIR, BenchmarkError, load_average, load_project, measure, render, say
+from local_run import ENGINE, TEMPLATE_DIR, BenchmarkError, load_average, measure, render, say
 
 TARGET_SECONDS = 3.0
 IMPORT_ONLY = "import gc; gc.disable(); import azure.ai.ml; gc.freeze()"
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     imports: list[float] = []
     try:
         project = render(args.template, python, workdir)
-        check = [str(python), "-m", load_project(project).package, "check"]
+        check = [str(python), "-m", ENGINE, "check"]
         import_only = [str(python), "-c", IMPORT_ONLY]
         say(f"`python {' '.join(check[1:])}` in the default render, {project.name}")
         say(f"  python:   {python}, {os.cpu_count()} CPUs, {platform.platform()}")

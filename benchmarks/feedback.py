@@ -1,6 +1,7 @@
 """How long feedback takes, measured side by side in one run on this machine:
 
-1. the template's fast tier (``make test-fast``) and full suite (``make test``), as CI runs them;
+1. the fast tier (``make test-fast``) and the whole suite (``make test``), as CI runs them: each the engine's suite
+   then the template's, each suite's time as pytest reports it, and their sum against the targets;
 2. the default render's install into a fresh venv with a warm package cache: pip (``pip install -r
    requirements.lock``, then the project) against the render's own ``make install`` (uv). Each installer runs once
    untimed first, so that its cache holds everything;
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -34,6 +36,10 @@ from local_run import BenchmarkError, load_average, render, say, table, tail
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent
 PARTS = ("suites", "install", "local-run")
 FAST_TIER_TARGET, FULL_SUITE_TARGET, INSTALL_TARGET = 60.0, 180.0, 30.0
+# The suites `make test` and `make test-fast` run, in that order, and where each is.
+SUITES = {"engine": "aml-pipeline-kit/tests", "template": "tests"}
+# pytest's closing line, e.g. "===== 327 passed, 2 skipped in 152.06s (0:02:32) =====" ("=" left out with -q).
+PYTEST_REPORT = re.compile(r"^=*\s*(\d+ (?:passed|failed|errors?)\b.*?) in ([\d.]+)s\b.*$", re.MULTILINE)
 
 
 @dataclass
@@ -55,11 +61,26 @@ def timed(commands: list[list[str]], cwd: Path, log: Path) -> Timing:
     return Timing(wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
 
 
-def suite(target: str, scratch: Path) -> Timing:
+def suites(target: str, scratch: Path) -> tuple[Timing, dict[str, float]]:
+    """``make target``'s wall and CPU time, and each suite's seconds as its pytest run reports them."""
     log = scratch / f"{target}.log"
     timing = timed([["make", target]], TEMPLATE_DIR, log)
-    say(f"  make {target}: {timing.wall:.1f}s wall, {timing.cpu:.1f}s CPU — {tail(log.read_text(), 1).strip('= ')}")
-    return timing
+    reports = PYTEST_REPORT.findall(log.read_text())
+    if len(reports) != len(SUITES):
+        raise BenchmarkError(f"make {target}: expected {len(SUITES)} pytest reports, found {len(reports)} in {log}")
+    for name, (outcome, seconds) in zip(SUITES, reports, strict=True):
+        say(f"  make {target}, the {name} suite: {outcome} in {seconds}s")
+    say(f"  make {target}: {timing.wall:.1f}s wall, {timing.cpu:.1f}s CPU")
+    return timing, {name: float(seconds) for name, (_, seconds) in zip(SUITES, reports, strict=True)}
+
+
+def suite_rows(label: str, target: str, timing: Timing, each: dict[str, float], goal: float) -> list[list[str]]:
+    """A row per suite (its pytest run's seconds), then ``make target``'s, against ``goal``."""
+    pytest = "pytest -m 'not slow'" if target == "test-fast" else "pytest"
+    per_suite = [
+        [f"  the {name} suite", f"{pytest} {where}", seconds(each[name]), "", ""] for name, where in SUITES.items()
+    ]
+    return [*per_suite, [label, f"make {target}", *cells(timing), verdict(timing.wall, goal)]]
 
 
 def base_python() -> str:
@@ -126,10 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="feedback-benchmark-"))
     try:
         if "suites" not in skipped:
-            fast, full = suite("test-fast", scratch), suite("test", scratch)
+            (fast, fast_each), (full, full_each) = suites("test-fast", scratch), suites("test", scratch)
             rows += [
-                ["template fast tier", "make test-fast", *cells(fast), verdict(fast.wall, FAST_TIER_TARGET)],
-                ["template full suite", "make test", *cells(full), verdict(full.wall, FULL_SUITE_TARGET)],
+                *suite_rows("fast tier, both suites", "test-fast", fast, fast_each, FAST_TIER_TARGET),
+                *suite_rows("whole suite, both", "test", full, full_each, FULL_SUITE_TARGET),
             ]
         if "install" not in skipped:
             project = render(TEMPLATE_DIR, Path(sys.executable), scratch / "render")

@@ -61,6 +61,7 @@ DATA_FILE = Path("data") / "diabetes.csv"
 COLD_TARGET, EDIT_TARGET, SIZE_TARGET = 3.0, 2.0, 2.0  # local / plain, as issue 12 asks
 EDITED_SCRIPT = Path("components") / "train" / "train.py"
 PLAIN_SCRIPT_MODEL = "model=ridge"  # the render the plain script does the same work as: one ridge, no selection
+ENGINE = "aml_pipeline_kit"  # `python -m`: the engine's command line, run in the project's folder as `make run` runs it
 FAILURE_TAIL_LINES = 20
 MIB = 1024 * 1024
 
@@ -293,7 +294,6 @@ class Result:
 @dataclass
 class Project:
     path: Path
-    package: str
     target: str
     test_size: float
     seed: int
@@ -419,17 +419,13 @@ def digest(folder: Path) -> str:
 
 
 def load_project(path: Path) -> Project:
-    """The package and the pipeline parameters the plain script must use too, read from the project itself."""
-    packages = [init.parent.name for init in (path / "src").glob("*/__main__.py")]
-    if len(packages) != 1:
-        raise BenchmarkError(f"{path / 'src'}: expected one package with a __main__.py, found {packages}")
+    """The pipeline parameters the plain script must use too, read from the project itself."""
     config = yaml.safe_load((path / "config.yml").read_text())
     model = config["model"]
     if f"model={model['type']}" != PLAIN_SCRIPT_MODEL:
         raise BenchmarkError(f"{path}: the plain script mirrors the ridge model only, config.yml has {model['type']!r}")
     return Project(
         path=path,
-        package=packages[0],
         target=str(config["target_column"]),
         test_size=float(config["test_size"]),
         seed=int(config["random_seed"]),
@@ -482,7 +478,7 @@ def copy_project(rendered: Path, destination: Path) -> Path:
 
 
 def local_run(project: Project, scenario: Scenario, python: Path, env: dict[str, str], timeout: float) -> Measurement:
-    argv = [str(python), "-m", project.package, "run", "--local", *scenario.options]
+    argv = [str(python), "-m", ENGINE, "run", "--local", *scenario.options]
     measurement = measure(argv, project.path, env, python, timeout)
     completed = RUN_COMPLETED.search(measurement.output)
     if completed is None:
@@ -722,7 +718,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  rendered:  {rendered.name} in {time.perf_counter() - started:.1f}s (files digest {digest(rendered)})")
         script = workdir / "plain_pipeline.py"
         script.write_text(PLAIN_SCRIPT)
-        say(f"  local run: PYTHONPATH=src python -m {project.package} run --local [--no-reuse]")
+        say(f"  local run: python -m {ENGINE} run --local [--no-reuse], in the project (`make run`)")
         say(
             f"  plain:     python {script.name} --data {DATA_FILE} --target {project.target} "
             f"--test-size {project.test_size:g} --seed {project.seed} --alpha {project.alpha:g}"

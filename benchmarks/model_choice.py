@@ -23,11 +23,10 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-from local_run import TEMPLATE_DIR, render
+from local_run import ENGINE, TEMPLATE_DIR, render
 from sklearn.datasets import make_friedman1
 
 PYTHON = Path(sys.executable)
-PACKAGE = "diabetes_blood_pressure"  # the package of every render here: the project name stays the default
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def test_result(project: Path, *parameters: str) -> tuple[float, str]:
     """``run --local --no-reuse`` with these ``-p`` parameters: the test RMSE, and the model it trained."""
     env = {**os.environ, "PYTHONPATH": str(project / "src")}
-    command = [sys.executable, "-m", PACKAGE, "run", "--local", "--no-reuse", *parameters]
+    command = [sys.executable, "-m", ENGINE, "run", "--local", "--no-reuse", *parameters]
     done = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")

@@ -39,6 +39,7 @@ from pathlib import Path
 
 import pandas as pd
 from local_run import (
+    ENGINE,
     MIB,
     PLAIN_SCRIPT_MODEL,
     RUN_COMPLETED,
@@ -97,7 +98,7 @@ def score_seconds(output: str) -> float:
 def batch_row(project: Project, rows: int, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> list[str]:
     csv = workdir / f"rows-{rows}.csv"
     synthetic_rows(project, rows, args.seed).to_csv(csv, index=False)
-    argv = [str(args.python), "-m", project.package, "score", "--local", "--data", str(csv)]
+    argv = [str(args.python), "-m", ENGINE, "score", "--local", "--data", str(csv)]
     measurement = measure(argv, project.path, env, args.python, args.timeout)
     step = score_seconds(measurement.output)
     return [
@@ -161,7 +162,7 @@ def round_trips(port: int, bodies: list[bytes]) -> list[float]:
 def online_latency(project: Project, args: argparse.Namespace, env: dict[str, str], workdir: Path) -> list[str]:
     port = free_port()
     log = workdir / "server.log"
-    argv = [str(args.python), "-m", project.package, "serve", "--port", str(port)]
+    argv = [str(args.python), "-m", ENGINE, "serve", "--port", str(port)]
     with log.open("wb") as output:
         server = subprocess.Popen(
             argv, cwd=project.path, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
@@ -204,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         say(f"  python:   {args.python}, {os.cpu_count()} CPUs, {platform.platform()}")
         say(f"  load avg: {load_average()} at start (other work on this machine skews the figures)")
         project = load_project(render(args.template, args.python, workdir / "render", PLAIN_SCRIPT_MODEL))
-        train = [str(args.python), "-m", project.package, "run", "--local"]
+        train = [str(args.python), "-m", ENGINE, "run", "--local"]
         trained = measure(train, project.path, env, args.python, args.timeout)
         say(f"  trained:  `run --local` on the shipped CSV in {trained.seconds:.1f}s")
         for rows in args.sizes:

@@ -15,6 +15,7 @@ import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import yaml
 from cookiecutter.environment import StrictEnvironment
@@ -88,6 +89,24 @@ def write_sample_request(path: Path, header: list[str], sample: list[list[str]],
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({"input_data": rows}) + "\n")
     path.with_name("sample-request-mlflow.json").write_text(json.dumps({"dataframe_split": rows}) + "\n")
+
+
+ENGINE_PLACEHOLDER = '  "aml-pipeline-kit",  # version and source: written by the template\'s post-gen hook\n'
+SOURCES_TABLE = "[tool.uv.sources]\n"
+
+
+def write_engine_requirement(pyproject: Path, engine: dict[str, Any]) -> None:
+    """The engine's version as the project's requirement, and where ``make install`` takes it from as its
+    ``[tool.uv.sources]`` entry (none: PyPI's release of that version)."""
+    text = pyproject.read_text(encoding="utf-8")
+    source = engine["source"]
+    entry = (
+        "aml-pipeline-kit = { " + ", ".join(f"{key} = {json.dumps(value)}" for key, value in source.items()) + " }\n"
+        if source
+        else "# none: rendered from an archive, the engine comes from PyPI\n"
+    )
+    text = text.replace(ENGINE_PLACEHOLDER, f'  "aml-pipeline-kit=={engine["version"]}",\n')
+    pyproject.write_text(text.replace(SOURCES_TABLE, SOURCES_TABLE + entry), encoding="utf-8")
 
 
 def bring_in_data(source: Path, destination: Path) -> None:
@@ -168,6 +187,7 @@ def main() -> int:
         VALUES["target_column"],
         found["features"]["categorical"],
     )
+    write_engine_requirement(Path("pyproject.toml"), found["engine"])
     remove_unselected_ci(VALUES["ci"], Path(found["template"]))
     if found["dropped"]:
         print(f"\nLeft out of the features (config.yml lists them too):{left_out(found['dropped'], '  ')}")

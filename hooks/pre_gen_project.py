@@ -21,6 +21,7 @@ import math
 import operator
 import os
 import re
+import subprocess
 import sys
 import unicodedata
 from collections import Counter
@@ -98,6 +99,7 @@ SHIPPED_SAMPLE = Path("data/diabetes.csv")
 CHUNK_ROWS = 4096  # rows counted together: one match per column and chunk when its fields are plain numbers
 HANDOFF = Path(".render-data.json")  # in the project folder; post_gen_project reads and removes it
 REQUEST_ROWS = 2  # rows of the CSV handed on for docs/sample-request.json
+ENGINE_FOLDER = "aml-pipeline-kit"  # the engine's distribution, in the template's folder
 
 
 # --- the typed values ------------------------------------------------------------------------------------------
@@ -610,11 +612,59 @@ def analyse_data() -> dict[str, object]:
     }
 
 
+# --- where the render takes the engine from -------------------------------------------------------------------
+
+
+def engine_version(engine: Path) -> str:
+    """The version of the engine in the template being rendered: the version the render requires."""
+    text = (engine / "src" / "aml_pipeline_kit" / "__init__.py").read_text(encoding="utf-8")
+    found = re.search(r'^__version__ = "([^"]+)"$', text, re.MULTILINE)
+    if found is None:
+        raise DataError(f"{engine}: aml_pipeline_kit/__init__.py names no __version__")
+    return found[1]
+
+
+def git(repository: Path, *arguments: str) -> str:
+    command = ["git", "-C", str(repository), *arguments]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def engine_source(engine: Path, project: Path) -> dict[str, str] | None:
+    """Where the render's ``make install`` takes the engine from (its ``[tool.uv.sources]`` entry): the template's
+    repository at the commit rendered (cruft, or a git URL cookiecutter cloned), or the template's folder (a local
+    checkout, offline: relative to the project when the project lies inside that folder, as the committed example
+    does, else absolute); None from an archive, when the version comes from PyPI."""
+    from cookiecutter.config import BUILTIN_ABBREVIATIONS
+    from cookiecutter.repository import expand_abbreviations, is_repo_url, is_zip_file
+
+    template, commit = str(VALUES.get("_template", "")), VALUES.get("_commit")
+    if commit:
+        url = Path(template).resolve().as_uri() if Path(template).is_dir() else template
+        return {"git": url, "rev": str(commit), "subdirectory": engine.name}
+    where = expand_abbreviations(template, BUILTIN_ABBREVIATIONS)
+    if is_zip_file(where):
+        return None
+    if is_repo_url(where):  # cookiecutter cloned it: the clone's origin and commit
+        clone = engine.parent
+        return {
+            "git": git(clone, "remote", "get-url", "origin"),
+            "rev": git(clone, "rev-parse", "HEAD"),
+            "subdirectory": engine.name,
+        }
+    inside = project.is_relative_to(engine.parent)
+    return {"path": Path(os.path.relpath(engine, project) if inside else engine).as_posix()}
+
+
+def engine_requirement() -> dict[str, Any]:
+    engine = template_dir() / ENGINE_FOLDER
+    return {"version": engine_version(engine), "source": engine_source(engine, Path.cwd().resolve())}
+
+
 def main() -> int:
     found = value_problems()
     if not found:  # the data is read with the values: a bad __test_size or target is reported once, above
         try:
-            analysis = analyse_data()
+            analysis = {**analyse_data(), "engine": engine_requirement()}
         except DataError as error:
             found.append(str(error))
     for problem in found:

@@ -1,4 +1,5 @@
-"""A default render with a trained model, shared by the tests that run its Azure-side code against fakes."""
+"""A default render with a trained model, shared by the tests that use its model: its Azure-side steps against
+Azure ML simulated at the HTTP level, its online deployment in Azure ML's inference server, its CLI run again."""
 
 from __future__ import annotations
 
@@ -13,27 +14,12 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import bake
-
-# No test reaches the network: MLflow's usage telemetry is off, and any request for an address other than
-# the loopback fakes goes to a proxy on a closed loopback port, so it fails at once instead of leaving the machine.
-CLOSED_LOOPBACK_PROXY = "http://127.0.0.1:9"
-OFFLINE = {
-    "MLFLOW_DISABLE_TELEMETRY": "true",
-    "DO_NOT_TRACK": "true",
-    "HTTP_PROXY": CLOSED_LOOPBACK_PROXY,
-    "HTTPS_PROXY": CLOSED_LOOPBACK_PROXY,
-    "http_proxy": CLOSED_LOOPBACK_PROXY,
-    "https_proxy": CLOSED_LOOPBACK_PROXY,
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
+from conftest import OFFLINE, bake, kit
 
 
 @dataclass(frozen=True)
 class TrainedRender:
     root: Path
-    package: str
     model: Path
     report: Path
     run_output: str  # what the run printed
@@ -70,14 +56,9 @@ class TrainedRender:
 def train_default_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
     """The default render after one local run of its pipeline through its CLI: a trained MLflow model and its test
     metrics. conftest.py's ``trained_render`` makes it once per session (per xdist worker)."""
-    root = bake({}, tmp_path_factory.mktemp("azure-side"))
-    package = root.name.replace("-", "_")
-    env = {**os.environ, **OFFLINE, "PYTHONPATH": str(root / "src")}
-    for variable in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZUREML_WORKSPACE_NAME"):
-        env.pop(variable, None)
-    command = [sys.executable, "-m", package, "run", "--local"]
-    result = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True, timeout=600)
+    root = bake({}, tmp_path_factory.mktemp("trained"))
+    result = kit(root, "run", "--local")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     (run_summary,) = root.glob("runs/*/run.json")
     outputs = json.loads(run_summary.read_text())["outputs"]
-    return TrainedRender(root, package, Path(outputs["model"]), Path(outputs["report"]), result.stdout)
+    return TrainedRender(root, Path(outputs["model"]), Path(outputs["report"]), result.stdout)

@@ -6,8 +6,12 @@ scratch folder with cookiecutter's own API, as `cookiecutter <template>` would.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +40,42 @@ for variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 # `make test` points HOME and the XDG folders at build/test-env; a plain `pytest` would still let the renders' steps
 # keep matplotlib's font cache in ~/.cache/matplotlib. Here it lands where `make test` puts it.
 os.environ.setdefault("MPLCONFIGDIR", str(TEMPLATE_DIR / "build" / "test-env" / "cache" / "matplotlib"))
+
+# No test reaches the network: any request for an address other than the loopback fakes goes to a proxy on a closed
+# loopback port, so it fails at once instead of leaving the machine; no workspace is named, so no command of a render
+# looks for one; and a render's commands write no bytecode into it.
+CLOSED_LOOPBACK_PROXY = "http://127.0.0.1:9"
+OFFLINE = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "HTTP_PROXY": CLOSED_LOOPBACK_PROXY,
+    "HTTPS_PROXY": CLOSED_LOOPBACK_PROXY,
+    "http_proxy": CLOSED_LOOPBACK_PROXY,
+    "https_proxy": CLOSED_LOOPBACK_PROXY,
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+RENDER_ENV = {
+    **os.environ,
+    **OFFLINE,
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "AZURE_SUBSCRIPTION_ID": "",
+    "AZURE_RESOURCE_GROUP": "",
+    "AZUREML_WORKSPACE_NAME": "",
+}
+
+
+def run_in(project: Path, command: list[str], timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    """``command`` in a render's folder, with its package importable as its own venv would have it."""
+    env = {**RENDER_ENV, "PYTHONPATH": str(project / "src")}
+    return subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def kit(project: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The engine's command line in a render, as its Makefile runs it (`.venv/bin/aml-pipeline-kit ...`), with the
+    engine of this venv: the version the render's [tool.uv.sources] installs (tests/test_engine_install.py)."""
+    return run_in(project, [sys.executable, "-m", "aml_pipeline_kit", *args], timeout)
+
 
 # Every model, every compute tier and every CI choice, custom names, and workspace settings filled in.
 CONFIGURATIONS: dict[str, dict[str, str]] = {
@@ -117,50 +157,36 @@ def bake(context: dict[str, str], output_dir: Path, **options: Any) -> Path:
     return Path(project)
 
 
-# A render's own fast tests run for these; the other configurations differ in names and CI files, which the
-# static checks cover (tests/test_datasets.py runs every single model on data of its own, through the CLI).
-SUITE_CONFIGURATIONS = ("default", "ridge-only")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest tests first (pipelines, then renders' own suites), so that with xdist they start at once and the
-    quick ones fill in around them. First of all those that share the trained render: xdist's worksteal hands each
-    worker a contiguous half of this order and lets the other take work only from the end, so they stay together on
-    the first worker and the render is trained once."""
-    items.sort(
-        key=lambda item: (
-            item.get_closest_marker("slow") is None,
-            "trained_render" not in item.fixturenames,
-            "baked_with_suite" not in item.fixturenames,
-        )
-    )
+    """The longest tests first (pipelines, a render's own suite), so that with xdist they start at once and the quick
+    ones fill in around them. First of all those that share the trained render: xdist's worksteal hands each worker a
+    contiguous half of this order and lets the other take work only from the end, so they stay together on the first
+    worker and the render is trained once."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "trained_render" not in item.fixturenames))
 
 
-def named_bake(name: str, tmp_path_factory: pytest.TempPathFactory) -> Bake:
-    context = CONFIGURATIONS[name]
-    return Bake(name, context, rendered_values(context), bake(context, tmp_path_factory.mktemp(name)))
+@pytest.fixture(scope="session")
+def bakes(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Bake]:
+    """A configuration's bake by its name, made once per session (per xdist worker) and shared: the tests that take
+    one read it and leave it as rendered (a test that writes copies it, or bakes its own)."""
 
+    @functools.cache
+    def named_bake(name: str) -> Bake:
+        context = CONFIGURATIONS[name]
+        return Bake(name, context, rendered_values(context), bake(context, tmp_path_factory.mktemp(name)))
 
-@pytest.fixture(scope="module")
-def default_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The default configuration, baked once per test module that runs its machinery."""
-    return named_bake("default", tmp_path_factory).path
+    return named_bake
 
 
 @pytest.fixture(scope="session", params=list(CONFIGURATIONS))
-def baked(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
-    return named_bake(request.param, tmp_path_factory)
-
-
-@pytest.fixture(scope="session", params=SUITE_CONFIGURATIONS)
-def baked_with_suite(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Bake:
-    return named_bake(request.param, tmp_path_factory)
+def baked(request: pytest.FixtureRequest, bakes: Callable[[str], Bake]) -> Bake:
+    return bakes(request.param)
 
 
 @pytest.fixture(scope="session")
 def trained_render(tmp_path_factory: pytest.TempPathFactory) -> TrainedRender:
-    """The default render after one local run through its CLI, shared by the tests of its model, its CLI's error
-    paths and its Azure-side code: a test may add runs to it, or change a file for its own duration only."""
+    """The default render after one local run through its CLI, shared by the tests of its model: its register step
+    on Azure ML's side, its online deployment; a test may add runs to it, or change a file for its own duration only."""
     from azure_render import train_default_render  # it imports this module
 
     return train_default_render(tmp_path_factory)

@@ -1,5 +1,5 @@
 """The render's register step as Azure ML runs it: its command line, the real mlflow + azureml-mlflow +
-azure-storage-blob, against the workspace simulated at HTTP level (tests/azure_fake.py)."""
+azure-storage-blob, against the workspace simulated at HTTP level (aml_pipeline_kit.testing.azure_fake)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from azure_fake import Failure, FakeAzureML
+from aml_pipeline_kit.testing.azure_fake import Failure, FakeAzureML
 from azure_render import TrainedRender
 
 # Runs the default render's pipeline first: the full suite's, not `make test-fast`'s.
@@ -85,7 +85,7 @@ def test_a_registry_error_registers_nothing_and_fails_the_step_with_one_line(
     assert failure.body["message"] in line
 
 
-# How the registry answers the creation of a registered model whose name exists (tests/azure_fake.py says why both).
+# How the registry answers the creation of a registered model whose name exists (the fake says why both).
 EXISTING_NAME_ANSWERS = {
     "400 RESOURCE_ALREADY_EXISTS": (400, "RESOURCE_ALREADY_EXISTS"),
     "409 ALREADY_EXISTS": (409, "ALREADY_EXISTS"),

@@ -1,41 +1,47 @@
 """Each bake is a complete, valid project: exact files, parseable, lint-clean, loadable by azure-ai-ml, passing
-`check`; and (marked slow) its own test suite passes offline: the fast tier for the configurations in
-SUITE_CONFIGURATIONS, the end-to-end tier (local pipeline runs, scoring, serving) once, on the default render."""
+`check`, its README true to its code; and (marked slow) the default render's own test suite passes offline, its local
+runs, scoring and serving included. The other configurations differ from it in names, CI files and the model, which
+the checks here cover for each (tests/test_datasets.py runs each single model on data of its own)."""
 
 from __future__ import annotations
 
 import ast
 import json
-import os
 import re
-import subprocess
 import sys
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from azure_render import TrainedRender
-from conftest import TEMPLATE_DIR, Bake, bake
+from conftest import TEMPLATE_DIR, Bake, run_in
 
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
-OFFLINE_ENV = {
-    **os.environ,
-    "PYTHONDONTWRITEBYTECODE": "1",
-    "AZURE_SUBSCRIPTION_ID": "",
-    "AZURE_RESOURCE_GROUP": "",
-    "AZUREML_WORKSPACE_NAME": "",
-    "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow would post usage data and keep an id in ~/.config
-}
+RENDER_TESTS = (
+    "conftest",
+    "test_aml_graph",
+    "test_check",
+    "test_config",
+    "test_data_prep_cases",
+    "test_local_run",
+    "test_lock",
+    "test_makefile",
+    "test_monitoring",
+    "test_readme",
+    "test_regressors",
+    "test_scoring",
+    "test_serve",
+    "test_specs",
+    "test_steps",
+    "test_submit",
+    "test_tuning",
+)
 
 
 def files(root: Path) -> set[str]:
     return {path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()}
-
-
-def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**OFFLINE_ENV, "PYTHONPATH": str(cwd / "src")}
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_exact_file_set(baked: Bake) -> None:
@@ -86,82 +92,9 @@ def test_exact_file_set(baked: Bake) -> None:
         "docs/sample-request-mlflow.json",
         "online/conda.yml",
         "online/score.py",
-        *(
-            f"src/{package}/{module}.py"
-            for module in (
-                "__init__",
-                "__main__",
-                "azure_credentials",
-                "azure_ml",
-                "azure_monitoring",
-                "cli",
-                "local_runs",
-                "pipeline",
-                "settings",
-                "sweeps",
-                "tuning",
-            )
-        ),
-        *(
-            f"src/aml_pipeline_kit/{module}.py"
-            for module in (
-                "__init__",
-                "aml_graph",
-                *(
-                    f"check/{rule}"
-                    for rule in (
-                        "__init__",
-                        "aml_validation",
-                        "binding",
-                        "command",
-                        "environment",
-                        "report",
-                        "script",
-                        "values",
-                    )
-                ),
-                "config_files",
-                "data_refs",
-                "job_file",
-                "job_yaml",
-                "local_limits",
-                "local_runner",
-                "plan",
-                "plan_cache",
-                "records",
-                "reuse",
-                "shell",
-                "snapshot",
-                "step_host",
-                "step_imports",
-                "step_io",
-                "step_processes",
-                "sweep",
-                "tracking",
-            )
-        ),
-        *(
-            f"tests/{module}.py"
-            for module in (
-                "conftest",
-                "test_aml_graph",
-                "test_check",
-                "test_cli",
-                "test_data_prep_cases",
-                "test_local_run",
-                "test_lock",
-                "test_monitoring",
-                "test_readme",
-                "test_regressors",
-                "test_scoring",
-                "test_serve",
-                "test_settings",
-                "test_specs",
-                "test_steps",
-                "test_submit",
-                "test_tuning",
-            )
-        ),
+        *(f"docs/{page}.md" for page in ("azure-ml", "local-runs", "maintenance", "model")),
+        *(f"src/{package}/{module}.py" for module in ("__init__", "parameters", "pipeline")),
+        *(f"tests/{module}.py" for module in RENDER_TESTS),
     }
 
 
@@ -189,10 +122,14 @@ def test_every_file_parses(baked: Bake) -> None:
             assert yaml.safe_load(path.read_text()) is not None, path
         elif path.suffix == ".py":
             ast.parse(path.read_text(), filename=str(path))
-    project = tomllib.loads((baked.path / "pyproject.toml").read_text())["project"]
+    pyproject = tomllib.loads((baked.path / "pyproject.toml").read_text())
+    project = pyproject["project"]
     assert project["name"] == baked.path.name
     assert project["description"] == baked.value("description")
     assert project["authors"] == [{"name": baked.value("author_name")}]
+    # How the engine finds the project's pipelines, and where `make install` takes the engine from.
+    assert pyproject["tool"]["aml-pipeline-kit"] == {"pipelines": f"{baked.package}.pipeline"}
+    assert set(pyproject["tool"]["uv"]["sources"]) == {"aml-pipeline-kit"}
 
 
 def test_settings_carry_the_chosen_values(baked: Bake) -> None:
@@ -212,7 +149,7 @@ def test_settings_carry_the_chosen_values(baked: Bake) -> None:
 
 def test_ruff_passes(baked: Bake) -> None:
     for command in (["check", "--no-cache", "."], ["format", "--no-cache", "--check", "."]):
-        result = run([sys.executable, "-m", "ruff", *command], baked.path)
+        result = run_in(baked.path, [sys.executable, "-m", "ruff", *command])
         assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -226,34 +163,43 @@ def test_github_files_pass_zizmor_and_githubs_schemas(baked: Bake) -> None:
     workflows = sorted(str(path) for path in (github / "workflows").glob("*.yml"))
     assert workflows
     tools = Path(sys.executable).parent
-    zizmor = run([str(tools / "zizmor"), "--offline", "--persona=pedantic", "--no-progress", str(github)], baked.path)
+    zizmor = run_in(baked.path, [str(tools / "zizmor"), "--offline", "--persona=pedantic", "--no-progress", ".github"])
     assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
     assert "No findings to report" in zizmor.stdout
     dependabot = [str(github / "dependabot.yml")]
     for schema, paths in (("vendor.github-workflows", workflows), ("vendor.dependabot", dependabot)):
-        checked = run([str(tools / "check-jsonschema"), "--builtin-schema", schema, *paths], baked.path)
+        checked = run_in(baked.path, [str(tools / "check-jsonschema"), "--builtin-schema", schema, *paths])
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
-AZURE_ML_PROBE = """
-import io, json
+RENDER_PROBE = """
+import contextlib, dataclasses, io, json, sys
+import pytest
 from azure.ai.ml import load_compute, load_data, load_environment
 from aml_pipeline_kit.aml_graph import serialised
-from {package}.azure_monitoring import monitor_schedule
-from {package}.pipeline import azure_monitor_pipeline, azure_pipeline, load_components, local_pipeline
-from {package}.settings import Settings
+from aml_pipeline_kit.azure_ml import training_job
+from aml_pipeline_kit.azure_monitoring import monitor_schedule, monitoring_job
+from aml_pipeline_kit.local_runs import check_report, local_job
+from aml_pipeline_kit.project import Project
+from {package}.pipeline import load_components
 
-settings = Settings.load()
-local, azure, tuning = local_pipeline(settings), azure_pipeline(settings), azure_pipeline(settings, tune=True)
+view_file, runs_dir = sys.argv[1:]
+with contextlib.redirect_stdout(io.StringIO()) as report:
+    readme = int(pytest.main(["-q", "-p", "no:cacheprovider", "tests/test_readme.py"]))
+project = Project.load()
+# check keeps its verdict under the runs folder: a scratch one, so that the bake stays as rendered
+local_settings = {{**project.config["local"], "runs_dir": runs_dir}}
+check = check_report(dataclasses.replace(project, config={{**project.config, "local": local_settings}}))
+local, azure, tuning = local_job(project, "training"), training_job(project), training_job(project, tune=True)
 dumps = []
 for job in (local, azure, tuning):
     buffer = io.StringIO()
     job.dump(buffer)
     dumps.append(buffer.getvalue())
-components = load_components()
-monitoring = azure_monitor_pipeline(settings)
-schedule = monitor_schedule(settings, monitoring)
-print(json.dumps({{
+components = load_components(project, "data_prep", "train", "select", "evaluate", "register", "score", "monitor")
+monitoring = monitoring_job(project, project.setting("monitoring", "batch_path"))
+schedule = monitor_schedule(project, monitoring)
+view = {{
     "specs": {{
         "valid": [local._validate().passed, azure._validate().passed, tuning._validate().passed],
         "local": dumps[0],
@@ -270,22 +216,28 @@ print(json.dumps({{
         "schedule": schedule._to_rest_object().as_dict(),
         "schedule_name": schedule.name,
     }},
-}}))
+    "check": {{"findings": check.text() if check.findings else "", "summary": check.summary()}},
+    "readme_tests": {{"exit_code": readme, "report": report.getvalue()}},
+}}
+with open(view_file, "w") as out:
+    json.dump(view, out)
 """
 
 
 @pytest.fixture(scope="module")
-def azure_ml_view(baked: Bake) -> dict:
-    """What azure-ai-ml makes of the bake: every spec loaded, the pipelines and the monitoring job with its schedule
-    built, validated and serialised. One process per bake for the two tests below: azure-ai-ml takes seconds to
-    import."""
-    result = run([sys.executable, "-c", AZURE_ML_PROBE.format(package=baked.package)], baked.path)
-    assert result.returncode == 0, result.stderr
-    return json.loads(result.stdout)
+def render_view(baked: Bake, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """The bake as azure-ai-ml and the engine make it: every spec loaded, the pipelines and the monitoring job with
+    its schedule built, validated and serialised, `make check`'s report; and the render's README tests run. One
+    process per bake for the four tests below: azure-ai-ml takes seconds to import."""
+    scratch = tmp_path_factory.mktemp("view")
+    probe = [sys.executable, "-c", RENDER_PROBE.format(package=baked.package), str(scratch / "view.json")]
+    result = run_in(baked.path, [*probe, str(scratch / "runs")])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((scratch / "view.json").read_text())
 
 
-def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, azure_ml_view: dict) -> None:
-    loaded = azure_ml_view["specs"]
+def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, render_view: dict) -> None:
+    loaded = render_view["specs"]
     assert loaded["valid"] == [True, True, True]
     assert loaded["compute"]["name"] == baked.value("__compute_name")
     assert loaded["compute"]["tier"] == baked.value("__compute_tier")
@@ -332,9 +284,9 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, azure
     assert tuning["refit"]["inputs"]["selection"]["path"] == "${{parent.jobs.select.outputs.selection}}"
 
 
-def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked: Bake, azure_ml_view: dict) -> None:
+def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked: Bake, render_view: dict) -> None:
     """For every option combination: the monitoring job on Azure ML's inputs, and the body of its schedule."""
-    loaded = azure_ml_view["monitoring"]
+    loaded = render_view["monitoring"]
     assert loaded["valid"]
     inputs = loaded["job"]["inputs"]
     assert inputs["model"]["path"] == f"azureml:{baked.value('__registered_model_name')}@latest"
@@ -359,30 +311,21 @@ def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked:
 CLEAN_CHECK = re.compile(r"^check: \d+ components, \d+ bindings, \d+ scripts, \d+ packages — no findings$")
 
 
-def test_the_project_check_passes(baked: Bake) -> None:
-    result = run([sys.executable, "-m", baked.package, "check"], baked.path)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert CLEAN_CHECK.match(result.stdout.strip()), result.stdout
+def test_the_project_check_passes(render_view: dict) -> None:
+    check = render_view["check"]
+    assert check["findings"] == ""
+    assert CLEAN_CHECK.match(check["summary"]), check["summary"]
 
 
-def run_rendered_tests(project: Path, markers: str) -> None:
-    """The render's own tests selected by ``markers``, as its Makefile runs them: they must pass, and be some."""
-    result = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", markers], project)
+@pytest.mark.slow
+def test_the_rendered_tests_pass_offline(bakes: Callable[[str], Bake]) -> None:
+    """The default render's own tests, as its `make test` and `make test-e2e` run them (with this venv, which holds
+    its lock's versions), in one process: they must pass, and be some."""
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]
+    result = run_in(bakes("default").path, command)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert re.search(r"\d+ passed", result.stdout)
     assert "failed" not in result.stdout.splitlines()[-1]
-
-
-@pytest.mark.slow
-def test_the_default_rendered_end_to_end_tests_pass_offline(tmp_path: Path) -> None:
-    """Local runs, scoring and serving, once: the other renders run the same steps (tests/test_datasets.py runs
-    each single model on data of its own through the CLI)."""
-    run_rendered_tests(bake({}, tmp_path), "e2e")
-
-
-@pytest.mark.slow
-def test_the_rendered_fast_tests_pass_offline(baked_with_suite: Bake) -> None:
-    run_rendered_tests(baked_with_suite.path, "not e2e")
 
 
 def locked_pins(lock: Path) -> dict[tuple[str, str], str]:
@@ -407,29 +350,16 @@ def test_template_venv_pins_match_the_rendered_project(baked: Bake) -> None:
 
 
 @pytest.mark.slow
-def test_the_default_project_runs_locally_beats_the_baseline_then_reuses_its_steps(
-    trained_render: TrainedRender,
-) -> None:
-    """The first run is the shared trained render's (conftest.py), made by the same command."""
-    project = trained_render.root
-    command = [sys.executable, "-m", trained_render.package, "run", "--local"]
+def test_the_default_project_runs_locally_and_beats_the_baseline(trained_render: TrainedRender) -> None:
+    """The shared trained render's run (conftest.py): `make run`'s command, its metrics table, its model."""
     assert re.search(r"^RMSE\s+[\d.]+\s+[\d.]+$", trained_render.run_output, re.MULTILINE), trained_render.run_output
     metrics = trained_render.metrics
     assert metrics["rmse"] < metrics["baseline_rmse"]
     assert metrics["r2"] > 0.1 > metrics["baseline_r2"]
-    second = run(command, project)
-    assert second.returncode == 0, second.stdout + second.stderr
-    assert second.stdout.count("reused outputs of run") == 7  # auto's eight steps but register
-    fresh = run([*command, "--no-reuse"], project)
-    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
-    assert "reused" not in fresh.stdout
 
 
-def test_the_readme_agrees_with_the_code(baked: Bake) -> None:
-    """The render's own README checks (steps, modules, make targets, commands, run folders), in every configuration:
-    the README is rendered per option, the code it describes too."""
-    # Without the render's conftest.py: its imports (MLflow, the step host) cost seconds and serve the tests that run
-    # steps; the README's tests take none of its fixtures (asked for one, they would fail, not pass).
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--noconftest", "tests/test_readme.py"]
-    result = run(command, baked.path)
-    assert result.returncode == 0, result.stdout[-3000:]
+def test_the_readme_agrees_with_the_code(render_view: dict) -> None:
+    """The render's own README checks (steps, modules, files, make targets, commands, run folders), in every
+    configuration: the README and docs/ are rendered per option, the code they describe too."""
+    readme_tests = render_view["readme_tests"]
+    assert readme_tests["exit_code"] == 0, readme_tests["report"][-3000:]

@@ -1,8 +1,10 @@
-"""Real datasets of different shapes: each renders, its local pipeline run through the CLI passes `check` and
-beats the mean-predictor baseline, and its model scores every row of its CSV through the CLI.
+"""Real datasets of different shapes: each renders, its local pipeline run passes `check` and beats the
+mean-predictor baseline, and monitoring its model scores every row of its CSV, finds no drift there, and names the
+feature changed in new rows.
 
-A render's own tests run the same code whatever the data: test_bake.py runs them on the default render (and the
-fast ones on model=auto); what depends on the data (types, gaps, categories, width) is what runs here.
+A render's own tests run the same code whatever the data: test_bake.py runs them on the default render; what depends
+on the data (types, gaps, categories, width) and on the single model each of these trains is what runs here, with the
+engine's API as `make run` and `make monitor` use it (its command line is tested in its own suite).
 The data ship with the tests (tests/data/README.md says where from) or inside scikit-learn, so nothing is
 fetched or unpacked outside pytest's temporary folders.
 """
@@ -10,7 +12,6 @@ fetched or unpacked outside pytest's temporary folders.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,8 +19,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from aml_pipeline_kit.local_runner import StepFailed
+from aml_pipeline_kit.local_runs import monitor_locally, run_pipeline_locally, start_step_host
+from aml_pipeline_kit.project import Project
 from conftest import TEMPLATE_DIR, bake
-from test_bake import run
 
 DATA_DIR = TEMPLATE_DIR / "tests" / "data"
 
@@ -70,32 +73,37 @@ def dataset_project(request: pytest.FixtureRequest, tmp_path_factory: pytest.Tem
 def test_the_local_run_beats_the_baseline_its_model_scores_every_row_and_monitoring_flags_new_rows(
     dataset_project: Path,
 ) -> None:
-    package = next((dataset_project / "src").iterdir()).name
-    result = run([sys.executable, "-m", package, "run", "--local"], dataset_project)
-    assert result.returncode == 0, result.stdout + result.stderr
-    (report,) = dataset_project.glob("runs/*/evaluate/report/metrics.json")
-    metrics = json.loads(report.read_text())
-    assert metrics["r2"] > metrics["baseline_r2"]
-    assert metrics["rmse"] < metrics["baseline_rmse"]
+    project = Project.load(dataset_project)
+    host = start_step_host(project)  # one warm step host for the project's three runs
+    try:
+        trained = run_pipeline_locally(project, {}, check=True, host=host)
+        metrics = json.loads((trained.outputs["report"] / "metrics.json").read_text())
+        assert metrics["r2"] > metrics["baseline_r2"]
+        assert metrics["rmse"] < metrics["baseline_rmse"]
 
-    scored = run([sys.executable, "-m", package, "score", "--local"], dataset_project)
-    assert scored.returncode == 0, scored.stdout + scored.stderr
-    (predictions_file,) = dataset_project.glob("runs/*/score/predictions/predictions.csv")
-    predictions = pd.read_csv(predictions_file)
-    (data,) = (dataset_project / "data").glob("*.csv")
-    assert len(predictions) == len(pd.read_csv(data))
-    assert predictions.columns[-1].startswith("predicted_")
-    assert np.isfinite(predictions.iloc[:, -1]).all()
+        model, data = trained.outputs["model"], project.local_data_path
+        monitored = monitor_locally(project, model, data, host=host)  # its own CSV: no drift
+        assert "no threshold crossed" in (monitored.run_dir / "monitor" / "step.log").read_text()
+        assert_every_row_predicted(monitored.outputs["predictions"], data)
 
-    monitored = run([sys.executable, "-m", package, "monitor", "--local"], dataset_project)  # its own CSV: no drift
-    assert monitored.returncode == 0, monitored.stdout + monitored.stderr
-    assert "no threshold crossed" in monitored.stdout
-    changed, batch = changed_rows(dataset_project, data)
-    alarmed = run([sys.executable, "-m", package, "monitor", "--local", "--data", str(batch)], dataset_project)
-    assert alarmed.returncode == 1, alarmed.stdout + alarmed.stderr
-    (error,) = alarmed.stderr.splitlines()
-    assert error.startswith("error: step 'monitor' failed: monitoring thresholds crossed: "), error
+        changed, batch = changed_rows(dataset_project, data)  # without the target, as rows to score come
+        with pytest.raises(StepFailed) as alarmed:
+            monitor_locally(project, model, batch, host=host)
+    finally:
+        host.close()
+    assert alarmed.value.step == "monitor"
+    assert_every_row_predicted(alarmed.value.log.parent.parent / "score" / "predictions", batch)  # the step before
+    error = alarmed.value.last_line()
+    assert error.startswith("error: monitoring thresholds crossed: "), error
     assert f"unseen categories above 5% of the rows in {changed!r}" in error or f"drift in {changed!r} (" in error
+
+
+def assert_every_row_predicted(predictions: Path, rows: Path) -> None:
+    """The score step's predictions.csv holds a finite prediction for every row of the CSV ``rows``."""
+    predicted = pd.read_csv(predictions / "predictions.csv")
+    assert len(predicted) == len(pd.read_csv(rows))
+    assert predicted.columns[-1].startswith("predicted_")
+    assert np.isfinite(predicted.iloc[:, -1]).all()
 
 
 def changed_rows(project: Path, data: Path) -> tuple[str, Path]:

@@ -14,8 +14,9 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from conftest import TEMPLATE_DIR, bake, rendered_values
 
 TEMPLATE_PROJECT = "{{cookiecutter.project_slug}}"
 DEFAULTS = rendered_values({})
-DEFAULT_SLUG, DEFAULT_PACKAGE = DEFAULTS["project_slug"], DEFAULTS["__package_name"]
+DEFAULT_SLUG = DEFAULTS["project_slug"]
 EXAMPLE = TEMPLATE_DIR / "examples" / DEFAULT_SLUG
 CI_CHOICES = ("github", "azure-devops", "none")
 CI_FILES = {
@@ -39,6 +40,7 @@ RUNS_DIR_STEP = {
     "github": 'echo "runs-dir=$(make --silent runs-dir)" >> "$GITHUB_OUTPUT"',
     "azure-devops": 'echo "##vso[task.setvariable variable=runsDir]`make --silent runs-dir`"',
 }
+AZURE_ML_GUIDE = "docs/azure-ml.md"  # a render's guide to submitting, from CI too
 GITHUB_WORKFLOWS = sorted(name for name in CI_FILES["github"] if name.startswith(".github/workflows/"))
 PINNED_REV = re.compile(r"v\d+\.\d+\.\d+")
 # An action pinned to a full commit SHA, the release it is in a comment (what dependabot reads and updates).
@@ -57,8 +59,19 @@ def load_yaml(path: Path) -> Any:
 # --- the committed example -------------------------------------------------------------------------------------
 
 
-def test_the_committed_example_is_the_default_render(tmp_path: Path) -> None:
-    fresh = bake({}, tmp_path)
+@pytest.fixture
+def render_beside_examples() -> Iterator[Path]:
+    """A scratch folder at the depth of examples/ in the template's folder, as `make example` renders (.gitignore
+    ignores it): the engine's path a render writes, relative to the project, is the example's there. Removed after."""
+    scratch = Path(tempfile.mkdtemp(dir=TEMPLATE_DIR, prefix=".example."))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch)
+
+
+def test_the_committed_example_is_the_default_render(render_beside_examples: Path) -> None:
+    fresh = bake({}, render_beside_examples)
     assert fresh.name == EXAMPLE.name
     assert EXAMPLE.is_dir(), f"{EXAMPLE} is missing: run `make example`"
     expected, committed = files(fresh), files(EXAMPLE)
@@ -139,10 +152,10 @@ def test_each_ci_choice_renders_only_its_own_files(renders: dict[str, Path], ci:
     assert present == CI_FILES[ci]
     if ci != "github":
         assert not (renders[ci] / ".github").exists()
-    readme = (renders[ci] / "README.md").read_text(encoding="utf-8")
-    assert ("submit.yml" in readme) == (ci == "github")
-    assert ("AzureCLI@2" in readme) == (ci == "azure-devops")
-    assert ("without a CI configuration" in readme) == (ci == "none")
+    guide = (renders[ci] / AZURE_ML_GUIDE).read_text(encoding="utf-8")
+    assert ("submit.yml" in guide) == (ci == "github")
+    assert ("AzureCLI@2" in guide) == (ci == "azure-devops")
+    assert ("without a CI configuration" in guide) == (ci == "none")
 
 
 def test_github_workflows_survive_rendering_verbatim(renders: dict[str, Path]) -> None:
@@ -282,15 +295,15 @@ WORKSPACE_SCOPE = (
 )
 
 
-def least_privilege(readme: str) -> bool:
+def least_privilege(guide: str) -> bool:
     """The identity CI signs in as gets the two built-in roles `submit` needs, on the workspace alone, and no other
     role is granted anywhere."""
-    roles = [role.strip('"') for role in re.findall(r'--role ("[^"]+"|\S+)', readme)]
-    return roles == ["AzureML Data Scientist", "AzureML Compute Operator"] and readme.count(WORKSPACE_SCOPE) == 2
+    roles = [role.strip('"') for role in re.findall(r'--role ("[^"]+"|\S+)', guide)]
+    return roles == ["AzureML Data Scientist", "AzureML Compute Operator"] and guide.count(WORKSPACE_SCOPE) == 2
 
 
 # What holds a submission from CI in, one row each: (ci choice, rendered file, what must hold of it: the file
-# parsed as YAML, or its text for a README)
+# parsed as YAML, or its text for a page of documentation)
 SUBMISSION_GUARDS: dict[str, tuple[str, str, Callable[[Any], bool]]] = {
     "the GitHub submit job stops within two hours": (
         "github",
@@ -311,13 +324,13 @@ SUBMISSION_GUARDS: dict[str, tuple[str, str, Callable[[Any], bool]]] = {
     ),
     "the GitHub setup grants two workspace roles, not Contributor on the resource group": (
         "github",
-        "README.md",
+        AZURE_ML_GUIDE,
         least_privilege,
     ),
     "the Azure DevOps setup grants least privilege and branch control on the service connection": (
         "azure-devops",
-        "README.md",
-        lambda readme: least_privilege(readme) and "Branch control" in readme,
+        AZURE_ML_GUIDE,
+        lambda guide: least_privilege(guide) and "Branch control" in guide,
     ),
 }
 
@@ -348,7 +361,7 @@ def test_pre_commit_config_pins_its_hooks_and_runs_the_project_check(renders: di
     assert ruff["rev"] == f"v{ruff_pin}", "the pre-commit ruff and the pinned dev ruff differ"
 
     (check,) = repos["local"]["hooks"]
-    assert check["entry"].endswith(f"python -m {DEFAULT_PACKAGE} check")
+    assert check["entry"] == ".venv/bin/aml-pipeline-kit check"  # as `make check` runs it
     assert check["language"] == "system"
     assert check["pass_filenames"] is False
 
@@ -429,6 +442,7 @@ class Shell:
         return self.git("rev-parse", "HEAD", cwd=repo)
 
 
+@pytest.mark.slow  # seconds of git and cruft
 @pytest.mark.skipif(shutil.which("git") is None, reason="cruft needs git")
 def test_cruft_creates_checks_and_updates_a_project_from_a_local_template_repo(tmp_path: Path) -> None:
     if not (TEMPLATE_DIR / ".git").exists():

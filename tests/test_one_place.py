@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TEMPLATE_DIR, named_bake
-from machinery import cli, copy_project, latest_run
+from conftest import TEMPLATE_DIR, bake, kit
 
 REGRESSORS_FILE = Path("components/train/regressors.py")
 TRAIN_SPEC = Path("components/train/train.yml")
@@ -65,25 +64,22 @@ def add_elastic_net(project: Path) -> None:
 
 
 @pytest.mark.slow  # runs the pipeline
-def test_a_regressor_added_in_two_files_is_trained_and_selected_end_to_end(
-    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
-) -> None:
-    project = copy_project(named_bake("default", tmp_path_factory).path, tmp_path / "project")
+def test_a_regressor_added_in_two_files_is_trained_and_selected_end_to_end(tmp_path: Path) -> None:
+    project = bake({}, tmp_path)
     subprocess.run(["git", "init", "-q"], cwd=project, check=True)
     subprocess.run(["git", "add", "-A"], cwd=project, check=True)
     add_elastic_net(project)
     changed = subprocess.run(["git", "diff", "--name-only"], cwd=project, capture_output=True, text=True, check=True)
     assert changed.stdout.split() == [REGRESSORS_FILE.as_posix(), TRAIN_SPEC.as_posix()]
 
-    alone = cli(project, "run", "--local", "-p", "model_type=elastic_net", "-p", "l1_ratio=0.3")
-    assert alone.returncode == 0, alone.stderr
-    statuses = {entry["name"]: entry["status"] for entry in latest_run(project)["steps"]}
-    assert statuses["train"] == "completed"
-
-    side_by_side = cli(project, "run", "--local", "-p", "model_type=auto")  # every regressor, the new one too
+    # Every regressor side by side, the new one too, with its new hyperparameter set for the run.
+    side_by_side = kit(project, "run", "--local", "-p", "model_type=auto", "-p", "l1_ratio=0.3")
     assert side_by_side.returncode == 0, side_by_side.stderr
+    (run,) = [json.loads(path.read_text()) for path in project.glob("runs/2*/run.json")]
+    assert {entry["name"]: entry["status"] for entry in run["steps"]}["train_elastic_net"] == "completed"
     selection = json.loads(next(project.glob("runs/*/select/selection/selection.json")).read_text())
     assert set(selection["candidates"]) == {*declared_regressors(), "elastic_net"}
+    assert selection["candidates"]["elastic_net"]["hyperparameters"] == {"alpha": 1.0, "l1_ratio": 0.3}
 
 
 def test_at_most_ten_questions_and_the_readme_table_says_which_are_asked() -> None:

@@ -5,13 +5,16 @@ import math
 import re
 
 import yaml
+from conftest import COMPONENTS_DIR, PROJECT_ROOT
 
-from {{ cookiecutter.__package_name }}.settings import COMPONENTS_DIR, PROJECT_ROOT, Settings
+from aml_pipeline_kit.project import Project
+
+from {{ cookiecutter.__package_name }}.parameters import regressors
 {%- raw %}
 
-SETTINGS = Settings.load()
-REGRESSORS = SETTINGS.regressors.REGRESSORS
-HYPERPARAMETERS = SETTINGS.regressors.HYPERPARAMETERS
+DECLARED = regressors(Project.load(PROJECT_ROOT))
+REGRESSORS = DECLARED.REGRESSORS
+HYPERPARAMETERS = DECLARED.HYPERPARAMETERS
 TRAIN = yaml.safe_load((COMPONENTS_DIR / "train" / "train.yml").read_text())
 AML_TYPES = {int: "integer", float: "number"}
 

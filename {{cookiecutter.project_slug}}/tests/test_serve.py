@@ -1,4 +1,5 @@
-"""Serving the model: on this machine with MLflow's own scoring server, and online on Azure ML, offline."""
+"""Serving the project's model: on this machine with MLflow's own scoring server (`make serve`), answering the sample
+request of docs/; and the online endpoint's specs (aml/) that `make deploy` sends to Azure ML."""
 
 import contextlib
 import json
@@ -12,7 +13,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import mlflow.pyfunc
@@ -20,12 +20,11 @@ import pandas as pd
 import pytest
 from azure.ai.ml import load_online_deployment, load_online_endpoint
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
+from conftest import PROJECT_ROOT
 
+from aml_pipeline_kit.cli import SERVE_HOST, serve_command, serve_environment
 from aml_pipeline_kit.local_runner import RunResult
-
-from {{ cookiecutter.__package_name }}.azure_ml import deploy
-from {{ cookiecutter.__package_name }}.cli import SERVE_HOST, serve_command, serve_environment
-from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings, SettingsError
+from aml_pipeline_kit.project import Project
 
 STARTUP_SECONDS = 60
 # Loopback only: a proxy configured for this machine must not see the requests.
@@ -55,7 +54,7 @@ def wait_until_serving(url: str, server: subprocess.Popen, log: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def server(completed_run: tuple[Settings, RunResult], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server(completed_run: tuple[Project, RunResult], tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`make serve`'s command on a free port; the whole process group is stopped afterwards."""
     url = f"http://{SERVE_HOST}:{(port := free_port())}"
     log = tmp_path_factory.mktemp("serve") / "server.log"
@@ -89,12 +88,12 @@ def invoke(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
-def model_predictions(completed_run: tuple[Settings, RunResult], rows: pd.DataFrame) -> list[float]:
+def model_predictions(completed_run: tuple[Project, RunResult], rows: pd.DataFrame) -> list[float]:
     return list(mlflow.pyfunc.load_model(str(completed_run[1].outputs["model"])).predict(rows))
 
 
 def test_the_readme_sample_request_gets_the_models_predictions(
-    server: str, completed_run: tuple[Settings, RunResult]
+    server: str, completed_run: tuple[Project, RunResult]
 ) -> None:
     body = SAMPLE_REQUEST.read_bytes()
     split = json.loads(body)["dataframe_split"]
@@ -104,9 +103,9 @@ def test_the_readme_sample_request_gets_the_models_predictions(
     assert answer["predictions"] == pytest.approx(model_predictions(completed_run, rows), rel=SAME)
 
 
-def test_the_server_predicts_csv_rows_as_the_model_does(server: str, completed_run: tuple[Settings, RunResult]) -> None:
-    settings = completed_run[0]
-    rows = pd.read_csv(settings.local_data_path).drop(columns=[settings.setting("target_column")]).head(50)
+def test_the_server_predicts_csv_rows_as_the_model_does(server: str, completed_run: tuple[Project, RunResult]) -> None:
+    project = completed_run[0]
+    rows = pd.read_csv(project.local_data_path).drop(columns=[project.setting("target_column")]).head(50)
     body = '{"dataframe_split": ' + rows.to_json(orient="split", index=False) + "}"
     status, answer = invoke(server, body.encode())
     assert status == 200, answer
@@ -125,74 +124,20 @@ def test_a_malformed_request_gets_a_4xx_with_a_message_and_the_server_keeps_serv
     assert invoke(server, SAMPLE_REQUEST.read_bytes())[0] == 200
 
 
-def test_the_online_endpoint_specs_load_with_a_scoring_script_and_its_environment(settings: Settings) -> None:
-    endpoint = load_online_endpoint(settings.root / "aml" / "endpoint.yml")
-    deployment = load_online_deployment(settings.root / "aml" / "deployment.yml")
+def test_the_online_endpoint_specs_load_with_a_scoring_script_and_its_environment(project: Project) -> None:
+    endpoint = load_online_endpoint(project.root / "aml" / "endpoint.yml")
+    deployment = load_online_deployment(project.root / "aml" / "deployment.yml")
     assert isinstance(endpoint, ManagedOnlineEndpoint)
     assert isinstance(deployment, ManagedOnlineDeployment)
     assert endpoint.auth_mode == "key"
     assert ENDPOINT_NAME.match(endpoint.name)
     assert deployment.endpoint_name == endpoint.name
-    registered = settings.setting("azure", "registered_model_name")
+    registered = project.setting("azure", "registered_model_name")
     assert str(deployment.model).removeprefix("azureml:") == f"{registered}@latest"
     # Not no-code: Azure ML's generated environment and scoring script break with MLflow 3 models.
     assert deployment.code_configuration.scoring_script == "score.py"
-    assert (Path(deployment.base_path) / deployment.code_configuration.code).resolve() == settings.root / "online"
+    assert (Path(deployment.base_path) / deployment.code_configuration.code).resolve() == project.root / "online"
     assert deployment.environment.image.startswith("mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04")
     assert "azureml-inference-server-http" in json.dumps(deployment.environment.conda_file)
     assert deployment.instance_type
     assert deployment.instance_count >= 1
-
-
-class RecordingOnlineOperations:
-    """``MLClient.online_endpoints`` or ``online_deployments``: records each call, with the traffic it sets then."""
-
-    def __init__(self, calls: list[tuple[Any, dict[str, int]]]) -> None:
-        self.calls = calls
-
-    def begin_create_or_update(self, entity: Any) -> Any:
-        self.calls.append((entity, dict(getattr(entity, "traffic", None) or {})))
-        return SimpleNamespace(result=lambda: entity)
-
-
-def recording_client() -> tuple[SimpleNamespace, list[tuple[Any, dict[str, int]]]]:
-    calls: list[tuple[Any, dict[str, int]]] = []
-    operations = RecordingOnlineOperations(calls)
-    client = SimpleNamespace(
-        online_endpoints=operations, online_deployments=operations, resource_group_name="rg", workspace_name="ws"
-    )
-    return client, calls
-
-
-def test_deploy_creates_the_endpoint_deploys_the_model_then_sends_it_all_traffic(
-    settings: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(settings.root)
-    client, calls = recording_client()
-    deploy(settings, client)
-    (endpoint, first_traffic), (deployment, _), (routed, traffic) = calls
-    assert isinstance(endpoint, ManagedOnlineEndpoint)
-    assert first_traffic == {}  # no traffic before the deployment exists
-    assert isinstance(deployment, ManagedOnlineDeployment)
-    assert deployment.endpoint_name == endpoint.name
-    assert routed.name == endpoint.name
-    assert traffic == {deployment.name: 100}
-    # The line that works: the endpoint's name, the request in its input_data body, the workspace.
-    invoke = capsys.readouterr().out.splitlines()[-1].split()
-    assert invoke[:4] == ["az", "ml", "online-endpoint", "invoke"]
-    assert dict(zip(invoke[4::2], invoke[5::2], strict=True)) == {
-        "--name": endpoint.name,
-        "--request-file": "docs/sample-request.json",
-        "--resource-group": "rg",
-        "--workspace-name": "ws",
-    }
-    assert "input_data" in json.loads((settings.root / "docs" / "sample-request.json").read_text())
-
-
-def test_deploy_refuses_a_deployment_for_another_endpoint(project: Settings) -> None:
-    spec = project.root / "aml" / "deployment.yml"
-    spec.write_text(re.sub(r"(?m)^endpoint_name: .*$", "endpoint_name: some-other-endpoint", spec.read_text()))
-    client, calls = recording_client()
-    with pytest.raises(SettingsError, match="endpoint_name 'some-other-endpoint' must be the name of the endpoint"):
-        deploy(project, client)
-    assert calls == []

@@ -8,10 +8,17 @@ from pathlib import Path
 import yaml
 from azure.ai.ml import load_compute, load_data, load_environment
 from azure.ai.ml.entities import AmlCompute, CommandComponent, Data, Environment, PipelineJob
+from conftest import PROJECT_ROOT
 
-from {{ cookiecutter.__package_name }}.pipeline import azure_pipeline, load_components, local_pipeline
-from {{ cookiecutter.__package_name }}.settings import PROJECT_ROOT, Settings, encoded
+from aml_pipeline_kit.local_runs import local_job
+from aml_pipeline_kit.project import Project
+
+from {{ cookiecutter.__package_name }}.parameters import encoded
+from {{ cookiecutter.__package_name }}.pipeline import load_components
 {%- raw %}
+
+COMPONENTS = ("data_prep", "train", "select", "evaluate", "register", "score", "monitor")
+AZURE_ML_DOC = PROJECT_ROOT / "docs" / "azure-ml.md"  # its known-good versions
 
 SCHEMA_URL = re.compile(r"^\$schema: https://azuremlschemas\.azureedge\.net/latest/\w+\.schema\.json$", re.MULTILINE)
 
@@ -22,11 +29,11 @@ def dumped(job: PipelineJob) -> dict:
     return yaml.safe_load(buffer.getvalue())
 
 
-def test_aml_specs_load_with_official_schemas(settings: Settings) -> None:
+def test_aml_specs_load_with_official_schemas(project: Project) -> None:
     aml = PROJECT_ROOT / "aml"
     compute = load_compute(aml / "compute.yml")
     assert isinstance(compute, AmlCompute)
-    assert compute.name == settings.compute["name"]
+    assert compute.name == project.compute["name"]
     assert compute.min_instances <= compute.max_instances
     environment = load_environment(aml / "environment.yml")
     assert isinstance(environment, Environment)
@@ -34,21 +41,22 @@ def test_aml_specs_load_with_official_schemas(settings: Settings) -> None:
     data = load_data(aml / "data.yml")
     assert isinstance(data, Data)
     assert data.type == "uri_file"
-    assert settings.local_data_path.is_file()
+    assert project.local_data_path.is_file()
     for spec in [*aml.glob("*.yml"), *PROJECT_ROOT.glob("components/*/*.yml")]:
         if spec.name != "conda.yml":
             assert SCHEMA_URL.search(spec.read_text()), f"{spec} lacks an official $schema line"
 
 
-def test_components_load_and_reference_the_environment() -> None:
+def test_components_load_and_reference_the_environment(project: Project) -> None:
     environment = load_environment(PROJECT_ROOT / "aml" / "environment.yml")
-    components = load_components()
-    assert set(components) == {"data_prep", "train", "select", "evaluate", "register"}
+    components = load_components(project, *COMPONENTS)
+    assert {path.name for path in (PROJECT_ROOT / "components").iterdir() if path.is_dir()} == {*COMPONENTS, "common"}
     for name, component in components.items():
         assert isinstance(component, CommandComponent), name
         # azure-ai-ml drops the "azureml:" prefix of a reference given in Python, keeps it from YAML
         assert str(component.environment).removeprefix("azureml:") == f"{environment.name}@latest", name
-        assert component.is_deterministic == (name != "register"), name
+        # register's result depends on the registry, monitor's on the rows behind a path: never reused
+        assert component.is_deterministic == (name not in {"register", "monitor"}), name
     assert set(components["data_prep"].inputs) == {
         "input_data",
         "target_column",
@@ -64,20 +72,22 @@ def test_components_load_and_reference_the_environment() -> None:
     assert components["train"].outputs["model"].type == "mlflow_model"
 
 
-def test_placeholders_survive_rendering() -> None:
-    for name, component in load_components().items():
+def test_placeholders_survive_rendering(project: Project) -> None:
+    for name, component in load_components(project, *COMPONENTS).items():
         for input_name in component.inputs:
             assert "${{" + f"inputs.{input_name}" + "}}" in component.command, (name, input_name)
         for output_name in component.outputs:
             assert "${{" + f"outputs.{output_name}" + "}}" in component.command, (name, output_name)
-    assert "$[[--max-depth ${{inputs.max_depth}}]]" in load_components()["train"].command
+    assert "$[[--max-depth ${{inputs.max_depth}}]]" in load_components(project, "train")["train"].command
 
 
-def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings, single_model: dict[str, str]) -> None:
-    job = local_pipeline(settings, single_model)
+def test_the_training_graph_builds_validates_and_wires_the_steps(
+    project: Project, single_model: dict[str, str]
+) -> None:
+    job = local_job(project, "training", single_model)
     assert job._validate().passed
     document = dumped(job)
-    assert document["settings"]["default_compute"] == f"azureml:{settings.compute['name']}"
+    assert document["settings"]["default_compute"] == f"azureml:{project.compute['name']}"
     assert set(document["jobs"]) == {"data_prep", "train", "evaluate", "register"}
     jobs = document["jobs"]
     assert jobs["data_prep"]["inputs"]["input_data"]["path"] == "${{parent.inputs.input_data}}"
@@ -91,18 +101,8 @@ def test_local_pipeline_builds_validates_and_wires_the_steps(settings: Settings,
         "report": {"type": "uri_folder"},
         "decision": {"type": "uri_folder"},
     }
-    assert document["inputs"]["target_column"] == encoded(settings.setting("target_column"))
+    assert document["inputs"]["target_column"] == encoded(project.setting("target_column"))
     assert document["inputs"]["model_type"] == single_model["model_type"]
-
-
-def test_azure_pipeline_reads_the_registered_data_asset(settings: Settings) -> None:
-    job = azure_pipeline(settings, {"model_type": "random_forest", "n_estimators": 50})
-    assert job._validate().passed
-    document = dumped(job)
-    assert document["inputs"]["input_data"]["path"] == settings.data_asset_uri
-    assert document["inputs"]["model_type"] == "random_forest"
-    assert document["inputs"]["n_estimators"] == 50
-    assert document["experiment_name"] == settings.setting("azure", "experiment_name")
 
 
 def test_environment_pins_match_the_local_install() -> None:
@@ -120,12 +120,12 @@ DATED_IMAGE = re.compile(r"^mcr\.microsoft\.com/azureml/[\w.-]+:\d{8}\.v\d+$")  
 
 
 def test_azure_ml_runs_on_one_dated_build_of_microsofts_image() -> None:
-    """`latest` would change what runs on Azure ML without a change here; README's table names the build."""
+    """`latest` would change what runs on Azure ML without a change here; docs/azure-ml.md's table names the build."""
     steps = yaml.safe_load((PROJECT_ROOT / "aml" / "environment.yml").read_text())["image"]
     deployment = yaml.safe_load((PROJECT_ROOT / "aml" / "deployment.yml").read_text())["environment"]["image"]
     assert DATED_IMAGE.match(steps), steps
     assert deployment == steps
-    assert f"| `{steps}` |" in (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"| `{steps}` |" in AZURE_ML_DOC.read_text(encoding="utf-8")
 
 
 KNOWN_GOOD_ROW = re.compile(r"^\| `([A-Za-z0-9_.-]+)==([^`]+)` \|", re.MULTILINE)
@@ -137,10 +137,10 @@ def conda_pip_pins(path: Path) -> dict[str, str]:
     return dict(pin.split("==") for pin in pins)
 
 
-def test_the_readme_known_good_versions_are_the_pins_of_azure_and_of_pyproject() -> None:
-    """README's table names every pin of what runs on Azure ML (steps, deployment, model), and the same versions
-    as pyproject.toml wherever it pins the package (mlflow there is mlflow-skinny on Azure ML)."""
-    table = dict(KNOWN_GOOD_ROW.findall((PROJECT_ROOT / "README.md").read_text(encoding="utf-8")))
+def test_the_known_good_versions_are_the_pins_of_azure_and_of_pyproject() -> None:
+    """docs/azure-ml.md's table names every pin of what runs on Azure ML (steps, deployment, model), and the same
+    versions as pyproject.toml wherever it pins the package (mlflow there is mlflow-skinny on Azure ML)."""
+    table = dict(KNOWN_GOOD_ROW.findall(AZURE_ML_DOC.read_text(encoding="utf-8")))
     train = (PROJECT_ROOT / "components" / "train" / "training.py").read_text()
     declared = train.split("SERVING_REQUIREMENTS = ", 1)[1].split("\n", 1)[0]
     serving = dict(pin.split("==") for pin in re.findall(r'"([\w-]+==[\w.]+)"', declared))

@@ -13,8 +13,10 @@ import pytest
 from conftest import load_script
 from sklearn.linear_model import LinearRegression
 
+from aml_pipeline_kit.project import Project
+
+from {{ cookiecutter.__package_name }}.parameters import encoded
 from {{ cookiecutter.__package_name }}.pipeline import load_components
-from {{ cookiecutter.__package_name }}.settings import encoded
 
 prep = load_script("data_prep", "prep")
 train = load_script("train", "train")
@@ -24,11 +26,13 @@ evaluate = load_script("evaluate", "evaluate")
 
 
 @pytest.mark.parametrize(("component", "script"), [("data_prep", prep), ("train", train)], ids=["data_prep", "train"])
-def test_step_parsers_take_exactly_the_ranges_their_specs_declare(component: str, script: object) -> None:
+def test_step_parsers_take_exactly_the_ranges_their_specs_declare(
+    project: Project, component: str, script: object
+) -> None:
     """What Azure ML accepts for an input (its min and max, inclusive), the step's parser accepts, and no more."""
     parser = script.build_parser()
     checked = []
-    for name, declared in load_components()[component].inputs.items():
+    for name, declared in load_components(project, component)[component].inputs.items():
         if declared.type not in {"integer", "number"} or (declared.min is None and declared.max is None):
             continue
         convert = parser._option_string_actions["--" + name.replace("_", "-")].type
@@ -203,7 +207,7 @@ def test_evaluate_writes_only_finite_metrics(
     pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": targets}).to_parquet(prepped / "test.parquet")
     model = LinearRegression().fit(pd.DataFrame({"x": [0.0, 1.0]}), [0.0, 0.0])
     model.coef_ = np.array([slope])
-    mlflow.sklearn.save_model(model, tmp_path / "model")
+    mlflow.sklearn.save_model(model, tmp_path / "model", pip_requirements=[])  # none inferred: seconds per save
     argv = ["--model", str(tmp_path / "model"), "--prepped-data", str(prepped), "--report", str(tmp_path / "report")]
     assert evaluate.main(argv) == 1
     assert capsys.readouterr().err.splitlines() == [message]

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from conftest import load_script
 
-from diabetes_blood_pressure.settings import PROJECT_ROOT, Settings, encoded
+from aml_pipeline_kit.project import Project
+
+from diabetes_blood_pressure.parameters import encoded
 
 prep = load_script("data_prep", "prep")
 
@@ -228,10 +229,9 @@ def test_the_argument_parser_refuses_values_outside_the_spec(
     assert message in capsys.readouterr().err.splitlines()[-1]
 
 
-def test_config_yml_types_the_columns_as_pandas_reads_them(settings: Settings) -> None:
+def test_config_yml_types_the_columns_as_pandas_reads_them(project: Project) -> None:
     """One rule: the template typed the columns with csv_rules; data_prep reads them with pandas and csv_rules'
     missing-value markers. Every numeric feature pandas reads as numbers, every categorical one as anything else."""
-    config = yaml.safe_load((PROJECT_ROOT / "config.yml").read_text())
-    frame = prep.read_csv(settings.local_data_path)
-    assert [name for name in config["features"]["numeric"] if not prep.is_numeric(frame[name])] == []
-    assert [name for name in config["features"]["categorical"] if prep.is_numeric(frame[name])] == []
+    frame = prep.read_csv(project.local_data_path)
+    assert [name for name in project.setting("features", "numeric") if not prep.is_numeric(frame[name])] == []
+    assert [name for name in project.setting("features", "categorical") if prep.is_numeric(frame[name])] == []

@@ -1,19 +1,21 @@
 """requirements.lock, what `make install` installs: it pins every dependency of pyproject.toml at a version that
 pyproject.toml allows and everything those need in turn, this environment holds exactly those versions, and the
-steps' environment on Azure ML (aml/conda.yml) pins the same versions of the packages both have."""
+steps' environment on Azure ML (aml/conda.yml) pins the same versions of the packages both have. The engine,
+aml-pipeline-kit, comes from where pyproject.toml's [tool.uv.sources] says rather than from the lock: the version
+installed is the one pyproject.toml requires, and everything it needs is locked too."""
 
 import tomllib
 from collections.abc import Iterator
 from importlib import metadata
 
 import yaml
+from conftest import PROJECT_ROOT
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from diabetes_blood_pressure.settings import PROJECT_ROOT
-
 LOCK = PROJECT_ROOT / "requirements.lock"
 HINT = "edit pyproject.toml, then `make lock` and `make install`"
+ENGINE = "aml-pipeline-kit"
 
 
 def locked() -> dict[str, str]:
@@ -40,25 +42,32 @@ def applies(requirement: Requirement, extras: frozenset[str]) -> bool:
     return marker is None or any(marker.evaluate({"extra": extra}) for extra in extras | {""})
 
 
-def unmet(requirement: Requirement, pins: dict[str, str], needed_by: str) -> Iterator[str]:
-    name = canonicalize_name(requirement.name)
-    if name not in pins:
-        yield f"{needed_by} needs {requirement}, which the lock lacks"
-    elif not requirement.specifier.contains(pins[name], prereleases=True):
-        yield f"{needed_by} needs {requirement}, the lock has {name}=={pins[name]}"
-
-
-def test_the_lock_pins_every_dependency_at_a_version_pyproject_allows() -> None:
-    pins = locked()
-    problems = [line for requirement in project_requirements() for line in unmet(requirement, pins, "pyproject.toml")]
-    assert problems == [], f"{HINT}:\n" + "\n".join(problems)
-
-
 def installed_version(name: str) -> str | None:
     try:
         return metadata.version(name)
     except metadata.PackageNotFoundError:
         return None
+
+
+def installed_pins() -> dict[str, str]:
+    """What `make install` installs: the lock's pins, and the engine from its source (the version installed)."""
+    engine = installed_version(ENGINE)
+    return {**locked(), **({ENGINE: engine} if engine else {})}
+
+
+def unmet(requirement: Requirement, pins: dict[str, str], needed_by: str) -> Iterator[str]:
+    name = canonicalize_name(requirement.name)
+    engine = name == ENGINE
+    if name not in pins:
+        yield f"{needed_by} needs {requirement}, which {'is not installed' if engine else 'the lock lacks'}"
+    elif not requirement.specifier.contains(pins[name], prereleases=True):
+        yield f"{needed_by} needs {requirement}, {'the installed one is' if engine else 'the lock has'} {pins[name]}"
+
+
+def test_the_lock_pins_every_dependency_at_a_version_pyproject_allows() -> None:
+    pins = installed_pins()
+    problems = [line for requirement in project_requirements() for line in unmet(requirement, pins, "pyproject.toml")]
+    assert problems == [], f"{HINT}:\n" + "\n".join(problems)
 
 
 def test_this_environment_holds_exactly_the_locked_versions() -> None:
@@ -69,7 +78,7 @@ def test_this_environment_holds_exactly_the_locked_versions() -> None:
 
 def test_everything_the_locked_packages_need_is_locked_too() -> None:
     """Walks the requirements from pyproject.toml through each installed package's metadata, extras included."""
-    pins = locked()
+    pins = installed_pins()
     problems: list[str] = []
     seen: set[tuple[str, frozenset[str]]] = set()
     pending = [(requirement, "pyproject.toml") for requirement in project_requirements()]

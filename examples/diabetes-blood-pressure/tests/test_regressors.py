@@ -5,12 +5,15 @@ import math
 import re
 
 import yaml
+from conftest import COMPONENTS_DIR, PROJECT_ROOT
 
-from diabetes_blood_pressure.settings import COMPONENTS_DIR, PROJECT_ROOT, Settings
+from aml_pipeline_kit.project import Project
 
-SETTINGS = Settings.load()
-REGRESSORS = SETTINGS.regressors.REGRESSORS
-HYPERPARAMETERS = SETTINGS.regressors.HYPERPARAMETERS
+from diabetes_blood_pressure.parameters import regressors
+
+DECLARED = regressors(Project.load(PROJECT_ROOT))
+REGRESSORS = DECLARED.REGRESSORS
+HYPERPARAMETERS = DECLARED.HYPERPARAMETERS
 TRAIN = yaml.safe_load((COMPONENTS_DIR / "train" / "train.yml").read_text())
 AML_TYPES = {int: "integer", float: "number"}
 

@@ -1,11 +1,11 @@
-"""The pipeline graphs, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register; with
-``auto``, candidates -> select -> refit before evaluate), tuning (the same with a sweep node per candidate, which
-sweeps.py builds), batch scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
+"""The project's pipelines, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register; with
+``auto``, candidates -> select -> refit before evaluate), tuning (the same with a sweep node per candidate), batch
+scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
 
-Each graph is the single description of its pipeline. Azure ML runs it on a
-compute cluster (``submit``, ``score --azure``); the local runner runs the same
-nodes and command lines on this machine (``run --local``, ``score --local``, ``monitor --local``).
-Nothing here contacts Azure.
+Each graph is the single description of its pipeline. Azure ML runs it on a compute cluster (``make submit``); the
+engine, aml-pipeline-kit, runs the same nodes and command lines on this machine (``make run``). It finds them by
+``register_pipelines`` (pyproject.toml's ``[tool.aml-pipeline-kit]``) and hands each its inputs: a CSV and a model on
+this machine, or a data asset and a registered model on Azure ML. Nothing here contacts Azure.
 """
 
 import importlib.util
@@ -18,12 +18,38 @@ from typing import Any
 from azure.ai.ml import Input, dsl, load_component
 from azure.ai.ml.entities import CommandComponent, PipelineJob
 
-from .settings import AUTO, COMPONENTS_DIR, Settings, SettingsError, encoded
-from .sweeps import candidate_model, sweep_settings
-from .tuning import tuning_findings
+from aml_pipeline_kit.config_files import SettingsError
+from aml_pipeline_kit.project import Project
+from aml_pipeline_kit.sweeps import sweep_settings, swept
+
+from .parameters import AUTO, encoded, model_candidates, pipeline_inputs, regressors
 
 # azure-ai-ml warns on every load that its own schema classes are experimental: nothing a user can act on.
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
+
+MONITORING_THRESHOLDS = ("psi", "p_value", "missing_rate_increase", "unseen_rate", "rmse_ratio")
+
+
+def register_pipelines(project: Project) -> dict[str, Callable[..., PipelineJob] | str]:
+    """The pipelines the engine runs, by role (aml_pipeline_kit/project.py says what each is given)."""
+    tuning = tuning_pipeline if project.setting("validation_size") else NO_VALIDATION_ROWS
+    scoring, monitoring = scoring_pipeline, monitoring_pipeline
+    return {"training": training_pipeline, "tuning": tuning, "scoring": scoring, "monitoring": monitoring}
+
+
+NO_VALIDATION_ROWS = "tuning scores its trials on validation rows: set validation_size above 0 in config.yml"
+
+
+def load_components(project: Project, *names: str) -> dict[str, CommandComponent]:
+    """The named steps' components from components/<name>/: data_prep defined in Python with ``command()``, the
+    others by their YAML specs."""
+    folder = project.root / "components"
+    return {
+        name: load_python_component(folder / name / "component.py", name)
+        if name == "data_prep"
+        else load_component(folder / name / f"{name}.yml")
+        for name in names
+    }
 
 
 def load_python_component(path: Path, attribute: str) -> CommandComponent:
@@ -34,16 +60,6 @@ def load_python_component(path: Path, attribute: str) -> CommandComponent:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return getattr(module, attribute)
-
-
-def load_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandComponent]:
-    return {
-        "data_prep": load_python_component(components_dir / "data_prep" / "component.py", "data_prep"),
-        "train": load_component(components_dir / "train" / "train.yml"),
-        "evaluate": load_component(components_dir / "evaluate" / "evaluate.yml"),
-        "select": load_component(components_dir / "select" / "select.yml"),
-        "register": load_component(components_dir / "register" / "register.yml"),
-    }
 
 
 def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -62,15 +78,15 @@ def taking(inputs: dict[str, Any]) -> Callable[[Callable[..., Any]], Callable[..
 
 
 def project_pipeline(
-    settings: Settings, suffix: str, display_name: str, description: str
+    project: Project, suffix: str, display_name: str, description: str
 ) -> Callable[[Callable[..., Any]], Callable[..., PipelineJob]]:
     """``@dsl.pipeline`` as every graph of the project takes it: the project's experiment, a name (the experiment's
     with ``suffix``, a Python name, as the dsl wants it) and the project's compute cluster for its steps."""
-    experiment = settings.setting("azure", "experiment_name")
+    experiment = project.setting("azure", "experiment_name")
     return dsl.pipeline(
         name=experiment.replace("-", "_") + suffix,
         experiment_name=experiment,
-        default_compute=settings.compute["name"],
+        default_compute=project.compute["name"],
         display_name=display_name,
         description=description,
     )
@@ -88,50 +104,36 @@ def split_inputs() -> dict[str, Any]:
     }
 
 
-def rows(csv: str | Path) -> Input:
-    """A CSV as a graph's input: a file on this machine (made absolute: the steps run in their own folders), or a
-    reference Azure ML resolves (a data asset, a datastore path)."""
-    return Input(type="uri_file", path=str(csv.resolve()) if isinstance(csv, Path) else csv)
+def training_pipeline(project: Project, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
+    """The training pipeline on ``data``, with config.yml's parameters unless ``overrides`` sets them."""
+    return regression_pipeline(project, data, overrides, tune=False)
 
 
-def model_input(model: str | Path | None, settings: Settings) -> Input:
-    """The model a scoring or monitoring graph runs: a model folder on this machine (made absolute), a registered
-    model (``azureml:<name>@latest`` or ``:<version>``), by default the newest version of the one the training
-    pipeline registers."""
-    if isinstance(model, Path):
-        return Input(type="mlflow_model", path=str(model.resolve()))
-    return Input(type="mlflow_model", path=model or registered_model_uri(settings))
+def tuning_pipeline(project: Project, data: Input, overrides: dict[str, Any] | None = None) -> PipelineJob:
+    """The training pipeline with each candidate a sweep node over its search space (regressors.py), with
+    config.yml's tuning settings, its best trial the candidate."""
+    return regression_pipeline(project, data, overrides, tune=True)
 
 
-def registered_model_uri(settings: Settings) -> str:
-    """The newest version of the model the training pipeline registers, as Azure ML names it."""
-    return f"azureml:{settings.setting('azure', 'registered_model_name')}@latest"
-
-
-def build_pipeline(
-    settings: Settings, data: Input, overrides: dict[str, Any] | None = None, tune: bool = False
-) -> PipelineJob:
-    """The pipeline job on ``data``, with config.yml's parameters unless ``overrides`` sets them.
-
-    With ``model_type: auto`` the graph fans out: one train node per candidate (run in parallel by Azure ML and
+def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any] | None, tune: bool) -> PipelineJob:
+    """With ``model_type: auto`` the graph fans out: one train node per candidate (run in parallel by Azure ML and
     by the local runner), then a select node picks the winner on the validation split and a refit node trains it
     again on the whole train split; otherwise a single train node on the whole train split. ``tune`` makes each
-    candidate (with a single model type, that one) a sweep node over its search space (regressors.py), with
-    config.yml's tuning settings, its best trial the candidate. Evaluation and registration follow either way.
+    candidate (with a single model type, that one) a sweep node. Evaluation and registration follow either way.
     """
-    components = load_components(settings.root / "components")
-    parameters = settings.pipeline_inputs_with(overrides)
+    components = load_components(project, "data_prep", "train", "select", "evaluate", "register")
+    parameters = pipeline_inputs(project, overrides)
     model_type = parameters["model_type"]
-    candidates = settings.model_candidates() if model_type == AUTO else [model_type] if tune else []
+    candidates = model_candidates(project) if model_type == AUTO else [model_type] if tune else []
     if not candidates:
         parameters["validation_size"] = 0.0  # a single model needs no validation rows: train on them all
-    sweep = sweep_settings(settings) if tune else None
-    if sweep and not parameters["validation_size"]:
-        raise SettingsError(
-            f"{settings.root / 'config.yml'}: tuning scores its trials on validation rows: set validation_size above 0"
-        )
+    elif not parameters["validation_size"]:  # select would find none, after every candidate trained
+        scored = "tuning scores its trials" if tune else "model type auto picks the best candidate"
+        raise SettingsError(f"{project.config_file}: {scored} on validation rows: set validation_size above 0")
+    sweep = sweep_settings(project) if tune else None
 
-    hyperparameters = list(settings.regressors.HYPERPARAMETERS)  # each also an input of train.yml
+    declared = regressors(project)
+    hyperparameters = list(declared.HYPERPARAMETERS)  # each also an input of train.yml
     train_inputs = components["train"].inputs
     inputs = {
         "input_data": Input(type="uri_file"),
@@ -144,7 +146,7 @@ def build_pipeline(
     }
 
     @project_pipeline(
-        settings,
+        project,
         "_tune" if tune else "",
         "Tuning pipeline" if tune else "Regression pipeline",
         "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the whole "
@@ -153,7 +155,7 @@ def build_pipeline(
         else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
     )
     @taking(inputs)
-    def regression_pipeline(**inputs: Any) -> dict[str, Any]:
+    def regression(**inputs: Any) -> dict[str, Any]:
         data_prep = components["data_prep"](
             input_data=inputs["input_data"],
             validation_size=inputs["validation_size"],
@@ -163,10 +165,20 @@ def build_pipeline(
         training = {name: inputs[name] for name in [*hyperparameters, "random_seed"]}
         outputs: dict[str, Any] = {}
         if candidates:
-            trained = [
-                candidate_model(components["train"], candidate, prepped_data, training, sweep, settings.regressors)
-                for candidate in candidates
-            ]
+
+            def candidate_model(model_type: str) -> Any:
+                """A train node of ``model_type`` (``train_<type>``), or a sweep node of them (``tune_<type>``)."""
+
+                def train(**values: Any) -> Any:
+                    return components["train"](
+                        prepped_data=prepped_data, model_type=model_type, **{**training, **values}
+                    )
+
+                node = swept(train, declared.search_space(model_type), sweep) if sweep else train()
+                node.name = f"{'tune' if sweep else 'train'}_{model_type}"
+                return node.outputs.model
+
+            trained = [candidate_model(candidate) for candidate in candidates]
             # select's ports are generic: it names each candidate by the model type its model was trained as.
             select = components["select"](
                 prepped_data=prepped_data, **{f"candidate_{number}": model for number, model in enumerate(trained, 1)}
@@ -188,40 +200,26 @@ def build_pipeline(
         )
         return {"model": model, "report": evaluate.outputs.report, "decision": register.outputs.decision, **outputs}
 
-    return regression_pipeline(input_data=data, **parameters)
+    return regression(input_data=data, **parameters)
 
 
-def local_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
-    """The pipeline on the CSV behind the data asset, for the local runner; with ``tune``, the tuning pipeline."""
-    return build_pipeline(settings, rows(settings.local_data_path), overrides, tune)
-
-
-def azure_pipeline(settings: Settings, overrides: dict[str, Any] | None = None, tune: bool = False) -> PipelineJob:
-    """The pipeline on the registered data asset, for Azure ML; with ``tune``, the tuning pipeline."""
-    return build_pipeline(settings, rows(settings.data_asset_uri), overrides, tune)
-
-
-def load_score_component(components_dir: Path = COMPONENTS_DIR) -> CommandComponent:
-    return load_component(components_dir / "score" / "score.yml")
-
-
-def encoded_id_column(settings: Settings) -> str | None:
+def encoded_id_column(project: Project) -> str | None:
     """config.yml's scoring.id_column as the score step takes it: a column name, base64-encoded JSON, as data_prep's."""
-    id_column = settings.setting("scoring", "id_column")
+    id_column = project.setting("scoring", "id_column")
     return None if id_column is None else encoded(str(id_column))
 
 
-def score_pipeline(settings: Settings, model: Input, data: Input) -> PipelineJob:
+def scoring_pipeline(project: Project, model: Input, data: Input) -> PipelineJob:
     """The batch-scoring job: the MLflow model ``model`` predicts every row of the CSV ``data``."""
-    score_component = load_score_component(settings.root / "components")
+    score_component = load_components(project, "score")["score"]
 
     @project_pipeline(
-        settings,
+        project,
         "_score",
         "Batch scoring",
         "Check the rows against the model's features, predict each one, write predictions.csv.",
     )
-    def scoring_pipeline(
+    def scoring(
         model: Input(type="mlflow_model"),
         data: Input(type="uri_file"),
         id_column: Input(type="string", optional=True),
@@ -229,58 +227,30 @@ def score_pipeline(settings: Settings, model: Input, data: Input) -> PipelineJob
         score = score_component(model=model, data=data, id_column=id_column)
         return {"predictions": score.outputs.predictions}
 
-    return scoring_pipeline(model=model, data=data, id_column=encoded_id_column(settings))
+    return scoring(model=model, data=data, id_column=encoded_id_column(project))
 
 
-def local_score_pipeline(settings: Settings, model: Path, data: Path) -> PipelineJob:
-    """Scoring on this machine: the steps run in their component folders, so the paths are made absolute."""
-    return score_pipeline(settings, model_input(model, settings), rows(data))
-
-
-def azure_score_pipeline(settings: Settings, data: str, model: str | None = None) -> PipelineJob:
-    """Scoring on Azure ML: ``data`` is a data asset (``azureml:<name>:<version>``) or a local CSV that azure-ai-ml
-    uploads; ``model`` a registered model (``azureml:<name>@latest`` or ``:<version>``), by default the newest
-    version of the one the training pipeline registers."""
-    return score_pipeline(settings, model_input(model, settings), rows(data))
-
-
-# --- monitoring ----------------------------------------------------------------------------------------------------
-
-MONITORING_THRESHOLDS = ("psi", "p_value", "missing_rate_increase", "unseen_rate", "rmse_ratio")
-
-
-def monitoring_thresholds(settings: Settings) -> dict[str, float]:
+def monitoring_thresholds(project: Project) -> dict[str, float]:
     """config.yml's monitoring.thresholds, one pipeline input each."""
-    thresholds = settings.setting("monitoring", "thresholds")
+    thresholds = project.setting("monitoring", "thresholds")
     if not isinstance(thresholds, dict) or set(thresholds) != set(MONITORING_THRESHOLDS):
         found = ", ".join(thresholds) if isinstance(thresholds, dict) else repr(thresholds)
         raise SettingsError(
-            f"{settings.root / 'config.yml'}: monitoring.thresholds must set exactly {', '.join(MONITORING_THRESHOLDS)}"
+            f"{project.config_file}: monitoring.thresholds must set exactly {', '.join(MONITORING_THRESHOLDS)}"
             f" (found: {found})"
         )
     return thresholds
 
 
-def load_monitor_components(components_dir: Path = COMPONENTS_DIR) -> dict[str, CommandComponent]:
-    """What the monitoring graph runs: the training pipeline's data_prep and evaluate, score, and monitor."""
-    components = load_components(components_dir)
-    return {
-        "data_prep": components["data_prep"],
-        "evaluate": components["evaluate"],
-        "score": load_score_component(components_dir),
-        "monitor": load_component(components_dir / "monitor" / "monitor.yml"),
-    }
-
-
-def monitor_pipeline(settings: Settings, model: Input, training_data: Input, batch: Input) -> PipelineJob:
+def monitoring_pipeline(project: Project, model: Input, training_data: Input, batch: Input) -> PipelineJob:
     """The monitoring job: ``model`` on the CSV ``batch`` against the training data it came from.
 
     data_prep splits ``training_data`` as the training pipeline does (config.yml's target, features, test_size and
     seed), so the reference is the train split and evaluate gives the model's test metrics; score predicts the batch
     (and refuses rows the model cannot score); monitor compares, reports and fails past a threshold.
     """
-    components = load_monitor_components(settings.root / "components")
-    training = settings.pipeline_inputs_with(None)
+    components = load_components(project, "data_prep", "evaluate", "score", "monitor")
+    training = pipeline_inputs(project)
     inputs = {
         "model": Input(type="mlflow_model"),
         "training_data": Input(type="uri_file"),
@@ -291,13 +261,13 @@ def monitor_pipeline(settings: Settings, model: Input, training_data: Input, bat
     }
 
     @project_pipeline(
-        settings,
+        project,
         "_monitor",
         "Model monitoring",
         "Drift of the features and predictions, missing and unseen values, and quality of a new batch.",
     )
     @taking(inputs)
-    def monitoring_pipeline(**inputs: Any) -> dict[str, Any]:
+    def monitoring(**inputs: Any) -> dict[str, Any]:
         model, batch = inputs["model"], inputs["batch"]
         data_prep = components["data_prep"](
             input_data=inputs["training_data"],
@@ -316,42 +286,11 @@ def monitor_pipeline(settings: Settings, model: Input, training_data: Input, bat
         )
         return {"report": monitor.outputs.report, "predictions": score.outputs.predictions}
 
-    return monitoring_pipeline(
+    return monitoring(
         model=model,
         training_data=training_data,
         batch=batch,
         **{name: training[name] for name in split_inputs()},
-        id_column=encoded_id_column(settings),
-        **monitoring_thresholds(settings),
+        id_column=encoded_id_column(project),
+        **monitoring_thresholds(project),
     )
-
-
-def local_monitor_pipeline(settings: Settings, model: Path, batch: Path) -> PipelineJob:
-    """Monitoring on this machine, against the project's CSV; the paths are made absolute for the steps."""
-    return monitor_pipeline(settings, model_input(model, settings), rows(settings.local_data_path), rows(batch))
-
-
-def azure_monitor_pipeline(settings: Settings, batch: str | None = None, model: str | None = None) -> PipelineJob:
-    """Monitoring on Azure ML, against the registered data asset: ``batch`` (default: config.yml's
-    monitoring.batch_path) is a datastore path, a data asset or a local CSV that azure-ai-ml uploads; ``model``
-    a registered model, by default the newest version of the one the training pipeline registers."""
-    batch = batch or settings.setting("monitoring", "batch_path")
-    job = monitor_pipeline(settings, model_input(model, settings), rows(settings.data_asset_uri), rows(batch))
-    # A datastore path keeps its name while new rows replace its content, and a schedule resolves the model when it
-    # is created: Azure ML must run every step anew rather than reuse an earlier run's outputs.
-    job.settings.force_rerun = True
-    return job
-
-
-def checked_graphs(settings: Settings) -> dict[str, PipelineJob]:
-    """Every graph ``check`` verifies, as the local runner builds them: training, tuning (its sweep nodes), and
-    monitoring (which holds the scoring step too). No model is needed to check the wiring: any folder that exists
-    stands in for one. Without validation rows (validation_size 0) there is no tuning graph: `tune` says so itself,
-    and a project that never tunes still runs; nor with tuning settings tuning cannot use: check names them."""
-    tunable = settings.setting("validation_size") and not tuning_findings(settings)
-    tuning = {"tuning": local_pipeline(settings, tune=True)} if tunable else {}
-    return {
-        "training": local_pipeline(settings),
-        **tuning,
-        "monitoring": local_monitor_pipeline(settings, settings.root / "components", settings.local_data_path),
-    }
