@@ -522,47 +522,50 @@ def read_settings(project: Path) -> Settings:
     return Settings(values, project / DATA_FILE)
 
 
-def json_line(measurement: Measurement) -> dict:
-    """The JSON a peer's command prints last."""
-    return json.loads(measurement.output.strip().splitlines()[-1])
-
-
 def run_untimed(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
     done = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if done.returncode:
         raise BenchmarkError(f"set-up failed: {' '.join(argv)} (cwd {cwd})\n{tail(done.stdout + done.stderr)}")
 
 
-def hand_written_script(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
-    """The yardstick: one script, in the interpreter that runs the render."""
-    data = folder / DATA_FILE
-    data.parent.mkdir(parents=True)
-    shutil.copy(settings.data, data)
+def printed_outcome(measurement: Measurement) -> Outcome:
+    """The outcome a generated script prints as JSON, last."""
+    printed = json.loads(measurement.output.strip().splitlines()[-1])
+    return Outcome(printed["ran"], printed["metrics"])
+
+
+def copy_data(settings: Settings, destination: Path) -> Path:
+    destination.parent.mkdir(parents=True)
+    shutil.copy(settings.data, destination)
+    return destination
+
+
+def write_script(folder: Path, settings: Settings) -> Path:
+    """The hand-written script's files in ``folder``; returns the CSV it reads."""
+    data = copy_data(settings, folder / DATA_FILE)
     settings.write(folder, data)
     (folder / "pipeline.py").write_text(HAND_WRITTEN_SCRIPT)
+    return data
 
-    def outcome(measurement: Measurement) -> Outcome:
-        printed = json_line(measurement)
-        return Outcome(printed["ran"], printed["metrics"])
 
+def hand_written_script(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
+    """The yardstick: one script, in the interpreter that runs the render."""
+    data = write_script(folder, settings)
     argv = [str(python), "pipeline.py"]
-    return [Case("script", "every step", argv, folder, env, outcome, data, everyday=True)]
+    return [Case("script", "every step", argv, folder, env, printed_outcome, data, everyday=True)]
 
 
-def kedro_project(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
-    """A Kedro project run by ``kedro run``; kedro-mlflow tracks it. Kedro keeps nothing between runs: every node
-    runs every time."""
-    data = folder / "data" / "01_raw" / DATA_FILE.name
-    data.parent.mkdir(parents=True)
-    shutil.copy(settings.data, data)
+def write_kedro_project(folder: Path, settings: Settings, python: Path, kedro_version: str) -> Path:
+    """The Kedro project's files in ``folder`` (``python`` fits the model once for what the catalog states of it);
+    returns the CSV it reads."""
+    data = copy_data(settings, folder / "data" / "01_raw" / DATA_FILE.name)
     package = folder / "src" / "peer_kedro"
     package.mkdir(parents=True)
     settings.write(package.parent, data)  # regression_steps.py beside the package: Kedro puts src/ on the path
     (package / "__init__.py").write_text("")
     (package / "settings.py").write_text("")
     (package / "pipeline_registry.py").write_text(KEDRO_PIPELINE_REGISTRY)
-    version = installed_versions(python)["kedro"]
-    (folder / "pyproject.toml").write_text(KEDRO_PYPROJECT.format(kedro_version=version))
+    (folder / "pyproject.toml").write_text(KEDRO_PYPROJECT.format(kedro_version=kedro_version))
     for environment in ("base", "local"):
         (folder / "conf" / environment).mkdir(parents=True)
     requirements, trusted = model_details(python, package.parent)
@@ -573,6 +576,13 @@ def kedro_project(folder: Path, settings: Settings, python: Path, env: dict[str,
     (folder / "conf" / "base" / "parameters.yml").write_text(
         yaml.safe_dump({name: settings.values[name] for name in settings.values["pipeline_inputs"]})
     )
+    return data
+
+
+def kedro_project(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
+    """A Kedro project run by ``kedro run``; kedro-mlflow tracks it. Kedro keeps nothing between runs: every node
+    runs every time."""
+    data = write_kedro_project(folder, settings, python, installed_versions(python)["kedro"])
     store = folder / "mlruns.db"
 
     def outcome(measurement: Measurement) -> Outcome:
@@ -609,13 +619,17 @@ def latest_metrics(store: Path, experiment: str) -> dict[str, float]:
     return dict(runs[0].data.metrics) if runs else {}
 
 
-def zenml_project(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
-    """A ZenML pipeline on its default local stack with an MLflow experiment tracker, its config in ``folder``."""
-    data = folder / DATA_FILE
-    data.parent.mkdir(parents=True)
-    shutil.copy(settings.data, data)
+def write_zenml_project(folder: Path, settings: Settings) -> Path:
+    """The ZenML pipeline's files in ``folder``; returns the CSV it reads."""
+    data = copy_data(settings, folder / DATA_FILE)
     settings.write(folder, data)
     (folder / "run.py").write_text(ZENML_PIPELINE)
+    return data
+
+
+def zenml_project(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
+    """A ZenML pipeline on its default local stack with an MLflow experiment tracker, its config in ``folder``."""
+    data = write_zenml_project(folder, settings)
     env = {**env, "ZENML_CONFIG_PATH": str(folder / ".zenconfig")}
     zenml = str(python.parent / "zenml")
     tracker = ["experiment-tracker", "register", "mlflow_tracker", "--flavor=mlflow"]
@@ -625,16 +639,10 @@ def zenml_project(folder: Path, settings: Settings, python: Path, env: dict[str,
         [zenml, "stack", "register", "peers", "-o", "default", "-a", "default", "-e", "mlflow_tracker", "--set"],
     ):
         run_untimed(argv, folder, env)
-
-    def outcome(measurement: Measurement) -> Outcome:
-        printed = json_line(measurement)
-        return Outcome(printed["ran"], printed["metrics"])
-
+    run, cached = [str(python), "run.py", "--no-cache"], "nothing changed (its cache)"
     return [
-        Case("ZenML", "every step", [str(python), "run.py", "--no-cache"], folder, env, outcome, data),
-        Case(
-            "ZenML", "nothing changed (its cache)", [str(python), "run.py"], folder, env, outcome, data, everyday=True
-        ),
+        Case("ZenML", "every step", run, folder, env, printed_outcome, data),
+        Case("ZenML", cached, run[:-1], folder, env, printed_outcome, data, everyday=True),
     ]
 
 
