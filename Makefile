@@ -121,11 +121,12 @@ $(PEER_VENVS)/%/.installed: benchmarks/peers-%.txt | $(UV)
 	touch $@
 
 # The render's run --local (every step, nothing changed, one step's script edited) beside a hand-written script with
-# MLflow, Kedro + kedro-mlflow and ZenML (left out, in one line, if it does not install), interleaved; ROUNDS=5.
+# MLflow, Kedro + kedro-mlflow and ZenML (left out, in one line, if it does not install), interleaved; ROUNDS=5;
+# SUMMARY_JSON=file also writes the figures there.
 benchmark-peers: $(INSTALLED) $(PEER_VENVS)/kedro/.installed
 	$(MAKE) --no-print-directory $(PEER_VENVS)/zenml/.installed || echo "ZenML did not install: its rows are left out"
 	$(PYTHON) benchmarks/peers.py --kedro $(PEER_VENVS)/kedro/bin/python --zenml $(PEER_VENVS)/zenml/bin/python \
-	  $(if $(ROUNDS),--rounds $(ROUNDS))
+	  $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(SUMMARY_JSON),--summary-json $(SUMMARY_JSON))
 
 clean:
 	rm -rf $(VENV) build

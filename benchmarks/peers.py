@@ -35,11 +35,10 @@ CSV is read by a path that did not change, so it serves the earlier metrics.
 
 Usage (a stable interface: other work measures the engine with it)::
 
-    make benchmark-peers                      # makes the venvs, then runs this with them, --rounds 5
-    make benchmark-peers ROUNDS=1             # a quick look
-    .venv/bin/python benchmarks/peers.py --rounds 3                  # the script and the render alone, no venvs
-    .venv/bin/python benchmarks/peers.py --kedro build/venvs/kedro/bin/python --zenml build/venvs/zenml/bin/python \
-        --summary-json build/peers.json
+    make benchmark-peers                                          # makes the venvs, then runs this: --rounds 5
+    make benchmark-peers ROUNDS=1 SUMMARY_JSON=build/peers.json   # a quick look; the figures in a file too
+    .venv/bin/python benchmarks/peers.py --rounds 3               # the script and the render alone, no venvs
+    .venv/bin/python benchmarks/peers.py --kedro build/venvs/kedro/bin/python --zenml build/venvs/zenml/bin/python
 
 A peer without ``--kedro`` / ``--zenml`` (or whose venv did not install) is left out with a line saying so.
 ``--summary-json`` writes what the tables print, one object per row: {"versions": {system: {package: version}},
