@@ -30,8 +30,8 @@ test RMSE (equal for every system on the same data: the work is the same).
 Then the data changes (the CSV cut to its first ``--cut-rows`` rows) and each system runs once more as a user
 would, with whatever it keeps from earlier runs: printed are the steps that ran, the test RMSE before and after,
 and whether it equals the hand-written script's on the cut data. The render's reuse is keyed on the content its
-steps read, so data_prep and what follows run again; ZenML's cache key is the step's code and parameters, and the
-CSV is read by a path that did not change, so it serves the earlier metrics.
+steps read; ZenML's cache key is a step's code and inputs, and the CSV is read by a path that did not change: the
+table shows what each system then serves.
 
 Usage (a stable interface: other work measures the engine with it)::
 
@@ -70,6 +70,7 @@ from pathlib import Path
 import yaml
 from local_run import (
     DATA_FILE,
+    RUN_COMPLETED,
     TEMPLATE_DIR,
     BenchmarkError,
     Measurement,
@@ -652,7 +653,7 @@ def render_project(folder: Path, settings: Settings, python: Path, env: dict[str
     command = [str(python.parent / "aml-pipeline-kit"), "run", "--local"]
 
     def outcome(measurement: Measurement) -> Outcome:
-        completed = re.search(r"^run (\S+) completed: (.+)$", measurement.output, re.MULTILINE)
+        completed = RUN_COMPLETED.search(measurement.output)
         if completed is None:
             raise BenchmarkError(f"the render's run printed no 'run ... completed' line:\n{tail(measurement.output)}")
         summary = json.loads((Path(completed[2].strip()) / "run.json").read_text())
