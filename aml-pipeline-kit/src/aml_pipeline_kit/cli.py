@@ -36,7 +36,16 @@ from .azure_monitoring import monitor_azure
 from .check import CheckFailed
 from .config_files import SettingsError
 from .local_runner import Interrupted
-from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
+from .local_runs import (
+    UsageError,
+    file_system_error,
+    job_file,
+    latest_local_model,
+    monitor_local,
+    run_local,
+    score_local,
+    show_check,
+)
 from .plan import BINDING, PlanError, file_name_problem
 from .project import Project, model_name_problem
 from .step_host import StepHostError
@@ -293,14 +302,6 @@ def log_unforeseen(error: BaseException) -> Path:
         except OSError:
             continue
     return Path(os.devnull)
-
-
-def file_system_error(error: OSError) -> str:
-    """What the file system refused, in one line: the file or files, and why."""
-    if error.strerror and error.filename:
-        files = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
-        return f"{files}: {error.strerror}"
-    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
