@@ -154,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help="run at most N steps at once (default: one per CPU core)",
         )
+    run.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --local: run again each time a file the pipeline reads is saved, on a step host kept warm; "
+        "Ctrl-C ends it",
+    )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = add_model_command(
         commands,
@@ -242,6 +248,8 @@ def serve(project: Project, model: Path | None, port: int) -> NoReturn:
 def dispatch(args: argparse.Namespace) -> int:
     overrides = dict(getattr(args, "param", []))
     if getattr(args, "job", None):
+        if getattr(args, "watch", False):
+            raise UsageError("--watch watches a project's files: run it in a project, without --job")
         return job_file(args, overrides)
     if getattr(args, "substitutes", None):
         raise UsageError("--data REFERENCE=PATH is for --job; a project maps data in local.data_substitutes")
@@ -251,6 +259,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "tune":
         tuning_settings(project)  # a value tuning cannot use, in one line rather than in check's report
         refuse_unwritable_model_section(project)  # where the sweep's result goes: said before it runs, not after
+    if getattr(args, "watch", False):
+        if not args.local:
+            raise UsageError("--watch runs the pipeline on this machine: use it with --local")
+        from .watch import watch_local
+
+        return watch_local(project.root, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel)
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"
         return run_local(project, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)
