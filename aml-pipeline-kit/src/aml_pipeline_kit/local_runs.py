@@ -20,7 +20,7 @@ from .check import CheckFailed, Definitions, Finding, Report, check_project
 from .check.report import key_pattern, line_of
 from .config_files import read_yaml
 from .data_refs import reference_key
-from .local_runner import LocalRunner, hosting
+from .local_runner import LocalRunner, hosting, raising_swallowed_interruptions
 from .plan import Step, plan_from_data
 from .plan_cache import VERDICT, PlanCache, model_plan, training_plan
 from .project import (
@@ -163,9 +163,11 @@ def run_locally(
         to_run = runner.steps_to_run(plan) if plan else None
         if runner.host is None and (plan is None or to_run):  # it warms up while check and the build run
             runner.host = start_step_host(project, to_run)
-        if check:
-            passed_check(project, cache)
-        return runner.run(plan or cache.plan(kind, build))
+        with raising_swallowed_interruptions():
+            if check:
+                passed_check(project, cache)
+            plan = plan or cache.plan(kind, build)
+        return runner.run(plan)
 
 
 def run_pipeline_locally(
@@ -382,7 +384,8 @@ def job_file(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         return 1 if report.findings else 0
     if not args.local:
         raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
-    plan, report = checked_job(args.job, context.substitutes, context.environment, overrides)
+    with raising_swallowed_interruptions():
+        plan, report = checked_job(args.job, context.substitutes, context.environment, overrides)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
