@@ -777,13 +777,13 @@ def test_an_interruption_a_library_swallows_still_stops_the_run(
     monkeypatch.chdir(project)
     real_check = local_runs.check_report
 
-    def check_swallowing_a_signal(project: Project) -> Any:
+    def check_swallowing_a_signal(project: Project, cache: Any) -> Any:
         try:  # as azure-ai-ml's `except BaseException: # pylint: disable=W0718` blocks do
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # the handler raises within it
         except BaseException:
             pass
-        return real_check(project)
+        return real_check(project, cache)
 
     monkeypatch.setattr(local_runs, "check_report", check_swallowing_a_signal)
     assert engine_cli.main(["run", "--local"]) == 130
