@@ -7,15 +7,18 @@ of the project's CSV it can take, in the two bodies that reach a served model:
 - ``sample-request-mlflow.json``, MLflow's ``{"dataframe_split": {...}}``, for ``serve``'s scoring server.
 
 They live in the local runs' folder, beside the runs whose models they fit, and are rewritten after every local run
-that trained another model than the one they were written from (a changed target or feature list trains one);
+that left another model than the one they were written from (a changed target or feature list trains one);
 ``show sample-request`` and ``deploy`` write them when they are missing or out of date. Nothing in ``docs/`` to go
-stale. The standard library only (the MLmodel file is YAML): a run that trained nothing reads one small record.
+stale. A model is known by its MLmodel file's digest (MLflow writes a new ``model_uuid`` into each): a reused step's
+model is the earlier one, linked into the new run's folder. The standard library only (the MLmodel file is YAML): a
+run that trained nothing reads two small files.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import itertools
 import json
 import math
@@ -57,16 +60,16 @@ class SampleRequests:
         return cls(runs_dir / "sample-request.json", runs_dir / "sample-request-mlflow.json", runs_dir / ".requests")
 
     def written_from(self) -> str | None:
-        """The model folder the requests were written from, if both are there."""
+        """The digest of the MLmodel file the requests were written from, if both are there."""
         if not (self.endpoint.is_file() and self.mlflow.is_file()):
             return None
-        return read_record(self.record, "sample requests' record", lambda record: str(record["model"]))
+        return read_record(self.record, "sample requests' record", lambda record: str(record["mlmodel_sha256"]))
 
-    def write(self, table: dict[str, list[Any]], model: Path) -> None:
+    def write(self, table: dict[str, list[Any]], mlmodel_sha256: str) -> None:
         self.record.unlink(missing_ok=True)  # interrupted below: the requests are written again next time
         write_atomically(self.endpoint, json.dumps({"input_data": table}) + "\n")
         write_atomically(self.mlflow, json.dumps({"dataframe_split": table}) + "\n")
-        write_record(self.record, {"model": str(model)})
+        write_record(self.record, {"mlmodel_sha256": mlmodel_sha256})
 
     def remove(self) -> None:
         for path in (self.record, self.endpoint, self.mlflow):
@@ -76,10 +79,14 @@ class SampleRequests:
 def sample_requests(project: Project, model: Path) -> SampleRequests:
     """The requests for ``model`` from the project's CSV, written unless they were written from it already."""
     requests = SampleRequests.of(project.local_runs_dir)
-    if requests.written_from() != str(model):
+    try:
+        digest = hashlib.sha256((model / "MLmodel").read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise SettingsError(f"{model}: not an MLflow model folder (it has no MLmodel file)") from None
+    if requests.written_from() != digest:
         table = request_table(project.local_data_path, model_features(model))
         project.local_runs_dir.mkdir(parents=True, exist_ok=True)
-        requests.write(table, model)
+        requests.write(table, digest)
     return requests
 
 
