@@ -316,13 +316,13 @@ def run_local(
         result = run_pipeline_locally(project, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
     except StepFailed as failure:
         return failed(failure)
-    show_training(result)
+    show_training(project, result)
     if tune:
         write_tuned(project, result.outputs["selection"])
     return 0
 
 
-def show_training(result: RunResult) -> None:
+def show_training(project: Project, result: RunResult) -> None:
     report = result.outputs["report"]
     print(f"\nrun {result.run_id} completed: {result.run_dir}")
     if "selection" in result.outputs:
@@ -331,6 +331,9 @@ def show_training(result: RunResult) -> None:
     decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
     print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
     print(f"model:  {result.outputs['model']}\nreport: {report}")
+    requests = SampleRequests.of(project.local_runs_dir)
+    if requests.written_from():
+        print(f"sample requests: {requests.endpoint} (online endpoint), {requests.mlflow} (serve)")
 
 
 def selection_table(selection: dict[str, Any]) -> str:
