@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TEMPLATE_DIR, bake, rendered_values
 from test_lifecycle import DEFAULT_SLUG, Shell, git_env, template_files
 
@@ -162,3 +163,45 @@ def test_a_project_of_the_previous_template_moves_onto_the_engine_with_cruft_upd
     # The moved project works with the engine: this venv's, the version its source builds.
     check = shell(sys.executable, "-m", "aml_pipeline_kit", "check", cwd=project)
     assert "no findings" in check.stdout
+
+
+# --- the engine's release path ----------------------------------------------------------------------------------
+
+RELEASE_WORKFLOW = TEMPLATE_DIR / ".github" / "workflows" / "release-engine.yml"
+
+
+def test_the_release_workflow_publishes_the_tagged_engine_with_trusted_publishing_only() -> None:
+    """A tag aml-pipeline-kit-v<version> builds the engine and publishes it with PyPI's trusted publishing: the only
+    job with an OIDC token, checked to be the engine's version, nothing else triggering it."""
+    workflow = yaml.safe_load(RELEASE_WORKFLOW.read_text(encoding="utf-8"))
+    assert workflow[True] == {"push": {"tags": ["aml-pipeline-kit-v*"]}}  # PyYAML reads the key `on` as True
+    assert workflow["permissions"] == {}
+    (job,) = workflow["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "id-token": "write"}
+    assert job["environment"]["name"] == "pypi"
+    steps = job["steps"]
+    assert any("aml-pipeline-kit/src/aml_pipeline_kit/__init__.py" in step.get("run", "") for step in steps)
+    assert any("uv build aml-pipeline-kit" in step.get("run", "") for step in steps)
+    assert steps[-1]["uses"].startswith("pypa/gh-action-pypi-publish@")
+    assert steps[-1]["with"] == {"packages-dir": "aml-pipeline-kit/dist/"}
+    assert "password" not in json.dumps(workflow)  # no stored token
+
+
+def test_the_release_workflow_passes_zizmor_and_githubs_schema() -> None:
+    tools = Path(sys.executable).parent
+    zizmor = subprocess.run(
+        [str(tools / "zizmor"), "--offline", "--persona=pedantic", "--no-progress", str(RELEASE_WORKFLOW)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert zizmor.returncode == 0, zizmor.stdout + zizmor.stderr
+    assert "No findings to report" in zizmor.stdout
+    schema = [str(tools / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(RELEASE_WORKFLOW)]
+    checked = subprocess.run(schema, capture_output=True, text=True, check=False)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_engine_version_the_tag_names_is_the_one_the_build_gives(tmp_path: Path) -> None:
+    """What the release workflow's tag check reads (__init__.py's __version__) is the built distribution's version."""
+    assert built_version(str(ENGINE), tmp_path) == ENGINE_VERSION

@@ -12,6 +12,7 @@ import csv
 import importlib
 import io
 import json
+import os
 import re
 import shutil
 import signal
@@ -41,7 +42,8 @@ from projects import (
     step_hosts,
 )
 
-from aml_pipeline_kit import aml_graph, local_runner, plan, plan_cache
+from aml_pipeline_kit import aml_graph, local_runner, local_runs, plan, plan_cache
+from aml_pipeline_kit import cli as engine_cli
 from aml_pipeline_kit.local_runs import checked_graphs, local_job, run_pipeline_locally
 from aml_pipeline_kit.project import Project
 from aml_pipeline_kit.step_host import StepHost
@@ -763,6 +765,30 @@ def test_an_interrupted_check_ends_in_one_line(tmp_path: Path, empty_store: Path
     _, stderr = running.communicate(timeout=60)
     assert running.returncode == 130
     assert stderr.splitlines() == ["interrupted by SIGINT"]
+    assert no_step_host_left(project)
+
+
+def test_an_interruption_a_library_swallows_still_stops_the_run(
+    tmp_path: Path, empty_store: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """azure-ai-ml catches BaseException in places (its component loaders, dsl): a Ctrl-C landing there during check
+    was lost, and the run went on to the end with the signals ignored."""
+    project = copy_example(tmp_path / "project", empty_store)
+    monkeypatch.chdir(project)
+    real_check = local_runs.check_report
+
+    def check_swallowing_a_signal(project: Project) -> Any:
+        try:  # as azure-ai-ml's `except BaseException: # pylint: disable=W0718` blocks do
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)  # the handler raises within it
+        except BaseException:
+            pass
+        return real_check(project)
+
+    monkeypatch.setattr(local_runs, "check_report", check_swallowing_a_signal)
+    assert engine_cli.main(["run", "--local"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["interrupted by SIGINT"]
+    assert not list(project.glob("runs/2*"))
     assert no_step_host_left(project)
 
 

@@ -35,7 +35,7 @@ from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
 from .azure_monitoring import monitor_azure
 from .check import CheckFailed
 from .config_files import SettingsError
-from .local_runner import Interrupted
+from .local_runner import Interrupted, raising_swallowed_interruptions
 from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
 from .plan import BINDING, PlanError, file_name_problem
 from .project import Project, model_name_problem
@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     previous = {stopping: signal.signal(stopping, interrupt) for stopping in (signal.SIGINT, signal.SIGTERM)}
     try:
-        return dispatch(args)
+        with raising_swallowed_interruptions():
+            return dispatch(args)
     except Interrupted as interruption:
         done = f": {interruption.summary}" if interruption.summary else ""
         print(f"interrupted by {signal.Signals(interruption.signum).name}{done}", file=sys.stderr)

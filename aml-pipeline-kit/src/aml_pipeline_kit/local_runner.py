@@ -15,10 +15,11 @@ import shlex
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 from .plan import PLAIN_WORD, Plan, PlanError, Step, file_name, unquoted_inputs
 from .records import write_record
@@ -77,10 +78,24 @@ class StepFailed(RuntimeError):
 class Interrupted(BaseException):  # a BaseException, as KeyboardInterrupt: no `except Exception` swallows it
     """SIGINT or SIGTERM, raised into a run by the caller's signal handler: the run stops, marked killed."""
 
+    raised: ClassVar[list[int]] = []  # every signal raised as one in this process, swallowed or not
+
     def __init__(self, signum: int) -> None:
         self.signum = signum
         self.summary = ""  # what the runner did about it, for the one line the caller prints
+        Interrupted.raised.append(signum)
         super().__init__(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def raising_swallowed_interruptions() -> Iterator[None]:
+    """A block that calls azure-ai-ml, which catches BaseException in places (its component loaders, dsl): an
+    Interrupted raised in there may be swallowed, and the command would go on with the signals ignored. The block's
+    end raises it again."""
+    raised_before = len(Interrupted.raised)
+    yield
+    if len(Interrupted.raised) > raised_before:
+        raise Interrupted(Interrupted.raised[-1])
 
 
 @dataclass

@@ -20,7 +20,7 @@ from .check import CheckFailed, Finding, Report, check_project
 from .check.report import key_pattern, line_of
 from .config_files import read_yaml
 from .data_refs import reference_key
-from .local_runner import Interrupted
+from .local_runner import Interrupted, raising_swallowed_interruptions
 from .plan_cache import PlanCache, model_plan, training_plan
 from .project import (
     LOCAL_ARTIFACTS_DIR,
@@ -153,9 +153,10 @@ def run_locally(
     own_host = host is None
     host = host or start_step_host(project)
     try:
-        if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
-            passed_check(project)
-        plan = plan_cache(project).plan(kind, build)
+        with raising_swallowed_interruptions():
+            if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
+                passed_check(project)
+            plan = plan_cache(project).plan(kind, build)
         parallel = {"parallel": max_parallel} if max_parallel else {}
         return LocalRunner(project.local_runs_dir, host, tracking_target(project), reuse=reuse, **parallel).run(plan)
     except Interrupted:
@@ -374,7 +375,8 @@ def job_file(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
         return 1 if report.findings else 0
     if not args.local:
         raise UsageError("--job runs a pipeline job file locally (--local); `az ml job create --file` submits one")
-    plan, report = checked_job(args.job, context.substitutes, context.environment, overrides)
+    with raising_swallowed_interruptions():
+        plan, report = checked_job(args.job, context.substitutes, context.environment, overrides)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
