@@ -17,9 +17,10 @@ a held-out set kept outside the repository). The seconds columns say what the fo
 running the folds inside each candidate's step rather than as nodes of their own.
 
 OpenMP runs single-threaded here (OMP_NUM_THREADS=1): the three candidates already run side by side, and on shared
-cores hist gradient boosting's spinning threads made a fit on 500 rows 25 times slower (30 s instead of 1.2 s).
+cores hist gradient boosting's spinning threads made its 5-fold cross-validation on 500 rows 25 times slower (30 s
+instead of 1.2 s, measured while other work ran).
 
-    .venv/bin/python benchmarks/model_choice.py [--sizes 300,3000,30000] [--data path/to/held_out.csv:target]
+    .venv/bin/python benchmarks/model_choice.py [--sizes 300,3000,30000] [--wide 300] [--seeds 1] [--data CSV:TARGET]
 """
 
 from __future__ import annotations
@@ -47,7 +48,6 @@ from sklearn.metrics import root_mean_squared_error
 PYTHON = Path(sys.executable)
 TOLERANCE = 1.02  # auto's test RMSE at most 2 % above the best offered regressor's, and above Ridge's
 FOLDS_REPORT = re.compile(r"-fold cross-validation RMSE .* in ([0-9.]+)s$", re.MULTILINE)
-SEED = 0
 # The candidates' models name the serving packages they need (azureml-inference-server-http...), which this venv
 # does not hold: MLflow would warn of it at every load, between the rows of the table.
 logging.getLogger("mlflow.utils.requirements_utils").setLevel(logging.ERROR)
@@ -62,19 +62,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows of each synthetic data set, comma-separated (default 300,3000,30000)",
     )
     parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="synthetic data sets of each shape and size, generated with seeds 0, 1, ...",
+    )
+    parser.add_argument(
+        "--wide", type=int, default=300, help="rows of the wide data set, 100 features (default 300; 0: skip it)"
+    )
+    parser.add_argument(
         "--data", action="append", default=[], metavar="CSV:TARGET", help="another CSV and its target column"
     )
     return parser
 
 
-def friedman(rows: int) -> pd.DataFrame:
-    features, target = make_friedman1(n_samples=rows, n_features=10, noise=1.0, random_state=SEED)
+def friedman(rows: int, seed: int) -> pd.DataFrame:
+    features, target = make_friedman1(n_samples=rows, n_features=10, noise=1.0, random_state=seed)
     return frame(features, target)
 
 
-def linear(rows: int, features: int = 20) -> pd.DataFrame:
+def linear(rows: int, seed: int, features: int = 20) -> pd.DataFrame:
     values, target = make_regression(
-        n_samples=rows, n_features=features, n_informative=10, noise=50.0, random_state=SEED
+        n_samples=rows, n_features=features, n_informative=10, noise=50.0, random_state=seed
     )
     return frame(values, target)
 
@@ -84,12 +93,15 @@ def frame(features: np.ndarray, target: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(columns).assign(y=target)
 
 
-def synthetic_sets(sizes: list[int]) -> dict[str, Callable[[], pd.DataFrame]]:
+def synthetic_sets(sizes: list[int], wide: int, seeds: int) -> dict[str, Callable[[], pd.DataFrame]]:
     sets: dict[str, Callable[[], pd.DataFrame]] = {}
-    for rows in sizes:
-        sets[f"friedman1 {rows}"] = lambda rows=rows: friedman(rows)
-        sets[f"regression {rows}"] = lambda rows=rows: linear(rows)
-    sets[f"regression wide {min(sizes)}x100"] = lambda: linear(min(sizes), features=100)
+    for seed in range(seeds):
+        tag = f" seed {seed}" if seeds > 1 else ""
+        for rows in sizes:
+            sets[f"friedman1 {rows}{tag}"] = lambda rows=rows, seed=seed: friedman(rows, seed)
+            sets[f"regression {rows}{tag}"] = lambda rows=rows, seed=seed: linear(rows, seed)
+        if wide:
+            sets[f"regression wide {wide}x100{tag}"] = lambda seed=seed: linear(wide, seed, features=100)
     return sets
 
 
@@ -152,7 +164,7 @@ def data_sets(args: argparse.Namespace, scratch: Path) -> dict[str, list[str]]:
     for given in args.data:
         path, _, target = given.rpartition(":")
         sets[Path(path).stem] = [f"data_path={Path(path).resolve()}", f"target_column={target}"]
-    for label, make in synthetic_sets(args.sizes).items():
+    for label, make in synthetic_sets(args.sizes, args.wide, args.seeds).items():
         csv = scratch / f"{label.replace(' ', '-')}.csv"
         make().to_csv(csv, index=False)
         sets[label] = [f"data_path={csv}", "target_column=y"]
@@ -161,7 +173,7 @@ def data_sets(args: argparse.Namespace, scratch: Path) -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    header = f"{'data':<26}{'rows':>8}{'ridge':>10}{'forest':>10}{'boosting':>10}  {'auto chose':<23}"
+    header = f"{'data':<33}{'rows':>8}{'ridge':>10}{'forest':>10}{'boosting':>10}  {'auto chose':<23}"
     header += f"{'CV RMSE':>16}{'auto':>10}{'/best':>7}{'/ridge':>7}  {'targets':<8}{'folds s':>8}{'steps s':>8}"
     met = 0
     with tempfile.TemporaryDirectory(prefix="model-choice-") as scratch_dir:
@@ -177,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             to_best, to_ridge, meets = outcome.verdict()
             met += meets
             scores = outcome.test_rmse
-            line = f"{label:<26}{outcome.rows:>8}{scores['ridge']:>10.4g}{scores['random_forest']:>10.4g}"
+            line = f"{label:<33}{outcome.rows:>8}{scores['ridge']:>10.4g}{scores['random_forest']:>10.4g}"
             line += f"{scores['hist_gradient_boosting']:>10.4g}  {outcome.chosen:<23}{outcome.cv:>16}"
             line += f"{outcome.auto_rmse:>10.4g}{to_best:>7.3f}{to_ridge:>7.3f}  {'met' if meets else 'MISSED':<8}"
             print(f"{line}{outcome.folds_seconds:>8.1f}{outcome.steps_seconds:>8.1f}", flush=True)

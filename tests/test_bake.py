@@ -138,6 +138,7 @@ def test_settings_carry_the_chosen_values(baked: Bake) -> None:
     assert config["model"]["type"] == baked.value("model")
     assert config["test_size"] == float(baked.value("__test_size"))
     assert config["random_seed"] == int(baked.value("__random_seed"))
+    assert config["cv_folds"] == int(baked.value("__cv_folds"))
     assert config["azure"]["subscription_id"] == baked.value("__azure_subscription_id")
     compute = yaml.safe_load((baked.path / "aml/compute.yml").read_text())
     assert compute["name"] == baked.value("__compute_name")
