@@ -15,7 +15,7 @@ EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 # writes on every render under build/ instead of ~/.cookiecutter_replay: nothing is written into HOME.
 COOKIECUTTER_CONFIG := build/cookiecutter.yml
 
-.PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback benchmark-model-choice clean
+.PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback benchmark-model-choice benchmark-peers benchmark-watch clean
 
 # The venv holds exactly the versions in $(LOCK), installed by uv (the version the lock pins, from PyPI
 # into the venv): seconds where pip takes minutes (`make benchmark-feedback` measures both), and the engine,
@@ -111,6 +111,26 @@ benchmark-feedback: $(INSTALLED)
 # data of a few shapes and sizes (SIZES=300,3000,30000 by default).
 benchmark-model-choice: $(INSTALLED)
 	$(PYTHON) benchmarks/model_choice.py $(if $(SIZES),--sizes $(SIZES))
+
+benchmark-watch: $(INSTALLED)
+	$(PYTHON) benchmarks/watch.py
+
+# The peers benchmarks/peers.py measures the render beside, each in a venv of its own under build/venvs/ (ZenML caps
+# pydantic below the render lock's), pinned by benchmarks/peers-<name>.txt: the template's venv stays without them.
+PEER_VENVS := build/venvs
+$(PEER_VENVS)/%/.installed: benchmarks/peers-%.txt | $(UV)
+	rm -rf $(@D)
+	$(UV) venv --quiet --python $(BASE_PYTHON) $(@D)
+	$(UV) pip install --quiet --compile-bytecode --python $(@D)/bin/python -r $<
+	touch $@
+
+# The render's run --local (every step, nothing changed, one step's script edited) beside a hand-written script with
+# MLflow, Kedro + kedro-mlflow and ZenML (left out, in one line, if it does not install), interleaved; ROUNDS=5;
+# SUMMARY_JSON=file also writes the figures there.
+benchmark-peers: $(INSTALLED) $(PEER_VENVS)/kedro/.installed
+	$(MAKE) --no-print-directory $(PEER_VENVS)/zenml/.installed || echo "ZenML did not install: its rows are left out"
+	$(PYTHON) benchmarks/peers.py --kedro $(PEER_VENVS)/kedro/bin/python --zenml $(PEER_VENVS)/zenml/bin/python \
+	  $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(SUMMARY_JSON),--summary-json $(SUMMARY_JSON))
 
 clean:
 	rm -rf $(VENV) build

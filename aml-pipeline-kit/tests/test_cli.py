@@ -164,8 +164,9 @@ def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(
     scratch: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Its runs under ./runs and MLflow in ./mlruns.db, filed under Azure ML's Default experiment (the job names
-    none); a data asset from the local copy --data maps it to; MLFLOW_TRACKING_URI moves the store. The first run is
-    the command in a process of its own, as a user starts it."""
+    none); a data asset from the local copy --data maps it to; MLFLOW_TRACKING_URI moves the store (of a run that runs
+    its steps: one that reuses every step writes no MLflow run). The first run is the command in a process of its own,
+    as a user starts it."""
     asset = scratch / "pipelines" / "data" / "asset"
     arguments = ["run", "--local", "--job", "pipelines/substitute.yml", "--data", f"{ASSET}={asset}"]
     result = cli(scratch, *arguments, timeout=120)
@@ -180,6 +181,6 @@ def test_run_job_runs_a_job_file_from_a_folder_that_is_no_project(
 
     elsewhere = tmp_path / "elsewhere.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{elsewhere}")
-    moved = command(capfd, scratch, *arguments)
+    moved = command(capfd, scratch, *arguments, "--no-reuse")
     assert moved.returncode == 0, moved.stderr
     assert experiment_of(elsewhere, latest_run(scratch)["mlflow_run_id"]) == "Default"

@@ -631,11 +631,48 @@ def test_steps_are_reused_even_when_the_mlflow_store_no_longer_holds_their_runs(
         result = command(capfd, trained_example.root, "run", "--local")
         assert (result.returncode, result.stderr) == (0, "")
         statuses = {entry["name"]: entry["status"] for entry in latest_run(trained_example.root)["steps"]}
-        assert statuses.pop("register") == "completed"  # not deterministic: it asks the registry every time
+        assert statuses.pop("register") == "completed"  # the registry it decides from is a new, empty one
         assert set(statuses.values()) == {"reused"}
         client = mlflow.MlflowClient(f"sqlite:///{trained_example.root / 'mlruns.db'}")
         runs = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
         assert sorted(run.info.run_name for run in runs if run.data.tags.get("reused_from")) == sorted(statuses)
+
+
+LIBRARIES = {"azure.ai.ml", "mlflow", "pandas", "sklearn"}  # seconds of imports that a run with nothing to do spares
+
+
+def statuses_of_a_run(root: Path, step_host: StepHost) -> dict[str, str]:
+    run_pipeline_locally(load_project(root), {}, host=step_host)
+    return {entry["name"]: entry["status"] for entry in latest_run(root)["steps"]}
+
+
+@pytest.mark.slow  # runs the pipeline of the trained example
+def test_nothing_changed_runs_nothing_and_the_register_step_runs_when_the_registry_moved(
+    trained_example: TrainedProject, step_host: StepHost
+) -> None:
+    """Issue 23: the register step ran every time (its decision depends on the registry), so a run with nothing
+    changed started the step host and paid MLflow's imports. Now it is reused while the registry holds what it held
+    when the step ended, and runs again when another run registered a version or a version was deleted."""
+    root = trained_example.root
+    # What the tests before left (the registry, the plan cache's entries for this command): decided from once more.
+    assert cli(root, "run", "--local").returncode == 0
+    nothing_changed = cli(root, "run", "--local", env={"PYTHONPROFILEIMPORTTIME": "1"})
+    assert nothing_changed.returncode == 0, nothing_changed.stderr
+    imported = {line.rsplit("|", 1)[-1].strip() for line in nothing_changed.stderr.splitlines() if "|" in line}
+    assert "aml_pipeline_kit.local_runner" in imported and not imported & LIBRARIES
+    assert {step["status"] for step in latest_run(root)["steps"]} == {"reused"}
+    assert not latest_run(root)["mlflow_run_id"]  # no step host was asked to track a run
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlruns.db'}")
+    [model] = client.search_registered_models()
+    another = client.create_model_version(model.name, trained_example.model.as_uri(), tags={"test_rmse": "0.5"})
+    assert statuses_of_a_run(root, step_host) == {
+        **dict.fromkeys(["data_prep", "train", "evaluate"], "reused"),
+        "register": "completed",
+    }
+    assert statuses_of_a_run(root, step_host)["register"] == "reused"
+    client.delete_model_version(model.name, another.version)
+    assert statuses_of_a_run(root, step_host)["register"] == "completed"
 
 
 WRITTEN_ON_A_FULL_DISK = """
@@ -777,13 +814,13 @@ def test_an_interruption_a_library_swallows_still_stops_the_run(
     monkeypatch.chdir(project)
     real_check = local_runs.check_report
 
-    def check_swallowing_a_signal(project: Project) -> Any:
+    def check_swallowing_a_signal(project: Project, cache: Any) -> Any:
         try:  # as azure-ai-ml's `except BaseException: # pylint: disable=W0718` blocks do
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)  # the handler raises within it
         except BaseException:
             pass
-        return real_check(project)
+        return real_check(project, cache)
 
     monkeypatch.setattr(local_runs, "check_report", check_swallowing_a_signal)
     assert engine_cli.main(["run", "--local"]) == 130

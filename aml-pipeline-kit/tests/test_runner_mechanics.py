@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mlflow.tracking import MlflowClient
 
-from aml_pipeline_kit import local_runner, plan, snapshot, tracking
+from aml_pipeline_kit import local_runner, plan, registry, snapshot, tracking
 
 COMMAND = (
     "python train.py --data ${{inputs.data}} --alpha ${{inputs.alpha}} "
@@ -161,6 +162,33 @@ def test_a_reused_step_carries_its_earlier_runs_parameters_and_metrics(tmp_path:
         if run.data.tags.get("reused_from") == step
     ]
     assert (reused.data.params, reused.data.metrics, reused.info.status) == (params, metrics, "FINISHED")
+
+
+def test_the_registry_state_follows_one_models_rows_and_a_missing_store_is_empty(
+    tmp_path: Path, empty_store: Path
+) -> None:
+    """What the register step is reused by: read without MLflow, it must still see every change MLflow makes to the
+    model it decides from, and read a store that does not exist yet as the empty one the first run creates."""
+    missing = tmp_path / "not yet" / "mlruns.db"
+    nothing = registry.registry_state(f"sqlite:///{missing}", "model")
+    assert nothing is not None and not missing.parent.exists()
+    uri = f"sqlite:///{shutil.copy2(empty_store, tmp_path / 'mlruns.db')}"
+    assert registry.registry_state(uri, "model") == nothing
+    client = MlflowClient(uri, uri)
+    states = [nothing]
+    for change in (
+        lambda: client.create_registered_model("model"),
+        lambda: client.create_model_version("model", tmp_path.as_uri()),
+        lambda: client.set_model_version_tag("model", "1", "test_rmse", "10.5"),
+        lambda: client.delete_model_version("model", "1"),
+    ):
+        change()
+        states.append(registry.registry_state(uri, "model"))
+    assert len(set(states)) == len(states)
+    client.create_registered_model("another model")
+    assert registry.registry_state(uri, "model") == states[-1]
+    for unreadable in ("sqlite:///relative.db", "http://localhost:5000", "file:///mlruns"):
+        assert registry.registry_state(unreadable, "model") is None  # such a step runs every time
 
 
 class OneSecond(datetime.datetime):

@@ -36,7 +36,16 @@ from .azure_monitoring import monitor_azure
 from .check import CheckFailed
 from .config_files import SettingsError
 from .local_runner import Interrupted, raising_swallowed_interruptions
-from .local_runs import UsageError, job_file, latest_local_model, monitor_local, run_local, score_local, show_check
+from .local_runs import (
+    UsageError,
+    file_system_error,
+    job_file,
+    latest_local_model,
+    monitor_local,
+    run_local,
+    score_local,
+    show_check,
+)
 from .plan import BINDING, PlanError, file_name_problem
 from .project import Project, model_name_problem
 from .step_host import StepHostError
@@ -145,6 +154,12 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="N",
             help="run at most N steps at once (default: one per CPU core)",
         )
+    run.add_argument(
+        "--watch",
+        action="store_true",
+        help="with --local: run again each time a file the pipeline reads is saved, on a step host kept warm; "
+        "Ctrl-C ends it",
+    )
     submit = commands.add_parser("submit", help="submit the pipeline to Azure ML and stream it")
     score = add_model_command(
         commands,
@@ -233,6 +248,8 @@ def serve(project: Project, model: Path | None, port: int) -> NoReturn:
 def dispatch(args: argparse.Namespace) -> int:
     overrides = dict(getattr(args, "param", []))
     if getattr(args, "job", None):
+        if getattr(args, "watch", False):
+            raise UsageError("--watch watches a project's files: run it in a project, without --job")
         return job_file(args, overrides)
     if getattr(args, "substitutes", None):
         raise UsageError("--data REFERENCE=PATH is for --job; a project maps data in local.data_substitutes")
@@ -242,6 +259,12 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "tune":
         tuning_settings(project)  # a value tuning cannot use, in one line rather than in check's report
         refuse_unwritable_model_section(project)  # where the sweep's result goes: said before it runs, not after
+    if getattr(args, "watch", False):
+        if not args.local:
+            raise UsageError("--watch runs the pipeline on this machine: use it with --local")
+        from .watch import watch_local
+
+        return watch_local(project.root, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel)
     if args.command in {"run", "tune"} and args.local:
         tune = args.command == "tune"
         return run_local(project, overrides, reuse=not args.no_reuse, max_parallel=args.max_parallel, tune=tune)
@@ -293,14 +316,6 @@ def log_unforeseen(error: BaseException) -> Path:
         except OSError:
             continue
     return Path(os.devnull)
-
-
-def file_system_error(error: OSError) -> str:
-    """What the file system refused, in one line: the file or files, and why."""
-    if error.strerror and error.filename:
-        files = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
-        return f"{files}: {error.strerror}"
-    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -23,11 +23,10 @@ from .check.script import script_call, script_findings
 from .config_files import SettingsError, check_yaml_files
 from .data_refs import local_data
 from .job_yaml import include_errors
-from .local_runner import Interrupted, LocalRunner, RunResult
+from .local_runner import LocalRunner, RunResult, hosting
 from .plan import Plan, PlanError, Step
-from .snapshot import included
+from .snapshot import code_folders
 from .step_host import StepHost, TrackingTarget
-from .step_imports import script_imports
 
 
 def load_pipeline_job(path: Path) -> Any:
@@ -126,26 +125,10 @@ def check_job_file(path: Path, substitutes: Mapping[str, Path], own_environment:
         return Report(path.parent, [refusal], built=False)
 
 
-def readable_python(folder: Path) -> bool:
-    """Whether the step host can read the imports of ``folder``'s scripts to preload them: a job file's code may
-    hold anything (Python 2, another encoding, a link to nothing), which the run reports when it starts."""
-    try:
-        script_imports([folder])
-    except (SyntaxError, ValueError, OSError):
-        return False
-    return True
-
-
 def run_job_file(plan: Plan, runs_dir: Path, tracking: TrackingTarget, **runner: Any) -> RunResult:
-    """Run a checked job file's plan on this machine, with a step host of its own; ``runner``: ``LocalRunner``'s
-    options (reuse, parallel, progress)."""
-    sources = {source for step in plan.steps if step.code for source in (step.code, *map(included, step.includes))}
-    folders = sorted(source for source in sources if source.is_dir() and readable_python(source))
-    host = StepHost(tracking, folders)
-    try:
-        return LocalRunner(runs_dir, host, tracking, **runner).run(plan)
-    except Interrupted:
-        host.interrupt()  # whether a run had started or not, nothing may outlive the command
-        raise
-    finally:
-        host.close()
+    """Run a checked job file's plan on this machine, with a step host of its own if a step is to run; ``runner``:
+    ``LocalRunner``'s options (reuse, parallel, progress)."""
+    with hosting(LocalRunner(runs_dir, None, tracking, **runner)) as local:
+        if to_run := local.steps_to_run(plan):
+            local.host = StepHost(tracking, code_folders(to_run))
+        return local.run(plan)

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .plan import Binding, PlanError, Step, StepInput
+from .plan import REGISTRY_TAG, Binding, PlanError, Step, StepInput
 
 PARENT_INPUT = re.compile(r"^\$\{\{parent\.inputs\.(?P<name>[\w]+)\}\}$")
 NODE_OUTPUT = re.compile(r"^\$\{\{parent\.jobs\.(?P<node>[\w]+)\.outputs\.(?P<output>[\w]+)\}\}$")
@@ -149,4 +149,5 @@ def step_from_component(name: str, component: dict[str, Any], bindings: Mapping[
         outputs={output: spec["type"] for output, spec in (component.get("outputs") or {}).items()},
         deterministic=bool(component.get("is_deterministic", True)),
         includes=includes,
+        registry_input=(component.get("tags") or {}).get(REGISTRY_TAG),
     )

@@ -3,7 +3,6 @@ a program or a package that is not installed here; and the environments nodes na
 
 from __future__ import annotations
 
-import importlib.metadata
 import re
 import shutil
 from typing import Any
@@ -59,6 +58,8 @@ def refuse_missing_packages(qualified: str, environment: Any, in_project: bool) 
 
 
 def is_installed(distribution: str) -> bool:
+    import importlib.metadata  # tens of milliseconds, which a run of a kept plan spares
+
     try:
         importlib.metadata.distribution(distribution)
     except importlib.metadata.PackageNotFoundError:

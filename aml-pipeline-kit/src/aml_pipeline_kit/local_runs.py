@@ -11,17 +11,18 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .check import CheckFailed, Finding, Report, check_project
+from .check import CheckFailed, Definitions, Finding, Report, check_project
 from .check.report import key_pattern, line_of
 from .config_files import read_yaml
 from .data_refs import reference_key
-from .local_runner import Interrupted, raising_swallowed_interruptions
-from .plan_cache import PlanCache, model_plan, training_plan
+from .local_runner import LocalRunner, hosting, raising_swallowed_interruptions
+from .plan import Step, plan_from_data
+from .plan_cache import VERDICT, PlanCache, model_plan, training_plan
 from .project import (
     LOCAL_ARTIFACTS_DIR,
     Project,
@@ -32,6 +33,7 @@ from .project import (
     tracking_uri_from,
 )
 from .records import read_record, written_whole
+from .snapshot import code_folders
 from .tuning import tuning_findings, write_tuned
 
 if TYPE_CHECKING:
@@ -51,7 +53,7 @@ class UsageError(ValueError):
     """A command cannot do what was asked; the message says what to do instead."""
 
 
-def check_report(project: Project) -> Report:
+def check_report(project: Project, cache: PlanCache | None = None) -> Report:
     """``check`` on the project: every pipeline it registers, built as the local runner builds it, the monitoring
     schedule's spec, config.yml's tuning settings, and the name the model is registered under."""
 
@@ -61,7 +63,8 @@ def check_report(project: Project) -> Report:
         return [*schedule_findings(project), *tuning_findings(project), *model_name_findings(project)]
 
     build = lambda: checked_graphs(project)  # noqa: E731 (azure-ai-ml: seconds to import, paid only when a check runs)
-    return check_project(project.root, build, project.pipelines_file, plan_cache(project), project_findings)
+    cache = cache or plan_cache(project)
+    return check_project(project.root, build, project.pipelines_file, cache, project_findings)
 
 
 def model_name_findings(project: Project) -> list[Finding]:
@@ -109,9 +112,9 @@ def plan_cache(project: Project) -> PlanCache:
     return PlanCache(project.root, project.local_runs_dir / ".plans", [project.pipelines_file.parent])
 
 
-def passed_check(project: Project) -> None:
+def passed_check(project: Project, cache: PlanCache | None = None) -> None:
     """``check`` before a run or a submission: print its summary, or raise ``CheckFailed``."""
-    report = check_report(project)
+    report = check_report(project, cache)
     if report.findings:
         raise CheckFailed(report)
     print(report.summary())
@@ -125,12 +128,13 @@ def tracking_target(project: Project) -> TrackingTarget:
     )
 
 
-def start_step_host(project: Project) -> StepHost:
-    """A warm step host for this project's components: it serves any number of runs until closed."""
+def start_step_host(project: Project, steps: Iterable[Step] | None = None, keep_warm: bool = False) -> StepHost:
+    """A warm step host for this project's components: it serves any number of runs until closed. It loads what
+    ``steps`` import (by default every component's); with ``keep_warm``, all of that whichever steps a run runs."""
     from .step_host import StepHost
 
     components = sorted(path for path in (project.root / "components").iterdir() if path.is_dir())
-    return StepHost(tracking_target(project), components)
+    return StepHost(tracking_target(project), components if steps is None else code_folders(steps), keep_warm)
 
 
 def run_locally(
@@ -145,26 +149,25 @@ def run_locally(
     """Build a pipeline job with ``build()`` (unless the plan cache holds its ``kind``) and run its steps on this
     machine; raises ``StepFailed`` on a failed step.
 
-    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a
-    ``host``, one is started for this run, and warms up while this process builds the graph.
+    With ``check``, the project is checked first and ``CheckFailed`` raised on a finding. Without a ``host``, one is
+    started for this run if it has steps to run: at once if azure-ai-ml must build the graph or check it (the host
+    warms up meanwhile), otherwise once the plan cache's plan tells which steps will run, for those. A run that
+    reuses every step starts none.
     """
-    from .local_runner import LocalRunner
-
-    own_host = host is None
-    host = host or start_step_host(project)
-    try:
+    cache = plan_cache(project)
+    parallel = {"parallel": max_parallel} if max_parallel else {}
+    with hosting(LocalRunner(project.local_runs_dir, host, tracking_target(project), reuse, **parallel)) as runner:
+        # A plan kept, and check's verdict when it must pass: what will run is known before anything starts.
+        known = not check or cache.lookup(VERDICT, Definitions.from_data) is not None
+        plan = cache.lookup(kind, plan_from_data) if known else None
+        to_run = runner.steps_to_run(plan) if plan else None
+        if runner.host is None and (plan is None or to_run):  # it warms up while check and the build run
+            runner.host = start_step_host(project, to_run)
         with raising_swallowed_interruptions():
-            if check:  # while the host warms up; the check's azure-ai-ml import serves the build below too
-                passed_check(project)
-            plan = plan_cache(project).plan(kind, build)
-        parallel = {"parallel": max_parallel} if max_parallel else {}
-        return LocalRunner(project.local_runs_dir, host, tracking_target(project), reuse=reuse, **parallel).run(plan)
-    except Interrupted:
-        host.interrupt()  # whether a run had started or not, nothing may outlive the command
-        raise
-    finally:
-        if own_host:
-            host.close()
+            if check:
+                passed_check(project, cache)
+            plan = plan or cache.plan(kind, build)
+        return runner.run(plan)
 
 
 def run_pipeline_locally(
@@ -277,6 +280,14 @@ def show_check(project: Project) -> int:
     # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
     gc.freeze()
     return 1 if report.findings else 0
+
+
+def file_system_error(error: OSError) -> str:
+    """What the file system refused, in one line: the file or files, and why."""
+    if error.strerror and error.filename:
+        files = " -> ".join(str(name) for name in (error.filename, error.filename2) if name)
+        return f"{files}: {error.strerror}"
+    return " ".join(str(error).split())[:300] or type(error).__name__
 
 
 def failed(failure: StepFailed) -> int:

@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+# A component's tag naming the string input whose value is a model's name in the MLflow registry: its outcome depends
+# on that model's versions there, and on its inputs (see Step.registry_input).
+REGISTRY_TAG = "aml-pipeline-kit.depends-on-registry"
 URI_TYPES = frozenset({"uri_file", "uri_folder", "mlflow_model", "custom_model", "mltable"})
 PLACEHOLDER = re.compile(r"\$\{\{(inputs|outputs)\.(\w+)\}\}")
 INPUT_PLACEHOLDER = re.compile(r"\$\{\{inputs\.(\w+)\}\}")
@@ -174,6 +177,9 @@ class Step:
     deterministic: bool = True
     may_fail: bool = False  # a sweep trial: its failure is recorded and the run goes on, the sweep picks from the rest
     includes: tuple[Path, ...] = ()  # the component's additional_includes, absolute: copied beside its code
+    # The input naming a model of the MLflow registry the step decides from (its component's REGISTRY_TAG): a step
+    # that is not deterministic is reused locally while that model's versions in the registry are as they were.
+    registry_input: str | None = None
 
     @property
     def upstream(self) -> set[str]:

@@ -31,7 +31,7 @@ from .plan import Plan, plan_from_data, plan_to_data
 from .records import CORRUPT, ignored, read_record, write_record
 
 ENGINE_DIR = Path(__file__).resolve().parent
-FORMAT = 2  # bump when what an entry holds changes meaning
+FORMAT = 3  # bump when what an entry holds changes meaning
 KEPT_STATES = 4  # per kind of plan: switching back and forth between a few edits stays fast
 LAYOUT_FOLDERS = ("components", "aml")
 IGNORED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache"})
@@ -40,6 +40,7 @@ T = TypeVar("T")
 
 
 VERDICT = {"kind": "check"}  # the azure-ai-ml half of check's findings, when the whole check found nothing
+SCRIPTS_VERDICT = {"kind": "check-scripts"}  # the other half's, on the step scripts and the environment: nothing
 
 
 def training_plan(overrides: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +154,7 @@ class PlanCache:
         self.folder = folder
         self.sources = sorted({ENGINE_DIR, *(source.resolve() for source in sources)})
         self.site_dirs = list(site_dirs) if site_dirs is not None else default_site_dirs()
-        self._digests: dict[Path, str | None] = {}
+        self._digests: dict[Path, str | None] = {}  # each file's sha256, taken once by this cache (a command's life)
 
     def lookup(self, kind: dict[str, Any], parse: Callable[[Any], T]) -> T | None:
         """What was stored for ``kind`` while the project was as it is now, as ``parse`` makes it of its JSON; None

@@ -27,7 +27,7 @@ import stat
 import sys
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,6 +260,13 @@ def included(include: Path) -> Path:
     if include.suffix == ".zip" and not include.exists() and include.with_suffix("").is_dir():
         return include.with_suffix("")
     return include
+
+
+def code_folders(steps: Iterable[Step]) -> list[Path]:
+    """The folders the steps' code comes from, their code folders and included folders, in the steps' order: where
+    the step host reads what their scripts import."""
+    sources = (source for step in steps if step.code for source in (step.code, *map(included, step.includes)))
+    return [source for source in dict.fromkeys(sources) if source.is_dir()]
 
 
 def missing_include(step: Step) -> str | None:

@@ -6,7 +6,9 @@ line ``python <script> <args>`` in a forked child: same argv, working folder, en
 as a fresh interpreter, without the imports. Commands that are not ``python <script>.py ...`` run as subprocesses.
 The host is ready once MLflow and its store are (the runs' bookkeeping); a step starts once what its own scripts
 import is loaded, and the host loads what the other steps import whenever it has nothing to answer: while the
-runner builds the graph, and while steps run.
+runner checks the project or builds the graph, and while steps run. It loads for the steps a run will run, in the
+order they start (the folders it is started with, then those each run names, ``preload``), never for steps the run
+reuses: their imports would cost a run that edits one step seconds of CPU time.
 
 Both ends of the protocol live here: ``StepHost`` is the runner's handle, which starts the host (``main``) and talks
 to it over its stdin/stdout, one JSON object per line. SIGTERM (the runner interrupted) or the end of its input (the
@@ -32,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .step_imports import preload, script_imports, warm_mlflow
+from .step_imports import preload, script_imports, steps_imports, warm_mlflow
 from .step_processes import is_python_script, set_apart_from_collector, signal_groups, start_command
 from .tracking import LocalTracking, StoreError, first_line
 
@@ -45,8 +47,9 @@ class Host:
     """The host's side: MLflow tracking and step execution, one request at a time, run after run; in between, it
     loads ``preloads`` (what the steps import) one module at a time."""
 
-    def __init__(self, preloads: Iterable[str] = ()) -> None:
+    def __init__(self, preloads: Iterable[str] = (), keep_warm: bool = False) -> None:
         self.preloads = list(preloads)
+        self.keep_warm = keep_warm  # for what any step may import next (a watch), not only the current run's steps
         self.loading = True  # until every one of preloads is in
         self.stores: dict[tuple[str, str, str], LocalTracking] = {}
         self.tracking: LocalTracking | None = None
@@ -59,6 +62,14 @@ class Host:
         if key not in self.stores:
             self.stores[key] = LocalTracking(tracking_uri, experiment, Path(artifacts_dir))
         return self.stores[key]
+
+    def load_for_steps(self, folders: list[str]) -> None:
+        """What the steps of the run about to start import, their code in ``folders``, loaded before anything else;
+        what other steps import only if the host keeps warm for them."""
+        first = [name for name in steps_imports(map(Path, folders)) if name not in sys.modules]
+        rest = [name for name in self.preloads if name not in first] if self.keep_warm else []
+        self.preloads = first + rest
+        self.loading = self.loading or bool(self.preloads)
 
     def load_next(self) -> None:
         """Import the next module the steps import; after the last, warm MLflow and set it all apart from the
@@ -98,6 +109,9 @@ class Host:
             if process:
                 self.processes[pid] = process
             return {"run_id": run_id}
+        if action == "preload":
+            self.load_for_steps(request["folders"])
+            return {}
         if action == "record_reused_step":
             self.tracking.record_reused_step(request["step"], request["earlier_run_id"])
             return {}
@@ -229,7 +243,9 @@ class StepHost:
     stops its steps too: nothing outlives the run.
     """
 
-    def __init__(self, warm: TrackingTarget, step_folders: list[Path]) -> None:
+    def __init__(self, warm: TrackingTarget, step_folders: list[Path], keep_warm: bool = False) -> None:
+        """A host that loads what the scripts in ``step_folders`` import, in their order, until each run names its
+        steps to run: then what those import, and (``keep_warm``) the rest after them."""
         package_parent = str(Path(__file__).resolve().parents[1])
         env = {
             **os.environ,
@@ -239,7 +255,7 @@ class StepHost:
             # Forked steps must not share the host's SQLite connections: open one per use.
             "MLFLOW_SQLALCHEMYSTORE_POOLCLASS": "NullPool",
         }
-        argv = [sys.executable, "-m", __name__, warm.uri, warm.experiment, str(warm.artifacts_dir)]
+        argv = [sys.executable, "-m", __name__, warm.uri, warm.experiment, str(warm.artifacts_dir), str(keep_warm)]
         self.process = subprocess.Popen(
             [*argv, *map(str, step_folders)],
             stdin=subprocess.PIPE,
@@ -309,15 +325,15 @@ class StepHost:
 
 
 def main() -> None:
-    """``python -m <package>.step_host TRACKING_URI EXPERIMENT ARTIFACTS_DIR STEP_FOLDER...``
+    """``python -m <package>.step_host TRACKING_URI EXPERIMENT ARTIFACTS_DIR KEEP_WARM STEP_FOLDER...``
 
     The tracking store named here is opened while warming up; each run names its own.
     """
-    tracking_uri, experiment, artifacts_dir, *step_folders = sys.argv[1:]
+    tracking_uri, experiment, artifacts_dir, keep_warm, *step_folders = sys.argv[1:]
     replies = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)  # stray prints while importing must not corrupt the reply channel
     gc.disable()  # imports make hundreds of thousands of lasting objects: scanning them as they come costs tenths
-    host = Host(script_imports((Path(folder) for folder in step_folders), imported_names=True))
+    host = Host(steps_imports(map(Path, step_folders)), keep_warm=keep_warm == "True")
     preload(["mlflow.tracking"])  # the runs' bookkeeping comes first, before any step can start
     # The store's set-up chatter on every run, and the tracebacks MLflow logs of its own failures: what fails reaches
     # the runner as its reply's one line.

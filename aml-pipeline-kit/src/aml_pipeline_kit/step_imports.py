@@ -24,17 +24,44 @@ def script_imports(folders: Iterable[Path], imported_names: bool = False) -> lis
     found: set[str] = set()
     local: set[str] = set()
     for folder in folders:
-        for path in folder.glob("*.py"):
-            local.add(path.stem)
-            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-                if isinstance(node, ast.Import):
-                    found.update(alias.name for alias in node.names)
-                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                    found.add(node.module)
-                    if imported_names:
-                        found.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
+        names, stems = folder_imports(folder, imported_names)
+        found |= names
+        local |= stems
     skipped = STANDARD_LIBRARY | NEVER_PRELOADED | local
     return sorted(name for name in found if name.split(".")[0] not in skipped)
+
+
+def folder_imports(folder: Path, imported_names: bool) -> tuple[set[str], set[str]]:
+    """What the Python files in ``folder`` import (see ``script_imports``), and their own module names."""
+    found: set[str] = set()
+    local: set[str] = set()
+    for path in folder.glob("*.py"):
+        local.add(path.stem)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module)
+                if imported_names:
+                    found.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found, local
+
+
+def steps_imports(folders: Iterable[Path]) -> list[str]:
+    """What the step host loads for steps whose code comes from ``folders``, given in the order the steps start: the
+    first folder's modules first (parents before their submodules), each module once. A folder whose scripts cannot
+    be read is passed over: its step says what is wrong with them when it runs."""
+    readable: dict[Path, set[str]] = {}
+    local: set[str] = set()
+    for folder in folders:
+        try:
+            readable[folder], stems = folder_imports(folder, imported_names=True)
+        except (SyntaxError, ValueError, OSError):
+            continue
+        local |= stems
+    skipped = STANDARD_LIBRARY | NEVER_PRELOADED | local
+    ordered = (sorted(name for name in names if name.split(".")[0] not in skipped) for names in readable.values())
+    return list(dict.fromkeys(name for names in ordered for name in names))
 
 
 def preload(modules: Iterable[str]) -> None:

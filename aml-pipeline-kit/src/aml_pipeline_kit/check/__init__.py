@@ -35,7 +35,7 @@ from ..aml_graph import command_nodes, component_name, pipeline_input_types, pla
 from ..config_files import SettingsError
 from ..job_yaml import component_folders, include_errors
 from ..plan import PlanError, Step, plan_to_data, step_from_data, step_to_data
-from ..plan_cache import VERDICT, PlanCache, training_plan
+from ..plan_cache import SCRIPTS_VERDICT, VERDICT, PlanCache, training_plan
 from .aml_validation import build_finding, spec_findings, validation_findings
 from .binding import binding_findings
 from .command import command_findings
@@ -44,7 +44,7 @@ from .report import CheckFailed, Finding, Report, spec_file
 from .script import script_call, script_findings
 from .values import value_findings
 
-__all__ = ["CheckFailed", "Finding", "Report", "check_project"]
+__all__ = ["CheckFailed", "Definitions", "Finding", "Report", "check_project"]
 
 
 def check_project(
@@ -65,7 +65,7 @@ def check_project(
     pipeline_file = pipeline_file.resolve()
     stored = cache.lookup(VERDICT, Definitions.from_data) if cache else None
     if stored is not None:
-        report = scripts_checked(root, stored)
+        report = scripts_checked(root, stored, cache=cache)
     else:
         with collector_paused():
             report = checked(root, build_pipeline, pipeline_file, cache, more_findings)
@@ -142,7 +142,7 @@ def checked(
         bindings += count
     command_problems = {name: command_findings(step, spec) for name, (step, spec) in components.items()}
     definitions = Definitions({name: step for name, (step, _) in components.items()}, bindings)
-    report = scripts_checked(root, definitions, findings, command_problems, binding_problems)
+    report = scripts_checked(root, definitions, findings, command_problems, binding_problems, cache)
     if cache and not report.findings:  # a run starts from here: the next one needs no azure-ai-ml
         cache.store(VERDICT, definitions.to_data(), reads)
         with suppress(PlanError, KeyError):  # no training graph, or one the local runner cannot run: it says so itself
@@ -162,19 +162,31 @@ def scripts_checked(
     findings: Iterable[Finding] = (),
     command_problems: dict[str, list[Finding]] | None = None,
     binding_problems: Iterable[Finding] = (),
+    cache: PlanCache | None = None,
 ) -> Report:
-    """The rules on step scripts and the environment, with the azure-ai-ml half's findings, in one report."""
+    """The rules on step scripts and the environment, with the azure-ai-ml half's findings, in one report. With a
+    ``cache``, they are not applied again while every file they read last time, when they found nothing, is as it
+    was (an edited script is read again, its component's spec too)."""
+    kind = {**SCRIPTS_VERDICT, "components": definitions.to_data()}
+    packages = cache.lookup(kind, int) if cache else None
+    script_problems: dict[str, list[Finding]] = {}
+    environment_problems: list[Finding] = []
+    if packages is None:
+        steps = definitions.components.values()
+        with cache.tracing() if cache else nullcontext({}) as reads:
+            for name, step in definitions.components.items():
+                script_problems[name] = script_findings(step, spec_file(step.code, name))
+            environment_problems, packages = environment_findings(root / "aml" / "environment.yml", steps)
+        if cache and not any(script_problems.values()) and not environment_problems:
+            cache.store(kind, packages, reads)
     findings = list(findings)
-    for name, step in definitions.components.items():
-        findings += (command_problems or {}).get(name, [])
-        findings += script_findings(step, spec_file(step.code, name))
-    steps = definitions.components.values()
-    environment_problems, packages = environment_findings(root / "aml" / "environment.yml", steps)
+    for name in definitions.components:
+        findings += (command_problems or {}).get(name, []) + script_problems.get(name, [])
     return Report(
         root,
         list(dict.fromkeys([*findings, *binding_problems, *environment_problems])),  # one finding, one line
         components=len(definitions.components),
         bindings=definitions.bindings,
-        scripts=sum(script_call(step.command) is not None for step in steps),
+        scripts=sum(script_call(step.command) is not None for step in definitions.components.values()),
         packages=packages,
     )
