@@ -107,9 +107,10 @@ benchmark: $(INSTALLED)
 benchmark-feedback: $(INSTALLED)
 	$(PYTHON) benchmarks/feedback.py
 
-# Test RMSE of model=auto (the default) against ridge, on the diabetes sample and on nonlinear synthetic data.
+# Test RMSE of model=auto (the default) against every regressor it offers, on the diabetes sample and on synthetic
+# data of a few shapes and sizes (SIZES=300,3000,30000 by default).
 benchmark-model-choice: $(INSTALLED)
-	$(PYTHON) benchmarks/model_choice.py --friedman 2000
+	$(PYTHON) benchmarks/model_choice.py $(if $(SIZES),--sizes $(SIZES))
 
 benchmark-watch: $(INSTALLED)
 	$(PYTHON) benchmarks/watch.py
