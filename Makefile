@@ -15,7 +15,7 @@ EXAMPLE_DIR := examples/$(DEFAULT_PROJECT)
 # writes on every render under build/ instead of ~/.cookiecutter_replay: nothing is written into HOME.
 COOKIECUTTER_CONFIG := build/cookiecutter.yml
 
-.PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback benchmark-model-choice benchmark-peers clean
+.PHONY: demo example lock test test-fast lint format benchmark benchmark-feedback benchmark-model-choice benchmark-peers benchmark-watch clean
 
 # The venv holds exactly the versions in $(LOCK), installed by uv (the version the lock pins, from PyPI
 # into the venv): seconds where pip takes minutes (`make benchmark-feedback` measures both), and the engine,
@@ -107,9 +107,13 @@ benchmark: $(INSTALLED)
 benchmark-feedback: $(INSTALLED)
 	$(PYTHON) benchmarks/feedback.py
 
-# Test RMSE of model=auto (the default) against ridge, on the diabetes sample and on nonlinear synthetic data.
+# Test RMSE of model=auto (the default) against every regressor it offers, on the diabetes sample and on synthetic
+# data of a few shapes and sizes (SIZES=300,3000,30000 by default).
 benchmark-model-choice: $(INSTALLED)
-	$(PYTHON) benchmarks/model_choice.py --friedman 2000
+	$(PYTHON) benchmarks/model_choice.py $(if $(SIZES),--sizes $(SIZES))
+
+benchmark-watch: $(INSTALLED)
+	$(PYTHON) benchmarks/watch.py
 
 # The peers benchmarks/peers.py measures the render beside, each in a venv of its own under build/venvs/ (ZenML caps
 # pydantic below the render lock's), pinned by benchmarks/peers-<name>.txt: the template's venv stays without them.

@@ -214,7 +214,7 @@ def value_problems() -> list[str]:
     found = [check_pattern(name) for name in RULES_BY_PATTERN]
     found += [check_text(name) for name in ("project_name", "data_path", "target_column")]
     found += [check_package_free(), check_choice("__compute_tier", COMPUTE_TIERS), check_data_file_name()]
-    found += [check_test_size(), check_integer("__random_seed", *SEED_RANGE)]
+    found += [check_test_size(), check_integer("__random_seed", *SEED_RANGE), check_integer("__cv_folds", 2)]
     found += [
         check_integer("__compute_min_instances", 0),
         check_integer("__compute_max_instances", 1),
@@ -505,13 +505,16 @@ def check_target(table: Table, target: str, rules: ModuleType) -> None:
 
 
 def check_split(table: Table, target: str, rules: ModuleType) -> None:
-    """The split data_prep makes must leave rows in every part (``validation_size`` only matters for auto)."""
-    validation = float(VALUES["__validation_size"]) if VALUES["model"] == "auto" else 0.0
-    with_target = table.columns[target].numbers
-    problem = rules.split_problem(with_target, float(VALUES["__test_size"]), validation)
-    if problem:
-        rows = f"the {with_target} rows with a target in {table.path.name}"
+    """The split data_prep makes must leave rows in every part, and with auto, whose candidates are scored by
+    cross-validation, enough train rows for every fold."""
+    with_target, test_size = table.columns[target].numbers, float(VALUES["__test_size"])
+    rows = f"the {with_target} rows with a target in {table.path.name}"
+    if problem := rules.split_problem(with_target, test_size):
         raise DataError(f"__test_size={VALUES['__test_size']!r} is invalid for {rows}: it {problem}")
+    folds = int(VALUES["__cv_folds"])
+    if VALUES["model"] == "auto" and (problem := rules.folds_problem(with_target, test_size, folds)):
+        sizes = f"__test_size={VALUES['__test_size']!r} with __cv_folds={VALUES['__cv_folds']!r}"
+        raise DataError(f"{sizes} is invalid for {rows}: it {problem}")
 
 
 def checked_columns(name: str, header: list[str]) -> list[str]:

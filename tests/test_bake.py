@@ -136,6 +136,7 @@ def test_settings_carry_the_chosen_values(baked: Bake) -> None:
     assert config["model"]["type"] == baked.value("model")
     assert config["test_size"] == float(baked.value("__test_size"))
     assert config["random_seed"] == int(baked.value("__random_seed"))
+    assert config["cv_folds"] == int(baked.value("__cv_folds"))
     assert config["azure"]["subscription_id"] == baked.value("__azure_subscription_id")
     compute = yaml.safe_load((baked.path / "aml/compute.yml").read_text())
     assert compute["name"] == baked.value("__compute_name")
@@ -250,14 +251,15 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, rende
     assert azure["settings"]["default_compute"] == f"azureml:{baked.value('__compute_name')}"
     assert azure["inputs"]["input_data"]["path"] == f"azureml:{baked.value('__data_asset_name')}:1"
     jobs = azure["jobs"]
-    # model=auto fans out one train node per candidate, selects, and refits the winner; any other model trains once
+    # model=auto fans out one cross-validated train node per candidate and selects the winner's model; any other model
+    # trains once
     trains = [name for name in jobs if name.startswith("train")]
     if baked.value("model") == "auto":
         assert sorted(trains) == ["train_hist_gradient_boosting", "train_random_forest", "train_ridge"]
         fed = {port["path"] for name, port in jobs["select"]["inputs"].items() if name.startswith("candidate_")}
         assert fed == {f"${{{{parent.jobs.{train}.outputs.model}}}}" for train in trains}
-        assert jobs["refit"]["inputs"]["selection"]["path"] == "${{parent.jobs.select.outputs.selection}}"
-        model_source = "refit"
+        assert all(jobs[train]["inputs"]["cv_folds"]["path"] == "${{parent.inputs.cv_folds}}" for train in trains)
+        model_source = "select"
     else:
         assert trains == ["train"]
         model_source = "train"
@@ -267,9 +269,9 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, rende
     assert jobs["evaluate"]["inputs"]["prepped_data"]["path"] == "${{parent.jobs.data_prep.outputs.prepped_data}}"
     assert jobs["register"]["inputs"]["report"]["path"] == "${{parent.jobs.evaluate.outputs.report}}"
     assert set(azure["outputs"]) == {"model", "report", "decision"} | (
-        {"selection"} if model_source == "refit" else set()
+        {"selection"} if model_source == "select" else set()
     )
-    # tuning: a sweep node per candidate (with a single model, that one), its best trial selected and refitted
+    # tuning: a sweep node per candidate (with a single model, that one), its trials cross-validated, the best selected
     tuning = yaml.safe_load(loaded["tuning"])["jobs"]
     sweeps = {name: node for name, node in tuning.items() if node["type"] == "sweep"}
     tuned = (
@@ -278,8 +280,8 @@ def test_azure_ml_loads_every_spec_and_the_pipeline_validates(baked: Bake, rende
         else [baked.value("model")]
     )
     assert sorted(sweeps) == sorted(f"tune_{name}" for name in tuned)
-    assert all(node["objective"]["primary_metric"] == "validation_rmse" for node in sweeps.values())
-    assert tuning["refit"]["inputs"]["selection"]["path"] == "${{parent.jobs.select.outputs.selection}}"
+    assert all(node["objective"]["primary_metric"] == "cv_rmse" for node in sweeps.values())
+    assert tuning["evaluate"]["inputs"]["model"]["path"] == "${{parent.jobs.select.outputs.model}}"
 
 
 def test_the_monitoring_job_and_its_schedule_build_validate_and_serialise(baked: Bake, render_view: dict) -> None:

@@ -211,6 +211,7 @@ SPOILT_REMEDY = (
 REFUSED = {
     "a seed numpy cannot take": ({"__random_seed": str(2**32)}, None, SEED_RULE.format(value=str(2**32))),
     "a negative seed": ({"__random_seed": "-1"}, None, SEED_RULE.format(value="-1")),
+    "a single fold": ({"__cv_folds": "1"}, None, "__cv_folds='1' is invalid: must be a whole number >= 2"),
     "a test size the component spec refuses (low)": (
         {"__test_size": "0.001"},
         None,
@@ -249,15 +250,16 @@ REFUSED = {
         "it leaves 1 of 12 rows for the test split, at least 2 are needed",
     ),
     "a train split left with no row": (
-        {"__test_size": "0.99", "model": "ridge"},  # no validation split to be refused first
+        {"__test_size": "0.99", "model": "ridge"},  # not cross-validated, so not refused for its folds first
         houses(12),
         "__test_size='0.99' is invalid for the 12 rows with a target in data.csv: it leaves no train rows of 12",
     ),
-    "auto with a validation split left with one row": (
+    "auto with a train split too small for its folds": (
         {"__test_size": "0.6", "model": "auto"},
         houses(12),
-        "__test_size='0.6' is invalid for the 12 rows with a target in data.csv: "
-        "it leaves 1 of 12 rows for the validation split, at least 2 are needed",
+        "__test_size='0.6' with __cv_folds='5' is invalid for the 12 rows with a target in data.csv: it leaves 5 of "
+        "12 rows for the train split, too few for 5-fold cross-validation: at least 10 are needed, 2 held out by each "
+        "fold",
     ),
     "too few rows with a target": (
         {},

@@ -17,7 +17,7 @@ from projects import DATA, ENV, PROG, cli, command, latest_run
 
 from aml_pipeline_kit import __version__
 from aml_pipeline_kit.cli import build_parser, main, parameter
-from aml_pipeline_kit.local_runs import metrics_table
+from aml_pipeline_kit.local_runs import metrics_table, selection_table
 from aml_pipeline_kit.project import find_project_root
 from aml_pipeline_kit.step_imports import script_imports
 
@@ -66,6 +66,22 @@ def test_metrics_table_shows_model_and_baseline() -> None:
         "RMSE         1.000     2.000",
         "MAE          0.500     1.500",
         "R²           0.250     0.000",
+    ]
+
+
+def test_selection_table_shows_each_candidates_cross_validation_mean_beside_the_folds_spread() -> None:
+    scores = {"cv_rmse": 11.05, "cv_rmse_std": 0.7034, "cv_r2": 0.166, "fold_rmse": [10.0, 12.1]}
+    selection = {
+        "winner": "ridge",
+        "candidates": {
+            "ridge": {**scores, "hyperparameters": {"alpha": 1.0}},
+            "random_forest": {**scores, "cv_rmse": 11.127, "hyperparameters": {"max_depth": None}},
+        },
+    }
+    assert selection_table(selection).splitlines() == [
+        "candidate                  CV RMSE (mean ± sd)   CV R²  hyperparameters",
+        "ridge                           11.050 ± 0.703   0.166  alpha=1.0  <- selected",
+        "random_forest                   11.127 ± 0.703   0.166  max_depth=None",
     ]
 
 

@@ -196,7 +196,7 @@ CASES: dict[str, tuple[Condition, list[str], int, str]] = {
     ),
     "a full disk (no file may grow past 64 KiB)": (
         lambda project: file_size_limit(64 << 10),
-        ["run", "--local"],
+        ["run", "--local", "--no-reuse"],  # a run with steps to run: one with none writes to no store
         2,
         r"error: the MLflow store sqlite:///.*/mlruns\.db failed: disk I/O error",
     ),

@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 from projects import DATA, command, copy_example, latest_run, no_step_host_left
 
-from aml_pipeline_kit.job_file import check_job_file, checked_job, load_pipeline_job, readable_python
+from aml_pipeline_kit.job_file import check_job_file, checked_job, load_pipeline_job
 from aml_pipeline_kit.plan import Binding, PlanError, Step, StepInput
 from aml_pipeline_kit.shell import SHELL, environment_setup, needs_shell, shell_line
+from aml_pipeline_kit.step_imports import steps_imports
 from aml_pipeline_kit.step_io import read_only_inputs, written_input
 from aml_pipeline_kit.sweep import SweepError, best_trial, trial_values
 
@@ -457,8 +458,9 @@ def test_parameters_set_a_job_files_inputs(fixtures: Path, monkeypatch: pytest.M
 
 def test_code_the_step_host_cannot_read_is_not_preloaded(tmp_path: Path) -> None:
     (tmp_path / "old.py").write_text('print "Python 2"\n')
-    assert not readable_python(tmp_path)  # its step reports the error when it runs, not the host
-    assert readable_python(FIXTURES / "components" / "trial")
+    trial = FIXTURES / "components" / "trial"
+    assert steps_imports([tmp_path]) == []  # its step reports the error when it runs, not the host
+    assert steps_imports([tmp_path, trial]) == steps_imports([trial]) != []
 
 
 @pytest.mark.parametrize(

@@ -204,16 +204,16 @@ def test_check_builds_every_pipeline_the_project_registers(example: Path) -> Non
 
 
 def test_a_role_the_project_cannot_offer_says_why_and_check_builds_the_rest(tmp_path: Path) -> None:
-    root = edited(copy_example(tmp_path / "project"), "config.yml", "validation_size: 0.25", "validation_size: 0.0")
-    edited(root, "config.yml", 'type: "auto"', 'type: "ridge"')  # auto chooses on validation rows too
+    root = edited(copy_example(tmp_path / "project"), "config.yml", "cv_folds: 5", "cv_folds: 0")
+    edited(root, "config.yml", 'type: "auto"', 'type: "ridge"')  # auto chooses by cross-validation too
     project = load_project(root)
     assert set(checked_graphs(project)) == {"training", "scoring", "monitoring"}
     assert check_report(project).findings == []
     with pytest.raises(SettingsError) as refusal:
         local_job(project, "tuning", {"model_type": "ridge"})
     assert str(refusal.value) == (
-        "this project has no tuning pipeline as it stands: tuning scores its trials on validation rows: "
-        "set validation_size above 0 in config.yml"
+        "this project has no tuning pipeline as it stands: tuning scores its trials by cross-validation: "
+        "set cv_folds to 2 or more in config.yml"
     )
 
 

@@ -150,7 +150,7 @@ def test_a_value_is_never_searched_for_placeholders() -> None:
     assert argv[2:] == ["--x", "${{outputs.out}} $(id)", "--out", "/o"]
 
 
-# The default model (auto) trains a node per candidate, then refits: the tests of one step follow the one train node.
+# The default model (auto) trains a node per candidate, then selects: the tests of one step follow the one train node.
 SINGLE_MODEL = {"model_type": "ridge"}
 SINGLE_MODEL_RUN = ("-p", "model_type=ridge")
 

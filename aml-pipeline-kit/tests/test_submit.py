@@ -104,7 +104,7 @@ def test_tune_azure_dry_run_prints_the_sweep_job_without_credentials(
     assert main(["tune", "--azure", "--dry-run"]) == 0
     printed = capsys.readouterr().out
     assert "type: sweep" in printed
-    assert "primary_metric: validation_rmse" in printed
+    assert "primary_metric: cv_rmse" in printed
 
 
 class GitHubTokenEndpoint(BaseHTTPRequestHandler):

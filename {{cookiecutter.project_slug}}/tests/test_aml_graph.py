@@ -40,23 +40,22 @@ def test_the_training_graph_has_its_steps_in_dependency_order(project: Project, 
     }
 
 
-def test_auto_fans_out_one_train_step_per_candidate_then_selects_and_refits(project: Project) -> None:
+def test_auto_fans_out_one_cross_validated_train_step_per_candidate_then_selects(project: Project) -> None:
     plan = plan_of(project, "training", {"model_type": "auto"})
     candidates = model_candidates(project)
     trains = [f"train_{name}" for name in candidates]
-    assert {step.name for step in plan.steps} == {"data_prep", *trains, "select", "refit", "evaluate", "register"}
+    assert {step.name for step in plan.steps} == {"data_prep", *trains, "select", "evaluate", "register"}
     assert all(plan.step(name).upstream == {"data_prep"} for name in trains)
     assert {plan.step(name).inputs["model_type"].binding.value for name in trains} == set(candidates)
-    assert plan.step("select").upstream == {"data_prep", *trains}
-    assert plan.step("refit").upstream == {"data_prep", "select"}
-    assert plan.step("refit").inputs["selection"].binding.node == "select"
-    assert plan.step("evaluate").upstream == {"data_prep", "refit"}
-    assert plan.outputs["model"] == ("refit", "model")
+    assert all(plan.step(name).inputs["cv_folds"].binding == Binding(pipeline_input="cv_folds") for name in trains)
+    assert plan.step("select").upstream == set(trains)
+    assert plan.step("evaluate").upstream == {"data_prep", "select"}
+    assert plan.outputs["model"] == ("select", "model")
     assert plan.outputs["selection"] == ("select", "selection")
-    assert plan.inputs["validation_size"] == project.setting("validation_size") > 0
+    assert plan.inputs["cv_folds"] == project.setting("cv_folds") >= 2
 
 
-def test_tuning_sweeps_each_candidate_trial_by_trial_then_selects_and_refits(project: Project) -> None:
+def test_tuning_sweeps_each_candidate_trial_by_trial_each_cross_validated_then_selects(project: Project) -> None:
     plan = plan_of(project, "tuning", {"model_type": "auto"})
     limit = project.setting("tuning", "max_total_trials")
     declared = regressors(project)
@@ -67,23 +66,26 @@ def test_tuning_sweeps_each_candidate_trial_by_trial_then_selects_and_refits(pro
         steps = [plan.step(f"tune_{candidate}.trial_{number}") for number in range(trials)]
         for step in steps:
             assert step.inputs["model_type"].binding.value == candidate
+            assert step.inputs["cv_folds"].binding == Binding(pipeline_input="cv_folds")
             assert all(step.inputs[name].binding.value in values for name, values in space.items())
         if combinations <= limit:  # a space the trials cover: each combination once (grid), none twice
             assert len({tuple(step.inputs[name].binding.value for name in space) for step in steps}) == combinations
         assert plan.step(f"tune_{candidate}").upstream == {step.name for step in steps}  # the best trial's model
-    assert plan.step("select").upstream == {"data_prep", *(f"tune_{name}" for name in model_candidates(project))}
-    assert plan.outputs["model"] == ("refit", "model")
+    assert plan.step("select").upstream == {f"tune_{name}" for name in model_candidates(project)}
+    assert plan.outputs["model"] == ("select", "model")
 
 
 def test_tuning_a_single_model_sweeps_it_alone(project: Project, single_model: dict[str, str]) -> None:
     plan = plan_of(project, "tuning", single_model)
     sweeps = {step.name.split(".")[0] for step in plan.steps if step.name.startswith("tune_")}
     assert sweeps == {f"tune_{single_model['model_type']}"}
-    assert plan.inputs["validation_size"] == project.setting("validation_size") > 0
+    assert plan.inputs["cv_folds"] == project.setting("cv_folds") >= 2
 
 
-def test_a_single_model_sets_no_validation_rows_aside(project: Project, single_model: dict[str, str]) -> None:
-    assert plan_of(project, "training", single_model).inputs["validation_size"] == 0
+def test_a_single_model_is_fitted_once_without_cross_validation(project: Project, single_model: dict[str, str]) -> None:
+    plan = plan_of(project, "training", single_model)
+    assert plan.inputs.get("cv_folds") is None
+    assert plan.step("train").inputs["cv_folds"].binding == Binding()  # unset: fitted, not scored
 
 
 def test_the_scoring_graph_is_one_score_step_on_the_model_and_the_rows(project: Project) -> None:
@@ -108,7 +110,7 @@ def test_the_monitoring_graph_splits_as_training_did_then_scores_and_compares_th
     assert monitor.inputs["test_report"].binding == Binding(node="evaluate", output="report")
     assert monitor.inputs["batch"].binding == Binding(pipeline_input="batch")
     assert plan.step("data_prep").inputs["input_data"].binding == Binding(pipeline_input="training_data")
-    assert plan.step("data_prep").inputs["validation_size"].binding.value == 0.0  # the reference: the train split
+    assert plan.step("data_prep").inputs["cv_folds"].binding == Binding()  # the reference: the whole train split
     training = plan_of(project, "training")
     for name in ("target_column", "numeric_columns", "categorical_columns", "test_size", "random_seed"):
         assert plan.inputs[name] == training.inputs[name], name  # the same split as training's

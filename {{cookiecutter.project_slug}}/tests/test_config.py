@@ -69,14 +69,27 @@ def test_with_empty_features_lists_a_run_predicts_another_target_from_every_othe
     assert metrics["n_test_rows"] > 0
 
 
-def test_without_validation_rows_auto_is_refused_before_a_run_in_one_line_saying_what_to_set(
+def test_without_cross_validation_auto_is_refused_before_a_run_in_one_line_saying_what_to_set(
     scratch: Project, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """select picks the best candidate on the validation rows: without any it failed after every candidate trained."""
-    changed = with_config(scratch, validation_size=0.0, model={**scratch.setting("model"), "type": "auto"})
+    """select compares the candidates' cross-validation scores: without any it would fail after every one trained."""
+    changed = with_config(scratch, cv_folds=0, model={**scratch.setting("model"), "type": "auto"})
     monkeypatch.setenv(ROOT_VARIABLE, str(changed.root))
     assert main(["check"]) == 2
     assert capsys.readouterr().err.splitlines() == [
-        f"error: {changed.config_file}: model type auto picks the best candidate on validation rows: set "
-        "validation_size above 0"
+        f"error: {changed.config_file}: model type auto picks the best candidate by cross-validation: set cv_folds "
+        "to 2 or more"
     ]
+
+
+@pytest.mark.parametrize("folds", [1, -3, 2.5, "5", True])
+def test_a_number_of_folds_that_is_not_a_whole_number_of_2_or_more_is_refused_in_one_line(
+    project: Project, folds: object
+) -> None:
+    with pytest.raises(SettingsError) as refusal:
+        pipeline_inputs(project, {"cv_folds": folds})
+    assert str(refusal.value) == (
+        f"{project.config_file}: cv_folds {folds!r} must be a whole number of 2 or more (the folds the train split is "
+        "cross-validated in, to choose a model or score a tuning trial), or 0 for none"
+    )
+    assert pipeline_inputs(project, {"cv_folds": 3})["cv_folds"] == 3

@@ -117,10 +117,11 @@ REFUSED = {
     ),
     "a test split of one row": (houses(12), {"test_size": 0.05}, "--test-size 0.05 leaves 1 of 12 rows for the test"),
     "a train split of no row": (houses(12), {"test_size": 0.99}, "--test-size 0.99 leaves no train rows of 12"),
-    "a validation split of one row": (
+    "a train split too small for its folds": (
         houses(12),
-        {"test_size": 0.6, "validation_size": 0.25},
-        "--test-size 0.6 with --validation-size 0.25 leaves 1 of 12 rows for the validation split",
+        {"test_size": 0.6, "cv_folds": 3},
+        "--test-size 0.6 with --cv-folds 3 leaves 5 of 12 rows for the train split, too few for 3-fold "
+        "cross-validation: at least 6 are needed, 2 held out by each fold",
     ),
     "a row longer than the header": (houses() + "1,2,Paris,3,4\n", {}, "Expected 4 fields in line 42, saw 5"),
     "every row longer than the header": (
@@ -204,10 +205,7 @@ BAD_ARGUMENTS = {
     "a negative seed": (["--random-seed", "-1"], "argument --random-seed: -1 is outside the allowed 0 to 4294967295"),
     "a test size outside the spec": (["--test-size", "0.999"], "argument --test-size: 0.999 is outside the allowed"),
     "a test size that is not a number": (["--test-size", "nan"], "argument --test-size: nan is outside the allowed"),
-    "a validation size outside the spec": (
-        ["--validation-size", "0.95"],
-        "argument --validation-size: 0.95 is outside",
-    ),
+    "a single fold": (["--cv-folds", "1"], "argument --cv-folds: 1 is outside the allowed 2 or more"),
     "a column name sent as plain text": (
         ["--target-column", "price;id"],
         "argument --target-column: 'price;id' is not a column name as base64-encoded JSON",

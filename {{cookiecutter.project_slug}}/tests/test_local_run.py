@@ -23,7 +23,14 @@ def expected_steps(project: Project) -> set[str]:
     if not trains_candidates(project):
         return {"data_prep", "train", "evaluate", "register"}
     candidates = {f"train_{name}" for name in model_candidates(project)}
-    return {"data_prep", *candidates, "select", "refit", "evaluate", "register"}
+    return {"data_prep", *candidates, "select", "evaluate", "register"}
+
+
+def trained_step(project: Project, result: RunResult) -> str:
+    """The step that trained the model the run evaluated: with auto, select's winner's."""
+    if not trains_candidates(project):
+        return "train"
+    return f"train_{json.loads((result.outputs['selection'] / 'selection.json').read_text())['winner']}"
 
 
 def child_runs(project: Project, result: RunResult) -> dict[str, mlflow.entities.Run]:
@@ -69,13 +76,13 @@ def test_mlflow_has_one_pipeline_run_with_a_child_run_per_step(completed_run: tu
     assert parent.info.status == "FINISHED"
     by_step = child_runs(project, result)
     assert set(by_step) == expected_steps(project)
-    trained = by_step["refit" if trains_candidates(project) else "train"]
+    trained = by_step[trained_step(project, result)]
     assert trained.data.params["model_type"] in regressors(project).REGRESSORS
     assert "rmse" in by_step["evaluate"].data.metrics
     assert all(child.info.status == "FINISHED" for child in by_step.values())
 
 
-def test_auto_selects_the_best_on_validation_then_refits_it_on_the_whole_train_split(
+def test_auto_selects_the_best_by_cross_validation_fitted_on_the_whole_train_split(
     completed_run: tuple[Project, RunResult],
 ) -> None:
     project, result = completed_run
@@ -83,19 +90,24 @@ def test_auto_selects_the_best_on_validation_then_refits_it_on_the_whole_train_s
         pytest.skip("config.yml trains a single model type")
     selection = json.loads((result.outputs["selection"] / "selection.json").read_text())
     assert list(selection["candidates"]) == model_candidates(project)
-    scores = {name: values["validation_rmse"] for name, values in selection["candidates"].items()}
+    scores = {name: values["cv_rmse"] for name, values in selection["candidates"].items()}
     assert selection["winner"] == min(scores, key=scores.get)
-    prepped = result.run_dir / "data_prep" / "prepped_data"
-    train_rows, validation_rows = (
-        len(pd.read_parquet(prepped / f"{name}.parquet")) for name in ("train", "validation")
-    )
-    refit = mlflow.pyfunc.load_model(str(result.outputs["model"])).metadata.metadata
-    assert refit["model_type"] == selection["winner"]
-    assert refit["hyperparameters"] == selection["candidates"][selection["winner"]]["hyperparameters"]
-    rows = {
-        step: int(run.data.params["n_train_rows"])
-        for step, run in child_runs(project, result).items()
-        if "n_train_rows" in run.data.params
-    }
-    assert rows[f"train_{selection['winner']}"] == train_rows  # chosen on rows it never saw...
-    assert rows["refit"] == train_rows + validation_rows  # ...then trained on every row of the train split
+    folds = project.setting("cv_folds")
+    for values in selection["candidates"].values():
+        assert len(values["fold_rmse"]) == values["folds"] == folds
+        assert values["cv_rmse"] == pytest.approx(sum(values["fold_rmse"]) / folds)
+        assert values["cv_rmse_std"] == pytest.approx(pd.Series(values["fold_rmse"]).std())  # the folds differ
+    model = mlflow.pyfunc.load_model(str(result.outputs["model"])).metadata.metadata
+    assert model["model_type"] == selection["winner"]
+    assert model["hyperparameters"] == selection["candidates"][selection["winner"]]["hyperparameters"]
+    train_rows = len(pd.read_parquet(result.run_dir / "data_prep" / "prepped_data" / "train.parquet"))
+    client, by_step = mlflow.MlflowClient(project.local_tracking_uri), child_runs(project, result)
+    for name, values in selection["candidates"].items():
+        run = by_step[f"train_{name}"]  # scored on the folds, then fitted on every row of the train split
+        assert int(run.data.params["n_train_rows"]) == train_rows
+        assert run.data.metrics["cv_rmse_std"] == pytest.approx(values["cv_rmse_std"])
+        logged = client.get_metric_history(run.info.run_id, "cv_fold_rmse")
+        assert [entry.value for entry in logged] == pytest.approx(values["fold_rmse"])
+    select = by_step["select"]
+    assert select.data.tags["winner"] == selection["winner"]
+    assert {f"{name}_cv_rmse_std" for name in scores} <= set(select.data.metrics)

@@ -78,12 +78,12 @@ def test_the_tuned_model_is_written_into_config_yml_keeping_its_comments(scratch
     )
 
 
-def test_without_validation_rows_check_passes_without_the_tuning_graph_and_tuning_says_what_to_set(
+def test_without_cross_validation_check_passes_without_the_tuning_graph_and_tuning_says_what_to_set(
     scratch: Project, single_model: dict[str, str]
 ) -> None:
-    with pytest.raises(SettingsError, match="tuning scores its trials on validation rows: set validation_size above 0"):
-        local_job(scratch, "tuning", {**single_model, "validation_size": 0.0})
+    with pytest.raises(SettingsError, match="tuning scores its trials by cross-validation: set cv_folds to 2 or more"):
+        local_job(scratch, "tuning", {**single_model, "cv_folds": 0})
     config = yaml.safe_load(scratch.config_file.read_text(encoding="utf-8"))
-    config.update(validation_size=0.0, model={**config["model"], "type": single_model["model_type"]})
+    config.update(cv_folds=0, model={**config["model"], "type": single_model["model_type"]})
     scratch.config_file.write_text(yaml.safe_dump(config), encoding="utf-8")
     assert set(checked_graphs(Project.load(scratch.root))) == {"training", "scoring", "monitoring"}

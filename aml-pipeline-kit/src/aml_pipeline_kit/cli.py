@@ -142,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
             "(a project maps them in config.yml's local.data_substitutes)",
         )
     tune = commands.add_parser(
-        "tune", help="sweep the model's hyperparameters on the validation split, write the best to config.yml"
+        "tune", help="sweep the model's hyperparameters by cross-validation, write the best to config.yml"
     )
     for command in (run, tune):
         where = command.add_mutually_exclusive_group(required=True)

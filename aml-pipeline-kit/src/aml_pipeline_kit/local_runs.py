@@ -337,11 +337,13 @@ def show_training(project: Project, result: RunResult) -> None:
 
 
 def selection_table(selection: dict[str, Any]) -> str:
-    lines = [f"{'candidate':<24}{'valid. RMSE':>12}{'valid. R²':>11}  hyperparameters"]
+    """Each candidate's cross-validation RMSE, the folds' mean ± their standard deviation, and mean R²."""
+    lines = [f"{'candidate':<24}{'CV RMSE (mean ± sd)':>22}{'CV R²':>8}  hyperparameters"]
     for name, scores in selection["candidates"].items():
         values = " ".join(f"{key}={value}" for key, value in scores["hyperparameters"].items())
         winner = "  <- selected" if name == selection["winner"] else ""
-        lines.append(f"{name:<24}{scores['validation_rmse']:>12.3f}{scores['validation_r2']:>11.3f}  {values}{winner}")
+        rmse = f"{scores['cv_rmse']:.3f} ± {scores['cv_rmse_std']:.3f}"
+        lines.append(f"{name:<24}{rmse:>22}{scores['cv_r2']:>8.3f}  {values}{winner}")
     return "\n".join(lines) + "\n"
 
 

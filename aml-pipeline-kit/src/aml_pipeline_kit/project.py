@@ -15,12 +15,14 @@ azure-ai-ml ``PipelineJob`` of a ``@dsl.pipeline`` graph, given the ``Input`` s 
 - ``training(project, data, overrides)``: ``run``, ``submit``; outputs ``model``, ``report`` (``metrics.json``),
   ``decision`` (``decision.json``);
 - ``tuning(project, data, overrides)``, optional: ``tune``; also outputs ``selection`` (``selection.json``, whose
-  winner ``tune`` writes into config.yml's ``model`` section);
+  winner ``tune`` writes into config.yml's ``model`` section). A training pipeline may output it too: ``run``
+  prints its ``candidates``, each with ``cv_rmse`` and ``cv_rmse_std`` (the cross-validation folds' mean and
+  standard deviation), ``cv_r2`` and ``hyperparameters``;
 - ``scoring(project, model, data)``: ``score``; outputs ``predictions`` (``predictions.csv``);
 - ``monitoring(project, model, training_data, batch)``: ``monitor``; outputs ``report``.
 
-A role the project cannot offer as it stands may map to a sentence saying why (``"tuning": "... set validation_size
-above 0"``): the command of that role says it, and ``check`` leaves the role out.
+A role the project cannot offer as it stands may map to a sentence saying why (``"tuning": "... set cv_folds to 2 or
+more"``): the command of that role says it, and ``check`` leaves the role out.
 
 Kedro's ``settings.py`` and ``pipeline_registry.py`` are the model: the project holds its graphs and config, the
 engine finds them by this one table.

@@ -62,7 +62,7 @@ def test_components_load_and_reference_the_environment(project: Project) -> None
         "numeric_columns",
         "categorical_columns",
         "test_size",
-        "validation_size",
+        "cv_folds",
         "random_seed",
     }
     assert components["data_prep"].inputs["numeric_columns"].optional

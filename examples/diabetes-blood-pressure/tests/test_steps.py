@@ -11,7 +11,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import load_script
+from mlflow.models import Model
+from sklearn.base import clone
 from sklearn.linear_model import LinearRegression
+from sklearn.metrics import root_mean_squared_error
+from sklearn.model_selection import KFold
 
 from aml_pipeline_kit.project import Project
 
@@ -23,6 +27,7 @@ train = load_script("train", "train")
 training = load_script("train", "training")
 register = load_script("register", "register")
 evaluate = load_script("evaluate", "evaluate")
+select = load_script("select", "select_model")
 
 
 @pytest.mark.parametrize(("component", "script"), [("data_prep", prep), ("train", train)], ids=["data_prep", "train"])
@@ -146,24 +151,55 @@ def test_every_model_fits_raw_rows_and_ignores_unknown_categories(tmp_path: Path
     assert len(model.predict(unseen)) == 3
 
 
-def test_a_refit_takes_the_winners_hyperparameters_and_every_row_of_the_train_split(tmp_path: Path) -> None:
-    prepped, selection = tmp_path / "prepped", tmp_path / "selection"
-    prep.prepare(_write(messy_frame(60), tmp_path / "data.csv"), "pressure", 0.2, 3, prepped, validation_size=0.25)
-    winner = {"n_estimators": 30, "max_depth": 4, "min_samples_leaf": 2, "max_features": 1.0}
-    selection.mkdir()
-    (selection / "selection.json").write_text(
-        json.dumps({"winner": "random_forest", "candidates": {"random_forest": {"hyperparameters": winner}}})
-    )
-    argv = ["--prepped-data", str(prepped), "--model-type", "ridge", "--model", str(tmp_path / "model")]
-    args = train.refit_arguments(train.build_parser().parse_args([*argv, "--selection", str(selection)]))
-    assert (args.model_type, args.refit) == ("random_forest", True)
-    assert training.tunable(args) == winner
-    (x, _), _, validation = training.training_rows(args)
-    rows = sum(len(pd.read_parquet(prepped / f"{name}.parquet")) for name in ("train", "validation"))
-    assert (len(x), validation) == (rows, None)  # the validation rows are learnt from, not held out
-    candidate = argparse.Namespace(**{**vars(args), "refit": False})
-    (x, _), _, (validation_x, _) = training.training_rows(candidate)
-    assert len(x) + len(validation_x) == rows
+def test_every_candidate_is_scored_on_the_same_seeded_folds_of_the_train_split(tmp_path: Path) -> None:
+    prepped = tmp_path / "prepped"
+    prep.prepare(_write(messy_frame(60), tmp_path / "data.csv"), "pressure", 0.2, 3, prepped, cv_folds=4)
+    x, y, features = training.load_split(prepped, "train")
+    argv = ["--prepped-data", str(prepped), "--model", str(tmp_path / "model"), "--n-estimators", "10"]
+    scores = {}
+    for model_type in ("ridge", "random_forest"):
+        args = train.build_parser().parse_args([*argv, "--model-type", model_type, "--random-seed", "3"])
+        model = training.build_model(args, features["numeric"], features["categorical"])
+        scores[model_type] = training.cross_validation(model, x, y, 4, 3)
+        folds = KFold(4, shuffle=True, random_state=3).split(x)  # seeded as random_seed: the same rows for each
+        fitted = [(clone(model).fit(x.iloc[kept], y.iloc[kept]), held_out) for kept, held_out in folds]
+        by_hand = [root_mean_squared_error(y.iloc[rows], fit.predict(x.iloc[rows])) for fit, rows in fitted]
+        assert scores[model_type]["fold_rmse"] == pytest.approx(by_hand)
+        assert scores[model_type]["cv_rmse"] == pytest.approx(np.mean(by_hand))
+        assert scores[model_type]["cv_rmse_std"] == pytest.approx(np.std(by_hand, ddof=1))
+    assert scores["ridge"]["fold_rmse"] != scores["random_forest"]["fold_rmse"]
+
+
+def saved_candidate(folder: Path, model_type: str, folds: int | None) -> Path:
+    """A candidate's MLmodel file as train.py writes its metadata (select reads nothing else)."""
+    metadata: dict = {"model_type": model_type, "hyperparameters": {}}
+    if folds:
+        scores = {"folds": folds, "cv_rmse": 1.0, "cv_rmse_std": 0.1, "cv_r2": 0.5, "fold_rmse": [1.0] * folds}
+        metadata["cross_validation"] = scores
+    folder.mkdir(parents=True)
+    Model(metadata=metadata).save(folder / "MLmodel")
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        (("ridge", 5), "a second one trained as 'ridge'"),
+        (("random_forest", None), "trained without --cv-folds, so it has no scores to compare"),
+        (("random_forest", 3), "scored on 3 folds, not as the others"),
+    ],
+)
+def test_select_refuses_candidates_it_cannot_compare_in_one_line_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], second: tuple[str, int | None], problem: str
+) -> None:
+    first = saved_candidate(tmp_path / "first", "ridge", 5)
+    other = saved_candidate(tmp_path / "second", *second)
+    argv = ["--candidate", str(first), "--candidate", str(other)]
+    assert select.main([*argv, "--selection", str(tmp_path / "selection"), "--model", str(tmp_path / "model")]) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --candidate {other}: {problem}; each candidate must be of another model type, scored on the same folds"
+    ]
+    assert not (tmp_path / "selection").exists() and not (tmp_path / "model").exists()
 
 
 def _write(frame: pd.DataFrame, path: Path) -> Path:

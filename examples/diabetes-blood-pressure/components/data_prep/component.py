@@ -30,7 +30,7 @@ data_prep = command(
         " $[[--categorical-columns '${{inputs.categorical_columns}}']]"
         " --test-size ${{inputs.test_size}}"
         " --random-seed ${{inputs.random_seed}}"
-        " --validation-size ${{inputs.validation_size}}"
+        " $[[--cv-folds ${{inputs.cv_folds}}]]"
         " --prepped-data ${{outputs.prepped_data}}"
     ),  # one command line for Azure ML and the local runner
     inputs={
@@ -44,8 +44,8 @@ data_prep = command(
         ),
         "test_size": Input(type="number", default=0.2, min=0.01, max=0.99, description="Fraction held out."),
         "random_seed": Input(type="integer", default=42, min=0, max=2**32 - 1, description="Seed of the shuffle."),
-        "validation_size": Input(
-            type="number", default=0.0, min=0.0, max=0.9, description="Train fraction set aside to pick a model."
+        "cv_folds": Input(
+            type="integer", optional=True, min=2, description="Folds to cross-validate the train split in; unset: none."
         ),
     },
     outputs={"prepped_data": Output(type="uri_folder", description="Parquet splits and features.json.")},

@@ -63,7 +63,7 @@ NA_VALUES = frozenset(
     }
 )
 MIN_ROWS = 10  # rows with a target value needed to train and test at all
-MIN_SPLIT_ROWS = 2  # rows in the test split and in a validation split: R² needs two
+MIN_SPLIT_ROWS = 2  # rows in the test split and held out by each cross-validation fold: R² needs two
 MOSTLY_NUMBERS = 0.9  # a column with at least this share of numbers and some text is a data problem
 MARKER_VALUES = 3  # at most this many distinct text values, fewer than the numbers': markers for gaps
 # Targets beyond ±1e100 are refused: squared errors of up to (2e100)² = 4e200, summed over any number of rows a
@@ -251,14 +251,21 @@ def split_rows(rows: int, fraction: float) -> tuple[int, int]:
     return rows - aside, aside
 
 
-def split_problem(rows: int, test_size: float, validation_size: float) -> str | None:
-    """Why these fractions leave a split too small to train or score on, or None."""
+def split_problem(rows: int, test_size: float) -> str | None:
+    """Why ``test_size`` leaves a split too small to train or score on, or None."""
     train, test = split_rows(rows, test_size)
     if test < MIN_SPLIT_ROWS:
         return f"leaves {test} of {rows} rows for the test split, at least {MIN_SPLIT_ROWS} are needed"
-    if not validation_size:
-        return None if train >= 1 else f"leaves no train rows of {rows}"
-    train, validation = split_rows(train, validation_size)
-    if validation < MIN_SPLIT_ROWS:
-        return f"leaves {validation} of {rows} rows for the validation split, at least {MIN_SPLIT_ROWS} are needed"
-    return None if train >= 1 else f"leaves no train rows of {rows} once validation rows are set aside"
+    return None if train >= 1 else f"leaves no train rows of {rows}"
+
+
+def folds_problem(rows: int, test_size: float, cv_folds: int) -> str | None:
+    """Why the train split ``test_size`` leaves is too small for ``cv_folds``-fold cross-validation (scikit-learn's
+    KFold holds out at least rows // folds rows in each fold), or None."""
+    train, _ = split_rows(rows, test_size)
+    if train >= MIN_SPLIT_ROWS * cv_folds:
+        return None
+    return (
+        f"leaves {train} of {rows} rows for the train split, too few for {cv_folds}-fold cross-validation: "
+        f"at least {MIN_SPLIT_ROWS * cv_folds} are needed, {MIN_SPLIT_ROWS} held out by each fold"
+    )

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 from argument_types import column_name, column_names, ranged
-from csv_rules import MIN_ROWS, NA_VALUES, TARGET_LIMIT, ColumnType, column_type, split_problem, unusable
+from csv_rules import MIN_ROWS, NA_VALUES, TARGET_LIMIT, ColumnType, column_type, folds_problem, split_problem, unusable
 
 SEED_RANGE = (0, 2**32 - 1)  # what numpy and scikit-learn take as a random_state
 
@@ -42,10 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--random-seed", type=ranged(int, *SEED_RANGE), default=42, help="Seed of the shuffle.")
     parser.add_argument(
-        "--validation-size",
-        type=ranged(float, 0.0, 0.9),
-        default=0.0,
-        help="Fraction of the train split set aside to pick a model.",
+        "--cv-folds",
+        type=ranged(int, 2),
+        help="Folds the train split is cross-validated in (to pick a model): it must leave rows for each.",
     )
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output folder.")
     return parser
@@ -202,7 +201,7 @@ def prepare(
     output: Path,
     numeric: list[str] | None = None,
     categorical: list[str] | None = None,
-    validation_size: float = 0.0,
+    cv_folds: int | None = None,
 ) -> dict[str, object]:
     """Validate and clean the CSV, split it, write the splits and the feature description to ``output``."""
     frame = clean_target(read_csv(input_data), target, input_data.name)
@@ -215,19 +214,18 @@ def prepare(
         features = infer_features(frame, target, input_data.name)
     if not features["numeric"] and not features["categorical"]:
         raise DataError(f"{input_data.name}: no usable feature columns remain besides {target!r}")
-    if problem := split_problem(len(frame), test_size, validation_size):
-        sizes = f"--test-size {test_size}" + (f" with --validation-size {validation_size}" if validation_size else "")
-        raise DataError(f"{input_data.name}: {sizes} {problem}")
+    if problem := split_problem(len(frame), test_size):
+        raise DataError(f"{input_data.name}: --test-size {test_size} {problem}")
+    if cv_folds and (problem := folds_problem(len(frame), test_size, cv_folds)):
+        raise DataError(f"{input_data.name}: --test-size {test_size} with --cv-folds {cv_folds} {problem}")
     frame = frame[[*features["numeric"], *features["categorical"], target]]
     # Stored as categories, missing text reads back from Parquet as NaN, which the model's imputer takes for
     # missing (as plain text it would read back as None): every later step reads the splits as they are.
     frame = frame.astype(dict.fromkeys(features["categorical"], "category"))
     train, test = split(frame, test_size, seed)
-    # Candidate models are compared on rows carved from the train split, never on the test split.
-    splits = dict(zip(("train", "validation"), split(train, validation_size, seed), strict=True))
     output.mkdir(parents=True, exist_ok=True)
     # Parquet keeps the column types for the next steps and writes a million rows in a fraction of a second.
-    for name, rows in {**(splits if validation_size else {"train": train}), "test": test}.items():
+    for name, rows in {"train": train, "test": test}.items():
         rows.to_parquet(output / f"{name}.parquet", index=False)
         print(f"{name} rows: {len(rows)}")
     (output / "features.json").write_text(json.dumps(features, indent=2))
@@ -245,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
             args.prepped_data,
             args.numeric_columns,
             args.categorical_columns,
-            args.validation_size,
+            args.cv_folds,
         )
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Evaluate the model on the test split against a mean-predictor baseline.
 
-The baseline predicts the mean target of the train split (validation rows included)
+The baseline predicts the mean target of the train split (what the model was fitted on)
 for every row: a model that does not beat it has learned nothing from the features.
 """
 
@@ -80,9 +80,7 @@ def plot(actual: pd.Series, predicted: np.ndarray, target: str, path: Path) -> N
 def evaluate(model_dir: Path, prepped_data: Path, report: Path) -> dict[str, float]:
     features = json.loads((prepped_data / "features.json").read_text())
     target = features["target"]
-    # The whole train split, validation rows included: what the evaluated model (refitted, with auto) learnt from.
-    splits = [prepped_data / name for name in ("train.parquet", "validation.parquet")]
-    train_target = pd.concat([pd.read_parquet(path, columns=[target])[target] for path in splits if path.is_file()])
+    train_target = pd.read_parquet(prepped_data / "train.parquet", columns=[target])[target]
     test = pd.read_parquet(prepped_data / "test.parquet")
     model = mlflow.pyfunc.load_model(str(model_dir))
     predicted = np.asarray(model.predict(test.drop(columns=[target])), dtype=float)

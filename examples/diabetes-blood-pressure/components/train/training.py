@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ import skops.io
 from regressors import REGRESSORS
 from sklearn.compose import ColumnTransformer
 from sklearn.impute import SimpleImputer
-from sklearn.metrics import r2_score, root_mean_squared_error
+from sklearn.metrics import root_mean_squared_error
+from sklearn.model_selection import KFold, cross_validate
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -31,7 +33,7 @@ SERVING_REQUIREMENTS = ("azureml-inference-server-http==1.5.1", "azureml-ai-moni
 
 
 def tunable(args: argparse.Namespace) -> dict[str, Any]:
-    """The chosen regressor's hyperparameters, by name: what select reports and a refit takes over."""
+    """The chosen regressor's hyperparameters, by name: what select reports and ``tune`` writes into config.yml."""
     return {name: getattr(args, name) for name in REGRESSORS[args.model_type].hyperparameters}
 
 
@@ -72,46 +74,51 @@ def runtime_requirements() -> list[str]:
     return [*loading, f"numpy=={np.__version__}", *SERVING_REQUIREMENTS]
 
 
-Rows = tuple[pd.DataFrame, pd.Series]  # features, target
+def cross_validation(model: Pipeline, x: pd.DataFrame, y: pd.Series, folds: int, seed: int) -> dict[str, Any]:
+    """The model's scores on each of ``folds`` folds of the train split (scikit-learn's shuffled KFold, seeded, so
+    every candidate is scored on the same folds), and their mean and spread: what select compares candidates by and
+    a sweep optimises (config.yml's tuning.primary_metric)."""
+    splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
+    scoring = {"rmse": "neg_root_mean_squared_error", "r2": "r2"}
+    scores = cross_validate(model, x, y, cv=splitter, scoring=scoring)
+    rmse, r2 = -scores["test_rmse"], scores["test_r2"]
+    return {
+        "folds": folds,
+        "cv_rmse": float(rmse.mean()),
+        "cv_rmse_std": float(rmse.std(ddof=1)),  # the folds' spread: how far one split's verdict could be off
+        "cv_r2": float(r2.mean()),
+        "fold_rmse": [float(value) for value in rmse],
+    }
 
 
-def training_rows(args: argparse.Namespace) -> tuple[Rows, dict, Rows | None]:
-    """The rows to fit on, their features, and the validation rows to score (None when there are none to hold out).
-
-    A refit learns from the whole train split: the validation rows did their job when select chose the winner.
-    """
-    x, y, features = load_split(args.prepped_data, "train")
-    if not (args.prepped_data / "validation.parquet").is_file():
-        return (x, y), features, None
-    validation_x, validation_y, _ = load_split(args.prepped_data, "validation")
-    if args.refit:
-        whole = pd.concat([x, validation_x], ignore_index=True), pd.concat([y, validation_y], ignore_index=True)
-        return whole, features, None
-    return (x, y), features, (validation_x, validation_y)
-
-
-def validation_scores(model: Pipeline, validation: Rows) -> dict[str, float]:
-    """The metrics select compares candidates by and a sweep optimises (config.yml's tuning.primary_metric)."""
-    rows, actual = validation
-    predicted = model.predict(rows)
-    return {"validation_rmse": root_mean_squared_error(actual, predicted), "validation_r2": r2_score(actual, predicted)}
+def log_cross_validation(scores: dict[str, Any]) -> None:
+    mlflow.log_metrics({name: scores[name] for name in ("cv_rmse", "cv_rmse_std", "cv_r2")})
+    for fold, rmse in enumerate(scores["fold_rmse"], 1):
+        mlflow.log_metric("cv_fold_rmse", rmse, step=fold)  # one metric, a step per fold: MLflow charts it
 
 
 def train(args: argparse.Namespace) -> int:
-    """Fit the model train.py's options describe, log it with MLflow and save it as an MLflow model."""
-    (x, y), features, validation = training_rows(args)
+    """Fit the model train.py's options describe (cross-validated first when asked) on the whole train split, log it
+    with MLflow and save it as an MLflow model."""
+    x, y, features = load_split(args.prepped_data, "train")
     model = build_model(args, features["numeric"], features["categorical"])
     with mlflow.start_run():
         mlflow.log_params(
             {"model_type": args.model_type, **hyperparameters(args), "n_train_rows": len(x), "n_features": x.shape[1]}
         )
-        mlflow.set_tag("refit", str(args.refit).lower())
+        # Timed: what the folds cost inside this step, beside the fit and the step's own time (step.log).
+        started = time.perf_counter()
+        scores = cross_validation(model, x, y, args.cv_folds, args.random_seed) if args.cv_folds else None
+        scored = time.perf_counter()
+        if scores:
+            mlflow.log_param("cv_folds", args.cv_folds)
+            log_cross_validation(scores)
         model.fit(x, y)
-        predictions = model.predict(x)
-        train_rmse = root_mean_squared_error(y, predictions)
+        fitted = time.perf_counter()
+        train_rmse = root_mean_squared_error(y, model.predict(x))
         mlflow.log_metric("train_rmse", train_rmse)
-        scored = validation_scores(model, validation) if validation is not None else {}
-        mlflow.log_metrics(scored)
+        # select names candidates by their model type and compares them by their cross-validation scores.
+        described = {"model_type": args.model_type, "hyperparameters": tunable(args)}
         mlflow.sklearn.save_model(
             model,
             args.model,
@@ -120,11 +127,11 @@ def train(args: argparse.Namespace) -> int:
             skops_trusted_types=skops.io.get_untrusted_types(data=skops.io.dumps(model)),
             # No input signature: MLflow would reject whole numbers in a column it saw as decimals (a column
             # with gaps), so raw CSV rows would not score. The fitted preprocessing checks the columns instead.
-            # select names candidates by their model type and reports their hyperparameters, which a refit takes over.
-            metadata={"features": features, "model_type": args.model_type, "hyperparameters": tunable(args)},
+            metadata={"features": features, **described, **({"cross_validation": scores} if scores else {})},
         )
-    refit = " (refit on the whole train split)" if args.refit else ""
-    validated = f"; validation RMSE {scored['validation_rmse']:.3f}" if scored else ""
     shape = f"{len(x)} rows, {x.shape[1]} features"
-    print(f"trained {args.model_type}{refit} on {shape}; train RMSE {train_rmse:.3f}{validated}")
+    print(f"trained {args.model_type} on {shape} in {fitted - scored:.2f}s; train RMSE {train_rmse:.3f}")
+    if scores:
+        spread = f"{scores['cv_rmse']:.3f} ± {scores['cv_rmse_std']:.3f} (mean ± standard deviation of the folds)"
+        print(f"{args.cv_folds}-fold cross-validation RMSE {spread} in {scored - started:.2f}s")
     return 0

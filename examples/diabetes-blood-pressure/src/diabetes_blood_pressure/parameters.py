@@ -19,7 +19,7 @@ from aml_pipeline_kit.project import Project
 
 # Pipeline inputs that carry column names. Given as text (-p), a list is comma-separated.
 COLUMN_INPUTS = ("target_column", "numeric_columns", "categorical_columns")
-AUTO = "auto"  # every candidate trained, the best on the validation split kept
+AUTO = "auto"  # every candidate trained, the best by cross-validation on the train split kept
 
 
 def encoded(value: object) -> str:
@@ -72,7 +72,7 @@ def pipeline_inputs(project: Project, overrides: dict[str, Any] | None = None) -
         "numeric_columns": features.get("numeric") or None,
         "categorical_columns": features.get("categorical") or None,
         "test_size": project.setting("test_size"),
-        "validation_size": project.setting("validation_size"),
+        "cv_folds": project.setting("cv_folds"),
         "random_seed": project.setting("random_seed"),
         "model_type": model["type"],
         # Left out of config.yml, a hyperparameter takes regressors.py's default.
@@ -85,7 +85,20 @@ def pipeline_inputs(project: Project, overrides: dict[str, Any] | None = None) -
         raise SettingsError(f"unknown pipeline parameter {unknown[0]!r}; parameters are: {', '.join(parameters)}")
     merged = {**parameters, **(overrides or {})}
     check_target_not_a_feature(project, merged)
+    merged["cv_folds"] = checked_folds(project, merged["cv_folds"])
     return {name: column_input(name, value) if name in COLUMN_INPUTS else value for name, value in merged.items()}
+
+
+def checked_folds(project: Project, folds: Any) -> int | None:
+    """cv_folds as the steps take it: a whole number of 2 or more, or unset (0 or null) for no cross-validation."""
+    if folds is None or (folds == 0 and type(folds) is int):
+        return None
+    if type(folds) is not int or folds < 2:  # True is an int to Python, not a number of folds
+        raise SettingsError(
+            f"{project.config_file}: cv_folds {folds!r} must be a whole number of 2 or more (the folds the train split "
+            "is cross-validated in, to choose a model or score a tuning trial), or 0 for none"
+        )
+    return folds
 
 
 def check_target_not_a_feature(project: Project, parameters: dict[str, Any]) -> None:

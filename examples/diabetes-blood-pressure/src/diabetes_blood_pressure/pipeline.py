@@ -1,5 +1,5 @@
 """The project's pipelines, built with ``@dsl.pipeline``: training (data_prep -> train -> evaluate -> register; with
-``auto``, candidates -> select -> refit before evaluate), tuning (the same with a sweep node per candidate), batch
+``auto``, candidates -> select before evaluate), tuning (the same with a sweep node per candidate), batch
 scoring (score) and monitoring (data_prep -> evaluate, score -> monitor).
 
 Each graph is the single description of its pipeline. Azure ML runs it on a compute cluster (``make submit``); the
@@ -32,12 +32,12 @@ MONITORING_THRESHOLDS = ("psi", "p_value", "missing_rate_increase", "unseen_rate
 
 def register_pipelines(project: Project) -> dict[str, Callable[..., PipelineJob] | str]:
     """The pipelines the engine runs, by role (aml_pipeline_kit/project.py says what each is given)."""
-    tuning = tuning_pipeline if project.setting("validation_size") else NO_VALIDATION_ROWS
+    tuning = tuning_pipeline if project.setting("cv_folds") else NO_CROSS_VALIDATION
     scoring, monitoring = scoring_pipeline, monitoring_pipeline
     return {"training": training_pipeline, "tuning": tuning, "scoring": scoring, "monitoring": monitoring}
 
 
-NO_VALIDATION_ROWS = "tuning scores its trials on validation rows: set validation_size above 0 in config.yml"
+NO_CROSS_VALIDATION = "tuning scores its trials by cross-validation: set cv_folds to 2 or more in config.yml"
 
 
 def load_components(project: Project, *names: str) -> dict[str, CommandComponent]:
@@ -117,19 +117,23 @@ def tuning_pipeline(project: Project, data: Input, overrides: dict[str, Any] | N
 
 def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any] | None, tune: bool) -> PipelineJob:
     """With ``model_type: auto`` the graph fans out: one train node per candidate (run in parallel by Azure ML and
-    by the local runner), then a select node picks the winner on the validation split and a refit node trains it
-    again on the whole train split; otherwise a single train node on the whole train split. ``tune`` makes each
-    candidate (with a single model type, that one) a sweep node. Evaluation and registration follow either way.
+    by the local runner), each scored by k-fold cross-validation on the train split, then fitted on all of it; a
+    select node picks the winner by its scores and passes its model on. Otherwise a single train node fits the model
+    on the whole train split. ``tune`` makes each candidate (with a single model type, that one) a sweep node, whose
+    trials are scored the same way. Evaluation and registration follow either way.
+
+    The folds run inside each candidate's step, not as nodes of their own: a sweep trial is one command job, and
+    docs/design_decisions.md of the template has the numbers.
     """
     components = load_components(project, "data_prep", "train", "select", "evaluate", "register")
     parameters = pipeline_inputs(project, overrides)
     model_type = parameters["model_type"]
     candidates = model_candidates(project) if model_type == AUTO else [model_type] if tune else []
     if not candidates:
-        parameters["validation_size"] = 0.0  # a single model needs no validation rows: train on them all
-    elif not parameters["validation_size"]:  # select would find none, after every candidate trained
+        parameters["cv_folds"] = None  # a single model is fitted once, with nothing to compare it with
+    elif not parameters["cv_folds"]:  # select would find no scores, after every candidate trained
         scored = "tuning scores its trials" if tune else "model type auto picks the best candidate"
-        raise SettingsError(f"{project.config_file}: {scored} on validation rows: set validation_size above 0")
+        raise SettingsError(f"{project.config_file}: {scored} by cross-validation: set cv_folds to 2 or more")
     sweep = sweep_settings(project) if tune else None
 
     declared = regressors(project)
@@ -138,7 +142,7 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
     inputs = {
         "input_data": Input(type="uri_file"),
         **split_inputs(),
-        "validation_size": float,
+        "cv_folds": Input(type="integer", optional=True),
         "model_type": str,
         **{name: Input(type=train_inputs[name].type, optional=train_inputs[name].optional) for name in hyperparameters},
         "registered_model_name": str,
@@ -149,8 +153,8 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
         project,
         "_tune" if tune else "",
         "Tuning pipeline" if tune else "Regression pipeline",
-        "Prepare the data, sweep the regressors' hyperparameters on the validation split, refit the best on the whole "
-        "train split, evaluate it against a baseline, register it if better."
+        "Prepare the data, sweep the regressors' hyperparameters scored by cross-validation on the train split, keep "
+        "the best fitted on the whole train split, evaluate it against a baseline, register it if better."
         if tune
         else "Prepare the data, train a regressor, evaluate it against a baseline, register it if better.",
     )
@@ -158,7 +162,7 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
     def regression(**inputs: Any) -> dict[str, Any]:
         data_prep = components["data_prep"](
             input_data=inputs["input_data"],
-            validation_size=inputs["validation_size"],
+            cv_folds=inputs["cv_folds"],
             **{name: inputs[name] for name in split_inputs()},
         )
         prepped_data = data_prep.outputs.prepped_data
@@ -171,7 +175,10 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
 
                 def train(**values: Any) -> Any:
                     return components["train"](
-                        prepped_data=prepped_data, model_type=model_type, **{**training, **values}
+                        prepped_data=prepped_data,
+                        model_type=model_type,
+                        cv_folds=inputs["cv_folds"],
+                        **{**training, **values},
                     )
 
                 node = swept(train, declared.search_space(model_type), sweep) if sweep else train()
@@ -180,14 +187,8 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
 
             trained = [candidate_model(candidate) for candidate in candidates]
             # select's ports are generic: it names each candidate by the model type its model was trained as.
-            select = components["select"](
-                prepped_data=prepped_data, **{f"candidate_{number}": model for number, model in enumerate(trained, 1)}
-            )
-            refit = components["train"](
-                prepped_data=prepped_data, selection=select.outputs.selection, random_seed=inputs["random_seed"]
-            )
-            refit.name = "refit"
-            model, outputs["selection"] = refit.outputs.model, select.outputs.selection
+            select = components["select"](**{f"candidate_{number}": model for number, model in enumerate(trained, 1)})
+            model, outputs["selection"] = select.outputs.model, select.outputs.selection
         else:
             train = components["train"](prepped_data=prepped_data, model_type=inputs["model_type"], **training)
             model = train.outputs.model
@@ -270,9 +271,7 @@ def monitoring_pipeline(project: Project, model: Input, training_data: Input, ba
     def monitoring(**inputs: Any) -> dict[str, Any]:
         model, batch = inputs["model"], inputs["batch"]
         data_prep = components["data_prep"](
-            input_data=inputs["training_data"],
-            validation_size=0.0,  # the reference is the whole train split
-            **{name: inputs[name] for name in split_inputs()},
+            input_data=inputs["training_data"], **{name: inputs[name] for name in split_inputs()}
         )
         evaluate = components["evaluate"](model=model, prepped_data=data_prep.outputs.prepped_data)
         score = components["score"](model=model, data=batch, id_column=inputs["id_column"])
