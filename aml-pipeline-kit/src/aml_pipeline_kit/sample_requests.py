@@ -57,7 +57,11 @@ class SampleRequests:
 
     @classmethod
     def of(cls, runs_dir: Path) -> SampleRequests:
-        return cls(runs_dir / "sample-request.json", runs_dir / "sample-request-mlflow.json", runs_dir / ".requests")
+        return cls(
+            runs_dir / "sample-request.json",
+            runs_dir / "sample-request-mlflow.json",
+            runs_dir / ".sample-requests.json",
+        )
 
     def written_from(self) -> str | None:
         """The digest of the MLmodel file the requests were written from, if both are there."""
