@@ -7,14 +7,12 @@ written; this hook writes what that analysis found (handed over in a file it rem
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import yaml
@@ -29,19 +27,6 @@ VALUES: dict[str, str] = json.loads(r"""{{ cookiecutter | tojson }}""")
 SHIPPED_SAMPLE = Path("data/diabetes.csv")
 HANDOFF = Path(".render-data.json")  # written by pre_gen_project
 CI_FILES = {"github": Path(".github"), "azure-devops": Path("azure-pipelines.yml")}  # what each `ci` option renders
-RULES_FILE = Path("components/data_prep/csv_rules.py")  # the rules pre_gen_project applied, now in the project
-
-
-def load_rules() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("csv_rules", RULES_FILE)
-    assert spec is not None and spec.loader is not None, RULES_FILE
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # its dataclasses look their module up
-    spec.loader.exec_module(module)
-    return module
-
-
-is_number = load_rules().is_number
 
 
 def yaml_flow(value: str | list[str]) -> str:
@@ -65,30 +50,6 @@ def write_features(config: Path, features: dict[str, list[str]], dropped: dict[s
         + f"\nfeatures:\n  numeric: {yaml_flow(features['numeric'])}\n"
         + f"  categorical: {yaml_flow(features['categorical'])}\n"
     )
-
-
-def write_sample_request(path: Path, header: list[str], sample: list[list[str]], target: str, text: list[str]) -> None:
-    """Two rows of the CSV without the target, as requests: ``path`` in the body Azure ML online endpoints take
-    (``{"input_data": {"columns": [...], "data": [...]}}``; `az ml online-endpoint invoke --request-file` sends it),
-    and beside it ``sample-request-mlflow.json`` in MLflow's ``dataframe_split`` body, for `make serve`.
-
-    Numbers go as JSON numbers (the model scales them), the ``text`` columns and any other text as strings.
-    """
-
-    def value(row: list[str], index: int) -> object:
-        field = row[index] if index < len(row) else ""
-        number = field.strip()
-        if not number or (is_number(number) and not math.isfinite(float(number))):
-            return None  # missing: the model fills it in, as it does for a gap in the CSV
-        if header[index] in text or not is_number(number):
-            return field
-        return int(number) if number.lstrip("+-").isdigit() else float(number)
-
-    kept = [index for index, name in enumerate(header) if name != target]
-    rows = {"columns": [header[i] for i in kept], "data": [[value(row, i) for i in kept] for row in sample[:2]]}
-    path.parent.mkdir(exist_ok=True)
-    path.write_text(json.dumps({"input_data": rows}) + "\n")
-    path.with_name("sample-request-mlflow.json").write_text(json.dumps({"dataframe_split": rows}) + "\n")
 
 
 ENGINE_PLACEHOLDER = '  "aml-pipeline-kit",  # version and source: written by the template\'s post-gen hook\n'
@@ -180,13 +141,6 @@ def main() -> int:
     HANDOFF.unlink()
     bring_in_data(Path(found["source"]), Path("data") / VALUES["__data_file"])
     write_features(Path("config.yml"), found["features"], found["dropped"])
-    write_sample_request(
-        Path("docs/sample-request.json"),
-        found["header"],
-        found["rows"],
-        VALUES["target_column"],
-        found["features"]["categorical"],
-    )
     write_engine_requirement(Path("pyproject.toml"), found["engine"])
     remove_unselected_ci(VALUES["ci"], Path(found["template"]))
     if found["dropped"]:

@@ -98,7 +98,6 @@ RULES_FILE = Path("{% raw %}{{cookiecutter.project_slug}}{% endraw %}", "compone
 SHIPPED_SAMPLE = Path("data/diabetes.csv")
 CHUNK_ROWS = 4096  # rows counted together: one match per column and chunk when its fields are plain numbers
 HANDOFF = Path(".render-data.json")  # in the project folder; post_gen_project reads and removes it
-REQUEST_ROWS = 2  # rows of the CSV handed on for docs/sample-request.json
 ENGINE_FOLDER = "aml-pipeline-kit"  # the engine's distribution, in the template's folder
 
 
@@ -371,13 +370,12 @@ class ColumnCount:
 
 @dataclass(frozen=True)
 class Table:
-    """The CSV as the hook sees it: the header, every column's counts, the row count, the first rows."""
+    """The CSV as the hook sees it: the header, every column's counts, the row count."""
 
     path: Path
     header: list[str]
     columns: dict[str, ColumnCount]
     rows: int
-    first_rows: list[list[str]]
 
 
 @contextmanager
@@ -436,15 +434,14 @@ def read_table(path: Path, target: str, rules: ModuleType) -> Table:
         header = next(rows)
         check_header(path, header, target)
         columns = {name: ColumnCount(path, rules) for name in header}
-        count, first_rows = 0, []
+        count = 0
         for chunk, lines in chunks(rows, reader):
             count += len(chunk)
-            first_rows = first_rows or chunk[:REQUEST_ROWS]
             for column, values in zip(columns.values(), zip(*chunk, strict=True), strict=True):
                 column.add(values, lines)
     if not count:
         raise invalid_data(path, "the file has a header but no data rows")
-    return Table(path, header, columns, count, first_rows)
+    return Table(path, header, columns, count)
 
 
 def distinct_on_every_row(table: Table, name: str, rules: ModuleType) -> bool:
@@ -609,9 +606,6 @@ def analyse_data() -> dict[str, object]:
         "template": str(template_dir()),  # post_gen_project compares what it removes with the template's files
         "features": features,
         "dropped": dropped,
-        "header": table.header,
-        # Missing fields as empty ones: the sample request sends them as JSON null.
-        "rows": [["" if rules.is_missing(field) else field for field in row] for row in table.first_rows],
     }
 
 

@@ -1,6 +1,6 @@
 """The render's online deployment as Azure ML runs it: its scoring script in Azure ML's own inference server
 (azureml-inference-server-http, the server of Azure ML's inference containers), installed from the deployment
-environment's pins, serving a trained model and answering the shipped sample request.
+environment's pins, serving a trained model and answering the sample request the run wrote for it.
 
 The server runs from a venv of its own, made from the pins of the render's online/conda.yml by `make test` before
 the tests start (tests/online_venv.py says why it is a venv of its own).
@@ -110,10 +110,13 @@ def scoring_url(trained_render: TrainedRender, tmp_path_factory: pytest.TempPath
             server.wait()
 
 
-def test_the_shipped_sample_request_gets_the_models_own_predictions(
-    scoring_url: str, trained_render: TrainedRender
-) -> None:
-    body = json.loads((trained_render.root / "docs" / "sample-request.json").read_text())
+def sample_request(trained_render: TrainedRender) -> Path:
+    """The request in the online endpoints' body that the render's run wrote for its model (docs/model.md's)."""
+    return trained_render.root / "runs" / "sample-request.json"
+
+
+def test_the_sample_request_gets_the_models_own_predictions(scoring_url: str, trained_render: TrainedRender) -> None:
+    body = json.loads(sample_request(trained_render).read_text())
     status, answer = call(scoring_url + "/score", json.dumps(body).encode())
     assert status == 200, answer
     rows = pd.DataFrame(body["input_data"]["data"], columns=body["input_data"]["columns"])
@@ -138,7 +141,7 @@ def test_rows_the_model_cannot_score_get_a_400_and_the_server_keeps_serving(
     status, answer = call(scoring_url + "/score", b'{"input_data": {"columns": ["no_such_column"], "data": [[1]]}}')
     assert status == 400, answer
     assert answer["message"]
-    assert call(scoring_url + "/score", (trained_render.root / "docs" / "sample-request.json").read_bytes())[0] == 200
+    assert call(scoring_url + "/score", sample_request(trained_render).read_bytes())[0] == 200
 
 
 def test_the_model_requirements_build_the_deployment_environment(trained_render: TrainedRender) -> None:

@@ -88,8 +88,6 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/select/select.yml",
         "components/select/select_model.py",
         f"data/{data_file}",
-        "docs/sample-request.json",
-        "docs/sample-request-mlflow.json",
         "online/conda.yml",
         "online/score.py",
         *(f"docs/{page}.md" for page in ("azure-ml", "local-runs", "maintenance", "model")),

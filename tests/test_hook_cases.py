@@ -12,7 +12,6 @@ import csv
 import hashlib
 import importlib.util
 import io
-import json
 import os
 import subprocess
 import sys
@@ -680,4 +679,3 @@ def test_a_render_from_a_relative_template_path_finds_the_shared_rules(tmp_path:
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load((tmp_path / "out" / "diabetes-blood-pressure" / "config.yml").read_text())
     assert config["features"]["categorical"] == ["Diabetic"]
-    assert json.loads((tmp_path / "out" / "diabetes-blood-pressure" / "docs" / "sample-request.json").read_text())

@@ -250,12 +250,15 @@ def test_deploy_creates_the_endpoint_deploys_the_model_then_sends_it_all_traffic
     assert sent["codeConfiguration"]["scoringScript"] == "score.py"
     assert (sent["instanceType"], sent["endpointComputeType"]) == (deployment_spec["instance_type"], "Managed")
     assert deployed.scoring_uri == fake.endpoints[endpoint]["properties"]["scoringUri"]
-    # the line that works: the endpoint's name, the request in its input_data body, the workspace
-    invoke = capsys.readouterr().out.splitlines()[-1].split()
+    # the line that works: the endpoint's name, the request in its input_data body, the workspace; the request is a
+    # local run's, for its model, and none has run here
+    printed = capsys.readouterr().out.splitlines()
+    assert "the sample request below is written by a local run (`run --local`)" in printed[-3]
+    invoke = printed[-1].split()
     assert invoke[:4] == ["az", "ml", "online-endpoint", "invoke"]
     assert dict(zip(invoke[4::2], invoke[5::2], strict=True)) == {
         "--name": endpoint,
-        "--request-file": "docs/sample-request.json",
+        "--request-file": "runs/sample-request.json",
         "--resource-group": RESOURCE_GROUP,
         "--workspace-name": WORKSPACE,
     }

@@ -656,10 +656,14 @@ def test_nothing_changed_runs_nothing_and_the_register_step_runs_when_the_regist
     root = trained_example.root
     # What the tests before left (the registry, the plan cache's entries for this command): decided from once more.
     assert cli(root, "run", "--local").returncode == 0
+    requests = [root / "runs" / name for name in ("sample-request.json", "sample-request-mlflow.json")]
+    written = [path.stat().st_mtime_ns for path in requests]
     nothing_changed = cli(root, "run", "--local", env={"PYTHONPROFILEIMPORTTIME": "1"})
     assert nothing_changed.returncode == 0, nothing_changed.stderr
     imported = {line.rsplit("|", 1)[-1].strip() for line in nothing_changed.stderr.splitlines() if "|" in line}
     assert "aml_pipeline_kit.local_runner" in imported and not imported & LIBRARIES
+    assert [path.stat().st_mtime_ns for path in requests] == written  # the sample requests are the same model's
+    assert f"sample requests: {requests[0]} (online endpoint), {requests[1]} (serve)\n" in nothing_changed.stdout
     assert {step["status"] for step in latest_run(root)["steps"]} == {"reused"}
     assert not latest_run(root)["mlflow_run_id"]  # no step host was asked to track a run
 

@@ -16,11 +16,11 @@ from typing import Any
 
 from .azure_credentials import AzureAccessError, azure_credential, signed_in
 from .config_files import SettingsError
-from .local_runs import UsageError, passed_check
+from .local_runs import UsageError, latest_sample_requests, passed_check
 from .project import Project, model_input, rows
+from .sample_requests import SampleRequests
 from .tuning import write_tuned
 
-SAMPLE_REQUEST = Path("docs") / "sample-request.json"  # two rows of the CSV in the online endpoints' body format
 WORKSPACE_VARIABLES = {
     "subscription_id": "AZURE_SUBSCRIPTION_ID",
     "resource_group": "AZURE_RESOURCE_GROUP",
@@ -287,8 +287,18 @@ def deploy(project: Project, client: Any) -> Any:
     endpoint.traffic = {deployment.name: 100}
     deployed = client.online_endpoints.begin_create_or_update(endpoint).result()
     print(f"{deployment.name!r} takes all traffic of {endpoint.name}: {deployed.scoring_uri}")
-    print(f"try it:\n  {invoke_command(client, endpoint.name, project.root / SAMPLE_REQUEST)}")
+    print(f"try it:\n  {invoke_command(client, endpoint.name, deployed_request(project))}")
     return deployed
+
+
+def deployed_request(project: Project) -> Path:
+    """The sample request for the latest local model (the registered ones come from the same training pipeline); none
+    before a local run has trained one, which is said."""
+    try:
+        return latest_sample_requests(project).endpoint
+    except UsageError:
+        print("the sample request below is written by a local run (`run --local`): none has trained a model yet")
+        return SampleRequests.of(project.local_runs_dir).endpoint
 
 
 def invoke_command(client: Any, endpoint_name: str, request_file: Path) -> str:

@@ -41,6 +41,7 @@ from .local_runs import (
     file_system_error,
     job_file,
     latest_local_model,
+    latest_sample_requests,
     monitor_local,
     run_local,
     score_local,
@@ -57,6 +58,8 @@ LOCAL_PATHS: dict[str, Callable[[Project], list[Any]]] = {
     "runs-dir": lambda project: [project.local_runs_dir],
     "tracking-uri": lambda project: [project.local_tracking_uri],
     "local-outputs": Project.local_outputs,
+    "sample-request": lambda project: [latest_sample_requests(project).endpoint],
+    "sample-request-mlflow": lambda project: [latest_sample_requests(project).mlflow],
 }
 SERVE_HOST, SERVE_PORT = "127.0.0.1", 5001
 BUG_EXIT_CODE = 70  # EX_SOFTWARE: an error this program did not foresee
@@ -196,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument(
         "what",
         choices=LOCAL_PATHS,
-        help="runs-dir: the folder of local runs; tracking-uri: their MLflow store; local-outputs: all they leave",
+        help="runs-dir: the folder of local runs; tracking-uri: their MLflow store; local-outputs: all they leave; "
+        "sample-request, sample-request-mlflow: rows for the latest local model in an online endpoint's body, in "
+        "MLflow's for serve",
     )
     for command in (run, submit, tune):
         command.add_argument(

@@ -33,6 +33,7 @@ from .project import (
     tracking_uri_from,
 )
 from .records import read_record, written_whole
+from .sample_requests import SampleRequests, after_run, sample_requests
 from .snapshot import code_folders
 from .tuning import tuning_findings, write_tuned
 
@@ -180,13 +181,16 @@ def run_pipeline_locally(
     tune: bool = False,
 ) -> RunResult:
     """The training pipeline on this machine, with config.yml's parameters unless ``overrides`` sets them; with
-    ``tune``, the tuning pipeline (its sweeps' trials side by side, up to ``max_parallel``)."""
+    ``tune``, the tuning pipeline (its sweeps' trials side by side, up to ``max_parallel``). The sample requests
+    follow the model it leaves."""
 
     def build() -> PipelineJob:  # azure-ai-ml: seconds to import, while the step host warms up
         return local_job(project, "tuning" if tune else "training", overrides)
 
     kind = {**training_plan(overrides), "kind": "tuning"} if tune else training_plan(overrides)
-    return run_locally(project, kind, build, reuse, check, host, max_parallel)
+    result = run_locally(project, kind, build, reuse, check, host, max_parallel)
+    after_run(project, result.outputs["model"])
+    return result
 
 
 def score_locally(
@@ -240,6 +244,11 @@ def latest_local_model(project: Project) -> Path:
         if model and Path(model).is_dir():
             return Path(model)
     raise UsageError(f"no completed local run with a model in {project.local_runs_dir}: `make run` trains one")
+
+
+def latest_sample_requests(project: Project) -> SampleRequests:
+    """The sample requests for the latest local model, written now if they are missing or out of date."""
+    return sample_requests(project, latest_local_model(project))
 
 
 def completed_model(run: dict[str, Any]) -> str | None:
@@ -307,13 +316,13 @@ def run_local(
         result = run_pipeline_locally(project, overrides, reuse, check=True, max_parallel=max_parallel, tune=tune)
     except StepFailed as failure:
         return failed(failure)
-    show_training(result)
+    show_training(project, result)
     if tune:
         write_tuned(project, result.outputs["selection"])
     return 0
 
 
-def show_training(result: RunResult) -> None:
+def show_training(project: Project, result: RunResult) -> None:
     report = result.outputs["report"]
     print(f"\nrun {result.run_id} completed: {result.run_dir}")
     if "selection" in result.outputs:
@@ -322,6 +331,9 @@ def show_training(result: RunResult) -> None:
     decision = json.loads((result.outputs["decision"] / "decision.json").read_text())
     print(f"{'registered' if decision['registered'] else 'not registered'}: {decision['reason']}")
     print(f"model:  {result.outputs['model']}\nreport: {report}")
+    requests = SampleRequests.of(project.local_runs_dir)
+    if requests.written_from():
+        print(f"sample requests: {requests.endpoint} (online endpoint), {requests.mlflow} (serve)")
 
 
 def selection_table(selection: dict[str, Any]) -> str:

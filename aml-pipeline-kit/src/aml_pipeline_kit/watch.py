@@ -110,7 +110,7 @@ def run_once(
     except OSError as error:
         print(f"error: {file_system_error(error)}", file=sys.stderr)
     else:
-        show_training(result)
+        show_training(project, result)
 
 
 def shown(files: list[Path], root: Path) -> str:

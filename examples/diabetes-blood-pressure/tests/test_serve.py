@@ -1,5 +1,5 @@
 """Serving the project's model: on this machine with MLflow's own scoring server (`make serve`), answering the sample
-request of docs/; and the online endpoint's specs (aml/) that `make deploy` sends to Azure ML."""
+request the run wrote for it; and the online endpoint's specs (aml/) that `make deploy` sends to Azure ML."""
 
 import contextlib
 import json
@@ -20,7 +20,6 @@ import pandas as pd
 import pytest
 from azure.ai.ml import load_online_deployment, load_online_endpoint
 from azure.ai.ml.entities import ManagedOnlineDeployment, ManagedOnlineEndpoint
-from conftest import PROJECT_ROOT
 
 from aml_pipeline_kit.cli import SERVE_HOST, serve_command, serve_environment
 from aml_pipeline_kit.local_runner import RunResult
@@ -29,7 +28,6 @@ from aml_pipeline_kit.project import Project
 STARTUP_SECONDS = 60
 # Loopback only: a proxy configured for this machine must not see the requests.
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-SAMPLE_REQUEST = PROJECT_ROOT / "docs" / "sample-request-mlflow.json"  # the README's curl sends it
 # A random forest sums its trees' predictions in parallel, in no fixed order: the last bits may differ run to run.
 SAME = 1e-12
 ENDPOINT_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{1,30}[A-Za-z0-9]$")
@@ -88,14 +86,17 @@ def invoke(url: str, body: bytes) -> tuple[int, dict[str, Any]]:
         return error.code, json.loads(error.read())
 
 
+def sample_request(completed_run: tuple[Project, RunResult]) -> bytes:
+    """What docs/model.md's curl sends: the request in MLflow's body that the run wrote for its model."""
+    return (completed_run[0].local_runs_dir / "sample-request-mlflow.json").read_bytes()
+
+
 def model_predictions(completed_run: tuple[Project, RunResult], rows: pd.DataFrame) -> list[float]:
     return list(mlflow.pyfunc.load_model(str(completed_run[1].outputs["model"])).predict(rows))
 
 
-def test_the_readme_sample_request_gets_the_models_predictions(
-    server: str, completed_run: tuple[Project, RunResult]
-) -> None:
-    body = SAMPLE_REQUEST.read_bytes()
+def test_the_sample_request_gets_the_models_predictions(server: str, completed_run: tuple[Project, RunResult]) -> None:
+    body = sample_request(completed_run)
     split = json.loads(body)["dataframe_split"]
     status, answer = invoke(server, body)
     assert status == 200, answer
@@ -117,11 +118,13 @@ def test_the_server_predicts_csv_rows_as_the_model_does(server: str, completed_r
     [b'{"dataframe_split": {"columns": ["no_such_column"], "data": [[1]]}}', b"{not json"],
     ids=["missing-columns", "invalid-json"],
 )
-def test_a_malformed_request_gets_a_4xx_with_a_message_and_the_server_keeps_serving(server: str, body: bytes) -> None:
+def test_a_malformed_request_gets_a_4xx_with_a_message_and_the_server_keeps_serving(
+    server: str, completed_run: tuple[Project, RunResult], body: bytes
+) -> None:
     status, answer = invoke(server, body)
     assert 400 <= status < 500
     assert answer["message"]
-    assert invoke(server, SAMPLE_REQUEST.read_bytes())[0] == 200
+    assert invoke(server, sample_request(completed_run))[0] == 200
 
 
 def test_the_online_endpoint_specs_load_with_a_scoring_script_and_its_environment(project: Project) -> None:
