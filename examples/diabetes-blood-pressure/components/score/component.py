@@ -25,9 +25,7 @@ def batch_scoring(settings: dict[str, Any], data_type: str) -> Parallel:
         inputs={
             "model": Input(type="mlflow_model", description="A model saved by the train step."),
             "data": Input(type=data_type, description="The rows to score; the target column may be absent."),
-            "id_column": Input(
-                type="string", description="Column identifying each row, or null: base64-encoded JSON."
-            ),
+            "id_column": Input(type="string", description="Column identifying each row, or null: base64-encoded JSON."),
         },
         outputs={"predictions": Output(type="uri_folder", description="One predictions CSV per mini-batch.")},
         # Azure ML fills in ${{inputs.*}} and ${{outputs.*}} when the step starts.
