@@ -84,7 +84,7 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/register/register.py",
         "components/register/register.yml",
         "components/score/score.py",
-        "components/score/score.yml",
+        "components/score/component.py",
         "components/select/select.yml",
         "components/select/select_model.py",
         f"data/{data_file}",
@@ -196,7 +196,7 @@ for job in (local, azure, tuning):
     buffer = io.StringIO()
     job.dump(buffer)
     dumps.append(buffer.getvalue())
-components = load_components(project, "data_prep", "train", "select", "evaluate", "register", "score", "monitor")
+components = load_components(project, "data_prep", "train", "select", "evaluate", "register", "monitor")
 monitoring = monitoring_job(project, project.setting("monitoring", "batch_path"))
 schedule = monitor_schedule(project, monitoring)
 view = {{

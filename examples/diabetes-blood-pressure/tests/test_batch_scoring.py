@@ -192,7 +192,7 @@ def with_parallel(project: Project, **changed: object) -> Project:
         ({"instance_count": 0}, r"scoring\.parallel\.instance_count 0 must be a whole number, 1 or more"),
         ({"max_concurrency_per_instance": 1.5}, r"max_concurrency_per_instance 1\.5 must be a whole number"),
         ({"error_threshold": -2}, r"error_threshold -2 must be a whole number, -1 or more"),
-        ({"retries": True}, r"retries True must be a whole number, 0 or more"),
+        ({"retries": True}, r"retries True must be a whole number, 1 or more"),
         ({"timeout": 0}, r"timeout 0 must be a whole number, 1 or more"),
         ({"instance_count": 1000}, r"instance_count 1000 is more than the cluster's max_instances"),
         ({"workers": 2}, r"scoring\.parallel must set exactly mini_batch_size, instance_count, .* \(found: .*workers"),

@@ -36,7 +36,7 @@ PARALLEL_MINIMUMS = {
     "max_concurrency_per_instance": 1,
     "error_threshold": -1,
     "mini_batch_error_threshold": -1,
-    "retries": 0,
+    "retries": 1,  # Azure ML's max_retries counts the first try
     "timeout": 1,
 }
 # Azure ML's mini_batch_size: a number of files, or a size in bytes with an optional unit.
