@@ -158,8 +158,9 @@ def azure_job(project: Project, data_type: str) -> dict:
 
 @pytest.mark.parametrize("data_type", ["uri_folder", "mltable", "uri_file"])
 def test_the_serialised_scoring_job_has_a_parallel_node_with_the_settings_of_config_yml(
-    project: Project, data_type: str
+    project: Project, data_type: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(project.root)  # parallel_run_function takes the working folder as its base path
     settings = project.setting("scoring", "parallel")
     job = azure_job(project, data_type)
     assert job["inputs"]["data"]["type"] == data_type

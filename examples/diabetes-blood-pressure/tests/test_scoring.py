@@ -58,7 +58,8 @@ def test_the_id_column_of_config_yml_identifies_the_predictions(
     rows = pd.read_csv(rows_without_target(scratch)).head(20)
     rows.insert(0, "record", [f"r-{number}" for number in range(len(rows))])
     rows.to_csv(tmp_path / "rows.csv", index=False)
-    project = replace(scratch, config={**scratch.config, "scoring": {"id_column": "record"}})
+    scoring = {**scratch.config["scoring"], "id_column": "record"}
+    project = replace(scratch, config={**scratch.config, "scoring": scoring})
     predictions = predictions_of(score_locally(project, model, tmp_path / "rows.csv", host=step_host))
     assert predictions.columns[0] == "record"
     assert predictions["record"].tolist() == rows["record"].tolist()
