@@ -32,6 +32,7 @@ from .job_yaml import (
     serialised,
     step_from_component,
     step_from_node,
+    with_command,
 )
 from .local_limits import (
     environment_name,
@@ -229,13 +230,13 @@ class GraphReader:
         component: Any,
         bindings: dict[str, Binding],
         trial: str = "",
-        command: tuple[str, str, Any] | None = None,
+        command: tuple[str, str | None, Any] | None = None,
     ) -> Step:
         """A step running ``component``; for a parallel node, ``command`` is the mini-batch driver's command line,
         its code folder and its task's environment (``parallel_command``)."""
         spec = component._to_dict()
         if command is not None:
-            spec = {**spec, "command": command[0], "code": command[1], "environment": command[2]}
+            spec = with_command(spec, command)
         if spec.get("code") and not Path(spec["code"]).is_dir():
             raise PlanError(f"node {qualified!r}: its code {spec['code']!r} is not a local folder")
         command, skipped = environment_setup(spec["command"])
@@ -354,7 +355,7 @@ def best_trial_step(name: str, objective: Any, trials: list[Step]) -> Step:
     )
 
 
-def parallel_command(node: Any, qualified: str) -> tuple[str, str, Any]:
+def parallel_command(node: Any, qualified: str) -> tuple[str, str | None, Any]:
     """A parallel node (``type: parallel``, ``parallel_run_function``) as a step's command line: ``parallel_runner``
     with the node's settings, its ``input_data`` and ``append_row_to`` bindings and its task's ``program_arguments``;
     and the task's code folder and environment. Settings Azure ML would refuse are refused here, in one line."""
@@ -412,6 +413,17 @@ def parallel_command(node: Any, qualified: str) -> tuple[str, str, Any]:
     task_spec = component._to_dict()["task"]
     code = str((Path(component._base_path) / task_spec["code"]).resolve()) if task_spec.get("code") else None
     return command.strip(), code, task_spec.get("environment")
+
+
+def check_nodes(job: Any) -> dict[str, dict[str, Any]]:
+    """The nodes of a pipeline job that ``check`` reads (``command_nodes``), its parallel nodes each as the step the
+    local runner runs (``parallel_command``); ``PlanError`` for a parallel node it cannot run."""
+    parallel = {
+        name: parallel_command(node, name)
+        for name, node in job.jobs.items()
+        if node.type == "parallel" and not isinstance(node.component, str)  # a registered one: Azure ML checks it
+    }
+    return command_nodes(serialised(job), parallel)
 
 
 def setting(value: Any) -> dict[str, Any]:
