@@ -97,7 +97,8 @@ def parameter(text: str) -> tuple[str, Any]:
 
 
 def data_file(text: str) -> str:
-    """``--data``: a CSV or a data reference, whose file's name ends the path Azure ML fills into the step's command."""
+    """``--data``: rows (a file or folder) or a data reference, whose name ends the path Azure ML fills into the step's
+    command."""
     if problem := file_name_problem(text):
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: {problem}; rename the file")
     return text
@@ -149,15 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     score = add_model_command(
         commands,
         "score",
-        "predict the target of every row of a CSV (batch scoring)",
-        data="CSV to score (default, local only: the project's CSV without its target column); "
-        "on Azure also a data asset, azureml:<name>:<version>",
+        "predict the target of every row of a CSV, a folder of files or an MLTable (batch scoring)",
+        data="rows to score: a CSV, a folder of CSV and Parquet files or an MLTable folder (default, local only: the "
+        "project's CSV without its target column); on Azure also a data asset, azureml:<name>:<version>",
     )
     monitor = add_model_command(
         commands,
         "monitor",
         "compare a new batch of rows with the training data: drift, quality",
-        data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
+        data="the new rows, with or without the target: a CSV, a folder of files or an MLTable folder (default, "
+        "local: the project's CSV); on Azure also "
         "a datastore path or data asset (default: config.yml's monitoring.batch_path, where --schedule uploads a CSV)",
     )
     monitor.add_argument(
