@@ -10,9 +10,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 from conftest import TrainedProject
 from projects import command, load_project
 
+from aml_pipeline_kit import azure_ml
 from aml_pipeline_kit.aml_graph import plan_from_job
 from aml_pipeline_kit.cli import main
 from aml_pipeline_kit.local_runs import (
@@ -107,6 +109,30 @@ def test_scoring_on_azure_needs_data(
     assert capsys.readouterr().err == (
         "error: score --azure needs --data: a data asset (azureml:<name>:<version>) or a local CSV\n"
     )
+
+
+def test_score_azure_dry_run_serialises_the_parallel_scoring_job_without_contacting_azure(
+    example: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_client(project: Project) -> None:
+        raise AssertionError("score --azure --dry-run contacted Azure ML")
+
+    monkeypatch.setattr(azure_ml, "ml_client", no_client)
+    monkeypatch.chdir(example)
+    (tmp_path / "batch").mkdir()
+    (tmp_path / "batch" / "part-1.csv").write_text("x\n1\n")
+    assert main(["score", "--azure", "--dry-run", "--data", str(tmp_path / "batch")]) == 0
+    out = capsys.readouterr().out
+    assert "would create, or update to match its spec, each of:" in out
+    job = yaml.safe_load(out.split("pipeline job to experiment", 1)[1].split("\n", 1)[1])
+    assert job["inputs"]["data"]["type"] == "uri_folder"  # a local folder, which azure-ai-ml would upload
+    score = job["jobs"]["score"]
+    parallel = load_project(example).setting("scoring", "parallel")
+    assert (score["type"], score["task"]["type"], score["task"]["entry_script"]) == ("parallel", "run_function", "score.py")
+    assert score["input_data"] == "${{inputs.data}}"
+    assert score["mini_batch_size"] == str(parallel["mini_batch_size"])
+    assert score["resources"]["instance_count"] == parallel["instance_count"]
+    assert score["retry_settings"] == {"max_retries": parallel["retries"], "timeout": parallel["timeout"]}
 
 
 @pytest.mark.slow  # runs the scoring pipeline of the trained example

@@ -169,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (submit, score, monitor, tune):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
-    for command in (submit, tune):
+    for command in (submit, score, tune):
         command.add_argument(
             "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
         )
@@ -250,7 +250,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "score" and args.local:
         return score_local(project, args.model, args.data)
     if args.command == "score":
-        return score_azure(project, args.model, args.data, stream=not args.no_stream)
+        return score_azure(project, args.model, args.data, stream=not args.no_stream, dry_run=args.dry_run)
     if args.command == "monitor" and args.schedule and args.local:
         raise UsageError("--schedule is for --azure: locally, run `monitor --local` from cron or CI instead")
     if args.command == "monitor":
