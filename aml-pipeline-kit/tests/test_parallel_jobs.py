@@ -120,15 +120,25 @@ def test_a_mini_batch_over_its_timeout_is_stopped_and_retried_in_a_new_worker(co
 
 
 @pytest.mark.parametrize(
-    ("threshold", "arguments", "error"),
+    ("threshold", "arguments", "error", "first"),
     [
-        ({"mini_batch_error_threshold": 0}, ("--fail-on", "part_5"), "1 mini-batch(es) failed, above mini_batch_"),
-        ({"error_threshold": 1}, ("--drop-on", "part"), "2 item(s) failed, above error_threshold 1"),
-        ({"error_threshold": 2, "mini_batch_error_threshold": 1}, ("--fail-on", "part_5"), None),
+        (
+            {"mini_batch_error_threshold": 0},
+            ("--fail-on", "part_5"),
+            "1 mini-batch(es) failed, above mini_batch_",
+            "#2 (part_5.csv): ValueError: cannot score ['part_5.csv']",
+        ),
+        (
+            {"error_threshold": 1},
+            ("--drop-on", "part"),
+            "2 item(s) failed, above error_threshold 1",
+            "#0 (part_1.csv and 1 more file(s)): run() returned 0 result(s) for its 2 item(s)",
+        ),
+        ({"error_threshold": 2, "mini_batch_error_threshold": 1}, ("--fail-on", "part_5"), None, None),
     ],
 )
-def test_the_error_thresholds_stop_the_job_above_them(
-    code: Path, threshold: dict[str, int], arguments: tuple[str, ...], error: str | None
+def test_the_error_thresholds_stop_the_job_above_them_saying_why_the_first_mini_batch_failed(
+    code: Path, threshold: dict[str, int], arguments: tuple[str, ...], error: str | None, first: str | None
 ) -> None:
     returncode, lines = drive(code, replace(SETTINGS, instance_count=1, **threshold), *arguments)
     if error is None:  # within both: one mini-batch and its one item failed, and the job completes
@@ -137,7 +147,7 @@ def test_the_error_thresholds_stop_the_job_above_them(
     else:
         assert returncode == 1
         assert lines[-1].startswith(f"error: {error}")
-        assert lines[-1].endswith("the parallel job stops")
+        assert lines[-1].endswith(f"the parallel job stops; the first: mini-batch {first}")
 
 
 def test_an_entry_script_whose_init_fails_fails_the_job_in_one_line(code: Path) -> None:

@@ -290,6 +290,7 @@ class Driver:
         self.tries: dict[int, int] = {}
         self.tally = Tally()
         self.started_workers = 0
+        self.first_failure = ""  # the first mini-batch that failed, and why: what a stopped job's error line ends with
 
     def start_worker(self) -> Connection:
         ours, theirs = self.context.Pipe()
@@ -392,6 +393,8 @@ class Driver:
         self.tally.items_in += items
         self.tally.rows_out += count
         self.tally.failed_items += max(items - count, 0)
+        if count < items:
+            self.failed_first(batch, f"run() returned {count} result(s) for its {items} item(s)")
         self.progress(batch, f"done, {items} item(s) in, {count} row(s) out", total)
         self.check_thresholds()
 
@@ -407,20 +410,24 @@ class Driver:
         failed_items = items if items is not None else len(batch.files) or 1
         self.tally.items_in += failed_items
         self.tally.failed_items += failed_items
+        self.failed_first(batch, reason)
         self.progress(batch, f"failed after {self.tries[batch.index]} tries: {reason}", total)
         self.check_thresholds()
+
+    def failed_first(self, batch: MiniBatch, reason: str) -> None:
+        self.first_failure = self.first_failure or f"mini-batch #{batch.index} ({batch.describe()}): {reason}"
 
     def check_thresholds(self) -> None:
         settings, tally = self.settings, self.tally
         if settings.mini_batch_error_threshold != -1 and tally.failed > settings.mini_batch_error_threshold:
             raise ParallelError(
                 f"{tally.failed} mini-batch(es) failed, above mini_batch_error_threshold "
-                f"{settings.mini_batch_error_threshold}: the parallel job stops"
+                f"{settings.mini_batch_error_threshold}: the parallel job stops; the first: {self.first_failure}"
             )
         if settings.error_threshold != -1 and tally.failed_items > settings.error_threshold:
             raise ParallelError(
                 f"{tally.failed_items} item(s) failed, above error_threshold {settings.error_threshold}: "
-                "the parallel job stops"
+                f"the parallel job stops; the first: {self.first_failure}"
             )
 
     def progress(self, batch: MiniBatch, what: str, total: int) -> None:
