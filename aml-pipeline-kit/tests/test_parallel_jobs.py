@@ -14,6 +14,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import mlflow
 import pytest
 from projects import DATA, command, copy_example, latest_run
 
@@ -80,6 +81,14 @@ def test_a_parallel_node_runs_in_a_pipeline_job(
     rows = (run_dir / "score" / "scores" / "scores").read_text().splitlines()  # the uri_file output itself
     assert sorted(rows) == ["1 1 part_1.csv 10.0", "1 2 part_1.csv 10.0", "2 1 part_2.csv 20.0", "2 2 part_2.csv 20.0"]
     assert len(list((run_dir / "score" / "state").glob("init-*"))) == 2  # one init() per worker, two workers
+    # what the entry script logs with MLflow lands in the step's own run, from each worker, as on Azure ML
+    client = mlflow.MlflowClient(f"sqlite:///{project / 'mlruns.db'}")
+    parent = client.get_run(latest_run(project)["mlflow_run_id"])
+    (step,) = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert (step.info.run_name, step.info.status) == ("score", "FINISHED")
+    assert len(client.get_metric_history(step.info.run_id, "workers_started")) == 2  # from each worker's init()
+    logged = client.get_metric_history(step.info.run_id, "mini_batch_rows")
+    assert sorted(metric.value for metric in logged) == [0.0, 4.0]  # the two done mini-batches: part_5's, then 1 and 2
 
 
 # --- the driver: retries, timeouts, thresholds, rows, workers ------------------------------------------------------

@@ -16,7 +16,8 @@ What Azure ML does and this does too (sources: azure-ai-ml's ``entities/_builder
 - workers: ``instance_count x max_concurrency_per_instance`` processes (capped at this machine's cores and at the
   number of mini-batches), each importing the entry script, calling ``init()`` once, then ``run(mini_batch)`` per
   mini-batch (``run(mini_batch, mini_batch_context)`` if it takes two arguments); ``sys.argv`` holds the
-  ``program_arguments``, for the script's ``parse_known_args``;
+  ``program_arguments``, for the script's ``parse_known_args``; the step's environment, ``MLFLOW_RUN_ID`` included,
+  so what the script logs with MLflow lands in the step's run;
 - ``retry_settings``: ``timeout`` seconds per ``run()`` call (default 60), ``max_retries`` tries per mini-batch
   (default 3; azure-ai-ml: "the number of maximum tries for a failed or timeout mini batch"); a worker whose
   ``run()`` timed out is replaced by a new one, which calls ``init()`` again;

@@ -1,7 +1,8 @@
 """The entry script of tests/data/pipelines/parallel.yml: Azure ML's init()/run() contract, with what the tests
 steer through program_arguments: a file whose name holds --fail-on fails run() on every try, one holding
 --flaky-on fails its first try only (a marker file in --state says it was tried), one holding --slow-on sleeps past
-the timeout, one holding --drop-on is scored without a row (a failed item, as Azure ML counts it)."""
+the timeout, one holding --drop-on is scored without a row (a failed item, as Azure ML counts it). In a pipeline's
+step, run() logs each mini-batch's rows into the step's MLflow run."""
 
 import argparse
 import os
@@ -11,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 args: argparse.Namespace
+TRACKED = bool(os.environ.get("MLFLOW_RUN_ID"))  # run as a pipeline's step: log into its MLflow run, as on Azure ML
 
 
 def init() -> None:
@@ -24,6 +26,10 @@ def init() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     args, _ = parser.parse_known_args()  # Azure ML's sys.argv holds its own arguments too
     Path(args.state, f"init-{os.getpid()}").touch()
+    if TRACKED:  # the store's first contact costs seconds: here, not under run()'s timeout
+        import mlflow
+
+        mlflow.log_metric("workers_started", 1)
 
 
 def run(mini_batch: list[str]) -> pd.DataFrame:
@@ -40,4 +46,8 @@ def run(mini_batch: list[str]) -> pd.DataFrame:
         time.sleep(60)
     kept = [path for path in mini_batch if args.drop_on not in Path(path).name]
     frame = pd.concat([pd.read_csv(path).assign(file=Path(path).name) for path in kept]) if kept else pd.DataFrame()
+    if TRACKED:
+        import mlflow
+
+        mlflow.log_metric("mini_batch_rows", len(frame))
     return frame.assign(score=frame["x"] * args.scale) if kept else frame
