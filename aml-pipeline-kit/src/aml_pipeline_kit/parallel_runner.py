@@ -147,7 +147,11 @@ class MiniBatchContext:
 
 def mini_batches(settings: ParallelSettings, input_data: Path) -> list[MiniBatch]:
     if settings.input_type == "mltable":
-        return table_mini_batches(settings, input_data)
+        # mltable reads through a runtime with threads of its own: a worker forked from a process that had loaded a
+        # table would inherit it stopped mid-lock, and its first read would hang. The table is cut in a process of
+        # its own, and only the workers load it.
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            return pool.apply(table_mini_batches, (settings, input_data))
     files = [input_data] if input_data.is_file() else sorted(p for p in input_data.rglob("*") if p.is_file())
     size = settings.mini_batch_size or DEFAULT_FILES_PER_MINI_BATCH
     chunks = [files[start : start + size] for start in range(0, len(files), size)]
