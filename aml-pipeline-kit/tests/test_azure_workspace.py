@@ -220,7 +220,11 @@ def test_submit_scoring_sends_the_scoring_job_without_the_training_data(fake: Fa
     assert job["settings"]["default_compute"] == f"{SCOPE}/computes/{project.compute['name']}"
     # a parallel node, its component (parallel_run_function's, unversioned) created anonymously with the job
     score = job["jobs"]["score"]
-    assert (score["type"], score["task"]["type"], score["task"]["entry_script"]) == ("parallel", "run_function", "score.py")
+    assert (score["type"], score["task"]["type"], score["task"]["entry_script"]) == (
+        "parallel",
+        "run_function",
+        "score.py",
+    )
     assert score["componentId"].split("/components/")[1].startswith("azureml_anonymous/versions/")
     assert not [kind for kind, name, _ in fake.assets if (kind, name) == ("data", project.data_asset["name"])]
 

@@ -128,7 +128,11 @@ def test_score_azure_dry_run_serialises_the_parallel_scoring_job_without_contact
     assert job["inputs"]["data"]["type"] == "uri_folder"  # a local folder, which azure-ai-ml would upload
     score = job["jobs"]["score"]
     parallel = load_project(example).setting("scoring", "parallel")
-    assert (score["type"], score["task"]["type"], score["task"]["entry_script"]) == ("parallel", "run_function", "score.py")
+    assert (score["type"], score["task"]["type"], score["task"]["entry_script"]) == (
+        "parallel",
+        "run_function",
+        "score.py",
+    )
     assert score["input_data"] == "${{inputs.data}}"
     assert score["mini_batch_size"] == str(parallel["mini_batch_size"])
     assert score["resources"]["instance_count"] == parallel["instance_count"]
