@@ -22,6 +22,7 @@ LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
 RENDER_TESTS = (
     "conftest",
     "test_aml_graph",
+    "test_batch_scoring",
     "test_check",
     "test_config",
     "test_data_prep_cases",
@@ -92,7 +93,7 @@ def test_exact_file_set(baked: Bake) -> None:
         "docs/sample-request-mlflow.json",
         "online/conda.yml",
         "online/score.py",
-        *(f"docs/{page}.md" for page in ("azure-ml", "local-runs", "maintenance", "model")),
+        *(f"docs/{page}.md" for page in ("azure-ml", "batch-scoring", "local-runs", "maintenance", "model")),
         *(f"src/{package}/{module}.py" for module in ("__init__", "parameters", "pipeline")),
         *(f"tests/{module}.py" for module in RENDER_TESTS),
     }
