@@ -5,8 +5,8 @@ Renders the template's default project, trains its model once with ``run --local
 1. batch scoring: for each size (10k, 100k, 1M rows by default), writes synthetic rows of the default schema without
    the target to a CSV and runs ``score --local --data <csv>`` as a fresh subprocess. It reports rows per second
    twice: over the score step's own seconds (from the run's ``run.json``: reading the CSV, checking it against the
-   model's features, predicting, writing ``predictions.csv``) and over the whole command's wall clock (interpreter
-   start-up, ``check``, building the pipeline and the step host included);
+   model's features, predicting, writing the predictions, a CSV per mini-batch) and over the whole command's wall
+   clock (interpreter start-up, ``check``, building the pipeline and the step host included);
 2. online latency: starts ``serve`` (MLflow's scoring server, as ``make serve`` does) on a free loopback port and
    sends ``--requests`` single-row requests one after the other over one keep-alive connection, after a few
    uncounted warm-up requests, and reports the median and 99th percentile of the round trips.

@@ -22,6 +22,7 @@ LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-?\s*cookiecutter|\{%|%\}")
 RENDER_TESTS = (
     "conftest",
     "test_aml_graph",
+    "test_batch_scoring",
     "test_check",
     "test_config",
     "test_data_prep_cases",
@@ -84,13 +85,13 @@ def test_exact_file_set(baked: Bake) -> None:
         "components/register/register.py",
         "components/register/register.yml",
         "components/score/score.py",
-        "components/score/score.yml",
+        "components/score/component.py",
         "components/select/select.yml",
         "components/select/select_model.py",
         f"data/{data_file}",
         "online/conda.yml",
         "online/score.py",
-        *(f"docs/{page}.md" for page in ("azure-ml", "local-runs", "maintenance", "model")),
+        *(f"docs/{page}.md" for page in ("azure-ml", "batch-scoring", "local-runs", "maintenance", "model")),
         *(f"src/{package}/{module}.py" for module in ("__init__", "parameters", "pipeline")),
         *(f"tests/{module}.py" for module in RENDER_TESTS),
     }
@@ -195,7 +196,7 @@ for job in (local, azure, tuning):
     buffer = io.StringIO()
     job.dump(buffer)
     dumps.append(buffer.getvalue())
-components = load_components(project, "data_prep", "train", "select", "evaluate", "register", "score", "monitor")
+components = load_components(project, "data_prep", "train", "select", "evaluate", "register", "monitor")
 monitoring = monitoring_job(project, project.setting("monitoring", "batch_path"))
 schedule = monitor_schedule(project, monitoring)
 view = {{

@@ -99,8 +99,9 @@ def test_the_local_run_beats_the_baseline_its_model_scores_every_row_and_monitor
 
 
 def assert_every_row_predicted(predictions: Path, rows: Path) -> None:
-    """The score step's predictions.csv holds a finite prediction for every row of the CSV ``rows``."""
-    predicted = pd.read_csv(predictions / "predictions.csv")
+    """The score step's predictions (a CSV per mini-batch) hold a finite prediction for every row of the CSV
+    ``rows``."""
+    predicted = pd.concat(map(pd.read_csv, sorted(predictions.glob("*.csv"))), ignore_index=True)
     assert len(predicted) == len(pd.read_csv(rows))
     assert predicted.columns[-1].startswith("predicted_")
     assert np.isfinite(predicted.iloc[:, -1]).all()

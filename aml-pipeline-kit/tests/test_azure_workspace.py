@@ -204,9 +204,7 @@ def test_a_resource_azure_ml_cannot_change_in_place_is_refused_before_the_job(
     assert fake.jobs == {}
 
 
-def test_submit_scoring_sends_the_scoring_job_without_the_training_data(
-    fake: FakeAzureML, tmp_path: Path, capsys: Any
-) -> None:
+def test_submit_scoring_sends_the_scoring_job_without_the_training_data(fake: FakeAzureML, tmp_path: Path) -> None:
     project = example(tmp_path)
     model = project.setting("azure", "registered_model_name")
     fake.add_version(model, {})
@@ -220,8 +218,14 @@ def test_submit_scoring_sends_the_scoring_job_without_the_training_data(
     assert job["inputs"]["model"]["uri"].replace("/azureml:", "/") == f"{SCOPE}/models/{model}/versions/1"
     assert job["inputs"]["data"] == {"uri": f"{SCOPE}/data/new-rows/versions/1", "jobInputType": "uri_file"}
     assert job["settings"]["default_compute"] == f"{SCOPE}/computes/{project.compute['name']}"
-    created = [line for line in capsys.readouterr().out.splitlines() if line.startswith("created ")]
-    assert created[-1] == f"created CommandComponent {PACKAGE}_score version 1"
+    # a parallel node, its component (parallel_run_function's, unversioned) created anonymously with the job
+    score = job["jobs"]["score"]
+    assert (score["type"], score["task"]["type"], score["task"]["entry_script"]) == (
+        "parallel",
+        "run_function",
+        "score.py",
+    )
+    assert score["componentId"].split("/components/")[1].startswith("azureml_anonymous/versions/")
     assert not [kind for kind, name, _ in fake.assets if (kind, name) == ("data", project.data_asset["name"])]
 
 

@@ -167,6 +167,22 @@ BROKEN = {
             "tuning.early_termination.policy is 'bandit' with tuning.sampling 'bayesian'",
         ),
     ),
+    "the scoring entry script defines no run()": (
+        ("components/score/score.py", "def run(", "def score_mini_batch("),
+        ("components/score/score.py", "parallel-entry", "score.py defines no run(), which Azure ML's parallel job"),
+    ),
+    "scoring's program_arguments pass a flag its entry script does not take": (
+        ("components/score/component.py", '"--model ${{inputs.model}}', '"--model-dir ${{inputs.model}}'),
+        ("components/score/component.py", "command-flag", "--model-dir is passed by the command but score.py's"),
+    ),
+    "scoring's entry script is not in its code folder": (
+        ("components/score/component.py", 'entry_script="score.py"', 'entry_script="scoring.py"'),
+        ("components/score/component.py", "script-missing", "entry_script is scoring.py, which is not in score/"),
+    ),
+    "scoring's parallel node has a setting Azure ML refuses": (
+        ("components/score/component.py", 'logging_level="INFO"', 'logging_level="LOUD"'),
+        (PIPELINE_FILE, "parallel-node", "node 'score': logging_level is 'LOUD'; it must be one of"),
+    ),
     "an AML spec that azure-ai-ml cannot load": (
         ("aml/compute.yml", "type: amlcompute", "type: amlcomputer"),
         ("aml/compute.yml", "spec-load", "Unknown compute type"),

@@ -24,7 +24,7 @@ from aml_pipeline_kit.local_runs import local_job
 from aml_pipeline_kit.project import Project
 
 FIXTURES = DATA / "pipelines"
-SHARED_BY = ("data_prep", "train", "score", "monitor")  # the example's components that include common/
+SHARED_BY = ("data_prep", "train", "monitor")  # the example's components that include common/
 
 
 @pytest.fixture(scope="module")
@@ -186,8 +186,11 @@ def test_the_job_serialised_for_azure_carries_the_includes(project: Project) -> 
     assert training["train"]["component"]["additional_includes"] == ["../common/argument_types.py"]
     assert training["data_prep"]["component"]["additional_includes"] == [str(common)]  # command(): no spec folder
     assert "additional_includes" not in training["evaluate"]["component"]
-    for name in ("score", "monitor"):
-        assert monitoring[name]["component"]["additional_includes"] == ["../common/argument_types.py"]
+    assert monitoring["monitor"]["component"]["additional_includes"] == [
+        "../common/argument_types.py",
+        "../score/score.py",
+    ]
+    assert "additional_includes" not in monitoring["score"]["component"]  # a parallel step: its entry script alone
 
 
 def test_the_reuse_key_follows_what_the_includes_hold(tmp_path: Path) -> None:
@@ -262,7 +265,6 @@ def test_a_missing_include_of_the_project_is_refused_before_a_run(
     assert sorted(line.split(":")[0] for line in lines) == [
         "components/data_prep/component.py",
         "components/monitor/monitor.yml",
-        "components/score/score.yml",
         "components/train/train.yml",
     ]  # one line per component, naming its spec and the include
     assert all("argument_types.py" in line for line in lines)

@@ -5,6 +5,7 @@ test_azure_workspace.py; the drift statistics: the render's own tests.)"""
 
 from __future__ import annotations
 
+import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -91,3 +92,22 @@ def test_monitor_local_compares_the_csv_with_the_training_data_and_prints_the_ta
     assert (report / "report.json").is_file()
     monitor_log = (report.parent / "step.log").read_text()
     assert monitor_log in result.stdout  # the monitor step's table, as it logged it
+
+
+@pytest.mark.slow  # runs the monitoring pipeline of the trained example
+def test_monitor_local_reads_a_folder_of_files_as_scoring_does(
+    trained_example: TrainedProject, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    project = load_project(trained_example.root)
+    header, *records = project.local_data_path.read_text().splitlines(keepends=True)
+    batch = tmp_path / "batch"
+    batch.mkdir()
+    half = len(records) // 2
+    (batch / "first.csv").write_text(header + "".join(records[:half]))
+    (batch / "second.csv").write_text(header + "".join(records[half:]))
+    result = command(capfd, project.root, "monitor", "--local", "--data", str(batch))
+    assert (result.returncode, result.stderr) == (0, "")
+    assert f"monitored {batch} with model {latest_local_model(project)}\n" in result.stdout
+    with project.local_data_path.open(newline="") as handle:
+        targets = sum(bool(row[project.setting("target_column")]) for row in csv.DictReader(handle))
+    assert f"({targets} batch rows with a target)" in result.stdout  # the rows of both files, every one scored

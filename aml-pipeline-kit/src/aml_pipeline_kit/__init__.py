@@ -7,4 +7,4 @@ The local runner executes a pipeline job's nodes and command lines on this machi
 settings to it by the convention of ``project.py``.
 """
 
-__version__ = "0.14.0"
+__version__ = "0.15.0"

@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import sweep
+from . import parallel_runner, sweep
 from .data_refs import local_data, web_url_note
 from .job_yaml import (
     NODE_OUTPUT,
@@ -32,6 +32,7 @@ from .job_yaml import (
     serialised,
     step_from_component,
     step_from_node,
+    with_command,
 )
 from .local_limits import (
     environment_name,
@@ -41,7 +42,16 @@ from .local_limits import (
     refuse_missing_packages,
     refuse_missing_program,
 )
-from .plan import Binding, Plan, PlanError, Step, StepInput, in_dependency_order
+from .plan import (
+    INPUT_PLACEHOLDER,
+    OUTPUT_PLACEHOLDER,
+    Binding,
+    Plan,
+    PlanError,
+    Step,
+    StepInput,
+    in_dependency_order,
+)
 from .shell import environment_setup
 
 # Names check and the tests import from here, where they lived before job_yaml.py.
@@ -57,6 +67,7 @@ __all__ = [
     "step_from_node",
 ]
 SWEEP_SCRIPT = Path(sweep.__file__).resolve()
+PARALLEL_SCRIPT = Path(parallel_runner.__file__).resolve()
 
 
 def plan_from_job(job: Any, substitutes: Mapping[str, Path] | None = None) -> Plan:
@@ -190,7 +201,7 @@ class GraphReader:
         for name, node in jobs.items():
             qualified = prefix + name
             kind = getattr(node, "type", None)
-            if kind in {"command", "pipeline"} and isinstance(node.component, str):
+            if kind in {"command", "pipeline", "parallel"} and isinstance(node.component, str):
                 raise PlanError(
                     f"node {qualified!r} uses component {node.component!r}, registered in an Azure ML workspace: "
                     "the local runner runs components from their spec files (component: ./<spec>.yml)"
@@ -203,15 +214,29 @@ class GraphReader:
                 self.read_pipeline_node(node, qualified, scope, prefix, base)
             elif kind == "sweep":
                 self.read_sweep_node(node, qualified, scope, prefix, base)
+            elif kind == "parallel":
+                bindings = self.node_bindings(node, scope, prefix, base, qualified)
+                self.add_step(qualified, node.component, bindings, command=parallel_command(node, qualified))
             else:
                 raise PlanError(
                     f"node {qualified!r} is a {kind} job, which runs on Azure ML only: "
-                    "the local runner runs command, pipeline and sweep nodes"
+                    "the local runner runs command, parallel, pipeline and sweep nodes"
                 )
             self.bind_outputs(node, qualified, parent)
 
-    def add_step(self, qualified: str, component: Any, bindings: dict[str, Binding], trial: str = "") -> Step:
+    def add_step(
+        self,
+        qualified: str,
+        component: Any,
+        bindings: dict[str, Binding],
+        trial: str = "",
+        command: tuple[str, str | None, Any] | None = None,
+    ) -> Step:
+        """A step running ``component``; for a parallel node, ``command`` is the mini-batch driver's command line,
+        its code folder and its task's environment (``parallel_command``)."""
         spec = component._to_dict()
+        if command is not None:
+            spec = with_command(spec, command)
         if spec.get("code") and not Path(spec["code"]).is_dir():
             raise PlanError(f"node {qualified!r}: its code {spec['code']!r} is not a local folder")
         command, skipped = environment_setup(spec["command"])
@@ -328,6 +353,84 @@ def best_trial_step(name: str, objective: Any, trials: list[Step]) -> Step:
         outputs=dict(outputs),
         deterministic=False,  # it reads the trials' metrics from MLflow, which its inputs do not carry
     )
+
+
+def parallel_command(node: Any, qualified: str) -> tuple[str, str | None, Any]:
+    """A parallel node (``type: parallel``, ``parallel_run_function``) as a step's command line: ``parallel_runner``
+    with the node's settings, its ``input_data`` and ``append_row_to`` bindings and its task's ``program_arguments``;
+    and the task's code folder and environment. Settings Azure ML would refuse are refused here, in one line."""
+    task = node.task
+    if task is None or task.type != "run_function":
+        kind = getattr(task, "type", None)
+        raise PlanError(
+            f"node {qualified!r} is a parallel job with task type {kind!r}: the local runner runs run_function"
+        )
+    component = node.component
+    match = INPUT_PLACEHOLDER.fullmatch(str(node.input_data or ""))
+    if match is None or match[1] not in component.inputs:
+        raise PlanError(f"node {qualified!r}: its input_data {node.input_data!r} is not ${{{{inputs.<an input>}}}}")
+    input_type = component.inputs[match[1]].type
+    if input_type not in {"uri_folder", "uri_file", "mltable"}:
+        raise PlanError(f"node {qualified!r}: its input_data is a {input_type}; Azure ML cuts uri_folder and mltable")
+    append = OUTPUT_PLACEHOLDER.fullmatch(str(task.append_row_to or ""))
+    if task.append_row_to and (append is None or append[1] not in component.outputs):
+        raise PlanError(
+            f"node {qualified!r}: its append_row_to {task.append_row_to!r} is not ${{{{outputs.<an output>}}}}"
+        )
+    retry = setting(node.retry_settings)
+    size = node.mini_batch_size
+    numbers = {
+        "mini_batch_size": size or None,  # azure-ai-ml turns "10kb" into 10240, and leaves 0 when unset
+        "instance_count": setting(node.resources).get("instance_count") or 1,
+        "max_concurrency_per_instance": node.max_concurrency_per_instance or 1,
+        "error_threshold": -1 if node.error_threshold is None else node.error_threshold,
+        "mini_batch_error_threshold": -1
+        if node.mini_batch_error_threshold is None
+        else node.mini_batch_error_threshold,
+        "max_retries": retry.get("max_retries") or parallel_runner.DEFAULT_MAX_TRIES,
+        "timeout": retry.get("timeout") or parallel_runner.DEFAULT_TIMEOUT_SECONDS,
+    }
+    unbound = [name for name, value in numbers.items() if value is not None and not isinstance(value, int | float)]
+    if unbound:
+        raise PlanError(
+            f"node {qualified!r}: its {unbound[0]} is {numbers[unbound[0]]!r}; the local runner needs a number there"
+        )
+    settings = parallel_runner.ParallelSettings(
+        entry_script=str(task.entry_script),
+        input_type=input_type,
+        partition_keys=tuple(node.partition_keys or ()),
+        logging_level=str(node.logging_level or "INFO"),
+        environment_variables={str(k): str(v) for k, v in (node.environment_variables or {}).items()},
+        **numbers,
+    )
+    if problems := settings.problems():
+        raise PlanError(f"node {qualified!r}: {problems[0]}")
+    words = ["python", str(PARALLEL_SCRIPT), "--settings", settings.encoded()]
+    command = shlex.join(words) + " --input-data " + placeholder("inputs", match[1])
+    if append:
+        command += " --append-row-to " + placeholder("outputs", append[1])
+    command += " -- " + str(task.program_arguments or "")
+    task_spec = component._to_dict()["task"]
+    code = str((Path(component._base_path) / task_spec["code"]).resolve()) if task_spec.get("code") else None
+    return command.strip(), code, task_spec.get("environment")
+
+
+def check_nodes(job: Any) -> dict[str, dict[str, Any]]:
+    """The nodes of a pipeline job that ``check`` reads (``command_nodes``), its parallel nodes each as the step the
+    local runner runs (``parallel_command``); ``PlanError`` for a parallel node it cannot run."""
+    parallel = {
+        name: parallel_command(node, name)
+        for name, node in job.jobs.items()
+        if node.type == "parallel" and not isinstance(node.component, str)  # a registered one: Azure ML checks it
+    }
+    return command_nodes(serialised(job), parallel)
+
+
+def setting(value: Any) -> dict[str, Any]:
+    """A node's resources or retry_settings, a dict or azure-ai-ml's object of them."""
+    if value is None:
+        return {}
+    return dict(value) if isinstance(value, dict) else {k: v for k, v in vars(value).items() if not k.startswith("_")}
 
 
 def placeholder(kind: str, name: str) -> str:

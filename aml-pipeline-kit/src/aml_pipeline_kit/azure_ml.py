@@ -258,14 +258,27 @@ def download_output(client: Any, job_name: str, output_name: str, destination: P
     return destination / "named-outputs" / output_name
 
 
+def scoring_job(project: Project, data: str, model: str | None = None) -> Any:
+    """The scoring pipeline for Azure ML: ``model`` (default: the newest registered version) predicts the rows of
+    ``data``: a data asset (``azureml:<name>:<version>``), or a local CSV, folder of files or MLTable folder, which
+    azure-ai-ml uploads."""
+    local = Path(data)
+    return project.pipeline("scoring")(project, model_input(model, project), rows(local if local.exists() else data))
+
+
 def submit_scoring(project: Project, client: Any, data: str, model: str | None = None, stream: bool = True) -> Any:
-    """Submit the scoring pipeline: ``model`` (default: the newest registered version) predicts the rows of ``data``
-    (a data asset, ``azureml:<name>:<version>``, or a local CSV that azure-ai-ml uploads).
+    """Submit the scoring pipeline (``scoring_job``).
 
     The predictions are the job's ``predictions`` output: ``az ml job download --name <job> --output-name predictions``.
     """
-    job = project.pipeline("scoring")(project, model_input(model, project), rows(data))
+    job = scoring_job(project, data, model)
     return submit_job(client, job_assets(project, job), job, stream)
+
+
+def scoring_dry_run(project: Project, data: str, model: str | None = None) -> str:
+    """What ``score --azure`` would do, built from the specs alone: no credentials, no request to Azure."""
+    job = scoring_job(project, data, model)
+    return dry_run(job_assets(project, job), job)
 
 
 def deploy(project: Project, client: Any) -> Any:
@@ -335,10 +348,13 @@ def run_azure(
     return 0
 
 
-def score_azure(project: Project, model: str | None, data: str | None, stream: bool) -> int:
+def score_azure(project: Project, model: str | None, data: str | None, stream: bool, dry_run: bool = False) -> int:
     if not data:
         raise UsageError("score --azure needs --data: a data asset (azureml:<name>:<version>) or a local CSV")
     passed_check(project)
+    if dry_run:
+        print(scoring_dry_run(project, data, model))
+        return 0
     submit_scoring(project, ml_client(project), data, model, stream=stream)
     return 0
 

@@ -109,7 +109,8 @@ def parameter(text: str) -> tuple[str, Any]:
 
 
 def data_file(text: str) -> str:
-    """``--data``: a CSV or a data reference, whose file's name ends the path Azure ML fills into the step's command."""
+    """``--data``: rows (a file or folder) or a data reference, whose name ends the path Azure ML fills into the step's
+    command."""
     if problem := file_name_problem(text):
         raise argparse.ArgumentTypeError(f"{text!r} is invalid: {problem}; rename the file")
     return text
@@ -167,15 +168,16 @@ def build_parser() -> argparse.ArgumentParser:
     score = add_model_command(
         commands,
         "score",
-        "predict the target of every row of a CSV (batch scoring)",
-        data="CSV to score (default, local only: the project's CSV without its target column); "
-        "on Azure also a data asset, azureml:<name>:<version>",
+        "predict the target of every row of a CSV, a folder of files or an MLTable (batch scoring)",
+        data="rows to score: a CSV, a folder of CSV and Parquet files or an MLTable folder (default, local only: the "
+        "project's CSV without its target column); on Azure also a data asset, azureml:<name>:<version>",
     )
     monitor = add_model_command(
         commands,
         "monitor",
         "compare a new batch of rows with the training data: drift, quality",
-        data="CSV of the new rows, with or without the target (default, local: the project's CSV); on Azure also "
+        data="the new rows, with or without the target: a CSV, a folder of files or an MLTable folder (default, "
+        "local: the project's CSV); on Azure also "
         "a datastore path or data asset (default: config.yml's monitoring.batch_path, where --schedule uploads a CSV)",
     )
     monitor.add_argument(
@@ -185,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for command in (submit, score, monitor, tune):
         command.add_argument("--no-stream", action="store_true", help="Azure ML: return once the job is submitted")
-    for command in (submit, tune):
+    for command in (submit, score, tune):
         command.add_argument(
             "--dry-run", action="store_true", help="print what would be created or updated and the job, contact nothing"
         )
@@ -276,7 +278,7 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "score" and args.local:
         return score_local(project, args.model, args.data)
     if args.command == "score":
-        return score_azure(project, args.model, args.data, stream=not args.no_stream)
+        return score_azure(project, args.model, args.data, stream=not args.no_stream, dry_run=args.dry_run)
     if args.command == "monitor" and args.schedule and args.local:
         raise UsageError("--schedule is for --azure: locally, run `monitor --local` from cron or CI instead")
     if args.command == "monitor":

@@ -40,16 +40,27 @@ def binding(raw: Any) -> Binding:
     return Binding(value=reference)
 
 
-def command_nodes(document: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def command_nodes(
+    document: dict[str, Any], parallel_commands: Mapping[str, tuple[str, str | None, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
     """The serialised job's command nodes by name, a sweep node as a command node of its trial component (the
-    inputs it searches unbound, as its trials' values are sampled): what ``step_from_node`` reads."""
+    inputs it searches unbound, as its trials' values are sampled), and a parallel node as a command node running
+    the command ``parallel_commands`` gives it (``aml_graph.parallel_command``): what ``step_from_node`` reads."""
     nodes = {}
     for name, node in (document.get("jobs") or {}).items():
         if node.get("type") == "command":
             nodes[name] = node
         elif node.get("type") == "sweep" and isinstance(node.get("trial"), dict):
             nodes[name] = {**node, "component": node["trial"]}
+        elif node.get("type") == "parallel" and name in (parallel_commands or {}):
+            nodes[name] = {**node, "component": with_command(node["component"], parallel_commands[name])}
     return nodes
+
+
+def with_command(spec: dict[str, Any], command: tuple[str, str | None, Any]) -> dict[str, Any]:
+    """A parallel component's spec as a command component's: the command line, code folder and environment that
+    ``aml_graph.parallel_command`` gives it."""
+    return {**spec, "command": command[0], "code": command[1], "environment": command[2]}
 
 
 def component_name(node: dict[str, Any]) -> str:

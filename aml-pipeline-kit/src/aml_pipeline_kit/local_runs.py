@@ -30,6 +30,7 @@ from .project import (
     model_input,
     model_name_problem,
     rows,
+    rows_type,
     tracking_uri_from,
 )
 from .records import read_record, written_whole
@@ -221,7 +222,9 @@ def run_with_model(
     def build() -> PipelineJob:  # azure-ai-ml: seconds to import, while the step host warms up
         return local_job(project, kind, model=model, data=data)
 
-    return run_locally(project, model_plan(kind, model, data), build, check=check, host=host)
+    # The graph declares the rows' type: a file and a folder at the same path make different plans.
+    plan_kind = {**model_plan(kind, model, data), "data_type": rows_type(data)}
+    return run_locally(project, plan_kind, build, check=check, host=host)
 
 
 def local_model_and_rows(
@@ -229,12 +232,12 @@ def local_model_and_rows(
 ) -> tuple[Path, Path]:
     """``--model`` (default: the latest local run's) and ``--data`` (default: ``default_rows()``), checked to exist."""
     model_dir = Path(model) if model else latest_local_model(project)
-    data_file = Path(data) if data else default_rows()
+    rows_path = Path(data) if data else default_rows()
     if not (model_dir / "MLmodel").is_file():
         raise UsageError(f"--model {model_dir}: not an MLflow model folder (it has no MLmodel file)")
-    if not data_file.is_file():
-        raise UsageError(f"--data {data_file}: no such file")
-    return model_dir, data_file
+    if not rows_path.exists():
+        raise UsageError(f"--data {rows_path}: no such file or folder (a CSV, a folder of files or an MLTable folder)")
+    return model_dir, rows_path
 
 
 def latest_local_model(project: Project) -> Path:
@@ -419,18 +422,30 @@ def job_file(args: argparse.Namespace, overrides: dict[str, Any]) -> int:
 def score_local(project: Project, model: str | None, data: str | None) -> int:
     from .local_runner import StepFailed
 
-    model_dir, data_file = local_model_and_rows(project, model, data, lambda: rows_without_target(project))
+    model_dir, rows_path = local_model_and_rows(project, model, data, lambda: rows_without_target(project))
     try:
-        result = score_locally(project, model_dir, data_file, check=True)
+        result = score_locally(project, model_dir, rows_path, check=True)
     except StepFailed as failure:
         return failed(failure)
-    predictions = result.outputs["predictions"] / "predictions.csv"
-    with predictions.open(encoding="utf-8") as handle:
-        shown = list(itertools.islice(handle, SHOWN_PREDICTIONS + 1))  # the header and the first rows
-        count = len(shown) - 1 + sum(1 for _ in handle)
-    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {data_file}")
-    print(f"with model {model_dir}\npredictions: {predictions}\n{''.join(shown)}", end="")
+    predictions = result.outputs["predictions"]
+    count, shown = predicted_rows(sorted(predictions.glob("*.csv")))
+    print(f"\nrun {result.run_id} completed: {result.run_dir}\nscored {count} rows of {rows_path}")
+    print(f"with model {model_dir}\npredictions: {predictions} (a CSV per mini-batch)\n{''.join(shown)}", end="")
     return 0
+
+
+def predicted_rows(files: list[Path]) -> tuple[int, list[str]]:
+    """How many rows the predictions CSVs hold (a header each), and the first's header with the first rows of them
+    all, in order of the files' names. Read a line at a time: a million rows need no more memory than five."""
+    count, shown = 0, []
+    for file in files:
+        with file.open(encoding="utf-8") as handle:
+            header = next(handle, None)
+            shown = shown or ([header] if header else [])
+            first = list(itertools.islice(handle, SHOWN_PREDICTIONS + 1 - len(shown)))
+            shown += first
+            count += len(first) + sum(1 for _ in handle)
+    return count, shown
 
 
 def monitor_local(project: Project, model: str | None, data: str | None) -> int:

@@ -18,7 +18,9 @@ azure-ai-ml ``PipelineJob`` of a ``@dsl.pipeline`` graph, given the ``Input`` s 
   winner ``tune`` writes into config.yml's ``model`` section). A training pipeline may output it too: ``run``
   prints its ``candidates``, each with ``cv_rmse`` and ``cv_rmse_std`` (the cross-validation folds' mean and
   standard deviation), ``cv_r2`` and ``hyperparameters``;
-- ``scoring(project, model, data)``: ``score``; outputs ``predictions`` (``predictions.csv``);
+- ``scoring(project, model, data)``: ``score``; outputs ``predictions``, a folder of CSV files (one per mini-batch of
+  a parallel step; ``score --local`` counts and shows the rows of them all); ``data`` a file, a folder or an MLTable
+  (``rows``);
 - ``monitoring(project, model, training_data, batch)``: ``monitor``; outputs ``report``.
 
 A role the project cannot offer as it stands may map to a sentence saying why (``"tuning": "... set cv_folds to 2 or
@@ -261,12 +263,23 @@ def tracking_uri_from(config: dict[str, Any], root: Path) -> str:
 # --- where a graph's data and model come from -------------------------------------------------------------------
 
 
-def rows(csv: str | Path) -> Input:
-    """A CSV as a graph's input: a file on this machine (made absolute: the steps run in their own folders), or a
-    reference Azure ML resolves (a data asset, a datastore path)."""
+def rows(data: str | Path) -> Input:
+    """Rows as a graph's input: on this machine (made absolute: the steps run in their own folders) a file, a folder
+    of files or an MLTable's folder (``rows_type``); or a reference Azure ML resolves (a data asset, a datastore
+    path), a file."""
     from azure.ai.ml import Input
 
-    return Input(type="uri_file", path=str(csv.resolve()) if isinstance(csv, Path) else csv)
+    if isinstance(data, Path):
+        return Input(type=rows_type(data), path=str(data.resolve()))
+    return Input(type="uri_file", path=data)
+
+
+def rows_type(data: Path) -> str:
+    """The Azure ML type of rows on this machine: ``mltable`` for a folder holding an ``MLTable`` file (Microsoft's
+    table definition), ``uri_folder`` for any other folder, ``uri_file`` for a file."""
+    if not data.is_dir():
+        return "uri_file"
+    return "mltable" if (data / "MLTable").is_file() else "uri_folder"
 
 
 def model_input(model: str | Path | None, project: Project) -> Input:

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 from aml_pipeline_kit.local_runner import RunResult
 from aml_pipeline_kit.local_runs import run_pipeline_locally, start_step_host
@@ -27,8 +28,12 @@ RUNS_STEPS = {"step_host", "completed_run"}
 
 def load_script(component: str, script: str) -> ModuleType:
     """A step script imported in-process, finding the modules beside it as ``python <script>`` would, and the shared
-    ones its spec's additional_includes copy beside it (components/common/)."""
-    folders = [str(COMPONENTS_DIR / component), str(COMPONENTS_DIR / "common")]
+    ones its spec's additional_includes copy beside it (components/common/, score's reader for monitor)."""
+    spec_file = COMPONENTS_DIR / component / f"{component}.yml"
+    includes = yaml.safe_load(spec_file.read_text()).get("additional_includes", []) if spec_file.is_file() else []
+    shared = {str((spec_file.parent / include).resolve().parent) for include in includes}
+    common = str(COMPONENTS_DIR / "common")
+    folders = [str(COMPONENTS_DIR / component), common, *sorted(shared - {common})]
     spec = importlib.util.spec_from_file_location(f"step_{script}", COMPONENTS_DIR / component / f"{script}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)

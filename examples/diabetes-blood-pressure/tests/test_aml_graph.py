@@ -87,10 +87,13 @@ def test_a_single_model_is_fitted_once_without_cross_validation(project: Project
     assert plan.step("train").inputs["cv_folds"].binding == Binding()  # unset: fitted, not scored
 
 
-def test_the_scoring_graph_is_one_score_step_on_the_model_and_the_rows(project: Project) -> None:
+def test_the_scoring_graph_is_one_parallel_score_step_on_the_model_and_the_rows(project: Project) -> None:
     plan = plan_of(project, "scoring")
     assert [step.name for step in plan.steps] == ["score"]
     score = plan.step("score")
+    assert "parallel_runner.py" in score.command  # the engine runs the parallel node mini-batch by mini-batch
+    assert score.code == project.root / "components" / "score"
+    assert score.inputs["data"].type == "uri_file"  # a single CSV here: one mini-batch
     assert score.inputs["model"].binding == Binding(pipeline_input="model")
     assert score.inputs["data"].binding == Binding(pipeline_input="data")
     assert score.inputs["id_column"].binding == Binding(pipeline_input="id_column")

@@ -29,7 +29,10 @@ def features(model: Path) -> dict:
 
 
 def predictions_of(result: RunResult) -> pd.DataFrame:
-    return pd.read_csv(result.outputs["predictions"] / "predictions.csv", float_precision="round_trip")
+    """The predictions of every mini-batch, in the order of the files they came from."""
+    files = sorted(result.outputs["predictions"].glob("*.csv"))
+    predictions = pd.concat([pd.read_csv(path, float_precision="round_trip") for path in files], ignore_index=True)
+    return predictions.sort_values(["file", "row"], ignore_index=True) if "file" in predictions else predictions
 
 
 def test_local_scoring_predicts_the_csv_without_its_target_as_the_model_does(
@@ -42,7 +45,8 @@ def test_local_scoring_predicts_the_csv_without_its_target_as_the_model_does(
     result = score_locally(scratch, model, data, host=step_host)
     assert [step.status for step in result.steps] == ["completed"]
     predictions = predictions_of(result)
-    assert list(predictions.columns) == ["row", f"predicted_{target}"]
+    assert list(predictions.columns) == ["file", "row", f"predicted_{target}"]
+    assert set(predictions["file"]) == {data.name}
     assert predictions["row"].tolist() == list(range(len(rows)))
     expected = mlflow.pyfunc.load_model(str(model)).predict(rows)
     assert predictions[f"predicted_{target}"].tolist() == pytest.approx(list(expected), rel=SAME)
@@ -54,7 +58,8 @@ def test_the_id_column_of_config_yml_identifies_the_predictions(
     rows = pd.read_csv(rows_without_target(scratch)).head(20)
     rows.insert(0, "record", [f"r-{number}" for number in range(len(rows))])
     rows.to_csv(tmp_path / "rows.csv", index=False)
-    project = replace(scratch, config={**scratch.config, "scoring": {"id_column": "record"}})
+    scoring = {**scratch.config["scoring"], "id_column": "record"}
+    project = replace(scratch, config={**scratch.config, "scoring": scoring})
     predictions = predictions_of(score_locally(project, model, tmp_path / "rows.csv", host=step_host))
     assert predictions.columns[0] == "record"
     assert predictions["record"].tolist() == rows["record"].tolist()
@@ -73,9 +78,10 @@ def test_rows_the_model_cannot_score_fail_the_step_with_one_line_naming_the_colu
     with pytest.raises(StepFailed) as failure:
         score_locally(scratch, model, tmp_path / "rows.csv", host=step_host)
     assert failure.value.step == "score"
-    log = failure.value.log.read_text()
-    (error,) = [line for line in log.splitlines() if line.startswith("error:")]
-    assert f"missing feature column {missing!r}" in error
+    log = failure.value.log.read_text().splitlines()
+    (failed,) = [line for line in log if "failed after" in line]  # the mini-batch's line, after its last try
+    assert "rows.csv: the model cannot score these rows: " in failed
+    assert f"missing feature column {missing!r}" in failed
     for name in texts:
-        assert f"column {name!r} must be numeric but holds 'unknown' in 1 row(s)" in error
-    assert "Traceback" not in log
+        assert f"column {name!r} must be numeric but holds 'unknown' in 1 row(s)" in failed
+    assert log[-1].startswith("error: 1 mini-batch(es) failed, above mini_batch_error_threshold 0")

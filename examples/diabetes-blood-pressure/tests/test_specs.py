@@ -16,7 +16,7 @@ from aml_pipeline_kit.project import Project
 from diabetes_blood_pressure.parameters import encoded
 from diabetes_blood_pressure.pipeline import load_components
 
-COMPONENTS = ("data_prep", "train", "select", "evaluate", "register", "score", "monitor")
+COMPONENTS = ("data_prep", "train", "select", "evaluate", "register", "monitor")  # command steps; score: parallel
 AZURE_ML_DOC = PROJECT_ROOT / "docs" / "azure-ml.md"  # its known-good versions
 
 SCHEMA_URL = re.compile(r"^\$schema: https://azuremlschemas\.azureedge\.net/latest/\w+\.schema\.json$", re.MULTILINE)
@@ -49,7 +49,8 @@ def test_aml_specs_load_with_official_schemas(project: Project) -> None:
 def test_components_load_and_reference_the_environment(project: Project) -> None:
     environment = load_environment(PROJECT_ROOT / "aml" / "environment.yml")
     components = load_components(project, *COMPONENTS)
-    assert {path.name for path in (PROJECT_ROOT / "components").iterdir() if path.is_dir()} == {*COMPONENTS, "common"}
+    folders = {path.name for path in (PROJECT_ROOT / "components").iterdir() if path.is_dir()}
+    assert folders == {*COMPONENTS, "score", "common"}
     for name, component in components.items():
         assert isinstance(component, CommandComponent), name
         # azure-ai-ml drops the "azureml:" prefix of a reference given in Python, keeps it from YAML

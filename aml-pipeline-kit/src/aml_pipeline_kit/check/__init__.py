@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..aml_graph import command_nodes, component_name, pipeline_input_types, plan_from_job, serialised, step_from_node
+from ..aml_graph import check_nodes, component_name, pipeline_input_types, plan_from_job, step_from_node
 from ..config_files import SettingsError
 from ..job_yaml import component_folders, include_errors
 from ..plan import PlanError, Step, plan_to_data, step_from_data, step_to_data
@@ -119,7 +119,11 @@ def checked(
             return Report(root, [*findings, build_finding(error, root, pipeline_file)], built=False)
         jobs = built if isinstance(built, dict) else {"training": built}
         seen: set[Any] = set()  # a component used in several graphs is validated once
-        graphs = [(job, command_nodes(serialised(job)), job_validation(job, seen)) for job in jobs.values()]
+        try:
+            graphs = [(job, check_nodes(job), job_validation(job, seen)) for job in jobs.values()]
+        except PlanError as error:  # a parallel node with settings Azure ML refuses: its step cannot be read
+            hint = "set what Azure ML's parallel job takes"
+            return Report(root, [*findings, Finding(pipeline_file, "parallel-node", str(error), hint)], built=False)
     components: dict[str, tuple[Step, Path]] = {}  # a component used by several steps or graphs is checked once
     binding_problems: list[Finding] = []
     bindings = 0

@@ -1,11 +1,12 @@
 """Rule: a component's command uses exactly the inputs and outputs it declares, optional ones inside ``$[[...]]``,
-string and data inputs inside single quotes."""
+string and data inputs inside single quotes (a parallel step's excepted: see below)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from ..parallel_runner import entry_call
 from ..plan import INPUT_PLACEHOLDER, OPTIONAL_BLOCK, OUTPUT_PLACEHOLDER, Step, unquoted_inputs
 from .report import Finding, key_pattern, line_of, placeholder
 
@@ -36,7 +37,10 @@ def command_findings(step: Step, spec: Path) -> list[Finding]:
         message = f"output {name!r} is declared but the command never passes {placeholder('outputs', name)}"
         hint = "pass it to the script, which writes the output there, or remove the output"
         findings.append(Finding(spec, "command-unused", message, hint, line_of(spec, key_pattern(name))))
-    for name in unquoted_inputs(command, step.inputs):
+    # A parallel step's input_data reaches Azure ML's driver, not a shell, and its program_arguments are written as
+    # Azure's published parallel examples write them, unquoted; the local runner quotes every value it fills in.
+    quoted_here = entry_call(command) is None
+    for name in unquoted_inputs(command, step.inputs) if quoted_here else []:
         text = placeholder("inputs", name)
         if step.inputs[name].is_path:  # on Azure ML, its path ends with the file's name, which may hold anything
             kind, hint = "data", f"write '{text}' (single quotes): Azure ML fills in a path ending in the file's name"

@@ -12,12 +12,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..parallel_runner import entry_call
 from ..plan import OPTIONAL_BLOCK, Step
 from ..snapshot import missing_include, snapshot_folder
 from .report import Finding, flag_pattern, line_of, one_line, syntax_finding
 
 PYTHON_COMMANDS = frozenset({"python", "python3"})
 FLAG = re.compile(r"^--?[A-Za-z]")
+PRS_ARGUMENTS = (
+    "--allowed_failed_percent",
+    "--allowed_failed_count",
+    "--task_overhead_timeout",
+    "--progress_update_timeout",
+    "--first_task_creation_timeout",
+    "--resource_monitor_interval",
+    "--copy_logs_to_parent",
+)
 VALUELESS_ACTIONS = frozenset({"store_true", "store_false", "store_const", "append_const", "count", "help", "version"})
 
 
@@ -46,14 +56,19 @@ def script_call(command: str) -> tuple[str, list[str], list[str]] | None:
 
 
 def script_findings(step: Step, spec: Path) -> list[Finding]:
-    call = script_call(step.command)
+    parallel = entry_call(step.command)
+    call = script_call(parallel[1] if parallel else step.command)
     if call is None:  # not a Python script: nothing to read options from
         return []
     name, always, sometimes = call
     script = step.code / name
     if not script.is_file():
-        message = f"the command runs {name}, which is not in {step.code.name}/"
-        return [Finding(spec, "script-missing", message, "correct the script's name in the command")]
+        what = "its parallel task's entry_script is" if parallel else "the command runs"
+        message = f"{what} {name}, which is not in {step.code.name}/"
+        return [Finding(spec, "script-missing", message, "correct the script's name")]
+    if parallel and (missing := entry_functions_missing(script)):
+        message = f"{name} defines no {missing}(), which Azure ML's parallel job calls"
+        return [Finding(script, "parallel-entry", message, "define init() and run(mini_batch) in it")]
     if missing_include(step):  # it cannot be read as Azure ML would run it; azure-ai-ml's validation names the include
         return []
     try:
@@ -62,7 +77,23 @@ def script_findings(step: Step, spec: Path) -> list[Finding]:
         return [syntax_finding(error, script)]
     except ScriptError as error:
         return [Finding(script, "script-parser", str(error), "spell its add_argument() calls out, or fix the import")]
-    return argument_findings(script, spec, options, always, sometimes)
+    findings = argument_findings(script, spec, options, always, sometimes)
+    if parallel:  # the entry script reads sys.argv with parse_known_args: PRS's own arguments pass it by
+        findings = [finding for finding in findings if not is_prs_argument(finding)]
+    return findings
+
+
+def entry_functions_missing(script: Path) -> str | None:
+    """The first of init() and run() a parallel entry script does not define at its top level."""
+    tree = ast.parse(script.read_text(encoding="utf-8"), filename=str(script))
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    return next((name for name in ("init", "run") if name not in defined), None)
+
+
+def is_prs_argument(finding: Finding) -> bool:
+    """A program_arguments flag that Azure ML's parallel run driver reads itself (Azure/azureml-examples pass them
+    there: --allowed_failed_percent, --task_overhead_timeout, --progress_update_timeout...), not the script."""
+    return finding.rule == "command-flag" and any(f"{flag} is passed" in finding.message for flag in PRS_ARGUMENTS)
 
 
 def script_options(script: Path, step: Step) -> list[Option]:

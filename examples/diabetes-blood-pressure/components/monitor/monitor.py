@@ -23,6 +23,7 @@ import pandas as pd
 from argument_types import ranged
 from drift import ColumnDrift, Thresholds, categorical_drift, numeric_drift
 from mlflow.models import Model
+from score import ScoringError, batch_files, read_rows
 from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
 
 matplotlib.use("Agg")
@@ -44,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", type=Path, required=True, help="Folder of the MLflow model.")
     parser.add_argument("--prepped-data", type=Path, required=True, help="Output of data_prep: the training data.")
     parser.add_argument("--test-report", type=Path, required=True, help="Output of evaluate: metrics.json.")
-    parser.add_argument("--batch", type=Path, required=True, help="CSV of the new rows; the target may be absent.")
+    parser.add_argument("--batch", type=Path, required=True, help="The new rows: a file or a folder; target optional.")
     parser.add_argument("--predictions", type=Path, required=True, help="Output of score on the batch.")
     parser.add_argument("--psi", type=NON_NEGATIVE, required=True, help="PSI of a large shift.")
     parser.add_argument("--p-value", type=SHARE, required=True, help="p-value below which it is no chance.")
@@ -78,29 +79,35 @@ def training_features(model_dir: Path, prepped_data: Path) -> dict:
 
 
 def read_batch(path: Path, features: dict) -> pd.DataFrame:
+    """The batch's rows: a CSV or Parquet file, or every such file of a folder (an MLTable's included), as score
+    reads them."""
     try:
-        batch = pd.read_csv(path, index_col=False)
-    except (OSError, ValueError) as error:
-        raise MonitoringError(f"{path.name}: not a readable CSV file ({str(error).splitlines()[0]})") from None
+        batch = pd.concat([read_rows(file) for file in batch_files(path)], ignore_index=True)
+    except ScoringError as error:
+        raise MonitoringError(str(error)) from None
     missing = [name for name in [*features["numeric"], *features["categorical"]] if name not in batch.columns]
-    if missing or batch.empty:
-        raise MonitoringError(f"{path.name}: {'no rows' if batch.empty else f'missing feature columns {missing}'}")
+    if missing:
+        raise MonitoringError(f"{path.name}: missing feature columns {missing}")
     return batch
 
 
-def batch_predictions(folder: Path, rows: int) -> pd.Series:
-    predictions = pd.read_csv(folder / "predictions.csv")
+def batch_predictions(folder: Path, rows: int) -> pd.DataFrame:
+    """Score's predictions of the batch, one CSV per mini-batch: with the batch's target, when it has one."""
+    files = sorted(folder.glob("*.csv"))
+    predictions = pd.concat([pd.read_csv(file) for file in files], ignore_index=True) if files else pd.DataFrame()
     if len(predictions) != rows:
-        raise MonitoringError(f"{folder / 'predictions.csv'}: {len(predictions)} predictions for {rows} batch rows")
-    return predictions.iloc[:, -1]
+        raise MonitoringError(f"{folder}: {len(predictions)} predictions for {rows} batch rows")
+    return predictions
 
 
-def quality(batch: pd.DataFrame, predicted: pd.Series, target: str, test: dict, ratio: float) -> dict | None:
-    """RMSE, MAE and R² on the batch rows that have a target, beside the model's test metrics; None without one."""
-    if target not in batch.columns:
+def quality(predictions: pd.DataFrame, target: str, test: dict, ratio: float) -> dict | None:
+    """RMSE, MAE and R² on the batch rows that have a target (score carries it beside each prediction), beside the
+    model's test metrics; None without one."""
+    if target not in predictions.columns:
         return None
-    actual = pd.to_numeric(batch[target], errors="coerce")
-    if (text := int((actual.isna() & batch[target].notna()).sum())) > 0:
+    actual = pd.to_numeric(predictions[target], errors="coerce")
+    predicted = predictions[f"predicted_{target}"]
+    if (text := int((actual.isna() & predictions[target].notna()).sum())) > 0:
         raise MonitoringError(f"target column {target!r} of the batch holds {text} non-numeric value(s)")
     known = actual.notna().to_numpy()
     if known.sum() < MIN_QUALITY_ROWS:
@@ -187,7 +194,8 @@ def monitor(args: argparse.Namespace, limits: Thresholds) -> tuple[dict, list[Co
     features = training_features(args.model, args.prepped_data)
     reference = pd.read_parquet(args.prepped_data / "train.parquet")
     batch = read_batch(args.batch, features)
-    predicted = batch_predictions(args.predictions, len(batch))
+    predictions = batch_predictions(args.predictions, len(batch))
+    predicted = predictions[f"predicted_{features['target']}"]
     columns = [numeric_drift(name, reference[name], batch[name], limits) for name in features["numeric"]]
     columns += [categorical_drift(name, reference[name], batch[name], limits) for name in features["categorical"]]
     model = mlflow.pyfunc.load_model(str(args.model), suppress_warnings=True)  # not its serving packages: not here
@@ -196,7 +204,7 @@ def monitor(args: argparse.Namespace, limits: Thresholds) -> tuple[dict, list[Co
     reference_predictions = pd.Series(np.asarray(reference_predicted, dtype=float))
     prediction = numeric_drift(PREDICTION, reference_predictions, predicted, limits, kind=PREDICTION)
     test_metrics = read_json(args.test_report / "metrics.json")
-    scores = quality(batch, predicted, features["target"], test_metrics, limits.rmse_ratio)
+    scores = quality(predictions, features["target"], test_metrics, limits.rmse_ratio)
     found = alerts(columns, prediction, scores, limits)
     report = {
         "rows": {"training": len(reference), "batch": len(batch)},

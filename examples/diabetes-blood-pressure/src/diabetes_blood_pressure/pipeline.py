@@ -11,12 +11,13 @@ this machine, or a data asset and a registered model on Azure ML. Nothing here c
 import importlib.util
 import inspect
 import logging
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from azure.ai.ml import Input, dsl, load_component
-from azure.ai.ml.entities import CommandComponent, PipelineJob
+from azure.ai.ml.entities import CommandComponent, Parallel, PipelineJob
 
 from aml_pipeline_kit.config_files import SettingsError
 from aml_pipeline_kit.project import Project
@@ -28,6 +29,18 @@ from .parameters import AUTO, encoded, model_candidates, pipeline_inputs, regres
 logging.getLogger("azure.ai.ml._utils._experimental").setLevel(logging.ERROR)
 
 MONITORING_THRESHOLDS = ("psi", "p_value", "missing_rate_increase", "unseen_rate", "rmse_ratio")
+ROW_TYPES = ("uri_file", "uri_folder", "mltable")  # what batch scoring and monitoring read: a file, a folder, a table
+# config.yml's scoring.parallel: each setting's smallest value (-1: no limit on failures, as Azure ML takes it).
+PARALLEL_MINIMUMS = {
+    "instance_count": 1,
+    "max_concurrency_per_instance": 1,
+    "error_threshold": -1,
+    "mini_batch_error_threshold": -1,
+    "retries": 1,  # Azure ML's max_retries counts the first try
+    "timeout": 1,
+}
+# Azure ML's mini_batch_size: a number of files, or a size in bytes with an optional unit.
+MINI_BATCH_SIZE = re.compile(r"[1-9][0-9]*(\s*[kKmMgG][bB])?")
 
 
 def register_pipelines(project: Project) -> dict[str, Callable[..., PipelineJob] | str]:
@@ -52,8 +65,9 @@ def load_components(project: Project, *names: str) -> dict[str, CommandComponent
     }
 
 
-def load_python_component(path: Path, attribute: str) -> CommandComponent:
-    """A component defined in Python with ``command()``, imported from its own folder."""
+def load_python_component(path: Path, attribute: str) -> Any:
+    """What a component defined in Python offers (a component made with ``command()``, a function that builds
+    one), imported from its own folder."""
     spec = importlib.util.spec_from_file_location(f"components.{path.parent.name}", path)
     if spec is None or spec.loader is None:
         raise SettingsError(f"{path}: cannot be imported as a component definition")
@@ -204,28 +218,66 @@ def regression_pipeline(project: Project, data: Input, overrides: dict[str, Any]
     return regression(input_data=data, **parameters)
 
 
-def encoded_id_column(project: Project) -> str | None:
-    """config.yml's scoring.id_column as the score step takes it: a column name, base64-encoded JSON, as data_prep's."""
+def encoded_id_column(project: Project) -> str:
+    """config.yml's scoring.id_column as the score step takes it: a column name or null, base64-encoded JSON."""
     id_column = project.setting("scoring", "id_column")
-    return None if id_column is None else encoded(str(id_column))
+    return encoded(None if id_column is None else str(id_column))
+
+
+def parallel_settings(project: Project) -> dict[str, Any]:
+    """config.yml's scoring.parallel, checked: how Azure ML (and the local runner) splits the scoring work."""
+    settings = project.setting("scoring", "parallel")
+    expected = ["mini_batch_size", *PARALLEL_MINIMUMS]
+    where = f"{project.config_file}: scoring.parallel"
+    if not isinstance(settings, dict) or sorted(settings) != sorted(expected):
+        found = ", ".join(map(str, settings)) if isinstance(settings, dict) else repr(settings)
+        raise SettingsError(f"{where} must set exactly {', '.join(expected)} (found: {found})")
+    size = settings["mini_batch_size"]
+    if isinstance(size, bool) or not MINI_BATCH_SIZE.fullmatch(str(size)):
+        raise SettingsError(
+            f"{where}.mini_batch_size {size!r} must be a number of files (e.g. 10) or a size (e.g. 10MB, 512kb)"
+        )
+    for name, minimum in PARALLEL_MINIMUMS.items():
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+            raise SettingsError(f"{where}.{name} {value!r} must be a whole number, {minimum} or more")
+    if settings["instance_count"] > (most := int(project.compute["max_instances"])):
+        raise SettingsError(
+            f"{where}.instance_count {settings['instance_count']} is more than the cluster's max_instances, {most} "
+            "(aml/compute.yml)"
+        )
+    return settings
+
+
+def rows_type(data: Input, role: str) -> str:
+    """The type of the rows a graph is given, which its steps then declare: a file, a folder or an MLTable."""
+    if data.type not in ROW_TYPES:
+        raise SettingsError(f"the {role} pipeline reads {', '.join(ROW_TYPES)}; it was given {data.type!r}")
+    return data.type
+
+
+def batch_scoring(project: Project, data_type: str) -> Parallel:
+    """components/score/component.py's parallel step for rows of ``data_type``, with config.yml's settings."""
+    build = load_python_component(project.root / "components" / "score" / "component.py", "batch_scoring")
+    return build(parallel_settings(project), data_type)
 
 
 def scoring_pipeline(project: Project, model: Input, data: Input) -> PipelineJob:
-    """The batch-scoring job: the MLflow model ``model`` predicts every row of the CSV ``data``."""
-    score_component = load_components(project, "score")["score"]
+    """The batch-scoring job: the MLflow model ``model`` predicts every row of ``data``, a file, a folder of CSV and
+    Parquet files or an MLTable, mini-batch by mini-batch in a parallel step."""
+    data_type = rows_type(data, "scoring")
+    score_step = batch_scoring(project, data_type)
 
     @project_pipeline(
         project,
         "_score",
         "Batch scoring",
-        "Check the rows against the model's features, predict each one, write predictions.csv.",
+        "Check each mini-batch of rows against the model's features, predict its rows, write their predictions.",
     )
-    def scoring(
-        model: Input(type="mlflow_model"),
-        data: Input(type="uri_file"),
-        id_column: Input(type="string", optional=True),
-    ) -> dict[str, Any]:
-        score = score_component(model=model, data=data, id_column=id_column)
+    @taking({"model": Input(type="mlflow_model"), "data": Input(type=data_type), "id_column": str})
+    def scoring(**inputs: Any) -> dict[str, Any]:
+        score = score_step(**inputs)
+        score.name = "score"
         return {"predictions": score.outputs.predictions}
 
     return scoring(model=model, data=data, id_column=encoded_id_column(project))
@@ -244,20 +296,25 @@ def monitoring_thresholds(project: Project) -> dict[str, float]:
 
 
 def monitoring_pipeline(project: Project, model: Input, training_data: Input, batch: Input) -> PipelineJob:
-    """The monitoring job: ``model`` on the CSV ``batch`` against the training data it came from.
+    """The monitoring job: ``model`` on ``batch`` (a file, a folder or an MLTable, as scoring reads) against the
+    training data it came from.
 
     data_prep splits ``training_data`` as the training pipeline does (config.yml's target, features, test_size and
     seed), so the reference is the train split and evaluate gives the model's test metrics; score predicts the batch
     (and refuses rows the model cannot score); monitor compares, reports and fails past a threshold.
     """
-    components = load_components(project, "data_prep", "evaluate", "score", "monitor")
+    components = load_components(project, "data_prep", "evaluate", "monitor")
+    batch_type = rows_type(batch, "monitoring")
+    # monitor.yml declares a file; it reads a folder (or an MLTable's folder) the same way, as it is given.
+    components["monitor"].inputs["batch"].type = batch_type
+    score_step = batch_scoring(project, batch_type)
     training = pipeline_inputs(project)
     inputs = {
         "model": Input(type="mlflow_model"),
         "training_data": Input(type="uri_file"),
-        "batch": Input(type="uri_file"),
+        "batch": Input(type=batch_type),
         **split_inputs(),
-        "id_column": Input(type="string", optional=True),
+        "id_column": str,
         **dict.fromkeys(MONITORING_THRESHOLDS, float),
     }
 
@@ -274,7 +331,8 @@ def monitoring_pipeline(project: Project, model: Input, training_data: Input, ba
             input_data=inputs["training_data"], **{name: inputs[name] for name in split_inputs()}
         )
         evaluate = components["evaluate"](model=model, prepped_data=data_prep.outputs.prepped_data)
-        score = components["score"](model=model, data=batch, id_column=inputs["id_column"])
+        score = score_step(model=model, data=batch, id_column=inputs["id_column"])
+        score.name = "score"
         monitor = components["monitor"](
             model=model,
             prepped_data=data_prep.outputs.prepped_data,
