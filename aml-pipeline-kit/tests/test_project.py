@@ -113,7 +113,8 @@ def test_show_refuses_what_it_does_not_know_in_one_line(capsys: pytest.CaptureFi
     assert exit_code.value.code == 2
     (line,) = capsys.readouterr().err.splitlines()
     choices = ", ".join(
-        f"'?{choice}'?" for choice in ("runs-dir", "tracking-uri", "local-outputs")
+        f"'?{choice}'?"
+        for choice in ("runs-dir", "tracking-uri", "local-outputs", "sample-request", "sample-request-mlflow")
     )  # argparse quotes them in some Pythons
     expected = rf"{PROG} show: error: argument what: invalid choice: 'runs' \(choose from {choices}\) \(see {PROG} .*\)"
     assert re.fullmatch(expected, line), line
@@ -227,7 +228,7 @@ def test_check_finds_a_broken_component_that_only_the_scoring_pipeline_runs(tmp_
     edited(root, "components/score/score.py", '"--predictions"', '"--prediction"')
     lines = check_report(load_project(root)).text().splitlines()
     assert any(
-        line.startswith("components/score/score.yml")
+        line.startswith("components/score/component.py")
         and "[command-flag] --predictions is passed by the command but score.py's parser has no such option" in line
         for line in lines
     ), "\n".join(lines)

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -329,15 +330,29 @@ HOSTILE_FILE_NAMES = {
 
 @pytest.fixture(scope="module")
 def serialised_commands(project: Project) -> list[tuple[str, Any]]:
-    """Every command node of the example's graphs, as azure-ai-ml serialises them for Azure ML: (graph and node, the
-    node as a step, its pipeline's input values)."""
+    """Every command and parallel node of the example's graphs, as azure-ai-ml serialises them for Azure ML: (graph
+    and node, the node as a step, its pipeline's input values)."""
     commands = []
     for job_name, job in checked_graphs(project).items():  # every pipeline the project registers
         document = aml_graph.serialised(job)
-        for name, node in aml_graph.command_nodes(document).items():
+        for name, node in aml_graph.check_nodes(job).items():
             step = aml_graph.step_from_node(name, node, project.root)
             commands.append((f"{job_name}.{name}", step, document["inputs"]))
     return commands
+
+
+def azure_ml_command(step: Any, file_name: str) -> tuple[str, str]:
+    """The command line Azure ML fills in and hands to a shell, and the name its data inputs' mount paths end in: a
+    command node's own, where every data input is held to end in ``file_name``; for a parallel node, its entry
+    script with its program_arguments, which may name no file input: Azure ML's driver takes the input_data, and
+    mounts a folder input (the model) under the input's own name."""
+    parallel_runner = f"python {shlex.quote(str(aml_graph.PARALLEL_SCRIPT))} "
+    if not step.command.startswith(parallel_runner):
+        return step.command, file_name
+    arguments = step.command.split(" -- ", 1)[1]
+    files = [name for name, spec in step.inputs.items() if spec.type == "uri_file" and f"inputs.{name}}}" in arguments]
+    assert not files, f"{step.name}'s program_arguments name the file input {files[0]}"
+    return f"python entry_script.py {arguments}", ""
 
 
 def azure_ml_values(step: Any, pipeline_inputs: dict, file_name: str) -> tuple[dict, dict]:
@@ -363,8 +378,9 @@ def test_data_paths_reach_every_step_whole_through_a_shell(
     a space once split its path in two; one with a semicolon ran a command."""
     assert {name.split(".")[0] for name, _, _ in serialised_commands} == {"training", "tuning", "monitoring", "scoring"}
     for name, step, pipeline_inputs in serialised_commands:
-        inputs, outputs = azure_ml_values(step, pipeline_inputs, file_name)
-        filled = filled_as_azure_ml_does(step.command, inputs, outputs)
+        command, mounted_name = azure_ml_command(step, file_name)
+        inputs, outputs = azure_ml_values(step, pipeline_inputs, mounted_name)
+        filled = filled_as_azure_ml_does(command, inputs, outputs)
         assert filled.startswith("python "), name
         printed = subprocess.run(
             ["bash", "-c", filled.replace("python ", "printf '%s\\0' ", 1)],
@@ -373,7 +389,7 @@ def test_data_paths_reach_every_step_whole_through_a_shell(
             check=True,
         )
         argv = printed.stdout.decode().split("\0")[:-1]
-        assert argv == local_runner.render_command(step.command, inputs, outputs)[1:], name
+        assert argv == local_runner.render_command(command, inputs, outputs)[1:], name
         assert not list(tmp_path.iterdir()), f"{name} ran what a file name holds"
 
 
