@@ -120,7 +120,8 @@ def test_init_runs_once_per_worker_and_run_once_per_mini_batch(code: Path) -> No
 
 
 def test_a_mini_batch_over_its_timeout_is_stopped_and_retried_in_a_new_worker(code: Path) -> None:
-    settings = replace(SETTINGS, timeout=1, instance_count=1)
+    # 3 s: far above what run() takes on its two small files, even on a busy machine; far below the slow one's 60 s
+    settings = replace(SETTINGS, timeout=3, instance_count=1)
     returncode, lines = drive(code, settings, "--slow-on", "part_1")
     assert returncode == 0, lines
     assert any("#0 (part_1.csv and 1 more file(s)): try 1 failed (run() took longer than" in line for line in lines)
