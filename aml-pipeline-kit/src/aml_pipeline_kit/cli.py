@@ -31,14 +31,15 @@ from typing import Any, NoReturn
 import yaml
 
 from . import __version__
-from .azure_ml import AzureAccessError, deploy_online, run_azure, score_azure
+from .azure_ml import deploy_online, run_azure, score_azure
 from .azure_monitoring import monitor_azure
 from .check import CheckFailed
 from .config_files import SettingsError
 from .local_runner import Interrupted, raising_swallowed_interruptions
 from .local_runs import (
+    FORESEEN_ERRORS,
     UsageError,
-    file_system_error,
+    foreseen_error_line,
     job_file,
     latest_local_model,
     latest_sample_requests,
@@ -47,9 +48,8 @@ from .local_runs import (
     score_local,
     show_check,
 )
-from .plan import BINDING, PlanError, file_name_problem
+from .plan import BINDING, file_name_problem
 from .project import Project, model_name_problem
-from .step_host import StepHostError
 from .tuning import refuse_unwritable_model_section, tuning_settings
 
 PROG = "aml-pipeline-kit"
@@ -338,11 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     except CheckFailed as failure:
         print(f"{failure.report.text()}\nnot started: fix the findings above, `make check` re-checks", file=sys.stderr)
         return 1
-    except (SettingsError, PlanError, StepHostError, UsageError, AzureAccessError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the disk full, a file where a folder goes, a read-only folder: the file system said no
-        print(f"error: {file_system_error(error)}", file=sys.stderr)
+    # OSError: the disk full, a file where a folder goes, a read-only folder: the file system said no.
+    except (*FORESEEN_ERRORS, OSError) as error:
+        print(foreseen_error_line(error), file=sys.stderr)
         return 2
     except Exception as error:  # a bug, or an error from a library nobody foresaw: one line, the rest in a file
         log = log_unforeseen(error)

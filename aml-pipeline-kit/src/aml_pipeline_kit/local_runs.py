@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from .azure_credentials import AzureAccessError
 from .check import CheckFailed, Definitions, Finding, Report, check_project
 from .check.report import key_pattern, line_of
-from .config_files import read_yaml
+from .config_files import SettingsError, read_yaml
 from .data_refs import reference_key
 from .local_runner import LocalRunner, hosting, raising_swallowed_interruptions
-from .plan import Step, plan_from_data
+from .plan import PlanError, Step, plan_from_data
 from .plan_cache import VERDICT, PlanCache, model_plan, training_plan
 from .project import (
     LOCAL_ARTIFACTS_DIR,
@@ -36,6 +37,7 @@ from .project import (
 from .records import read_record, written_whole
 from .sample_requests import SampleRequests, after_run, sample_requests
 from .snapshot import code_folders
+from .step_host import StepHostError
 from .tuning import tuning_findings, write_tuned
 
 if TYPE_CHECKING:
@@ -53,6 +55,10 @@ SCORE_INPUT_DIR = "score-input"  # under runs/: the project's CSV without its ta
 
 class UsageError(ValueError):
     """A command cannot do what was asked; the message says what to do instead."""
+
+
+# What a command says in one line, without a traceback: a setting, the plan, the step host, the command's use, Azure.
+FORESEEN_ERRORS = (SettingsError, PlanError, StepHostError, UsageError, AzureAccessError)
 
 
 def check_report(project: Project, cache: PlanCache | None = None) -> Report:
@@ -292,6 +298,11 @@ def show_check(project: Project) -> int:
     # `check` is the whole process: spare its exit a garbage collection over azure-ai-ml's objects (over half a second).
     gc.freeze()
     return 1 if report.findings else 0
+
+
+def foreseen_error_line(error: Exception) -> str:
+    """One of ``FORESEEN_ERRORS``, or what the file system refused, in the one line a command prints for it."""
+    return f"error: {file_system_error(error) if isinstance(error, OSError) else error}"
 
 
 def file_system_error(error: OSError) -> str:

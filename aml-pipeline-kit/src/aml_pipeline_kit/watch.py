@@ -22,11 +22,17 @@ from typing import Any
 from .check import CheckFailed
 from .config_files import SettingsError
 from .local_runner import StepFailed
-from .local_runs import UsageError, failed, file_system_error, run_pipeline_locally, show_training, start_step_host
-from .plan import PlanError
+from .local_runs import (
+    FORESEEN_ERRORS,
+    failed,
+    foreseen_error_line,
+    run_pipeline_locally,
+    show_training,
+    start_step_host,
+)
 from .plan_cache import IGNORED_PARTS
 from .project import Project
-from .step_host import StepHost, StepHostError
+from .step_host import StepHost
 
 POLL_SECONDS = 0.05
 WATCHED_FOLDERS = ("components", "aml", "src")
@@ -105,10 +111,8 @@ def run_once(
         findings = failure.report.text().splitlines()[:-1]
         more = f" (and {len(findings) - 1} more: `aml-pipeline-kit check` lists them)" if len(findings) > 1 else ""
         print(f"error: not started, check found: {findings[0]}{more}", file=sys.stderr)
-    except (SettingsError, PlanError, StepHostError, UsageError) as error:
-        print(f"error: {error}", file=sys.stderr)
-    except OSError as error:
-        print(f"error: {file_system_error(error)}", file=sys.stderr)
+    except (*FORESEEN_ERRORS, OSError) as error:
+        print(foreseen_error_line(error), file=sys.stderr)
     else:
         show_training(project, result)
 
