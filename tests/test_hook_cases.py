@@ -24,6 +24,7 @@ import jinja2
 import pandas as pd
 import pytest
 import yaml
+from aml_pipeline_kit.testing.hostile import HOSTILE_COLUMN_NAMES
 from conftest import bake as bake_into
 from cookiecutter.exceptions import FailedHookException
 from pandas._libs.parsers import STR_NA_VALUES
@@ -496,29 +497,13 @@ def test_every_column_the_render_leaves_out_is_named_with_why(
     ]
 
 
-HOSTILE_NAMES = [
-    "x'; touch pwned; echo '",
-    '"; rm -rf ~; "',
-    "$(id) `id`",
-    "${{outputs.prepped_data}}",
-    "${{inputs.target_column}}",
-    "--help",
-    "--input-data",
-    "-x",
-    "a,b",
-    "#comment: yes",
-    "ünï cödé ✓",
-]
-
-
 def test_column_names_from_the_header_render_as_data(cookies: Cookies, tmp_path: Path) -> None:
     """Whatever a header holds lands in config.yml as JSON strings; the run-time tests pass them to the steps."""
-    content = table(
-        [*HOSTILE_NAMES, "price"], rows(30, lambda i: [i % (2 + j) for j in range(len(HOSTILE_NAMES))] + [i])
-    )
+    names = HOSTILE_COLUMN_NAMES
+    content = table([*names, "price"], rows(30, lambda i: [i % (2 + j) for j in range(len(names))] + [i]))
     source = write_input(tmp_path, "data.csv", content)
     project = assert_rendered(bake(cookies, data_path=str(source), target_column="price"))
-    assert load_yaml(project / "config.yml")["features"] == {"numeric": HOSTILE_NAMES, "categorical": []}
+    assert load_yaml(project / "config.yml")["features"] == {"numeric": list(HOSTILE_COLUMN_NAMES), "categorical": []}
     assert "\"x'; touch pwned; echo '\"" in (project / "config.yml").read_text()  # as typed, not \u0027
     assert '"ünï cödé ✓"' in (project / "config.yml").read_text()
 

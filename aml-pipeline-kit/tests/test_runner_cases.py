@@ -48,6 +48,7 @@ from aml_pipeline_kit import cli as engine_cli
 from aml_pipeline_kit.local_runs import checked_graphs, local_job, run_pipeline_locally
 from aml_pipeline_kit.project import Project
 from aml_pipeline_kit.step_host import StepHost
+from aml_pipeline_kit.testing.hostile import HOSTILE_COLUMN_NAMES
 
 INJECTED = "injected"  # the file a header tries to create through a shell
 
@@ -222,22 +223,6 @@ def filled_as_azure_ml_does(command: str, inputs: dict, outputs: dict) -> str:
     return PLACEHOLDER.sub(value, OPTIONAL_BLOCK.sub(optional, command))
 
 
-# Column names a user's CSV may hold: shell code, placeholders, flags, a separator, a comment, text beyond ASCII.
-HOSTILE_NAMES = [
-    "x'; touch pwned; echo '",
-    '"; rm -rf ~; "',
-    "$(id) `id`",
-    "${{outputs.prepped_data}}",
-    "${{inputs.target_column}}",
-    "--help",
-    "--input-data",
-    "-x",
-    "a,b",
-    "#comment: yes",
-    "ünï cödé ✓",
-]
-
-
 def with_data(project: Path, names: list[str], rows: list[list[object]], target: str) -> Path:
     """``project`` trained on a CSV of its own under data/ (aml/data.yml names it), whose columns are ``names`` and
     ``target``; config.yml's features the names, as the template's hooks write a CSV's columns into it."""
@@ -257,7 +242,7 @@ def with_data(project: Path, names: list[str], rows: list[list[object]], target:
 def hostile_project(tmp_path_factory: pytest.TempPathFactory, empty_store: Path) -> tuple[Path, list[str]]:
     """The example on a CSV whose header holds shell code, placeholders and flags; and those names."""
     folder = tmp_path_factory.mktemp("hostile")
-    names = [*HOSTILE_NAMES, f"x'; touch {folder / INJECTED}; echo '"]
+    names = [*HOSTILE_COLUMN_NAMES, f"x'; touch {folder / INJECTED}; echo '"]
     rows = [[(i * (3 + j)) % (5 + j) for j in range(len(names))] + [100 + 3 * i + i % 7] for i in range(60)]
     return with_data(copy_example(folder / "out" / "houses", empty_store), names, rows, "price"), names
 
