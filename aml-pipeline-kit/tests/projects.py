@@ -151,3 +151,13 @@ def no_step_host_left(project: Path, seconds: float = 2.0) -> bool:
 def latest_run(project: Path) -> dict:
     summaries = sorted((project / "runs").glob("2*/run.json"))
     return json.loads(summaries[-1].read_text())
+
+
+def rows_in_files(source: Path, folder: Path, first_rows: int, names: tuple[str, str]) -> Path:
+    """``folder`` made to hold the rows of the CSV ``source`` in two files ``names``, each with the header: the first
+    ``first_rows`` rows in one, the rest in the other."""
+    header, *records = source.read_text().splitlines(keepends=True)
+    folder.mkdir()
+    for name, part in zip(names, (records[:first_rows], records[first_rows:]), strict=True):
+        (folder / name).write_text(header + "".join(part))
+    return folder

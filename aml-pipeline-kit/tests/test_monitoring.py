@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from azure.ai.ml.entities import JobSchedule, RecurrenceTrigger
 from conftest import TrainedProject
-from projects import command, load_project
+from projects import command, load_project, rows_in_files
 
 from aml_pipeline_kit.aml_graph import serialised
 from aml_pipeline_kit.azure_monitoring import monitor_schedule, monitoring_job
@@ -99,12 +99,8 @@ def test_monitor_local_reads_a_folder_of_files_as_scoring_does(
     trained_example: TrainedProject, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     project = load_project(trained_example.root)
-    header, *records = project.local_data_path.read_text().splitlines(keepends=True)
-    batch = tmp_path / "batch"
-    batch.mkdir()
-    half = len(records) // 2
-    (batch / "first.csv").write_text(header + "".join(records[:half]))
-    (batch / "second.csv").write_text(header + "".join(records[half:]))
+    half = (len(project.local_data_path.read_text().splitlines()) - 1) // 2
+    batch = rows_in_files(project.local_data_path, tmp_path / "batch", half, ("first.csv", "second.csv"))
     result = command(capfd, project.root, "monitor", "--local", "--data", str(batch))
     assert (result.returncode, result.stderr) == (0, "")
     assert f"monitored {batch} with model {latest_local_model(project)}\n" in result.stdout

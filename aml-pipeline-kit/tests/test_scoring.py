@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import TrainedProject
-from projects import command, load_project
+from projects import command, load_project, rows_in_files
 
 from aml_pipeline_kit import azure_ml
 from aml_pipeline_kit.aml_graph import plan_from_job
@@ -161,14 +161,12 @@ def test_score_local_predicts_every_row_of_a_folder_of_files_a_mini_batch_each(
     trained_example: TrainedProject, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     project = load_project(trained_example.root)
-    header, *records = project.local_data_path.read_text().splitlines(keepends=True)
-    folder = tmp_path / "batch"
-    folder.mkdir()
-    (folder / "b.csv").write_text(header + "".join(records[:3]))  # three rows: the first file shows them all
-    (folder / "c.csv").write_text(header + "".join(records[3:]))
+    # three rows in the first file: it shows them all
+    folder = rows_in_files(project.local_data_path, tmp_path / "batch", 3, ("b.csv", "c.csv"))
+    rows = len(project.local_data_path.read_text().splitlines()) - 1
     result = command(capfd, project.root, "score", "--local", "--data", str(folder))
     assert (result.returncode, result.stderr) == (0, "")
-    assert f"scored {len(records)} rows of {folder}\n" in result.stdout
+    assert f"scored {rows} rows of {folder}\n" in result.stdout
     printed = result.stdout.split("predictions: ", 1)[1].splitlines()
     predictions = Path(printed[0].removesuffix(" (a CSV per mini-batch)"))
     written = sorted(predictions.glob("*.csv"))
