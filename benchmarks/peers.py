@@ -540,12 +540,18 @@ def copy_data(settings: Settings, destination: Path) -> Path:
     return destination
 
 
-def write_script(folder: Path, settings: Settings) -> Path:
-    """The hand-written script's files in ``folder``; returns the CSV it reads."""
+def write_one_file_peer(folder: Path, settings: Settings, entry: str, code: str) -> Path:
+    """A peer that is one Python file, ``entry`` holding ``code``, beside the settings and the CSV in ``folder``;
+    returns the CSV it reads."""
     data = copy_data(settings, folder / DATA_FILE)
     settings.write(folder, data)
-    (folder / "pipeline.py").write_text(HAND_WRITTEN_SCRIPT)
+    (folder / entry).write_text(code)
     return data
+
+
+def write_script(folder: Path, settings: Settings) -> Path:
+    """The hand-written script's files in ``folder``; returns the CSV it reads."""
+    return write_one_file_peer(folder, settings, "pipeline.py", HAND_WRITTEN_SCRIPT)
 
 
 def hand_written_script(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
@@ -621,10 +627,7 @@ def latest_metrics(store: Path, experiment: str) -> dict[str, float]:
 
 def write_zenml_project(folder: Path, settings: Settings) -> Path:
     """The ZenML pipeline's files in ``folder``; returns the CSV it reads."""
-    data = copy_data(settings, folder / DATA_FILE)
-    settings.write(folder, data)
-    (folder / "run.py").write_text(ZENML_PIPELINE)
-    return data
+    return write_one_file_peer(folder, settings, "run.py", ZENML_PIPELINE)
 
 
 def zenml_project(folder: Path, settings: Settings, python: Path, env: dict[str, str]) -> list[Case]:
