@@ -1,7 +1,7 @@
 """Tuning (`make tune`): the tuning graph's sweep nodes as azure-ai-ml builds, validates and serialises them for Azure
 ML (offline) from regressors.py's search spaces and config.yml's tuning settings (test_aml_graph.py: its trials as
-the local runner runs them), and the tuned model written back into this config.yml. How the engine samples, runs and
-tracks trials and checks the tuning settings is tested in its own suite."""
+the local runner runs them). How the engine samples, runs and tracks trials, checks the tuning settings and writes
+the tuned model into config.yml is tested in its own suite."""
 
 import math
 from pathlib import Path
@@ -15,7 +15,6 @@ from aml_pipeline_kit.azure_ml import training_job
 from aml_pipeline_kit.config_files import SettingsError
 from aml_pipeline_kit.local_runs import checked_graphs, local_job
 from aml_pipeline_kit.project import Project
-from aml_pipeline_kit.tuning import write_tuned_model
 
 from diabetes_blood_pressure.parameters import model_candidates, regressors
 
@@ -54,28 +53,6 @@ def test_the_sweep_nodes_build_validate_and_serialise_in_azure_ai_ml(project: Pr
     assert {name for name, node in loaded.jobs.items() if node.type == "sweep"} == {
         f"tune_{name}" for name in model_candidates(project)
     }
-
-
-def test_the_tuned_model_is_written_into_config_yml_keeping_its_comments(scratch: Project) -> None:
-    config_file = scratch.config_file
-    before = config_file.read_text(encoding="utf-8").splitlines()
-    write_tuned_model(config_file, "random_forest", {"n_estimators": 400, "max_depth": 6, "max_features": 1.0})
-    after = config_file.read_text(encoding="utf-8").splitlines()
-    changed = [(old, new) for old, new in zip(before, after, strict=True) if old != new]
-    assert [new.split("#")[0].strip() for _, new in changed] == [
-        "type: random_forest",
-        "n_estimators: 400",
-        "max_depth: 6",
-        "max_features: 1.0",
-    ]
-    assert all(old.partition("#")[2] == new.partition("#")[2] for old, new in changed)  # comments kept
-    model = Project.load(scratch.root).setting("model")
-    assert (model["type"], model["n_estimators"], model["max_depth"], model["max_features"]) == (
-        "random_forest",
-        400,
-        6,
-        1.0,
-    )
 
 
 def test_without_cross_validation_check_passes_without_the_tuning_graph_and_tuning_says_what_to_set(
