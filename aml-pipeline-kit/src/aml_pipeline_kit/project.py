@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from .config_files import YAML_SUFFIXES, SettingsError, check_yaml_files, read_yaml
 from .data_refs import reference_key
+from .registry import SQLITE_PREFIX, sqlite_database
 
 if TYPE_CHECKING:
     from azure.ai.ml import Input
@@ -57,7 +58,6 @@ ROOT_VARIABLE = "AML_PIPELINE_KIT_PROJECT"  # set: the project's folder, whereve
 TOOL_TABLE = "aml-pipeline-kit"
 ROLES = ("training", "tuning", "scoring", "monitoring")
 LOCAL_ARTIFACTS_DIR = "mlartifacts"  # under the project root: the artifacts of local runs' MLflow runs
-SQLITE_PREFIX = "sqlite:///"
 
 
 # Azure ML's rule for an asset's name, a registered model's included; MLflow's local registry takes more.
@@ -221,8 +221,7 @@ class Project:
     def local_outputs(self) -> list[Path]:
         """What local runs leave behind: their folders, the artifacts, and a SQLite MLflow store with its lock."""
         outputs = [self.local_runs_dir, self.local_artifacts_dir]
-        if self.local_tracking_uri.startswith(SQLITE_PREFIX):
-            database = Path(self.local_tracking_uri.removeprefix(SQLITE_PREFIX))
+        if (database := sqlite_database(self.local_tracking_uri)) is not None:
             outputs += [database, database.with_name(database.name + ".lock")]
         return outputs
 
@@ -255,8 +254,9 @@ def substitutes_from(config: dict[str, Any], root: Path) -> dict[str, Path]:
 
 def tracking_uri_from(config: dict[str, Any], root: Path) -> str:
     uri = str((config.get("local") or {}).get("tracking_uri") or f"{SQLITE_PREFIX}mlruns.db")
-    if uri.startswith(SQLITE_PREFIX) and not Path(uri.removeprefix(SQLITE_PREFIX)).is_absolute():
-        return SQLITE_PREFIX + str(root / uri.removeprefix(SQLITE_PREFIX))
+    database = sqlite_database(uri)
+    if database is not None and not database.is_absolute():
+        return SQLITE_PREFIX + str(root / database)
     return uri
 
 

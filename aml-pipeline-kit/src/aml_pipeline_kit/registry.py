@@ -53,12 +53,15 @@ def registry_state(uri: str, model_name: str) -> str | None:
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()
 
 
+def sqlite_database(uri: str) -> Path | None:
+    """The database file of a SQLite MLflow store (``sqlite:///<path>``); None for any other store."""
+    return Path(uri.removeprefix(SQLITE_PREFIX)) if uri.startswith(SQLITE_PREFIX) else None
+
+
 def sqlite_file(uri: str) -> Path | None:
     """The database file of a SQLite store given by absolute path (``sqlite:////abs/mlruns.db``); None otherwise."""
-    if not uri.startswith(SQLITE_PREFIX) or "?" in uri:
-        return None
-    path = Path(uri.removeprefix(SQLITE_PREFIX))
-    return path if path.is_absolute() else None
+    path = sqlite_database(uri) if "?" not in uri else None
+    return path if path is not None and path.is_absolute() else None
 
 
 def read_only(database: Path) -> sqlite3.Connection:

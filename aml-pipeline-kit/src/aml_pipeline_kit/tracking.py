@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .registry import sqlite_database
+
 PIPELINE_STATUSES = {"completed": "FINISHED", "killed": "KILLED"}  # the local runner's words -> MLflow's
 BATCH_SIZE = 100  # MLflow takes at most 100 parameters in one batch
 DRIVER_PREFIX = re.compile(r"^\((\w+\.)*\w+\) ")  # "(sqlite3.OperationalError) database is locked"
@@ -74,11 +76,10 @@ def quick_schema_check() -> Iterator[None]:
 def store_set_up(tracking_uri: str) -> Iterator[None]:
     """One process at a time sets up a SQLite store: creating its tables, or an experiment, in two local runs
     started at once would make one of them fail."""
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix):
+    database = sqlite_database(tracking_uri)
+    if database is None:
         yield
         return
-    database = Path(tracking_uri.removeprefix(prefix))
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(database.with_name(database.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -90,9 +91,8 @@ def create_with_artifact_root(tracking_uri: str, artifacts_dir: Path) -> None:
     store's Default experiment with it, its artifacts under the root it is given: by default ./mlruns of whatever
     folder the creating process ran in, not the project's or the job file's folder (a job that names no experiment
     runs under Default)."""
-    prefix = "sqlite:///"
-    database = Path(tracking_uri.removeprefix(prefix))
-    if tracking_uri.startswith(prefix) and not (database.is_file() and database.stat().st_size):
+    database = sqlite_database(tracking_uri)
+    if database is not None and not (database.is_file() and database.stat().st_size):
         from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
         SqlAlchemyStore(tracking_uri, artifacts_dir.resolve().as_uri())
